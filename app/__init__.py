@@ -1,0 +1,1 @@
+"""ForexRisk: white-label risk-calculation API for retail forex/CFD brokers."""

@@ -1,0 +1,37 @@
+"""Stable machine-readable flag codes (documented in the API reference) with plain-language messages."""
+
+from __future__ import annotations
+
+from typing import Any
+
+FLAG_CODES: dict[str, str] = {
+    "RAISED_TO_MIN_LOT_RISK_EXCEEDS_TARGET":
+        "The exact size is below the minimum lot; the minimum lot is used and risks more than the target.",
+    "BELOW_MIN_LOT_NO_TRADE": "The exact size is below the minimum lot; with minLotPolicy 'refuse' no trade is sized.",
+    "CAPPED_AT_MAX_LOT": "The exact size exceeds the maximum lot; the size is capped at the maximum lot.",
+    "EXCEEDS_MAX_SIZE_BY_MARGIN": "The free margin cannot carry this size at the applied leverage.",
+    "RISK_EXCEEDS_TARGET": "Rounding to the nearest lot step risks more than the target.",
+    "LEVERAGE_CAPPED": "The requested leverage is above a regulatory or broker cap; the cap is applied.",
+    "ROUNDED_TO_LOT_STEP": "The given lots are not a multiple of the lot step; they are rounded down.",
+    "NO_EDGE": "The expected value is not positive: the recommended fraction is 0.",
+    "RISK_ABOVE_10_PERCENT": "More than 10 % of the account is at risk on one trade.",
+}
+
+
+def flag(code: str, message: str | None = None, **data: Any) -> dict[str, Any]:
+    out: dict[str, Any] = {"code": code, "message": message or FLAG_CODES[code]}
+    if data:
+        out["data"] = data
+    return out
+
+
+class Explain:
+    """Ordered calculation steps, each with its formula, inputs and value (?explain=true)."""
+
+    __slots__ = ("steps",)
+
+    def __init__(self) -> None:
+        self.steps: list[dict[str, Any]] = []
+
+    def add(self, step: str, formula: str, inputs: dict[str, Any], value: Any) -> None:
+        self.steps.append({"step": step, "formula": formula, "inputs": inputs, "value": value})

@@ -1,0 +1,57 @@
+"""Applied leverage = min(requested, broker maximum, regulatory cap for the trader's jurisdiction)."""
+
+from __future__ import annotations
+
+import math
+from typing import Literal
+
+from app.calc.instruments import NFA_MAJOR, InstrumentSpec
+
+Jurisdiction = Literal["esma", "fca", "asic", "nfa", "none"]
+
+# ESMA product intervention (2018), adopted by FCA (2019) and ASIC (2021) for retail clients.
+ESMA_CAPS: dict[str, float] = {
+    "fx-major": 30, "fx-other": 20, "gold": 20, "index-major": 20, "index-other": 10,
+    "commodity-other": 10, "equity": 5, "crypto": 2,
+}
+
+
+def regulatory_cap(spec: InstrumentSpec, jurisdiction: str) -> float:
+    if jurisdiction in ("esma", "fca", "asic"):
+        return ESMA_CAPS[spec.leverage_class]
+    if jurisdiction == "nfa":
+        # NFA: 50:1 on pairs of major currencies, 20:1 on everything else.
+        fx_major = spec.asset_class.startswith("fx") and spec.base in NFA_MAJOR and spec.quote in NFA_MAJOR
+        return 50 if fx_major else 20
+    return math.inf
+
+
+def resolve_leverage(spec: InstrumentSpec, requested: float | None, jurisdiction: str | None,
+                     broker_max: float | None = None) -> tuple[float, str, dict[str, float | None]]:
+    """(applied leverage, the rule that set it, all the limits considered).
+
+    With no requested leverage and no cap from a jurisdiction or broker, the ESMA retail cap for the
+    instrument's class applies (rule "esma-default"): the conservative retail default.
+    """
+    juris = jurisdiction or "none"
+    reg = regulatory_cap(spec, juris)
+    candidates: list[tuple[float, str]] = []
+    if requested is not None:
+        candidates.append((requested, "requested"))
+    if math.isfinite(reg):
+        candidates.append((reg, juris))
+    if broker_max is not None:
+        candidates.append((broker_max, "broker"))
+    if not candidates:
+        applied, rule = float(ESMA_CAPS[spec.leverage_class]), "esma-default"
+    else:
+        applied, rule = min(candidates, key=lambda c: c[0])
+        # A tie with the requested value means the request was honoured.
+        if requested is not None and applied == requested:
+            rule = "requested"
+    limits: dict[str, float | None] = {
+        "requested": requested,
+        "regulatory": reg if math.isfinite(reg) else None,
+        "broker": broker_max,
+    }
+    return float(applied), rule, limits

@@ -1,0 +1,39 @@
+"""Rounding helpers shared by the scalar and the vectorised paths."""
+
+from __future__ import annotations
+
+import math
+from decimal import Decimal
+
+# A quotient like 0.29 / 0.01 is 28.999999999999996 in binary floating point; a value this close to
+# the next whole step is that step (calc-conventions: "epsilon snap of 1e-9 steps").
+STEP_EPSILON = 1e-9
+
+
+def step_decimals(step: float) -> int:
+    """Decimal places of a lot step (0.01 -> 2, 1e-05 -> 5, 1 -> 0)."""
+    exp = Decimal(repr(step)).normalize().as_tuple().exponent
+    return max(0, -int(exp))
+
+
+def floor_to_step(value: float, step: float) -> float:
+    if value <= 0:
+        return 0.0
+    n = math.floor(value / step + STEP_EPSILON)
+    return round(n * step, step_decimals(step))
+
+
+def nearest_step(value: float, step: float) -> float:
+    if value <= 0:
+        return 0.0
+    n = math.floor(value / step + 0.5 + STEP_EPSILON)
+    return round(n * step, step_decimals(step))
+
+
+def r10(x: float) -> float:
+    """Drop binary-float noise (6.6000000000000005 -> 6.6) for output. Same arithmetic as
+    numpy.round(x, 10), so the batch path returns identical numbers."""
+    y = x * 1e10
+    if abs(y) >= 9e15 or not math.isfinite(y):
+        return x
+    return round(y) / 1e10

@@ -1,0 +1,131 @@
+"""Risk at the stops and margin of several open positions, and one trade entered in several legs."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from app.calc.conversion import RateTable
+from app.calc.errors import CalcError
+from app.calc.flags import flag
+from app.calc.instruments import InstrumentSpec
+from app.calc.leverage import resolve_leverage
+from app.calc.numbers import floor_to_step, r10
+from app.calc.sizing import margin_per_lot
+from app.calc.trade import with_own_pair
+
+
+@dataclass(slots=True)
+class Position:
+    spec: InstrumentSpec
+    side: Literal["long", "short"]
+    lots: float
+    entry: float | None
+    stop_distance: float | None  # price distance, already resolved from stopLoss / pips / price
+    leverage: float | None
+    field: str
+
+
+def open_positions(account: str, balance: float | None, positions: list[Position], rates: RateTable,
+                   jurisdiction: str | None, free_margin: float | None) -> dict[str, Any]:
+    rows: list[dict[str, Any]] = []
+    total_risk = 0.0
+    total_margin = 0.0
+    all_have_stops = True
+    for pos in positions:
+        spec = pos.spec
+        table = with_own_pair(spec, rates, pos.entry)
+        row: dict[str, Any] = {"currencyPair": spec.symbol, "side": pos.side, "lots": r10(pos.lots),
+                               "units": r10(pos.lots * spec.contract_size)}
+        if pos.stop_distance is not None:
+            x = table.convert_factor(spec.quote, account, "mid", f"{pos.field}.conversionRates")
+            risk = pos.lots * pos.stop_distance * spec.contract_size * x
+            row["riskAtStop"] = r10(risk)
+            row["stopDistancePips"] = r10(pos.stop_distance / spec.pip_size)
+            total_risk += risk
+        else:
+            all_have_stops = False
+            row["riskAtStop"] = None
+        if pos.entry is not None or spec.margin_mode == "fx":
+            lev, rule, _ = resolve_leverage(spec, pos.leverage, jurisdiction)
+            mpl, notional = margin_per_lot(spec, pos.entry or 0.0, lev, table, account)
+            row.update({"requiredMargin": r10(mpl * pos.lots), "notional": r10(notional * pos.lots),
+                        "leverage": lev, "leverageCap": rule})
+            total_margin += mpl * pos.lots
+        else:
+            raise CalcError(f"{pos.field}.entryPrice", f"{spec.symbol} margin needs the entry price.")
+        rows.append(row)
+    for row in rows:
+        if row["riskAtStop"] is not None and total_risk > 0:
+            row["riskShare"] = r10(row["riskAtStop"] / total_risk)
+    out: dict[str, Any] = {
+        "accountCurrency": account,
+        "positions": rows,
+        "riskByPosition": [row["riskAtStop"] for row in rows],
+        "totalRisk": r10(total_risk),
+        "totalRiskComplete": all_have_stops,
+        "totalMargin": r10(total_margin),
+        "marginByPosition": [row["requiredMargin"] for row in rows],
+        "ratesUsed": rates.used_public(),
+        "flags": [] if all_have_stops else [flag(
+            "UNBOUNDED_RISK", "At least one position has no stop: total risk counts only positions with stops.")],
+    }
+    stops = [(i, row["riskAtStop"]) for i, row in enumerate(rows) if row["riskAtStop"] is not None]
+    if stops:
+        i, _ = max(stops, key=lambda t: t[1])
+        out["largestContributor"] = {"index": i, "currencyPair": rows[i]["currencyPair"],
+                                     "riskAtStop": rows[i]["riskAtStop"]}
+    if balance is not None:
+        out["totalRiskPercentage"] = r10(total_risk / balance * 100.0)
+        out["marginPercentage"] = r10(total_margin / balance * 100.0)
+        out["freeMarginAfter"] = r10((free_margin if free_margin is not None else balance) - total_margin)
+    elif free_margin is not None:
+        out["freeMarginAfter"] = r10(free_margin - total_margin)
+    return out
+
+
+def multi_leg(spec: InstrumentSpec, account: str, rates: RateTable, entries: list[tuple[float, float]],
+              stop: float, direction: Literal["long", "short"] | None, risk: float, balance: float | None,
+              commission_per_lot: float) -> dict[str, Any]:
+    """Size one trade entered at several prices with one shared stop.
+
+    entries: (price, weight). Lots of leg i are proportional to its weight (equal weights = equal lots);
+    the scale k solves sum_i k w_i L_i = risk, with L_i the loss per lot of leg i.
+    """
+    first = entries[0][0]
+    side: Literal["long", "short"] = "long" if stop < first else "short"
+    if direction is not None and direction != side:
+        raise CalcError("stopLoss", f"A {direction} trade needs the stop on the other side of its entries.",
+                        "STOP_LOSS_WRONG_SIDE")
+    for i, (price, _) in enumerate(entries):
+        if (side == "long" and price <= stop) or (side == "short" and price >= stop):
+            raise CalcError(f"entries[{i}].price", "Every entry must be on the same side of the stop.",
+                            "STOP_LOSS_WRONG_SIDE")
+    table = with_own_pair(spec, rates, first)
+    x = table.convert_factor(spec.quote, account)
+    loss = [r10(abs(p - stop)) * spec.contract_size * x + 2 * commission_per_lot for p, _ in entries]
+    weighted = sum(w * lpl for (_, w), lpl in zip(entries, loss, strict=True))
+    k = risk / weighted
+    legs: list[dict[str, Any]] = []
+    total = 0.0
+    for (price, w), lpl in zip(entries, loss, strict=True):
+        exact = k * w
+        lots = floor_to_step(exact, spec.lot_step)
+        leg_risk = lots * lpl
+        total += leg_risk
+        legs.append({"entryPrice": price, "weight": w, "exactLots": r10(exact), "lots": lots,
+                     "stopDistancePips": r10(abs(price - stop) / spec.pip_size), "risk": r10(leg_risk)})
+    out: dict[str, Any] = {
+        "direction": side,
+        "stopLoss": stop,
+        "legs": legs,
+        "riskByLeg": [leg["risk"] for leg in legs],
+        "lotsByLeg": [leg["lots"] for leg in legs],
+        "targetRiskAmount": r10(risk),
+        "totalRisk": r10(total),
+        "totalLots": r10(sum(leg["lots"] for leg in legs)),
+        "ratesUsed": table.used_public(),
+    }
+    if balance is not None:
+        out["riskPercentage"] = r10(total / balance * 100.0)
+    return out

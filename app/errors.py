@@ -1,0 +1,190 @@
+"""Domain errors and the one place that turns every error into RFC 9457 problem+json."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+import structlog
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from pydantic import ValidationError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.responses import Response
+
+from app.calc.errors import CalcError, MissingRate
+
+PROBLEM_JSON = "application/problem+json"
+log = structlog.get_logger(__name__)
+
+# slug -> (title, what it means); served at /problems/{slug} so every `type` URI resolves.
+PROBLEM_TYPES: dict[str, tuple[str, str]] = {
+    "validation-error": ("Request validation failed", "One or more fields are missing, malformed or out of range."),
+    "malformed-json": ("Malformed JSON", "The request body is not valid JSON."),
+    "invalid-input": ("Invalid calculation input", "The values are well-formed but cannot produce a result."),
+    "unknown-instrument": ("Unknown instrument", "The symbol is not in the catalogue and no full spec was given."),
+    "unknown-currency": ("Unknown currency", "The currency code is not an ISO 4217 code we support."),
+    "missing-conversion-rate": ("Missing conversion rate", "A rate needed for a currency conversion was not given."),
+    "payload-too-large": ("Payload too large", "The request body or batch exceeds the documented limit."),
+    "not-found": ("Not found", "No resource at this path."),
+    "method-not-allowed": ("Method not allowed", "The path exists but not for this HTTP method."),
+    "unsupported-media-type": ("Unsupported media type", "Send the body as application/json."),
+    "internal-error": ("Internal error", "An unexpected error; it has been logged with the request id."),
+}
+
+
+class AppError(Exception):
+    """Base for domain errors raised by services; mapped once to problem+json."""
+
+    status = 400
+    slug = "invalid-input"
+
+    def __init__(self, detail: str, *, errors: list[dict[str, Any]] | None = None) -> None:
+        super().__init__(detail)
+        self.detail = detail
+        self.errors = errors or []
+
+
+class PayloadTooLarge(AppError):
+    status = 413
+    slug = "payload-too-large"
+
+
+class MalformedJSON(AppError):
+    status = 400
+    slug = "malformed-json"
+
+
+class UnsupportedMediaType(AppError):
+    status = 415
+    slug = "unsupported-media-type"
+
+
+def pointer(loc: tuple[Any, ...] | list[Any]) -> str:
+    """JSON pointer (RFC 6901) fragment for a pydantic error location."""
+    parts = [str(p).replace("~", "~0").replace("/", "~1") for p in loc]
+    return "#/" + "/".join(parts) if parts else "#"
+
+
+def dotted(loc: tuple[Any, ...] | list[Any]) -> str:
+    out = ""
+    for p in loc:
+        out += f"[{p}]" if isinstance(p, int) else (f".{p}" if out else str(p))
+    return out
+
+
+def problem(
+    request_id: str | None,
+    status: int,
+    slug: str,
+    detail: str,
+    *,
+    instance: str | None = None,
+    errors: list[dict[str, Any]] | None = None,
+    headers: dict[str, str] | None = None,
+) -> Response:
+    title = PROBLEM_TYPES.get(slug, ("Error", ""))[0]
+    body: dict[str, Any] = {
+        "type": f"/problems/{slug}",
+        "title": title,
+        "status": status,
+        "detail": detail,
+    }
+    if instance:
+        body["instance"] = instance
+    if request_id:
+        body["request_id"] = request_id
+    if errors:
+        body["errors"] = errors
+    return Response(orjson.dumps(body), status_code=status, media_type=PROBLEM_JSON, headers=headers)
+
+
+def _errors_from_pydantic(raw: list[Any], prefix: tuple[Any, ...] = ()) -> list[dict[str, Any]]:
+    out: list[dict[str, Any]] = []
+    for e in raw:
+        loc = tuple(prefix) + tuple(p for p in e.get("loc", ()) if p not in ("body",))
+        # Tagged unions and custom types add their own names to the location; drop them so the
+        # location is the client's own field path.
+        loc = tuple(p for p in loc if not (isinstance(p, str) and p.startswith(("function-", "union["))))
+        msg = str(e.get("msg", "invalid value"))
+        ctx = e.get("ctx") or {}
+        if e.get("type") == "value_error" and "error" in ctx:
+            msg = str(ctx["error"])
+        elif msg.startswith("Value error, "):
+            msg = msg[len("Value error, ") :]
+        out.append({"field": dotted(loc) or "body", "pointer": pointer(loc), "code": e.get("type"), "detail": msg})
+    return out
+
+
+def validation_problem(request_id: str | None, raw: list[Any], instance: str | None) -> Response:
+    if any(e.get("type") in ("json_invalid", "json_type") for e in raw):
+        e = next(e for e in raw if e.get("type") in ("json_invalid", "json_type"))
+        detail = str(e.get("msg", "invalid JSON"))
+        return problem(request_id, 400, "malformed-json", detail, instance=instance,
+                       errors=[{"field": "body", "pointer": "#", "code": e.get("type"), "detail": detail}])
+    errors = _errors_from_pydantic(raw)
+    fields = ", ".join(dict.fromkeys(err["field"] for err in errors))
+    return problem(request_id, 422, "validation-error", f"Invalid field(s): {fields}", instance=instance,
+                   errors=errors)
+
+
+def calc_problem(request_id: str | None, exc: CalcError, instance: str | None, index: int | None = None) -> Response:
+    return problem(request_id, 422, calc_slug(exc), exc.detail, instance=instance,
+                   errors=[calc_error_item(exc, index)])
+
+
+def calc_slug(exc: CalcError) -> str:
+    return {
+        "UNKNOWN_INSTRUMENT": "unknown-instrument",
+        "UNKNOWN_CURRENCY": "unknown-currency",
+        "MISSING_CONVERSION_RATE": "missing-conversion-rate",
+    }.get(exc.code, "invalid-input")
+
+
+def calc_error_item(exc: CalcError, index: int | None = None) -> dict[str, Any]:
+    loc: tuple[Any, ...] = tuple(exc.field.split("."))
+    if index is not None:
+        loc = ("items", index, *loc)
+    item: dict[str, Any] = {"field": dotted(loc), "pointer": pointer(loc), "code": exc.code, "detail": exc.detail}
+    if isinstance(exc, MissingRate):
+        item["neededRate"] = exc.needed
+    return item
+
+
+def request_id_of(request: Request) -> str | None:
+    rid = request.scope.get("state", {}).get("request_id")
+    return str(rid) if rid else None
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    async def on_app_error(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, AppError)
+        return problem(request_id_of(request), exc.status, exc.slug, exc.detail,
+                       instance=request.url.path, errors=exc.errors)
+
+    async def on_calc_error(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, CalcError)
+        return calc_problem(request_id_of(request), exc, request.url.path)
+
+    async def on_validation(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, ValidationError | RequestValidationError)
+        return validation_problem(request_id_of(request), list(exc.errors()), request.url.path)
+
+    async def on_http(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, StarletteHTTPException)
+        slug = {404: "not-found", 405: "method-not-allowed", 413: "payload-too-large",
+                415: "unsupported-media-type"}.get(exc.status_code, "invalid-input")
+        return problem(request_id_of(request), exc.status_code, slug, str(exc.detail),
+                       instance=request.url.path, headers=dict(exc.headers or {}))
+
+    async def on_unexpected(request: Request, exc: Exception) -> Response:
+        log.exception("unhandled_error", path=request.url.path)
+        return problem(request_id_of(request), 500, "internal-error",
+                       "Unexpected error; quote the request id when reporting it.", instance=request.url.path)
+
+    app.add_exception_handler(AppError, on_app_error)
+    app.add_exception_handler(CalcError, on_calc_error)
+    app.add_exception_handler(ValidationError, on_validation)
+    app.add_exception_handler(RequestValidationError, on_validation)
+    app.add_exception_handler(StarletteHTTPException, on_http)
+    app.add_exception_handler(Exception, on_unexpected)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import orjson
@@ -99,20 +100,35 @@ def problem(
     return Response(orjson.dumps(body), status_code=status, media_type=PROBLEM_JSON, headers=headers)
 
 
+_UNION_TAG = re.compile(r"^(constrained-)?(float|int|str|bool|list\[.*|dict\[.*|function-.*|union\[.*|[A-Z]\w*)$")
+
+
+def _is_tag(part: Any, previous: Any) -> bool:
+    # Union members add their type name to the location (e.g. takeProfit.constrained-float); the
+    # client's own path has no such part. A capitalised name right after a dict key (an uppercase
+    # symbol like EURUSD) is a key, not a tag, so only drop names that look like types.
+    if not isinstance(part, str) or not _UNION_TAG.match(part):
+        return False
+    return not (part.isupper() and part.isalpha())
+
+
 def _errors_from_pydantic(raw: list[Any], prefix: tuple[Any, ...] = ()) -> list[dict[str, Any]]:
     out: list[dict[str, Any]] = []
+    seen: set[str] = set()
     for e in raw:
-        loc = tuple(prefix) + tuple(p for p in e.get("loc", ()) if p not in ("body",))
-        # Tagged unions and custom types add their own names to the location; drop them so the
-        # location is the client's own field path.
-        loc = tuple(p for p in loc if not (isinstance(p, str) and p.startswith(("function-", "union["))))
+        parts = [p for p in e.get("loc", ()) if p != "body"]
+        loc = tuple(prefix) + tuple(p for i, p in enumerate(parts) if not _is_tag(p, parts[i - 1] if i else None))
         msg = str(e.get("msg", "invalid value"))
         ctx = e.get("ctx") or {}
         if e.get("type") == "value_error" and "error" in ctx:
             msg = str(ctx["error"])
         elif msg.startswith("Value error, "):
             msg = msg[len("Value error, ") :]
-        out.append({"field": dotted(loc) or "body", "pointer": pointer(loc), "code": e.get("type"), "detail": msg})
+        key = dotted(loc) or "body"
+        if key in seen:  # one entry per field: the first union member's complaint is enough
+            continue
+        seen.add(key)
+        out.append({"field": key, "pointer": pointer(loc), "code": e.get("type"), "detail": msg})
     return out
 
 

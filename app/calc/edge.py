@@ -33,8 +33,8 @@ def reward_risk(risk: float, reward: float, cost: float = 0.0, win_rate: float |
     if win_rate is not None:
         e_r = win_rate * net_rr - (1.0 - win_rate)
         out["expectancyR"] = r10(e_r)
-        per_trade_risk = risk_amount if risk_amount is not None else risk + cost
-        out["expectancy"] = r10(e_r * per_trade_risk)
+        if risk_amount is not None:
+            out["expectancy"] = r10(e_r * risk_amount)
     return out
 
 

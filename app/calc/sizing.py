@@ -241,6 +241,8 @@ def position_size(inp: PositionSizeInput, ex: Explain | None = None) -> dict[str
         ex.add("requiredMargin", _margin_formula(spec), {"lots": lots, "leverage": leverage,
                "marginRate": spec.margin_rate}, r10(margin))
 
+    stop_x = _stop_rate_factor(inp, market, lv.stop, xq_loss)
+    exact_margin = exact_lots * mpl
     out: dict[str, Any] = {
         "direction": direction,
         "directionSource": lv.direction_source,
@@ -267,6 +269,15 @@ def position_size(inp: PositionSizeInput, ex: Explain | None = None) -> dict[str
         "leverage": leverage,
         "leverageCap": rule,
         "leverageLimits": limits,
+        # BabyPips' method: the pip value that would lose exactly the target at the stop.
+        "pipValueNeeded": r10(target / (lv.distance / spec.pip_size)),
+        "targetRiskAmountQuote": r10(target / xq_loss),
+        # What the tradeable size loses if the quote->account rate at the stop is the stop price
+        # (differs from maxLoss when the pair converts itself and conversionAt is "entry").
+        "maxLossAtStopRate": r10(lots * (lv.distance * spec.contract_size * stop_x + commission_rt)),
+        "exactPipValue": r10(pip_value_per_lot * exact_lots),
+        "exactRequiredMargin": r10(exact_margin),
+        "exactMarginPercentage": r10(exact_margin / balance * 100.0),
     }
     if inp.free_margin is not None:
         max_by_margin = floor_to_step(inp.free_margin / mpl, step) if mpl > 0 else spec.max_lot
@@ -295,6 +306,15 @@ def position_size(inp: PositionSizeInput, ex: Explain | None = None) -> dict[str
         "pipSize": spec.pip_size,
     }
     return out
+
+
+def _stop_rate_factor(inp: PositionSizeInput, market: RateTable, stop: float, current: float) -> float:
+    pair = own_pair(inp.spec)
+    if pair is None or inp.conversion_at == "stop":
+        return current
+    at_stop = market.copy()
+    at_stop.set(pair[0], pair[1], Quote(stop, stop))
+    return at_stop.convert_factor(inp.spec.quote, inp.account_currency, loss_side(inp.rate_side))
 
 
 def _margin_formula(spec: InstrumentSpec) -> str:

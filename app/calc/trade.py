@@ -76,7 +76,11 @@ def margin(spec: InstrumentSpec, account: str, rates: RateTable, units: float, l
         price = q.ask if side == "long" else q.bid if side == "short" else q.mid
     if price is None and spec.margin_mode != "fx":
         raise CalcError("price", f"{spec.symbol} margin needs the instrument price.")
-    rates = with_own_pair(spec, rates, price)
+    marks = rates.quotes.get(pair) if pair is not None else None  # current quote, to mark the position
+    if pair is not None and price is not None:
+        # Margin is fixed at the fill price (an explicit price wins over the table's quote).
+        rates = rates.copy()
+        rates.set(pair[0], pair[1], Quote(price, price))
     lev, rule, limits = resolve_leverage(spec, leverage, jurisdiction)
     mpl, notional_per_lot = margin_per_lot(spec, price or 0.0, lev, rates, account)
     m = mpl * lots
@@ -95,6 +99,7 @@ def margin(spec: InstrumentSpec, account: str, rates: RateTable, units: float, l
         "requiredMargin": r10(m),
         "marginPerLot": r10(mpl),
         "marginCurrency": spec.margin_currency if spec.margin_mode == "fx" else spec.quote,
+        "marginRequirementRate": r10(mpl / notional_per_lot) if notional_per_lot > 0 else None,
     }
     if spec.margin_mode == "fx":
         out["marginInMarginCurrency"] = r10(units / lev * spec.margin_rate)
@@ -102,9 +107,8 @@ def margin(spec: InstrumentSpec, account: str, rates: RateTable, units: float, l
         ex.add("requiredMargin", "lots x marginPerLot", {"lots": lots, "marginPerLot": r10(mpl)}, r10(m))
     equity = balance
     if open_price is not None and side is not None and balance is not None:
-        cq = rates.quotes.get(pair) if pair is not None else None
         # Marked at the closing side: a long closes at the bid, a short at the ask.
-        close = (cq.bid if side == "long" else cq.ask) if cq is not None else price
+        close = (marks.bid if side == "long" else marks.ask) if marks is not None else price
         assert close is not None
         move = (close - open_price) if side == "long" else (open_price - close)
         x = rates.convert_factor(spec.quote, account)

@@ -1,0 +1,83 @@
+"""Thin HTTP layer of the calculation API: parse, call the service, answer bytes."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request
+from starlette.responses import Response
+
+from app.calculations import batch, service
+from app.calculations import schemas as s
+from app.calculations.routing import JSON, REQUEST_MODELS, check_json, json_post
+
+router = APIRouter(prefix="/api/v1/calculate", tags=["calculations"])
+
+json_post(router, "/position-size", s.PositionSizeRequest, s.PositionSizeResponse, service.position_size,
+          summary="Position size from account risk",
+          description="Percent or fixed-money risk, stop as price, pips, points or ATR, exact lot-step rounding, "
+                      "min/max lot policy, commission, margin check, take-profits. `lots` instead of a risk gives "
+                      "the risk of that size (reverse mode).",
+          example=s.POSITION_SIZE_EXAMPLE)
+json_post(router, "/pip-value", s.PipValueRequest, s.PipValueResponse, service.pip_value,
+          summary="Pip and tick value in the account currency",
+          example={"accountCurrency": "USD", "currencyPair": "USDJPY", "lots": 1, "price": 150.0})
+json_post(router, "/margin", s.MarginRequest, s.MarginResponse, service.margin,
+          summary="Required margin, free margin, margin level, max lots by free margin",
+          example={"accountCurrency": "USD", "currencyPair": "EURUSD", "lots": 1, "price": 1.175, "leverage": 50})
+json_post(router, "/pnl", s.PnlRequest, s.PnlResponse, service.pnl,
+          summary="Profit and loss, converted to the account currency at the close",
+          example={"accountCurrency": "EUR", "currencyPair": "GBPUSD", "side": "long", "lots": 1,
+                   "openPrice": 1.56397, "closePrice": 1.56612, "conversionRates": {"EURUSD": 1.106}})
+json_post(router, "/risk-reward", s.RiskRewardRequest, s.RiskRewardResponse, service.risk_reward,
+          summary="Reward-to-risk ratio, break-even win rate and expectancy",
+          example={"entryPrice": 1.1, "stopLoss": 1.095, "takeProfit": 1.11, "currencyPair": "EURUSD",
+                   "winRate": 0.45})
+json_post(router, "/kelly", s.KellyRequest, s.KellyResponse, service.kelly,
+          summary="Kelly fraction (formula, half Kelly, log-optimal from a trade list)",
+          example={"winRate": 0.55, "payoffRatio": 1.5})
+json_post(router, "/risk-of-ruin", s.RiskOfRuinRequest, s.RiskOfRuinResponse, service.risk_of_ruin,
+          summary="Risk of ruin (fixed risk units) and the fixed-fractional ruin bound",
+          example={"winRate": 0.55, "payoffRatio": 1, "capitalUnits": 10})
+json_post(router, "/lots", s.LotsRequest, None, service.lots, explain=False,
+          summary="Units and lots: lot classes, tradeable lots by the lot step and min-lot policy",
+          example={"currencyPair": "EURUSD", "units": 66666.67})
+json_post(router, "/portfolio", s.PortfolioRequest, None, service.portfolio_risk, explain=False,
+          summary="Open positions: risk at the stops, margin, largest contributor",
+          example={"accountCurrency": "USD", "accountBalance": 10000, "positions": [
+              {"currencyPair": "EURUSD", "side": "long", "lots": 0.5, "entryPrice": 1.1, "stopLossPips": 30}]})
+json_post(router, "/multi-leg", s.MultiLegRequest, None, service.multi_leg, explain=False,
+          summary="One trade entered at several prices with a shared stop",
+          example={"accountCurrency": "USD", "currencyPair": "EURUSD", "entries": [{"price": 1.1}, {"price": 1.101}],
+                   "stopLoss": 1.106, "riskAmount": 300})
+json_post(router, "/projection", s.ProjectionRequest, None, service.projection, explain=False,
+          summary="Equity path of a win/loss sequence at a fixed-fractional risk",
+          example={"startBalance": 10000, "riskPercentage": 1, "rewardToRisk": 2, "outcomes": ["W", "L", "W"]})
+json_post(router, "/atr", s.AtrRequest, None, service.atr, explain=False,
+          summary="Average true range (Wilder)",
+          example={"previousAtr": 0.0134, "trueRange": 0.028, "period": 20})
+json_post(router, "/cross-rate", s.CrossRateRequest, None, service.cross_rate, explain=False,
+          summary="Cross rate (bid/ask) from quoted pairs",
+          example={"target": "EURAUD", "conversionRates": {"EURUSD": {"bid": 1.2166, "ask": 1.2171},
+                                                           "AUDUSD": {"bid": 0.6834, "ask": 0.6839}}})
+json_post(router, "/convert", s.ConvertRequest, None, service.convert, explain=False,
+          summary="Convert an amount between currencies (mid, loss side, profit side)",
+          example={"amount": 200, "from": "GBP", "to": "USD",
+                   "conversionRates": {"GBPUSD": {"bid": 1.2698, "ask": 1.2702}}})
+
+REQUEST_MODELS.append(s.BatchRequest)
+
+
+@router.post(
+    "/batch", summary="Up to 10,000 position sizes in one call, computed vectorised",
+    description="`items`: position-size requests. Results come back in order, one per item, each with `ok` and "
+                "either `result` or its own `error` (problem detail naming the field). Send `\"format\": "
+                "\"columns\"` to get the results as one array per field (fastest).",
+    openapi_extra={"requestBody": {"required": True, "content": {JSON: {
+        "schema": {"$ref": "#/components/schemas/BatchRequest"},
+        "example": {"items": [s.POSITION_SIZE_EXAMPLE, {**s.POSITION_SIZE_EXAMPLE, "riskPercentage": 1}]}}}}},
+    responses={413: {"description": "More items than the limit (problem+json)"}},
+)
+async def position_size_batch(request: Request) -> Response:
+    check_json(request)
+    limit: int = request.app.state.settings.batch_max_items
+    body = batch.run(await request.body(), limit)
+    return Response(body, media_type=JSON)

@@ -1,0 +1,335 @@
+"""Request and response schemas of the calculation API (the field names are the public contract)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import Field
+
+from app.schemas import (
+    ApiModel,
+    ConversionRates,
+    Currency,
+    Direction,
+    Distance,
+    ExplainStep,
+    Flag,
+    InstrumentOverride,
+    Jurisdiction,
+    LeverageValue,
+    Lots,
+    Money,
+    MoneyNonNeg,
+    OutModel,
+    Price,
+    Probability,
+    Symbol,
+    Units,
+)
+
+
+class TakeProfitLevel(ApiModel):
+    price: Price
+    share: Annotated[float, Field(gt=0, le=1, description="Fraction of the position closed at this price")]
+
+
+class PositionSizeRequest(ApiModel):
+    account_balance: Money
+    account_currency: Currency
+    currency_pair: Symbol
+    entry_price: Price
+    stop_loss: Price | None = Field(default=None, description="Stop price (direction follows from it)")
+    stop_loss_pips: Distance | None = None
+    stop_loss_points: Distance | None = Field(default=None, description="Stop distance in ticks (MT5 points)")
+    atr: Distance | None = Field(default=None, description="Average true range, in price units")
+    atr_multiplier: Annotated[float, Field(gt=0, le=100)] = 1.0
+    spread: Annotated[float, Field(ge=0, le=1e6)] = 0.0
+    spread_adjust_stop: bool = Field(default=False, description="Push an ATR stop out by the spread")
+    risk_percentage: Annotated[float, Field(gt=0, le=100)] | None = None
+    risk_amount: Money | None = None
+    lots: Lots | None = Field(default=None, description="Reverse mode: the risk of this size")
+    direction: Direction | None = None
+    take_profit: Price | Annotated[list[TakeProfitLevel], Field(min_length=1, max_length=10)] | None = None
+    leverage: LeverageValue | None = None
+    jurisdiction: Jurisdiction | None = None
+    commission_per_lot: MoneyNonNeg = Field(default=0.0, description="One way, in account currency")
+    free_margin: MoneyNonNeg | None = None
+    conversion_rates: ConversionRates | None = None
+    instrument: InstrumentOverride | None = None
+    min_lot_policy: Literal["raise", "refuse"] = "raise"
+    conversion_at: Literal["entry", "stop"] = "entry"
+    rate_side: Literal["mid", "conservative"] = "mid"
+    lot_rounding: Literal["down", "nearest"] = "down"
+
+
+POSITION_SIZE_EXAMPLE = {
+    "accountBalance": 10000, "accountCurrency": "USD", "currencyPair": "EURUSD", "entryPrice": 1.1850,
+    "stopLoss": 1.1820, "riskPercentage": 2, "leverage": 30,
+}
+
+
+class TakeProfitLeg(OutModel):
+    price: float
+    share: float
+    lots: float
+    pips: float
+    gross_profit: float
+    risk_reward_ratio: float
+
+
+class PositionSizeResponse(OutModel):
+    calculation_id: str
+    direction: Direction
+    stop_distance_pips: float
+    position_size: float = Field(description="Tradeable units (lotSize x contractSize)")
+    lot_size: float = Field(description="Tradeable lots, rounded to the lot step")
+    exact_position_size: float
+    exact_lot_size: float
+    target_risk_amount: float
+    max_loss: float = Field(description="Money lost at the stop with the tradeable size, commission included")
+    risk_percentage: float = Field(description="Actual risk at the tradeable size, in % of balance")
+    pip_value: float
+    pip_value_per_lot: float
+    required_margin: float
+    margin_percentage: float
+    leverage: float
+    leverage_cap: str = Field(description="Rule that set the leverage: requested, esma, fca, asic, nfa, broker, "
+                              "esma-default")
+    potential_profit: float | None = None
+    risk_reward_ratio: float | None = None
+    take_profits: list[TakeProfitLeg] | None = None
+    flags: list[Flag]
+    rates_used: dict[str, Any]
+    conventions: dict[str, Any]
+    explain: list[ExplainStep] | None = None
+
+
+class PipValueRequest(ApiModel):
+    account_currency: Currency
+    currency_pair: Symbol
+    lots: Lots | None = None
+    units: Units | None = None
+    price: Price | None = Field(default=None, description="Price of the pair, used when it converts itself")
+    conversion_rates: ConversionRates | None = None
+    instrument: InstrumentOverride | None = None
+
+
+class PipValueResponse(OutModel):
+    calculation_id: str
+    pip_value: float
+    pip_value_per_lot: float
+    pip_value_per_unit: float
+    pip_value_quote: float
+    tick_value_per_lot: float
+    rates_used: dict[str, Any]
+
+
+class MarginRequest(ApiModel):
+    account_currency: Currency
+    currency_pair: Symbol
+    lots: Lots | None = None
+    units: Units | None = None
+    price: Price | None = Field(default=None, description="Instrument price (fill price); default: the pair's "
+                                "rate from conversionRates, ask for a buy and bid for a sell")
+    leverage: LeverageValue | None = None
+    jurisdiction: Jurisdiction | None = None
+    account_balance: Money | None = None
+    free_margin: MoneyNonNeg | None = None
+    side: Direction | None = None
+    open_price: Price | None = Field(default=None, description="Open price of the position, for unrealised P&L")
+    conversion_rates: ConversionRates | None = None
+    instrument: InstrumentOverride | None = None
+
+
+class MarginResponse(OutModel):
+    calculation_id: str
+    required_margin: float
+    notional: float
+    leverage: float
+    leverage_cap: str
+    effective_leverage: float
+    max_lots_by_margin: float | None = None
+    rates_used: dict[str, Any]
+
+
+class PnlRequest(ApiModel):
+    account_currency: Currency
+    currency_pair: Symbol
+    side: Direction
+    open_price: Price
+    close_price: Price
+    lots: Lots | None = None
+    units: Units | None = None
+    commission_per_lot: MoneyNonNeg = 0.0
+    swap: Annotated[float, Field(ge=-1e13, le=1e13)] = 0.0
+    conversion_rates: ConversionRates | None = None
+    instrument: InstrumentOverride | None = None
+
+
+class PnlResponse(OutModel):
+    calculation_id: str
+    pips: float
+    pnl_quote: float
+    gross_pnl: float
+    net_pnl: float
+    rates_used: dict[str, Any]
+
+
+class RiskRewardRequest(ApiModel):
+    """Give price levels (entryPrice, stopLoss, takeProfit), or money amounts (riskAmount, rewardAmount),
+    or the ratio alone (rewardToRisk)."""
+
+    entry_price: Price | None = None
+    stop_loss: Price | None = None
+    take_profit: Price | Annotated[list[TakeProfitLevel], Field(min_length=1, max_length=10)] | None = None
+    currency_pair: Symbol | None = None
+    pip_size: Annotated[float, Field(gt=0, le=1e6)] | None = None
+    risk_amount: Money | None = None
+    reward_amount: Money | None = None
+    reward_to_risk: Annotated[float, Field(gt=0, le=1e6)] | None = None
+    cost_per_trade: MoneyNonNeg = Field(default=0.0, description="Round-turn cost, in money (with amounts)")
+    lots: Lots | None = None
+    commission_per_lot: MoneyNonNeg = Field(default=0.0, description="One way; with levels and lots")
+    account_currency: Currency | None = None
+    conversion_rates: ConversionRates | None = None
+    win_rate: Probability | None = None
+    instrument: InstrumentOverride | None = None
+
+
+class RiskRewardResponse(OutModel):
+    calculation_id: str
+    risk_reward_ratio: float
+    break_even_win_rate: float
+    expectancy_r: float | None = None
+    expectancy: float | None = None
+
+
+class KellyRequest(ApiModel):
+    win_rate: Probability | None = None
+    payoff_ratio: Annotated[float, Field(gt=0, le=1e6)] | None = None
+    trades: Annotated[list[Annotated[float, Field(ge=-1e13, le=1e13)]], Field(min_length=2, max_length=100_000)] \
+        | None = Field(default=None, description="Trade results (money or R multiples)")
+
+
+class KellyResponse(OutModel):
+    calculation_id: str
+    kelly_fraction: float
+    half_kelly: float
+    recommended_fraction: float
+    log_optimal_fraction: float | None = None
+    flags: list[Flag]
+
+
+class RiskOfRuinRequest(ApiModel):
+    win_rate: Probability
+    payoff_ratio: Annotated[float, Field(gt=0, le=1000)] = 1.0
+    capital_units: Annotated[float, Field(gt=0, le=1e6)] | None = Field(
+        default=None, description="Capital in units of the fixed risk per trade")
+    risk_fraction: Annotated[float, Field(gt=0, lt=1)] | None = Field(
+        default=None, description="Fixed-fractional risk per trade (0.01 = 1 %)")
+    ruin_level: Annotated[float, Field(gt=0, lt=1)] = Field(
+        default=0.5, description="Ruin = equity ever below this fraction of the start")
+    monte_carlo_paths: Annotated[int, Field(ge=0, le=100_000)] = 0
+    monte_carlo_trades: Annotated[int, Field(ge=1, le=10_000)] = 1000
+    seed: Annotated[int, Field(ge=0, le=2**63 - 1)] | None = None
+
+
+class RiskOfRuinResponse(OutModel):
+    calculation_id: str
+    risk_of_ruin: float | None = None
+    fixed_fractional_ruin_bound: float | None = None
+    edge: float
+
+
+class LotsRequest(ApiModel):
+    currency_pair: Symbol
+    lots: Annotated[float, Field(ge=0, le=1e7)] | None = None
+    units: Annotated[float, Field(ge=0, le=1e13)] | None = None
+    min_lot_policy: Literal["raise", "refuse"] = "raise"
+    lot_rounding: Literal["down", "nearest"] = "down"
+    instrument: InstrumentOverride | None = None
+
+
+class PortfolioPosition(ApiModel):
+    currency_pair: Symbol
+    side: Direction
+    lots: Lots | None = None
+    units: Units | None = None
+    entry_price: Price | None = None
+    stop_loss: Price | None = None
+    stop_loss_pips: Distance | None = None
+    stop_distance: Distance | None = Field(default=None, description="Stop distance in price units")
+    leverage: LeverageValue | None = None
+    instrument: InstrumentOverride | None = None
+
+
+class PortfolioRequest(ApiModel):
+    account_currency: Currency
+    account_balance: Money | None = None
+    free_margin: MoneyNonNeg | None = None
+    jurisdiction: Jurisdiction | None = None
+    positions: Annotated[list[PortfolioPosition], Field(min_length=1, max_length=50)]
+    conversion_rates: ConversionRates | None = None
+
+
+class MultiLegEntry(ApiModel):
+    price: Price
+    weight: Annotated[float, Field(gt=0, le=1000)] = 1.0
+
+
+class MultiLegRequest(ApiModel):
+    account_currency: Currency
+    currency_pair: Symbol
+    entries: Annotated[list[MultiLegEntry], Field(min_length=1, max_length=20)]
+    stop_loss: Price
+    direction: Direction | None = None
+    risk_amount: Money | None = None
+    risk_percentage: Annotated[float, Field(gt=0, le=100)] | None = None
+    account_balance: Money | None = None
+    commission_per_lot: MoneyNonNeg = 0.0
+    conversion_rates: ConversionRates | None = None
+    instrument: InstrumentOverride | None = None
+
+
+class ProjectionRequest(ApiModel):
+    start_balance: Money
+    risk_percentage: Annotated[float, Field(gt=0, le=100)]
+    reward_to_risk: Annotated[float, Field(gt=0, le=1e4)]
+    outcomes: Annotated[list[Literal["W", "L"]], Field(min_length=1, max_length=100_000)]
+    compounding: bool = True
+
+
+class AtrRequest(ApiModel):
+    period: Annotated[int, Field(ge=1, le=1000)] = 14
+    previous_atr: Distance | None = None
+    true_range: Annotated[float, Field(ge=0, le=1e9)] | None = None
+    high: Annotated[list[Price], Field(max_length=100_000)] | None = None
+    low: Annotated[list[Price], Field(max_length=100_000)] | None = None
+    close: Annotated[list[Price], Field(max_length=100_000)] | None = None
+
+
+class CrossRateRequest(ApiModel):
+    target: Symbol
+    conversion_rates: ConversionRates
+    decimals: Annotated[int, Field(ge=0, le=12)] | None = Field(
+        default=None, description="Also round bid/ask half-up to this many decimals")
+
+
+class ConvertRequest(ApiModel):
+    amount: Annotated[float, Field(ge=-1e13, le=1e13)]
+    from_currency: Currency = Field(alias="from")
+    to_currency: Currency = Field(alias="to")
+    conversion_rates: ConversionRates
+
+
+class BatchRequest(ApiModel):
+    items: Annotated[list[dict[str, Any]], Field(description="Position-size requests, up to 10,000")]
+    conversion_rates: ConversionRates | None = Field(
+        default=None, description="Shared by every item (an item's own conversionRates win)")
+
+
+class BatchItemResult(OutModel):
+    index: int
+    ok: bool
+    result: dict[str, Any] | None = None
+    error: dict[str, Any] | None = None

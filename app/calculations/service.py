@@ -1,0 +1,364 @@
+"""Rules between the HTTP schemas and the pure calc layer: cross-field checks (each naming its field),
+instrument resolution with overrides, the rate table, and response assembly."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from decimal import ROUND_HALF_UP, Decimal
+from typing import Any, Literal
+
+from app.calc import edge, portfolio, series, sizing, trade
+from app.calc.conversion import RateTable
+from app.calc.errors import CalcError
+from app.calc.flags import Explain
+from app.calc.instruments import InstrumentSpec, normalise_currency, normalise_symbol, resolve, split_pair
+from app.calc.numbers import r10
+from app.calculations import schemas as s
+from app.schemas import InstrumentOverride, SidedRate
+
+
+def new_id() -> str:
+    return str(uuid.UUID(bytes=os.urandom(16), version=4))
+
+
+def rate_table(rates: dict[str, float | SidedRate] | None, field: str = "conversionRates") -> RateTable:
+    plain: dict[str, Any] = {}
+    for k, v in (rates or {}).items():
+        plain[k] = {"bid": v.bid, "ask": v.ask} if isinstance(v, SidedRate) else v
+    return RateTable.from_mapping(plain, field)
+
+
+def instrument(symbol: str, override: InstrumentOverride | None, field: str = "currencyPair",
+               override_field: str = "instrument") -> InstrumentSpec:
+    return resolve(symbol, override.as_overrides() if override else None, field, override_field)
+
+
+def one_of(values: dict[str, Any], what: str) -> str:
+    given = [k for k, v in values.items() if v is not None]
+    if len(given) != 1:
+        names = ", ".join(values)
+        if not given:
+            raise CalcError(next(iter(values)), f"Give one of {names} ({what}).", "MISSING_FIELD")
+        raise CalcError(given[1], f"Give only one of {names} ({what}); got {', '.join(given)}.", "CONFLICTING_FIELDS")
+    return given[0]
+
+
+def _finish(out: dict[str, Any], ex: Explain | None) -> dict[str, Any]:
+    out["calculationId"] = new_id()
+    if ex is not None:
+        out["explain"] = ex.steps
+    return out
+
+
+def take_profits(tp: float | list[s.TakeProfitLevel] | None) -> list[sizing.TakeProfit]:
+    if tp is None:
+        return []
+    if isinstance(tp, float | int):
+        return [sizing.TakeProfit(float(tp), 1.0, "takeProfit")]
+    total = sum(level.share for level in tp)
+    if abs(total - 1.0) > 1e-9:
+        raise CalcError("takeProfit", f"Take-profit shares must add up to 1 (got {total:g}).", "SHARES_NOT_ONE")
+    return [sizing.TakeProfit(level.price, level.share, f"takeProfit[{i}].price") for i, level in enumerate(tp)]
+
+
+def position_size_input(req: s.PositionSizeRequest, broker_max_leverage: float | None = None,
+                        rates: RateTable | None = None) -> sizing.PositionSizeInput:
+    account = normalise_currency(req.account_currency, "accountCurrency")
+    spec = instrument(req.currency_pair, req.instrument)
+    stop_field = one_of({"stopLoss": req.stop_loss, "stopLossPips": req.stop_loss_pips,
+                         "stopLossPoints": req.stop_loss_points, "atr": req.atr}, "the stop")
+    if stop_field != "atr" and (req.atr_multiplier != 1.0 or req.spread_adjust_stop):
+        raise CalcError("atrMultiplier", "atrMultiplier and spreadAdjustStop apply only with atr.",
+                        "CONFLICTING_FIELDS")
+    one_of({"riskPercentage": req.risk_percentage, "riskAmount": req.risk_amount, "lots": req.lots}, "the risk")
+    if req.risk_amount is not None and req.risk_amount > req.account_balance:
+        raise CalcError("riskAmount", "riskAmount exceeds accountBalance.", "RISK_ABOVE_BALANCE")
+    if req.spread_adjust_stop and req.spread == 0:
+        raise CalcError("spread", "spreadAdjustStop needs the spread (in price units).", "MISSING_FIELD")
+    table = rates if rates is not None else rate_table(req.conversion_rates)
+    return sizing.PositionSizeInput(
+        balance=req.account_balance, account_currency=account, spec=spec, entry=req.entry_price, rates=table,
+        stop_loss=req.stop_loss, stop_loss_pips=req.stop_loss_pips, stop_loss_points=req.stop_loss_points,
+        atr=req.atr, atr_multiplier=req.atr_multiplier, spread=req.spread, spread_adjust_stop=req.spread_adjust_stop,
+        risk_percentage=req.risk_percentage, risk_amount=req.risk_amount, lots=req.lots, direction=req.direction,
+        take_profits=take_profits(req.take_profit), leverage=req.leverage, jurisdiction=req.jurisdiction,
+        broker_max_leverage=broker_max_leverage, commission_per_lot=req.commission_per_lot,
+        free_margin=req.free_margin, min_lot_policy=req.min_lot_policy, conversion_at=req.conversion_at,
+        rate_side=req.rate_side, lot_rounding=req.lot_rounding,
+    )
+
+
+def position_size(req: s.PositionSizeRequest, explain: bool = False) -> dict[str, Any]:
+    ex = Explain() if explain else None
+    return _finish(sizing.position_size(position_size_input(req), ex), ex)
+
+
+def _units_lots(spec: InstrumentSpec, lots: float | None, units: float | None) -> tuple[float, float]:
+    one_of({"lots": lots, "units": units}, "the size")
+    return trade.units_and_lots(spec, lots, units)
+
+
+def pip_value(req: s.PipValueRequest, explain: bool = False) -> dict[str, Any]:
+    ex = Explain() if explain else None
+    account = normalise_currency(req.account_currency, "accountCurrency")
+    spec = instrument(req.currency_pair, req.instrument)
+    if req.lots is None and req.units is None:
+        units, lots = spec.contract_size, 1.0
+    else:
+        units, lots = _units_lots(spec, req.lots, req.units)
+    out = trade.pip_value(spec, account, rate_table(req.conversion_rates), units, lots, req.price, ex)
+    out["currencyPair"] = spec.symbol
+    return _finish(out, ex)
+
+
+def margin(req: s.MarginRequest, explain: bool = False) -> dict[str, Any]:
+    ex = Explain() if explain else None
+    account = normalise_currency(req.account_currency, "accountCurrency")
+    spec = instrument(req.currency_pair, req.instrument)
+    units, lots = _units_lots(spec, req.lots, req.units)
+    if req.open_price is not None and req.side is None:
+        raise CalcError("side", "openPrice needs the position's side for its unrealised P&L.", "MISSING_FIELD")
+    out = trade.margin(spec, account, rate_table(req.conversion_rates), units, lots, req.price, req.leverage,
+                       req.jurisdiction, req.account_balance, req.free_margin, req.side, req.open_price, ex)
+    out["currencyPair"] = spec.symbol
+    return _finish(out, ex)
+
+
+def pnl(req: s.PnlRequest, explain: bool = False) -> dict[str, Any]:
+    ex = Explain() if explain else None
+    account = normalise_currency(req.account_currency, "accountCurrency")
+    spec = instrument(req.currency_pair, req.instrument)
+    units, lots = _units_lots(spec, req.lots, req.units)
+    out = trade.pnl(spec, account, rate_table(req.conversion_rates), units, lots, req.side, req.open_price,
+                    req.close_price, req.commission_per_lot, req.swap, ex)
+    out["currencyPair"] = spec.symbol
+    return _finish(out, ex)
+
+
+def risk_reward(req: s.RiskRewardRequest, explain: bool = False) -> dict[str, Any]:
+    ex = Explain() if explain else None
+    mode = one_of({"entryPrice": req.entry_price, "rewardAmount": req.reward_amount,
+                   "rewardToRisk": req.reward_to_risk}, "price levels, money amounts or the ratio")
+    out: dict[str, Any] = {}
+    if mode == "entryPrice":
+        out = _rr_levels(req, ex)
+    elif mode == "rewardAmount":
+        if req.risk_amount is None:
+            raise CalcError("riskAmount", "rewardAmount needs riskAmount.", "MISSING_FIELD")
+        # Round-turn cost: a fixed cost per trade plus commission one way x 2 x lots.
+        cost = req.cost_per_trade + 2.0 * req.commission_per_lot * (req.lots or 0.0)
+        if req.commission_per_lot and req.lots is None:
+            raise CalcError("lots", "commissionPerLot needs lots.", "MISSING_FIELD")
+        # One R in money is what a losing trade costs: the risk plus the round-turn cost.
+        out = edge.reward_risk(req.risk_amount, req.reward_amount or 0.0, cost, req.win_rate,
+                               req.risk_amount + cost)
+        out.update({"riskAmount": req.risk_amount, "rewardAmount": req.reward_amount, "commission": r10(cost)})
+    else:
+        assert req.reward_to_risk is not None
+        out = edge.reward_risk(1.0, req.reward_to_risk, 0.0, req.win_rate, req.risk_amount)
+    if ex:
+        ex.add("breakEvenWinRate", "(risk + cost) / (risk + reward)", {}, out["breakEvenWinRate"])
+    return _finish(out, ex)
+
+
+def _rr_levels(req: s.RiskRewardRequest, ex: Explain | None) -> dict[str, Any]:
+    entry = req.entry_price
+    assert entry is not None
+    if req.stop_loss is None:
+        raise CalcError("stopLoss", "Price levels need stopLoss.", "MISSING_FIELD")
+    if req.take_profit is None:
+        raise CalcError("takeProfit", "Price levels need takeProfit.", "MISSING_FIELD")
+    if req.stop_loss == entry:
+        raise CalcError("stopLoss", "stopLoss equals entryPrice: the stop distance is zero.", "STOP_EQUALS_ENTRY")
+    direction = "long" if req.stop_loss < entry else "short"
+    tps = take_profits(req.take_profit)
+    for tp in tps:
+        if (direction == "long" and tp.price <= entry) or (direction == "short" and tp.price >= entry):
+            side = "above" if direction == "long" else "below"
+            raise CalcError(tp.field, f"A {direction} trade needs its take-profit {side} entryPrice "
+                            f"({tp.price} vs {entry}).", "TAKE_PROFIT_WRONG_SIDE")
+    spec = instrument(req.currency_pair, req.instrument) if req.currency_pair else None
+    pip = req.pip_size or (spec.pip_size if spec else None)
+    risk_dist = r10(abs(entry - req.stop_loss))
+    reward_dist = sum(tp.share * r10(abs(tp.price - entry)) for tp in tps)
+    out: dict[str, Any] = {"direction": direction, "riskDistance": risk_dist, "rewardDistance": r10(reward_dist)}
+    if pip:
+        out["riskPips"] = r10(risk_dist / pip)
+        out["rewardPips"] = r10(reward_dist / pip)
+    risk, reward, cost = risk_dist, reward_dist, 0.0
+    if req.lots is not None:
+        if spec is None or req.account_currency is None:
+            raise CalcError("currencyPair", "Money figures need currencyPair and accountCurrency.", "MISSING_FIELD")
+        account = normalise_currency(req.account_currency, "accountCurrency")
+        table = trade.with_own_pair(spec, rate_table(req.conversion_rates), entry)
+        x = table.convert_factor(spec.quote, account)
+        risk = risk_dist * spec.contract_size * x * req.lots
+        reward = reward_dist * spec.contract_size * x * req.lots
+        cost = 2.0 * req.commission_per_lot * req.lots
+        out.update({"lots": req.lots, "riskAmount": r10(risk), "rewardAmount": r10(reward),
+                    "commission": r10(cost), "ratesUsed": table.used_public()})
+        out["takeProfits"] = [{"price": tp.price, "share": tp.share,
+                               "reward": r10(tp.share * abs(tp.price - entry) * spec.contract_size * x * req.lots)}
+                              for tp in tps]
+    out.update(edge.reward_risk(risk, reward, cost, req.win_rate))
+    if ex:
+        ex.add("riskRewardRatio", "(reward - commission) / (risk + commission)",
+               {"risk": r10(risk), "reward": r10(reward), "commission": r10(cost)}, out["riskRewardRatio"])
+    return out
+
+
+def kelly(req: s.KellyRequest, explain: bool = False) -> dict[str, Any]:
+    ex = Explain() if explain else None
+    if req.trades is not None:
+        if req.win_rate is not None or req.payoff_ratio is not None:
+            raise CalcError("trades", "Give trades, or winRate with payoffRatio, not both.", "CONFLICTING_FIELDS")
+        out = edge.kelly_from_trades(req.trades)
+    else:
+        if req.win_rate is None:
+            raise CalcError("winRate", "Give winRate and payoffRatio, or a list of trades.", "MISSING_FIELD")
+        if req.payoff_ratio is None:
+            raise CalcError("payoffRatio", "winRate needs payoffRatio.", "MISSING_FIELD")
+        out = edge.kelly_formula(req.win_rate, req.payoff_ratio)
+    if ex:
+        ex.add("kellyFraction", "W - (1 - W) / R", {"W": out["winRate"], "R": out["payoffRatio"]},
+               out["kellyFraction"])
+    return _finish(out, ex)
+
+
+def risk_of_ruin(req: s.RiskOfRuinRequest, explain: bool = False) -> dict[str, Any]:
+    ex = Explain() if explain else None
+    if req.capital_units is None and req.risk_fraction is None:
+        raise CalcError("capitalUnits", "Give capitalUnits (fixed risk units) and/or riskFraction.", "MISSING_FIELD")
+    if req.monte_carlo_paths and req.risk_fraction is None:
+        raise CalcError("monteCarloPaths", "The Monte Carlo check needs riskFraction.", "MISSING_FIELD")
+    if req.monte_carlo_paths * req.monte_carlo_trades > 10_000_000:
+        raise CalcError("monteCarloPaths", "monteCarloPaths x monteCarloTrades must not exceed 10,000,000.")
+    out = edge.risk_of_ruin(req.win_rate, req.payoff_ratio, req.capital_units, req.risk_fraction, req.ruin_level,
+                            req.monte_carlo_paths, req.monte_carlo_trades, req.seed)
+    if ex:
+        ex.add("ruinRoot", "x in (0,1): p x^(b+1) - x + q = 0", {"p": req.win_rate, "b": req.payoff_ratio},
+               out["ruinRoot"])
+    return _finish(out, ex)
+
+
+def lots(req: s.LotsRequest, explain: bool = False) -> dict[str, Any]:
+    spec = instrument(req.currency_pair, req.instrument)
+    units, lot = _units_lots(spec, req.lots, req.units)
+    out = trade.lot_breakdown(spec, units, lot, req.lot_rounding, req.min_lot_policy)
+    out["currencyPair"] = spec.symbol
+    return _finish(out, None)
+
+
+def portfolio_risk(req: s.PortfolioRequest, explain: bool = False) -> dict[str, Any]:
+    account = normalise_currency(req.account_currency, "accountCurrency")
+    table = rate_table(req.conversion_rates)
+    positions: list[portfolio.Position] = []
+    for i, p in enumerate(req.positions):
+        f = f"positions[{i}]"
+        spec = instrument(p.currency_pair, p.instrument, f"{f}.currencyPair", f"{f}.instrument")
+        one_of({f"{f}.lots": p.lots, f"{f}.units": p.units}, "the size")
+        lot = p.lots if p.lots is not None else (p.units or 0.0) / spec.contract_size
+        given = {f"{f}.stopLoss": p.stop_loss, f"{f}.stopLossPips": p.stop_loss_pips,
+                 f"{f}.stopDistance": p.stop_distance}
+        distance: float | None = None
+        if any(v is not None for v in given.values()):
+            which = one_of(given, "the stop")
+            if which.endswith("stopLoss"):
+                if p.entry_price is None:
+                    raise CalcError(f"{f}.entryPrice", "stopLoss needs entryPrice.", "MISSING_FIELD")
+                assert p.stop_loss is not None
+                wrong = p.stop_loss >= p.entry_price if p.side == "long" else p.stop_loss <= p.entry_price
+                if wrong:
+                    raise CalcError(which, f"A {p.side} position needs its stop on the losing side of entryPrice.",
+                                    "STOP_LOSS_WRONG_SIDE")
+                distance = r10(abs(p.entry_price - p.stop_loss))
+            elif which.endswith("stopLossPips"):
+                distance = (p.stop_loss_pips or 0.0) * spec.pip_size
+            else:
+                distance = p.stop_distance
+        positions.append(portfolio.Position(spec, p.side, lot, p.entry_price, distance, p.leverage, f))
+    out = portfolio.open_positions(account, req.account_balance, positions, table, req.jurisdiction,
+                                   req.free_margin)
+    return _finish(out, None)
+
+
+def multi_leg(req: s.MultiLegRequest, explain: bool = False) -> dict[str, Any]:
+    account = normalise_currency(req.account_currency, "accountCurrency")
+    spec = instrument(req.currency_pair, req.instrument)
+    one_of({"riskAmount": req.risk_amount, "riskPercentage": req.risk_percentage}, "the risk")
+    if req.risk_percentage is not None:
+        if req.account_balance is None:
+            raise CalcError("accountBalance", "riskPercentage needs accountBalance.", "MISSING_FIELD")
+        risk = req.account_balance * req.risk_percentage / 100.0
+    else:
+        risk = req.risk_amount or 0.0
+    out = portfolio.multi_leg(spec, account, rate_table(req.conversion_rates),
+                              [(e.price, e.weight) for e in req.entries], req.stop_loss, req.direction, risk,
+                              req.account_balance, req.commission_per_lot)
+    return _finish(out, None)
+
+
+def projection(req: s.ProjectionRequest, explain: bool = False) -> dict[str, Any]:
+    out = series.outcome_path(req.start_balance, req.risk_percentage, req.reward_to_risk, req.outcomes,
+                              req.compounding)
+    out["method"] = "sequence"
+    return _finish(out, None)
+
+
+def atr(req: s.AtrRequest, explain: bool = False) -> dict[str, Any]:
+    if req.high is not None or req.low is not None or req.close is not None:
+        if req.high is None or req.low is None or req.close is None:
+            missing = next(n for n, v in (("high", req.high), ("low", req.low), ("close", req.close)) if v is None)
+            raise CalcError(missing, "A price series needs high, low and close.", "MISSING_FIELD")
+        if not len(req.high) == len(req.low) == len(req.close):
+            raise CalcError("low", "high, low and close must have the same length.", "LENGTH_MISMATCH")
+        if len(req.high) < req.period:
+            raise CalcError("high", f"At least {req.period} bars are needed for period {req.period}.",
+                            "TOO_FEW_OBSERVATIONS")
+        for i, (h, lo) in enumerate(zip(req.high, req.low, strict=True)):
+            if lo > h:
+                raise CalcError(f"low[{i}]", "low is above high.", "INVALID_BAR")
+        return _finish(series.atr_series(req.high, req.low, req.close, req.period), None)
+    if req.previous_atr is None or req.true_range is None:
+        field = "previousAtr" if req.previous_atr is None else "trueRange"
+        raise CalcError(field, "Give previousAtr with trueRange, or high/low/close series.", "MISSING_FIELD")
+    value = series.wilder_update(req.previous_atr, req.true_range, req.period)
+    return _finish({"atr": r10(value), "period": req.period, "method": "wilder",
+                    "formula": "((period - 1) x previousAtr + trueRange) / period"}, None)
+
+
+def _half_up(x: float, decimals: int) -> float:
+    return float(Decimal(repr(x)).quantize(Decimal(1).scaleb(-decimals), rounding=ROUND_HALF_UP))
+
+
+def cross_rate(req: s.CrossRateRequest, explain: bool = False) -> dict[str, Any]:
+    target = normalise_symbol(req.target)
+    pair = split_pair(target)
+    if pair is None:
+        raise CalcError("target", f"'{req.target}' is not a currency pair.", "UNKNOWN_INSTRUMENT")
+    table = rate_table(req.conversion_rates)
+    c = table.cross(pair[0], pair[1], "conversionRates")
+    out: dict[str, Any] = {"target": target, "bid": r10(c.bid), "ask": r10(c.ask), "mid": r10(c.mid),
+                           "spread": r10(c.ask - c.bid), "path": list(c.path), "ratesUsed": table.used_public()}
+    if req.decimals is not None:
+        out["bidUnrounded"], out["askUnrounded"] = out["bid"], out["ask"]
+        out["bid"], out["ask"] = _half_up(c.bid, req.decimals), _half_up(c.ask, req.decimals)
+        out["rounding"] = {"decimals": req.decimals, "mode": "half-up"}
+    return _finish(out, None)
+
+
+def convert(req: s.ConvertRequest, explain: bool = False) -> dict[str, Any]:
+    src = normalise_currency(req.from_currency, "from")
+    dst = normalise_currency(req.to_currency, "to")
+    table = rate_table(req.conversion_rates)
+    c = table.cross(src, dst, "conversionRates")
+    amount = req.amount
+    # A loss (an amount owed in `from`) is bought at the ask of from/to; a profit is sold at the bid.
+    sides: dict[str, Literal["mid", "bid", "ask"]] = {"mid": "mid", "loss": "ask", "profit": "bid"}
+    out: dict[str, Any] = {"from": src, "to": dst, "amount": amount, "path": list(c.path),
+                           "rate": {"bid": r10(c.bid), "ask": r10(c.ask), "mid": r10(c.mid)}}
+    for name, side in sides.items():
+        out[name] = r10(amount * c.side(side))
+    out["ratesUsed"] = table.used_public()
+    return _finish(out, None)

@@ -1,0 +1,89 @@
+"""ASGI entry point: `app.main:app`, built by create_app()."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI
+from fastapi.openapi.utils import get_openapi
+from fastapi.routing import APIRoute
+from starlette.responses import Response
+
+from app.calc.flags import FLAG_CODES
+from app.calc.instruments import CATALOGUE
+from app.calculations.router import router as calculations_router
+from app.calculations.routing import REQUEST_MODELS
+from app.config import Settings, get_settings
+from app.errors import PROBLEM_TYPES, install_error_handlers, problem
+from app.health.router import router as health_router
+from app.instruments.router import router as instruments_router
+from app.logging import configure_logging
+from app.middleware import RequestContextMiddleware
+
+DESCRIPTION = """
+Risk calculations for retail forex/CFD trading: position size, pip value, margin, P&L, reward-to-risk,
+Kelly, risk of ruin, for any account currency and instrument.
+
+* JSON is camelCase. Every response names the conventions it used (`conventions`) and the rates it
+  converted with (`ratesUsed`).
+* Every error is `application/problem+json` (RFC 9457) with `errors[].field` naming the field at fault
+  and `request_id`.
+* Add `?explain=true` to a calculation to get its ordered steps with formulas, inputs and values.
+
+Flag codes: """ + ", ".join(f"`{c}`" for c in FLAG_CODES)
+
+
+def operation_id(route: APIRoute) -> str:
+    tag = route.tags[0] if route.tags else "default"
+    return f"{tag}-{route.name}"
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or get_settings()
+    configure_logging(settings.log_level, settings.log_json)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        # External clients (database, Redis, market data) are built here once they exist.
+        yield
+
+    app = FastAPI(
+        title="ForexRisk API", version="0.1.0", description=DESCRIPTION, lifespan=lifespan,
+        generate_unique_id_function=operation_id, docs_url="/docs", redoc_url=None,
+    )
+    app.state.settings = settings
+    app.state.catalogue_size = len(CATALOGUE)
+    install_error_handlers(app)
+    app.include_router(health_router)
+    app.include_router(instruments_router)
+    app.include_router(calculations_router)
+
+    @app.get("/problems/{slug}", include_in_schema=False)
+    async def problem_type(slug: str) -> Response:
+        if slug not in PROBLEM_TYPES:
+            return problem(None, 404, "not-found", f"No problem type '{slug}'.")
+        title, meaning = PROBLEM_TYPES[slug]
+        return Response(f'{{"type":"/problems/{slug}","title":"{title}","description":"{meaning}"}}',
+                        media_type="application/json")
+
+    def custom_openapi() -> dict[str, Any]:
+        if app.openapi_schema:
+            return app.openapi_schema
+        schema = get_openapi(title=app.title, version=app.version, description=app.description, routes=app.routes)
+        components = schema.setdefault("components", {}).setdefault("schemas", {})
+        for model in REQUEST_MODELS:
+            model_schema = model.model_json_schema(by_alias=True, ref_template="#/components/schemas/{model}")
+            for name, sub in model_schema.pop("$defs", {}).items():
+                components.setdefault(name, sub)
+            components.setdefault(model.__name__, model_schema)
+        app.openapi_schema = schema
+        return schema
+
+    app.openapi = custom_openapi  # type: ignore[method-assign]
+    app.add_middleware(RequestContextMiddleware, max_body_bytes=settings.max_body_bytes)
+    return app
+
+
+app = create_app()

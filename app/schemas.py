@@ -1,0 +1,92 @@
+"""Shared schema building blocks: camelCase on the wire, strict types, finite bounded numbers."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+from pydantic.alias_generators import to_camel
+
+
+class ApiModel(BaseModel):
+    """Request models: unknown fields are errors (a typo such as `stoploss` must not be ignored),
+    numbers must be finite and strictly typed (no "1.5" strings, no booleans)."""
+
+    model_config = ConfigDict(
+        alias_generator=to_camel, populate_by_name=True, extra="forbid", strict=True, allow_inf_nan=False,
+        frozen=True,
+    )
+
+
+class OutModel(BaseModel):
+    """Response models (documentation of the wire format; responses are serialised directly)."""
+
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="allow")
+
+
+# Bounds keep every product of inputs far from float overflow and reject absurd values early.
+Money = Annotated[float, Field(gt=0, le=1e13, description="Amount in the account currency")]
+MoneyNonNeg = Annotated[float, Field(ge=0, le=1e13)]
+Price = Annotated[float, Field(gt=0, le=1e9)]
+Distance = Annotated[float, Field(gt=0, le=1e9)]
+Lots = Annotated[float, Field(gt=0, le=1e7)]
+Units = Annotated[float, Field(gt=0, le=1e13)]
+LeverageValue = Annotated[float, Field(ge=1, le=10_000)]
+Probability = Annotated[float, Field(ge=0, le=1)]
+Currency = Annotated[str, Field(min_length=3, max_length=3, examples=["USD"])]
+Symbol = Annotated[str, Field(min_length=1, max_length=32, examples=["EURUSD"])]
+Direction = Literal["long", "short"]
+Jurisdiction = Literal["esma", "fca", "asic", "nfa", "none"]
+
+
+class SidedRate(ApiModel):
+    bid: Price
+    ask: Price
+
+
+RateValue = Price | SidedRate
+ConversionRates = Annotated[
+    dict[Annotated[str, Field(max_length=16)], RateValue],
+    Field(max_length=200, description="symbol -> price, or {bid, ask}; XXXYYY means YYY per 1 XXX",
+          examples=[{"GBPUSD": 1.2700, "USDJPY": {"bid": 149.98, "ask": 150.02}}]),
+]
+
+
+class InstrumentOverride(ApiModel):
+    """Per-request spec overrides; any subset. For a symbol outside the catalogue give at least
+    quoteCurrency, contractSize and pipSize."""
+
+    contract_size: Annotated[float, Field(gt=0, le=1e9)] | None = None
+    pip_size: Annotated[float, Field(gt=0, le=1e6)] | None = None
+    pip_position: Annotated[int, Field(ge=-6, le=10)] | None = None
+    tick_size: Annotated[float, Field(gt=0, le=1e6)] | None = None
+    digits: Annotated[int, Field(ge=0, le=10)] | None = None
+    lot_step: Annotated[float, Field(gt=0, le=1e6)] | None = None
+    min_lot: Annotated[float, Field(gt=0, le=1e7)] | None = None
+    max_lot: Annotated[float, Field(gt=0, le=1e9)] | None = None
+    margin_mode: Literal["fx", "cfd", "cfd-leverage"] | None = None
+    margin_rate: Annotated[float, Field(gt=0, le=100)] | None = None
+    base_currency: Currency | None = None
+    quote_currency: Currency | None = None
+    margin_currency: Currency | None = None
+    ctrader_lot_size: Annotated[float, Field(gt=0)] | None = Field(
+        default=None, description="cTrader Open API lotSize (in cents of a unit)")
+    ctrader_min_volume: Annotated[float, Field(gt=0)] | None = None
+    ctrader_step_volume: Annotated[float, Field(gt=0)] | None = None
+    ctrader_max_volume: Annotated[float, Field(gt=0)] | None = None
+
+    def as_overrides(self) -> dict[str, object]:
+        return self.model_dump(by_alias=True, exclude_none=True)
+
+
+class Flag(OutModel):
+    code: str = Field(examples=["RAISED_TO_MIN_LOT_RISK_EXCEEDS_TARGET"])
+    message: str
+    data: dict[str, object] | None = None
+
+
+class ExplainStep(OutModel):
+    step: str
+    formula: str
+    inputs: dict[str, object]
+    value: object

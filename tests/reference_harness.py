@@ -316,7 +316,8 @@ def run_breakeven(api: Api, v: dict[str, Any]) -> dict[str, Any]:
 def run_kelly(api: Api, v: dict[str, Any]) -> dict[str, Any]:
     i, exp = v["inputs"], v["expected"]
     r = api.post("kelly", {"winRate": i["win_rate"], "payoffRatio": i["reward_to_risk"]})
-    names = {"kelly_fraction": "kellyFraction", "half_kelly": "halfKelly", "recommended_fraction": "recommendedFraction"}
+    names = {"kelly_fraction": "kellyFraction", "half_kelly": "halfKelly",
+             "recommended_fraction": "recommendedFraction"}
     return {k: (flag_codes(r) if k == "flags" else r[names[k]]) for k in exp}
 
 

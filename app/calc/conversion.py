@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from app.calc.errors import CalcError, MissingRate
-from app.calc.instruments import CURRENCIES, normalise_symbol, split_pair
+from app.calc.instruments import CATALOGUE, normalise_symbol, split_pair
 
 Side = Literal["mid", "bid", "ask"]
 
@@ -110,13 +110,11 @@ class RateTable:
             b = self._leg(bridge, quote)
             if a is not None and b is not None:
                 return self._record(Cross(a.bid * b.bid, a.ask * b.ask, a.mid * b.mid, a.path + b.path))
-        needed = f"{base}{quote}"
-        raise MissingRate(
-            field_name,
-            f"No rate to convert {base} to {quote}: give {needed} (or {quote}{base}), or {base}USD and "
-            f"USD{quote} (any quoting direction) in conversionRates.",
-            needed=needed,
-        )
+        needed = market_symbol(base, quote)
+        hint = f"add {needed} to conversionRates"
+        if "USD" not in (base, quote):
+            hint += f", or {market_symbol(base, 'USD')} and {market_symbol('USD', quote)}"
+        raise MissingRate(field_name, f"No rate to convert {base} to {quote}: {hint}.", needed=needed)
 
     def _leg(self, base: str, quote: str) -> Cross | None:
         q = self.quotes.get((base, quote))
@@ -149,5 +147,11 @@ class RateTable:
         return {sym: (q.bid if q.bid == q.ask else {"bid": q.bid, "ask": q.ask}) for sym, q in self.used.items()}
 
 
-def known_currency(code: str) -> bool:
-    return code in CURRENCIES
+def market_symbol(a: str, b: str) -> str:
+    """The pair as the market quotes it (USDJPY, not JPYUSD), by the catalogue or by currency rank."""
+    if f"{a}{b}" in CATALOGUE:
+        return f"{a}{b}"
+    if f"{b}{a}" in CATALOGUE:
+        return f"{b}{a}"
+    rank = {c: i for i, c in enumerate(("XAU", "XAG", "EUR", "GBP", "AUD", "NZD", "USD", "CAD", "CHF", "JPY"))}
+    return f"{a}{b}" if rank.get(a, 99) <= rank.get(b, 99) else f"{b}{a}"

@@ -221,7 +221,8 @@ def position_size(inp: PositionSizeInput, ex: Explain | None = None) -> dict[str
                 flags.append(flag("BELOW_MIN_LOT_NO_TRADE", minLot=spec.min_lot))
 
     max_loss = lots * loss_per_lot
-    if inp.lots is None and max_loss > target * (1 + 1e-12) and not any(
+    # 1e-9 relative: the lot-step snap may land a hair above the exact size; that is not a breach.
+    if inp.lots is None and max_loss > target * (1 + 1e-9) and not any(
             f["code"] == "RAISED_TO_MIN_LOT_RISK_EXCEEDS_TARGET" for f in flags):
         flags.append(flag("RISK_EXCEEDS_TARGET", targetRisk=r10(target), actualRisk=r10(max_loss)))
     risk_pct = max_loss / balance * 100.0

@@ -8,8 +8,9 @@ import orjson
 from pydantic import TypeAdapter, ValidationError
 
 from app.calc.errors import CalcError
+from app.calc.sizing import CONVENTIONS_VERSION
+from app.calculations import batch_fast, service
 from app.calculations import schemas as s
-from app.calculations import service
 from app.errors import AppError, MalformedJSON, PayloadTooLarge, _errors_from_pydantic, calc_error_item, calc_slug
 from app.schemas import ConversionRates
 
@@ -82,15 +83,55 @@ def scalar_item(index: int, item: Any, shared: dict[str, Any] | None) -> tuple[d
         return None, item_error(index, 422, calc_slug(exc), exc.detail, [calc_error_item(exc, index)])
 
 
+BATCH_FIELDS = ("direction", "stopLoss", "stopDistancePips", "positionSize", "lotSize", "exactPositionSize",
+                "exactLotSize", "targetRiskAmount", "maxLoss", "riskPercentage", "lossPerLot", "pipValue",
+                "pipValuePerLot", "requiredMargin", "marginPercentage", "leverage", "leverageCap", "flags")
+
+
 def run(body: bytes, limit: int) -> bytes:
+    """Plain items go through the vectorised fast path; the others (unusual options, and every item
+    that fails validation) through the single-request path, so both give the same numbers and errors.
+    Each result has the fields of BATCH_FIELDS; `conventions` is given once for the batch."""
     items, shared, fmt = parse(body, limit)
-    results: list[dict[str, Any]] = []
-    ok = 0
-    for i, item in enumerate(items):
-        res, err = scalar_item(i, item, shared)
+    n = len(items)
+    fast = batch_fast.compute(items, service.rate_table(shared))
+    columns: dict[str, list[Any]] = {name: [None] * n for name in BATCH_FIELDS}
+    ok = [False] * n
+    errors: dict[int, dict[str, Any]] = {}
+    for name, values in fast.columns.items():
+        col = columns[name]
+        for i, v in zip(fast.indices, values, strict=True):
+            col[i] = v
+    for i in fast.indices:
+        ok[i] = True
+    for i in fast.rest:
+        res, err = scalar_item(i, items[i], shared)
         if res is not None:
-            ok += 1
-            results.append({"index": i, "ok": True, "result": res})
+            ok[i] = True
+            for name in BATCH_FIELDS:
+                columns[name][i] = res[name]
         else:
-            results.append({"index": i, "ok": False, "error": err})
-    return orjson.dumps({"count": len(items), "succeeded": ok, "failed": len(items) - ok, "results": results})
+            assert err is not None
+            errors[i] = err
+    succeeded = sum(ok)
+    head: dict[str, Any] = {"calculationId": service.new_id(), "count": n, "succeeded": succeeded,
+                            "failed": n - succeeded, "conventions": CONVENTIONS}
+    if fmt == "columns":
+        head["columns"] = columns
+        head["errors"] = [{"index": i, **err} for i, err in sorted(errors.items())]
+        return orjson.dumps(head)
+    names = BATCH_FIELDS
+    rows = zip(*(columns[name] for name in names), strict=True)
+    head["results"] = [
+        {"index": i, "ok": True, "result": dict(zip(names, row, strict=True))} if ok[i]
+        else {"index": i, "ok": False, "error": errors[i]}
+        for i, row in enumerate(rows)
+    ]
+    return orjson.dumps(head)
+
+
+CONVENTIONS = {
+    "version": CONVENTIONS_VERSION,
+    "note": "Each item follows the conventions of POST /position-size for its own options "
+            "(defaults: conversionAt entry, rateSide mid, lotRounding down, minLotPolicy raise).",
+}

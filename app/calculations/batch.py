@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import orjson
@@ -15,7 +16,13 @@ from app.errors import AppError, MalformedJSON, PayloadTooLarge, _errors_from_py
 from app.schemas import ConversionRates
 
 _RATES = TypeAdapter(ConversionRates)
-_TOP_KEYS = frozenset({"items", "conversionRates", "format"})
+_TOP_KEYS = frozenset({"items", "columns", "conversionRates", "format", "fields"})
+
+
+BATCH_FIELDS = ("direction", "stopLoss", "stopDistancePips", "positionSize", "lotSize", "exactPositionSize",
+                "exactLotSize", "targetRiskAmount", "maxLoss", "riskPercentage", "lossPerLot", "pipValue",
+                "pipValuePerLot", "requiredMargin", "marginPercentage", "leverage", "leverageCap", "flags")
+
 
 
 class BatchInvalid(AppError):
@@ -23,26 +30,36 @@ class BatchInvalid(AppError):
     slug = "validation-error"
 
 
-def parse(body: bytes, limit: int) -> tuple[list[Any], dict[str, Any] | None, str]:
+@dataclass(slots=True)
+class Batch:
+    n: int
+    items: list[Any] | None              # row format
+    columns: dict[str, Any] | None       # column format: field -> list (or one value for every item)
+    rates: dict[str, Any] | None
+    fmt: str
+    fields: tuple[str, ...]
+
+    def item(self, i: int) -> Any:
+        if self.items is not None:
+            return self.items[i]
+        assert self.columns is not None
+        row = {k: (v[i] if isinstance(v, list) else v) for k, v in self.columns.items()}
+        return {k: v for k, v in row.items() if v is not None}
+
+
+def parse(body: bytes, limit: int) -> Batch:
     try:
         doc = orjson.loads(body)
     except orjson.JSONDecodeError as exc:
         raise MalformedJSON(f"Invalid JSON: {exc}", errors=[{"field": "body", "pointer": "#",
                                                              "code": "json_invalid", "detail": str(exc)}]) from None
     if not isinstance(doc, dict):
-        raise BatchInvalid("The body must be an object with `items`.", errors=[_err("body", "#", "model_type",
-                                                                                     "expected an object")])
+        raise BatchInvalid("The body must be an object with `items` or `columns`.",
+                           errors=[_err("body", "#", "model_type", "expected an object")])
     unknown = sorted(set(doc) - _TOP_KEYS)
     if unknown:
         raise BatchInvalid(f"Unknown field(s): {', '.join(unknown)}",
                            errors=[_err(k, f"#/{k}", "extra_forbidden", "unknown field") for k in unknown])
-    items = doc.get("items")
-    if not isinstance(items, list) or not items:
-        raise BatchInvalid("`items` must be a non-empty list.", errors=[_err("items", "#/items", "list_type",
-                                                                              "a non-empty list of position sizes")])
-    if len(items) > limit:
-        raise PayloadTooLarge(f"A batch holds at most {limit} items (got {len(items)}).",
-                              errors=[_err("items", "#/items", "too_long", f"at most {limit} items")])
     fmt = doc.get("format", "rows")
     if fmt not in ("rows", "columns"):
         raise BatchInvalid("`format` is rows or columns.", errors=[_err("format", "#/format", "literal_error",
@@ -54,7 +71,50 @@ def parse(body: bytes, limit: int) -> tuple[list[Any], dict[str, Any] | None, st
         except ValidationError as exc:
             errs = _errors_from_pydantic(list(exc.errors()), ("conversionRates",))
             raise BatchInvalid("Invalid conversionRates.", errors=errs) from None
-    return items, rates, fmt
+    items, columns = doc.get("items"), doc.get("columns")
+    if (items is None) == (columns is None):
+        raise BatchInvalid("Give `items` (a list of position-size requests) or `columns`, not both.",
+                           errors=[_err("items", "#/items", "missing", "give items or columns")])
+    if items is not None:
+        if not isinstance(items, list) or not items:
+            raise BatchInvalid("`items` must be a non-empty list.",
+                               errors=[_err("items", "#/items", "list_type", "a non-empty list of position sizes")])
+        n = len(items)
+        field = "items"
+    else:
+        n = _column_length(columns)
+        field = "columns"
+    if n > limit:
+        raise PayloadTooLarge(f"A batch holds at most {limit} items (got {n}).",
+                              errors=[_err(field, f"#/{field}", "too_long", f"at most {limit} items")])
+    fields = doc.get("fields", BATCH_FIELDS)
+    if not isinstance(fields, list | tuple) or not fields or not set(fields) <= set(BATCH_FIELDS):
+        raise BatchInvalid("`fields` is a non-empty list of result fields.",
+                           errors=[_err("fields", "#/fields", "literal_error", f"choose from {', '.join(BATCH_FIELDS)}")])
+    return Batch(n, items, columns, rates, fmt, tuple(dict.fromkeys(fields)))
+
+
+def _column_length(columns: Any) -> int:
+    if not isinstance(columns, dict) or not columns:
+        raise BatchInvalid("`columns` must be an object of field -> list.",
+                           errors=[_err("columns", "#/columns", "dict_type", "an object of field -> list")])
+    unknown = sorted(set(columns) - batch_fast.FAST_KEYS)
+    if unknown:
+        raise BatchInvalid(
+            f"Column(s) not available in the column format: {', '.join(unknown)}; send `items` for them.",
+            errors=[_err(f"columns.{k}", f"#/columns/{k}", "extra_forbidden",
+                         f"columns take {', '.join(sorted(batch_fast.FAST_KEYS))}") for k in unknown])
+    lengths = {k: len(v) for k, v in columns.items() if isinstance(v, list)}
+    if not lengths:
+        raise BatchInvalid("At least one column must be a list.",
+                           errors=[_err("columns", "#/columns", "list_type", "at least one list column")])
+    n = max(lengths.values())
+    short = sorted(k for k, m in lengths.items() if m != n)
+    if short or n == 0:
+        raise BatchInvalid("Every list column must have the same, non-zero length.",
+                           errors=[_err(f"columns.{k}", f"#/columns/{k}", "length_mismatch",
+                                        f"expected {n} values") for k in short or list(lengths)])
+    return n
 
 
 def _err(field: str, ptr: str, code: str, detail: str) -> dict[str, Any]:
@@ -83,29 +143,36 @@ def scalar_item(index: int, item: Any, shared: dict[str, Any] | None) -> tuple[d
         return None, item_error(index, 422, calc_slug(exc), exc.detail, [calc_error_item(exc, index)])
 
 
-BATCH_FIELDS = ("direction", "stopLoss", "stopDistancePips", "positionSize", "lotSize", "exactPositionSize",
-                "exactLotSize", "targetRiskAmount", "maxLoss", "riskPercentage", "lossPerLot", "pipValue",
-                "pipValuePerLot", "requiredMargin", "marginPercentage", "leverage", "leverageCap", "flags")
-
 
 def run(body: bytes, limit: int) -> bytes:
     """Plain items go through the vectorised fast path; the others (unusual options, and every item
     that fails validation) through the single-request path, so both give the same numbers and errors.
     Each result has the fields of BATCH_FIELDS; `conventions` is given once for the batch."""
-    items, shared, fmt = parse(body, limit)
-    n = len(items)
-    fast = batch_fast.compute(items, service.rate_table(shared))
-    columns: dict[str, list[Any]] = {name: [None] * n for name in BATCH_FIELDS}
-    ok = [False] * n
+    b = parse(body, limit)
+    n, shared, fmt = b.n, b.rates, b.fmt
+    if b.items is not None:
+        cand, cols, rest = batch_fast.columns_of(b.items)
+    else:
+        assert b.columns is not None
+        cand, rest = list(range(n)), []
+        cols = {k: (v if isinstance(v, list) else [v] * n) for k, v in b.columns.items()}
+    fast = batch_fast.compute(cand, cols, service.rate_table(shared), rest)
     errors: dict[int, dict[str, Any]] = {}
-    for name, values in fast.columns.items():
-        col = columns[name]
-        for i, v in zip(fast.indices, values, strict=True):
-            col[i] = v
-    for i in fast.indices:
-        ok[i] = True
+    columns: dict[str, Any]
+    if len(fast.indices) == n:  # every item took the fast path: its columns are the answer
+        columns = fast.columns
+        ok = [True] * n
+    else:
+        columns = {name: [None] * n for name in BATCH_FIELDS}
+        ok = [False] * n
+        for name, values in fast.columns.items():
+            col = columns[name]
+            for i, v in zip(fast.indices, values.tolist() if hasattr(values, "tolist") else values, strict=True):
+                col[i] = v
+        for i in fast.indices:
+            ok[i] = True
     for i in fast.rest:
-        res, err = scalar_item(i, items[i], shared)
+        res, err = scalar_item(i, b.item(i), shared)
         if res is not None:
             ok[i] = True
             for name in BATCH_FIELDS:
@@ -117,11 +184,12 @@ def run(body: bytes, limit: int) -> bytes:
     head: dict[str, Any] = {"calculationId": service.new_id(), "count": n, "succeeded": succeeded,
                             "failed": n - succeeded, "conventions": CONVENTIONS}
     if fmt == "columns":
-        head["columns"] = columns
+        head["columns"] = {name: columns[name] for name in b.fields}
         head["errors"] = [{"index": i, **err} for i, err in sorted(errors.items())]
-        return orjson.dumps(head)
-    names = BATCH_FIELDS
-    rows = zip(*(columns[name] for name in names), strict=True)
+        return orjson.dumps(head, option=orjson.OPT_SERIALIZE_NUMPY)
+    names = b.fields
+    lists = [c.tolist() if hasattr(c, "tolist") else c for c in (columns[name] for name in names)]
+    rows = zip(*lists, strict=True)
     head["results"] = [
         {"index": i, "ok": True, "result": dict(zip(names, row, strict=True))} if ok[i]
         else {"index": i, "ok": False, "error": errors[i]}

@@ -54,12 +54,11 @@ BOUNDS = _bounds()
 @dataclass(slots=True)
 class FastResult:
     indices: list[int]                 # item positions computed here, in order
-    columns: dict[str, list[Any]]      # output field -> values, aligned with indices
+    columns: dict[str, Any]            # output field -> values (list or float array), aligned with indices
     rest: list[int] = field(default_factory=list)  # items for the single-request path
 
 
-def _numeric(ds: list[dict[str, Any]], name: str, ok: NDArray[np.bool_]) -> NDArray[np.float64]:
-    vals = [d.get(name) for d in ds]
+def _numeric(vals: list[Any], name: str, ok: NDArray[np.bool_]) -> NDArray[np.float64]:
     if not set(map(type, vals)) <= NUM_TYPES:  # strings, booleans, objects: the model reports them
         bad = np.fromiter((type(v) not in NUM_TYPES for v in vals), dtype=bool, count=len(vals))
         ok &= ~bad
@@ -77,17 +76,33 @@ def _numeric(ds: list[dict[str, Any]], name: str, ok: NDArray[np.bool_]) -> NDAr
     return arr
 
 
-def _lookup(vals: list[Any], cache: dict[Any, Any], make: Any) -> list[Any]:
-    out: list[Any] = []
-    for v in vals:
-        if type(v) is not str:
-            out.append(None)
+MISSING = -2  # code of an absent (null) value; -1 is an invalid one
+
+
+def _codes(vals: list[Any], make: Any) -> tuple[NDArray[np.int64], list[Any]]:
+    """Map each value to a code into `table` (make(value) once per distinct string; invalid -> -1,
+    null -> MISSING). One C-level dict lookup per item instead of per-item resolution."""
+    table: list[Any] = []
+    index: dict[Any, int] = {None: MISSING}
+    if set(map(type, vals)) <= {str, type(None)}:
+        distinct: set[Any] = set(vals)
+    else:  # numbers, objects or lists where a string belongs: those items are invalid
+        distinct = {v for v in vals if type(v) is str}
+        vals = [v if type(v) is str or v is None else _INVALID for v in vals]
+        index[_INVALID] = -1
+    for v in distinct:
+        if v is None:
             continue
-        hit = cache.get(v, cache)
-        if hit is cache:
-            hit = cache[v] = make(v)
-        out.append(hit)
-    return out
+        made = make(v)
+        if made is None:
+            index[v] = -1
+        else:
+            index[v] = len(table)
+            table.append(made)
+    return np.fromiter(map(index.__getitem__, vals), dtype=np.int64, count=len(vals)), table
+
+
+_INVALID = object()
 
 
 def _spec(symbol: str) -> InstrumentSpec | None:
@@ -125,28 +140,35 @@ def _apply(c: NDArray[np.float64], e: NDArray[np.int64], price: NDArray[np.float
     return out
 
 
-def compute(items: list[Any], shared: RateTable) -> FastResult:
+def columns_of(items: list[Any]) -> tuple[list[int], dict[str, list[Any]], list[int]]:
+    """(candidate item positions, their columns, other positions) for a list of row objects."""
     cand = [i for i, d in enumerate(items) if type(d) is dict and d.keys() <= FAST_KEYS]
-    cand_set = set(cand)
-    rest = [i for i in range(len(items)) if i not in cand_set] if len(cand) != len(items) else []
-    if not cand:
-        return FastResult([], {}, rest)
-    ds = [items[i] for i in cand]
-    n = len(ds)
+    rest: list[int] = []
+    if len(cand) != len(items):
+        cand_set = set(cand)
+        rest = [i for i in range(len(items)) if i not in cand_set]
+    ds = [items[i] for i in cand] if rest else items
+    return cand, {name: [d.get(name) for d in ds] for name in NUM + STR}, rest
+
+
+def compute(cand: list[int], cols: dict[str, list[Any]], shared: RateTable, rest: list[int]) -> FastResult:
+    n = len(cand)
+    if n == 0:
+        return FastResult([], {}, sorted(rest))
     ok = np.ones(n, dtype=bool)
-    num = {name: _numeric(ds, name, ok) for name in NUM}
+    num = {name: _numeric(cols.get(name) or [None] * n, name, ok) for name in NUM}
     for name in REQUIRED:
         ok &= ~np.isnan(num[name])
-
-    accounts = _lookup([d.get("accountCurrency") for d in ds], {}, _currency)
-    specs = _lookup([d.get("currencyPair") for d in ds], {}, _spec)
-    lits = {}
+    acc_code, acc_table = _codes(cols.get("accountCurrency") or [None] * n, _currency)
+    sym_code, spec_table = _codes(cols.get("currencyPair") or [None] * n, _spec)
+    ok &= (acc_code >= 0) & (sym_code >= 0)
+    lit_code: dict[str, NDArray[np.int64]] = {}
+    lit_values: dict[str, list[Any]] = {}
     for name, allowed in LITERALS.items():
-        vals = [d.get(name) for d in ds]
-        ok &= np.fromiter(((type(v) is str or v is None) and v in allowed for v in vals), dtype=bool, count=n)
-        lits[name] = vals
-    ok &= np.fromiter((a is not None and s is not None for a, s in zip(accounts, specs, strict=True)),
-                      dtype=bool, count=n)
+        code, table = _codes(cols.get(name) or [None] * n, lambda v, a=allowed: v if v in a else None)
+        ok &= code != -1
+        lit_code[name] = np.where(code == MISSING, -1, code)
+        lit_values[name] = table
 
     balance, entry, sl, pips = num["accountBalance"], num["entryPrice"], num["stopLoss"], num["stopLossPips"]
     has_sl, has_pips = ~np.isnan(sl), ~np.isnan(pips)
@@ -156,94 +178,86 @@ def compute(items: list[Any], shared: RateTable) -> FastResult:
     ok &= has_pct ^ has_amt
     ok &= ~(has_amt & (amount > balance))
     ok &= ~(has_sl & (sl == entry))
-    given_dir = np.array([{"long": 1, "short": -1}.get(v, 0) for v in lits["direction"]])
+    dir_table = np.array([{"long": 1, "short": -1}[v] for v in lit_values["direction"]] + [0], dtype=np.int64)
+    given_dir = dir_table[lit_code["direction"]]  # code -1 picks the trailing 0: no direction given
     sl_long = sl < entry
     ok &= ~(has_sl & (((given_dir == 1) & ~sl_long) | ((given_dir == -1) & sl_long)))
 
-    # Per-item instrument fields and per-(symbol, account) conversion laws.
-    idx = np.flatnonzero(ok)
-    combos: dict[tuple[str, str], int] = {}
-    laws: list[tuple[tuple[float, int] | None, tuple[float, int] | None]] = []
-    combo_of = np.zeros(n, dtype=np.int64)
-    for k in idx:
-        spec, acc = specs[k], accounts[k]
-        key = (spec.symbol, acc)
-        c = combos.get(key)
-        if c is None:
-            c = combos[key] = len(laws)
-            q = _power_law(shared, spec, spec.quote, acc)
-            m = _power_law(shared, spec, spec.margin_currency, acc) if spec.margin_mode == "fx" else q
-            laws.append((q, m))
-        combo_of[k] = c
-    bad_combo = np.array([q is None or m is None for q, m in laws] or [False])
-    ok[idx] &= ~bad_combo[combo_of[idx]]
+    # Conversion laws per distinct (instrument, account currency).
+    n_acc = max(len(acc_table), 1)
+    combo = np.where(ok, sym_code * n_acc + acc_code, -1)
+    uniq, inverse = np.unique(combo, return_inverse=True)
+    law_q = np.full((uniq.size, 2), np.nan)
+    law_m = np.full((uniq.size, 2), np.nan)
+    for u, key in enumerate(uniq.tolist()):
+        if key < 0:
+            continue
+        spec, acc = spec_table[key // n_acc], acc_table[key % n_acc]
+        q = _power_law(shared, spec, spec.quote, acc)
+        m = _power_law(shared, spec, spec.margin_currency, acc) if spec.margin_mode == "fx" else q
+        if q is not None and m is not None:
+            law_q[u], law_m[u] = q, m
+    ok &= ~np.isnan(law_q[inverse, 0])
+
+    # Per-instrument attributes, gathered by code.
+    def attr(get: Any) -> NDArray[np.float64]:
+        return np.array([float(get(sp)) for sp in spec_table] or [0.0])[sym_code[sel]]
 
     sel = np.flatnonzero(ok)
-    rest += [cand[k] for k in np.flatnonzero(~ok)]
-    rest.sort()
+    rest = rest + [cand[k] for k in np.flatnonzero(~ok)]
     if sel.size == 0:
-        return FastResult([], {}, rest)
-    sp = [specs[k] for k in sel]
-    acc_sel = [accounts[k] for k in sel]
-    contract = np.array([s.contract_size for s in sp])
-    pip = np.array([s.pip_size for s in sp])
-    step = np.array([s.lot_step for s in sp])
-    scale = np.array([10.0 ** step_decimals(s.lot_step) for s in sp])
-    cq = np.array([laws[c][0][0] for c in combo_of[sel]])
-    eq = np.array([laws[c][0][1] for c in combo_of[sel]])
-    cm = np.array([laws[c][1][0] for c in combo_of[sel]])
-    em = np.array([laws[c][1][1] for c in combo_of[sel]])
+        return FastResult([], {}, sorted(rest))
+    contract = attr(lambda sp: sp.contract_size)
+    pip = attr(lambda sp: sp.pip_size)
+    step = attr(lambda sp: sp.lot_step)
+    scale = attr(lambda sp: 10.0 ** step_decimals(sp.lot_step))
+    mrate = attr(lambda sp: sp.margin_rate)
+    is_fx = attr(lambda sp: sp.margin_mode == "fx") > 0
+    is_cfd = attr(lambda sp: sp.margin_mode == "cfd") > 0
+    esma = attr(lambda sp: ESMA_CAPS[sp.leverage_class])
+    inv = inverse[sel]
+    cq, eq, cm, em = law_q[inv, 0], law_q[inv, 1], law_m[inv, 0], law_m[inv, 1]
 
-    e_ = entry[sel]
-    sl_ = sl[sel]
-    is_sl = has_sl[sel]
+    e_, sl_, is_sl = entry[sel], sl[sel], has_sl[sel]
     long_ = np.where(is_sl, sl_ < e_, given_dir[sel] != -1)
     # Stop distance exactly as the scalar path: r10 of the price difference, or pips x pipSize.
     distance = np.where(is_sl, kernel.r10(np.abs(e_ - np.where(is_sl, sl_, e_))), pips[sel] * pip)
     stop = np.where(is_sl, sl_, kernel.r10(np.where(long_, e_ - distance, e_ + distance)))
-    stop_ok = stop > 0
     xq = _apply(cq, eq, e_)
     bal = balance[sel]
     target = np.where(has_pct[sel], bal * pct[sel] / 100.0, amount[sel])
 
     # Leverage: min(requested, regulatory cap); nothing given -> the ESMA retail cap (esma-default).
-    juris = [lits["jurisdiction"][k] or "none" for k in sel]
-    cap_cache: dict[tuple[str, str], float] = {}
-    reg = np.array([cap_cache.setdefault((s.symbol, j), regulatory_cap(s, j)) for s, j in zip(sp, juris, strict=True)])
+    juris_names = [*lit_values["jurisdiction"], "none"]
+    j_code = np.where(lit_code["jurisdiction"][sel] < 0, len(juris_names) - 1, lit_code["jurisdiction"][sel])
+    caps = np.array([[regulatory_cap(sp, j) for j in juris_names] for sp in spec_table])
+    reg = caps[sym_code[sel], j_code]
     requested = num["leverage"][sel]
     has_req = ~np.isnan(requested)
-    esma = np.array([float(ESMA_CAPS[s.leverage_class]) for s in sp])
     applied = np.where(has_req, np.fmin(requested, reg), np.where(np.isfinite(reg), reg, esma))
-    mrate = np.array([s.margin_rate for s in sp])
-    mode = [s.margin_mode for s in sp]
-    is_fx = np.array([m == "fx" for m in mode])
-    is_cfd = np.array([m == "cfd" for m in mode])
     xm = _apply(cm, em, e_)
     notional_lot = np.where(is_fx, contract * xm, contract * e_ * xq)
     mpl = np.where(is_cfd, notional_lot * mrate, notional_lot / applied * mrate)
-
-    policy = [lits["minLotPolicy"][k] for k in sel]
+    commission = num["commissionPerLot"][sel]
+    refuse_code = lit_values["minLotPolicy"].index("refuse") if "refuse" in lit_values["minLotPolicy"] else -2
+    min_lot = attr(lambda sp: sp.min_lot)
+    max_lot = attr(lambda sp: sp.max_lot)
     res, bits = kernel.position_sizes(kernel.SizeArrays(
-        balance=bal, entry=e_, distance=distance, target=target, commission=num["commissionPerLot"][sel]
-        if not np.isnan(num["commissionPerLot"][sel]).all() else np.zeros(sel.size),
-        xq=xq, contract=contract, pip=pip, lot_step=step, step_scale=scale,
-        min_lot=np.array([s.min_lot for s in sp]), max_lot=np.array([s.max_lot for s in sp]),
-        raise_min=np.array([p != "refuse" for p in policy]), margin_per_lot=mpl,
+        balance=bal, entry=e_, distance=distance, target=target, commission=np.nan_to_num(commission),
+        xq=xq, contract=contract, pip=pip, lot_step=step, step_scale=scale, min_lot=min_lot, max_lot=max_lot,
+        raise_min=lit_code["minLotPolicy"][sel] != refuse_code, margin_per_lot=mpl,
     ))
-    # Items whose stop would sit at or below zero fail in the single-request path.
-    keep = stop_ok
-    if not keep.all():
-        rest += [cand[k] for k in sel[~keep]]
-        rest.sort()
-
+    # A stop at or below zero fails in the single-request path, with its message.
+    keep = stop > 0
     lev_capped = has_req & (applied < requested)
-    flags_bits = bits | np.where(lev_capped, kernel.LEV_CAPPED, 0)
-    rule = [_rule(h, a, r, j) for h, a, r, j in zip(has_req.tolist(), applied.tolist(), requested.tolist(), juris,
-                                                    strict=True)]
+    bits = bits | np.where(lev_capped, kernel.LEV_CAPPED, 0)
+    rule_names = np.array(["requested", *juris_names[:-1], "esma-default"], dtype=object)
+    rule_idx = np.where(has_req & (applied == requested), 0,
+                        np.where(j_code < len(juris_names) - 1, j_code + 1, len(rule_names) - 1))
     lots = res["lots"]
     r = kernel.r10
-    cols: dict[str, Any] = {
-        "direction": ["long" if x else "short" for x in long_.tolist()],
+    out: dict[str, Any] = {
+        "direction": np.where(long_, "long", "short").astype(object),
         "stopLoss": stop,
         "stopDistancePips": r(distance / pip),
         "positionSize": r(lots * contract),
@@ -259,21 +273,24 @@ def compute(items: list[Any], shared: RateTable) -> FastResult:
         "requiredMargin": r(res["margin"]),
         "marginPercentage": r(res["margin_pct"]),
         "leverage": applied,
-        "leverageCap": rule,
+        "leverageCap": rule_names[rule_idx],
     }
     flag_lists: list[list[dict[str, Any]]] = [[] for _ in range(sel.size)]
-    for k in np.flatnonzero(flags_bits):
-        flag_lists[k] = _flags(int(flags_bits[k]), sp[k], float(target[k]), float(res["max_loss"][k]),
-                               float(requested[k]), float(applied[k]), rule[k])
-    cols["flags"] = flag_lists
-    indices = [cand[k] for k in sel]
-    del acc_sel
+    for k in np.flatnonzero(bits).tolist():
+        flag_lists[k] = _flags(int(bits[k]), spec_table[sym_code[sel[k]]], float(target[k]),
+                               float(res["max_loss"][k]), float(requested[k]), float(applied[k]),
+                               str(rule_names[rule_idx[k]]))
+    indices = [cand[k] for k in sel.tolist()]
     if not keep.all():
+        rest += [indices[k] for k in np.flatnonzero(~keep)]
         kidx = np.flatnonzero(keep)
         indices = [indices[k] for k in kidx]
-        cols = {name: (v[keep] if isinstance(v, np.ndarray) else [v[k] for k in kidx]) for name, v in cols.items()}
-    out_cols = {name: (v.tolist() if isinstance(v, np.ndarray) else v) for name, v in cols.items()}
-    return FastResult(indices, out_cols, rest)
+        out = {name: v[keep] for name, v in out.items()}
+        flag_lists = [flag_lists[k] for k in kidx]
+    # Float columns stay arrays (orjson writes them directly); object columns become lists.
+    cols_out: dict[str, Any] = {name: (v.tolist() if v.dtype == object else v) for name, v in out.items()}
+    cols_out["flags"] = flag_lists
+    return FastResult(indices, cols_out, sorted(rest))
 
 
 def _rule(has_req: bool, applied: float, requested: float, juris: str) -> str:

@@ -88,9 +88,12 @@ def parse(body: bytes, limit: int) -> Batch:
         raise PayloadTooLarge(f"A batch holds at most {limit} items (got {n}).",
                               errors=[_err(field, f"#/{field}", "too_long", f"at most {limit} items")])
     fields = doc.get("fields", BATCH_FIELDS)
-    if not isinstance(fields, list | tuple) or not fields or not set(fields) <= set(BATCH_FIELDS):
+    if not isinstance(fields, list | tuple) or not fields or not all(f in BATCH_FIELDS for f in fields
+                                                                      if isinstance(f, str)) \
+            or not all(isinstance(f, str) for f in fields):
         raise BatchInvalid("`fields` is a non-empty list of result fields.",
-                           errors=[_err("fields", "#/fields", "literal_error", f"choose from {', '.join(BATCH_FIELDS)}")])
+                           errors=[_err("fields", "#/fields", "literal_error",
+                                        f"choose from {', '.join(BATCH_FIELDS)}")])
     return Batch(n, items, columns, rates, fmt, tuple(dict.fromkeys(fields)))
 
 

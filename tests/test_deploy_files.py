@@ -1,0 +1,40 @@
+"""Deployment files stay consistent with the app: probes hit real routes, the port and command match."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import yaml
+from fastapi.testclient import TestClient
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def docs(path: Path) -> list[dict[str, Any]]:
+    return [d for d in yaml.safe_load_all(path.read_text()) if d]
+
+
+def test_kustomization_lists_every_manifest() -> None:
+    kust = docs(ROOT / "k8s" / "kustomization.yaml")[0]
+    listed = {ROOT / "k8s" / r for r in kust["resources"]}
+    on_disk = set((ROOT / "k8s" / "api").glob("*.yaml"))
+    assert listed == on_disk
+    kinds = {d["kind"] for p in on_disk for d in docs(p)}
+    assert {"Deployment", "Service", "PodDisruptionBudget", "HorizontalPodAutoscaler"} <= kinds
+
+
+def test_probes_hit_routes_that_answer(client: TestClient) -> None:
+    dep = docs(ROOT / "k8s" / "api" / "deployment.yaml")[0]
+    container = dep["spec"]["template"]["spec"]["containers"][0]
+    assert container["ports"][0]["containerPort"] == 8000
+    for probe in ("startupProbe", "livenessProbe", "readinessProbe"):
+        path = container[probe]["httpGet"]["path"]
+        assert client.get(path).status_code == 200, probe
+    assert dep["spec"]["template"]["spec"]["securityContext"]["runAsNonRoot"] is True
+
+
+def test_dockerfile_runs_the_console_script_on_the_probed_port() -> None:
+    text = (ROOT / "Dockerfile").read_text()
+    assert '"forexrisk", "run", "--host", "0.0.0.0", "--port", "8000"' in text.replace("/srv/.venv/bin/", "")
+    assert "EXPOSE 8000" in text and "uv sync --locked --no-dev" in text and "USER 10001" in text

@@ -83,7 +83,8 @@ def environment(generator: str) -> dict[str, Any]:
         "timestamp": datetime.now(UTC).isoformat(timespec="seconds"), "git_commit": git("rev-parse", "--short", "HEAD"),
         # Others edit app/ while benchmarks run: say whether the measured code differs from the commit.
         "app_uncommitted_changes": bool(git("status", "--porcelain", "app")), "python": platform.python_version(),
-        "cpu_count": os.cpu_count(), "pinned": bool(generators.pin(0)), "generator": generator,
+        "cpu_count": os.cpu_count(), "loadavg_1m_at_start": os.getloadavg()[0], "pinned": bool(generators.pin(0)),
+        "generator": generator,
         "generator_version": wrk or "bench.loadgen (asyncio + uvloop, closed loop)", "versions": versions,
     }
 
@@ -98,7 +99,8 @@ def report(out: dict[str, Any]) -> None:
           f"{' + uncommitted app/ changes' if env['app_uncommitted_changes'] else ''})\n")
     print(f"generator: {env['generator']} ({env['generator_version']}); {out['connections']} connections, "
           f"{out['duration_s']} s per run after {WARMUP_S} s warm-up; server: 1 uvicorn worker "
-          f"(uvloop, httptools){', pinned to core 1, generator to core 0' if env['pinned'] else ', not pinned'}\n")
+          f"(uvloop, httptools){', pinned to core 1, generator to core 0' if env['pinned'] else ', not pinned'}; "
+          f"load average at start {env['loadavg_1m_at_start']:.2f}\n")
     print("| target | runs | req/s | p50 ms | p99 ms | ratio vs fastapi-minimal | errors | server CPU |")
     print("|---|---|---|---|---|---|---|---|")
     base = summary.get("fastapi-minimal", {}).get("rps")
@@ -109,6 +111,9 @@ def report(out: dict[str, Any]) -> None:
         ratio = s["rps"] / base if base and s["rps"] else None
         print(f"| {name} | {s['runs']} | {fmt(s['rps'], ',.0f')} | {fmt(s['p50_ms'], '.2f')} | "
               f"{fmt(s['p99_ms'], '.2f')} | {fmt(ratio, '.2f')} | {s['errors']} | {fmt(s['server_cpu'], '.0%')} |")
+    gen_cpu = [r["generator_cpu"] for rs in out["runs"].values() for r in rs if "generator_cpu" in r]
+    if gen_cpu:  # only bench.loadgen reports it; near 100% would mean the generator, not the server, was the limit
+        print(f"\nload generator CPU (core 0): max {max(gen_cpu):.0%} of one core")
     print(f"\nposition-size / fastapi-minimal = {fmt(ratios['position_size_vs_fastapi_minimal'], '.3f')}; "
           f"position-size / starlette-bare = {fmt(ratios['position_size_vs_starlette_bare'], '.3f')}")
     print("\n### Batch (one keep-alive connection, sequential, every response checked: 200 and failed == 0)\n")

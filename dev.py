@@ -53,6 +53,8 @@ def main(argv: list[str]) -> int:
         print(__doc__)
         return 2
     os.environ.setdefault("UV_PYTHON_DOWNLOADS", "never")  # use the machine's Python 3.11
+    # Trust the machine's certificate store (a corporate or sandbox proxy's root lives there).
+    os.environ.setdefault("UV_SYSTEM_CERTS", "1")
     uv_bin = uv()
     sync(uv_bin)
     command, rest = argv[0], argv[1:]

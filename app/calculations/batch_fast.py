@@ -58,7 +58,13 @@ class FastResult:
     rest: list[int] = field(default_factory=list)  # items for the single-request path
 
 
-def _numeric(vals: list[Any], name: str, ok: NDArray[np.bool_]) -> NDArray[np.float64]:
+def _numeric(vals: Any, name: str, ok: NDArray[np.bool_]) -> NDArray[np.float64]:
+    if not isinstance(vals, list):  # one value for every item (or the field is absent)
+        vals = [vals]
+        arr = _numeric(vals, name, ok[:1])
+        if not ok[0]:
+            ok[:] = False
+        return np.full(ok.shape, arr[0])
     if not set(map(type, vals)) <= NUM_TYPES:  # strings, booleans, objects: the model reports them
         bad = np.fromiter((type(v) not in NUM_TYPES for v in vals), dtype=bool, count=len(vals))
         ok &= ~bad
@@ -79,9 +85,13 @@ def _numeric(vals: list[Any], name: str, ok: NDArray[np.bool_]) -> NDArray[np.fl
 MISSING = -2  # code of an absent (null) value; -1 is an invalid one
 
 
-def _codes(vals: list[Any], make: Any) -> tuple[NDArray[np.int64], list[Any]]:
+def _codes(vals: Any, make: Any, n: int) -> tuple[NDArray[np.int64], list[Any]]:
     """Map each value to a code into `table` (make(value) once per distinct string; invalid -> -1,
-    null -> MISSING). One C-level dict lookup per item instead of per-item resolution."""
+    null -> MISSING). One C-level dict lookup per item instead of per-item resolution; a single
+    value (not a list) stands for every item."""
+    if not isinstance(vals, list):
+        one, made = _codes([vals], make, 1)
+        return np.full(n, one[0]), made
     table: list[Any] = []
     index: dict[Any, int] = {None: MISSING}
     if set(map(type, vals)) <= {str, type(None)}:
@@ -140,7 +150,7 @@ def _apply(c: NDArray[np.float64], e: NDArray[np.int64], price: NDArray[np.float
     return out
 
 
-def columns_of(items: list[Any]) -> tuple[list[int], dict[str, list[Any]], list[int]]:
+def columns_of(items: list[Any]) -> tuple[list[int], dict[str, Any], list[int]]:
     """(candidate item positions, their columns, other positions) for a list of row objects."""
     cand = [i for i, d in enumerate(items) if type(d) is dict and d.keys() <= FAST_KEYS]
     rest: list[int] = []
@@ -148,24 +158,29 @@ def columns_of(items: list[Any]) -> tuple[list[int], dict[str, list[Any]], list[
         cand_set = set(cand)
         rest = [i for i in range(len(items)) if i not in cand_set]
     ds = [items[i] for i in cand] if rest else items
-    return cand, {name: [d.get(name) for d in ds] for name in NUM + STR}, rest
+    cols: dict[str, Any] = {}
+    for name in NUM + STR:
+        col = [d.get(name) for d in ds]
+        cols[name] = None if col.count(None) == len(col) else col  # absent everywhere: one null
+    return cand, cols, rest
 
 
-def compute(cand: list[int], cols: dict[str, list[Any]], shared: RateTable, rest: list[int]) -> FastResult:
+def compute(cand: list[int], cols: dict[str, Any], shared: RateTable, rest: list[int]) -> FastResult:
+    """cols: field -> list of values aligned with cand, or a single value for every item."""
     n = len(cand)
     if n == 0:
         return FastResult([], {}, sorted(rest))
     ok = np.ones(n, dtype=bool)
-    num = {name: _numeric(cols.get(name) or [None] * n, name, ok) for name in NUM}
+    num = {name: _numeric(cols.get(name), name, ok) for name in NUM}
     for name in REQUIRED:
         ok &= ~np.isnan(num[name])
-    acc_code, acc_table = _codes(cols.get("accountCurrency") or [None] * n, _currency)
-    sym_code, spec_table = _codes(cols.get("currencyPair") or [None] * n, _spec)
+    acc_code, acc_table = _codes(cols.get("accountCurrency"), _currency, n)
+    sym_code, spec_table = _codes(cols.get("currencyPair"), _spec, n)
     ok &= (acc_code >= 0) & (sym_code >= 0)
     lit_code: dict[str, NDArray[np.int64]] = {}
     lit_values: dict[str, list[Any]] = {}
     for name, allowed in LITERALS.items():
-        code, table = _codes(cols.get(name) or [None] * n, lambda v, a=allowed: v if v in a else None)
+        code, table = _codes(cols.get(name), lambda v, a=allowed: v if v in a else None, n)
         ok &= code != -1
         lit_code[name] = np.where(code == MISSING, -1, code)
         lit_values[name] = table
@@ -275,7 +290,8 @@ def compute(cand: list[int], cols: dict[str, list[Any]], shared: RateTable, rest
         "leverage": applied,
         "leverageCap": rule_names[rule_idx],
     }
-    flag_lists: list[list[dict[str, Any]]] = [[] for _ in range(sel.size)]
+    no_flags: list[dict[str, Any]] = []  # shared by every unflagged item (serialised, never mutated)
+    flag_lists: list[list[dict[str, Any]]] = [no_flags] * int(sel.size)
     for k in np.flatnonzero(bits).tolist():
         flag_lists[k] = _flags(int(bits[k]), spec_table[sym_code[sel[k]]], float(target[k]),
                                float(res["max_loss"][k]), float(requested[k]), float(applied[k]),

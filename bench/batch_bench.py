@@ -70,6 +70,6 @@ def measure(port: int, n: int, fmt: str, seconds: float) -> dict[str, Any]:
         total = sum(times)
         result.update(requests=len(times), seconds=total, items_per_s=n * len(times) / total,
                       mean_ms=total / len(times) * 1000, min_ms=min(times) * 1000, max_ms=max(times) * 1000)
-    if fmt == "columns" and "columns" not in result["response_keys"]:
+    if fmt.startswith("columns") and "columns" not in result["response_keys"]:
         result["note"] = f"format=columns answered with keys {result['response_keys']} (no 'columns')"
     return result

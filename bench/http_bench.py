@@ -179,7 +179,8 @@ def main(argv: list[str] | None = None) -> None:
             except subprocess.CalledProcessError as exc:
                 failed[name] = f"load generator failed ({exc.returncode}): {exc.stderr[-1000:]}"
         batch = []
-        for n, fmt_ in ((10_000, "rows"), (10_000, "columns"), (1_000, "rows"), (1_000, "columns")):
+        for n, fmt_ in ((10_000, "rows"), (10_000, "columns"), (10_000, "columns-in"), (10_000, "columns-in-fields"),
+                        (1_000, "rows"), (1_000, "columns")):
             print(f"[bench] batch {n:,} items, format {fmt_}: ~{duration} s", flush=True)
             batch.append(batch_bench.measure(server.port, n, fmt_, duration))
 

@@ -31,5 +31,19 @@ def batch_items(n: int) -> list[dict[str, Any]]:
     return items
 
 
+FIELDS_3 = ["lotSize", "maxLoss", "riskPercentage"]
+
+
 def batch_body(n: int, fmt: str) -> bytes:
-    return orjson.dumps({"items": batch_items(n), "conversionRates": {"USDJPY": 150.0}, "format": fmt})
+    """fmt: rows | columns (item rows in, one array per field out) | columns-in (arrays in and out; the
+    account currency and leverage given once) | columns-in-fields (the same, answering 3 fields)."""
+    items = batch_items(n)
+    if not fmt.startswith("columns-in"):
+        return orjson.dumps({"items": items, "conversionRates": {"USDJPY": 150.0}, "format": fmt})
+    names = ("accountBalance", "currencyPair", "entryPrice", "stopLoss", "riskPercentage")
+    columns: dict[str, Any] = {k: [it[k] for it in items] for k in names}
+    columns.update(accountCurrency="USD", leverage=30)
+    doc: dict[str, Any] = {"columns": columns, "conversionRates": {"USDJPY": 150.0}, "format": "columns"}
+    if fmt == "columns-in-fields":
+        doc["fields"] = FIELDS_3
+    return orjson.dumps(doc)

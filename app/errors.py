@@ -103,10 +103,10 @@ def problem(
 _UNION_TAG = re.compile(r"^(constrained-)?(float|int|str|bool|list\[.*|dict\[.*|function-.*|union\[.*|[A-Z]\w*)$")
 
 
-def _is_tag(part: Any, previous: Any) -> bool:
+def _is_tag(part: Any) -> bool:
     # Union members add their type name to the location (e.g. takeProfit.constrained-float); the
-    # client's own path has no such part. A capitalised name right after a dict key (an uppercase
-    # symbol like EURUSD) is a key, not a tag, so only drop names that look like types.
+    # client's own path has no such part. An all-capitals key (a symbol like EURUSD in
+    # conversionRates) is the client's, so only names that look like types are dropped.
     if not isinstance(part, str) or not _UNION_TAG.match(part):
         return False
     return not (part.isupper() and part.isalpha())
@@ -117,7 +117,7 @@ def _errors_from_pydantic(raw: list[Any], prefix: tuple[Any, ...] = ()) -> list[
     seen: set[str] = set()
     for e in raw:
         parts = [p for p in e.get("loc", ()) if p != "body"]
-        loc = tuple(prefix) + tuple(p for i, p in enumerate(parts) if not _is_tag(p, parts[i - 1] if i else None))
+        loc = tuple(prefix) + tuple(p for p in parts if not _is_tag(p))
         msg = str(e.get("msg", "invalid value"))
         ctx = e.get("ctx") or {}
         if e.get("type") == "value_error" and "error" in ctx:

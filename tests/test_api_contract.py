@@ -193,3 +193,31 @@ def test_batch_results_in_order_with_item_errors(client: TestClient) -> None:
         "format": "columns", "fields": ["lotSize"]}).json()
     assert colin["columns"]["lotSize"] == [0.66, 1.33, None]
     assert colin["errors"][0]["errors"][0]["field"] == "items[2].accountBalance"
+
+
+def test_explain_on_every_calculation(client: TestClient) -> None:
+    bodies = {
+        "margin": {"accountCurrency": "USD", "currencyPair": "EURUSD", "lots": 1, "price": 1.1},
+        "pnl": {"accountCurrency": "USD", "currencyPair": "EURUSD", "side": "long", "lots": 1, "openPrice": 1.1,
+                "closePrice": 1.11},
+        "risk-reward": {"rewardToRisk": 2, "winRate": 0.4},
+        "risk-of-ruin": {"winRate": 0.55, "capitalUnits": 10},
+        "lots": {"currencyPair": "EURUSD", "units": 12345},
+        "portfolio": {"accountCurrency": "USD", "positions": [{"currencyPair": "EURUSD", "side": "long", "lots": 1,
+                                                               "entryPrice": 1.1, "stopLossPips": 20}]},
+        "multi-leg": {"accountCurrency": "USD", "currencyPair": "EURUSD", "entries": [{"price": 1.1}],
+                      "stopLoss": 1.09, "riskAmount": 100},
+        "projection": {"startBalance": 1000, "riskPercentage": 1, "rewardToRisk": 2, "outcomes": ["W"]},
+        "atr": {"previousAtr": 0.01, "trueRange": 0.02, "period": 14},
+        "cross-rate": {"target": "EURJPY", "conversionRates": {"EURUSD": 1.1, "USDJPY": 150}},
+        "convert": {"amount": 100, "from": "EUR", "to": "USD", "conversionRates": {"EURUSD": 1.1}},
+    }
+    for path, body in bodies.items():
+        r = client.post(f"/api/v1/calculate/{path}?explain=true", json=body)
+        assert r.status_code == 200, (path, r.text)
+        steps = r.json()["explain"]
+        assert steps and all(s["formula"] for s in steps), path
+        assert "explain" not in client.post(f"/api/v1/calculate/{path}", json=body).json()
+    b = client.post("/api/v1/calculate/batch?explain=true", json={"items": [WORKED, WORKED]}).json()
+    assert all(r["result"]["explain"] for r in b["results"])
+    assert b["results"][0]["result"]["lotSize"] == 0.66

@@ -129,15 +129,15 @@ def item_error(index: int, status: int, slug: str, detail: str, errors: list[dic
     return {"type": f"/problems/{slug}", "status": status, "detail": detail, "errors": errors}
 
 
-def scalar_item(index: int, item: Any, shared: dict[str, Any] | None) -> tuple[dict[str, Any] | None,
-                                                                              dict[str, Any] | None]:
+def scalar_item(index: int, item: Any, shared: dict[str, Any] | None,
+                explain: bool = False) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
     """One item through the full single-request path: (result, None) or (None, error)."""
     prefix = ("items", index)
     try:
         if isinstance(item, dict) and shared and "conversionRates" not in item:
             item = {**item, "conversionRates": shared}
         req = s.PositionSizeRequest.model_validate(item, strict=True)
-        out = service.position_size(req)
+        out = service.position_size(req, explain)
         return out, None
     except ValidationError as exc:
         errs = _errors_from_pydantic(list(exc.errors()), prefix)
@@ -148,25 +148,30 @@ def scalar_item(index: int, item: Any, shared: dict[str, Any] | None) -> tuple[d
 
 
 
-def run(body: bytes, limit: int) -> bytes:
+def run(body: bytes, limit: int, explain: bool = False) -> bytes:
     # The cyclic garbage collector would walk the parsed batch (hundreds of thousands of objects)
     # several times per request; nothing here creates reference cycles, so pause it for the call.
     enabled = gc.isenabled()
     gc.disable()
     try:
-        return _run(body, limit)
+        return _run(body, limit, explain)
     finally:
         if enabled:
             gc.enable()
 
 
-def _run(body: bytes, limit: int) -> bytes:
+def _run(body: bytes, limit: int, explain: bool) -> bytes:
     """Plain items go through the vectorised fast path; the others (unusual options, and every item
     that fails validation) through the single-request path, so both give the same numbers and errors.
     Each result has the fields of BATCH_FIELDS; `conventions` is given once for the batch."""
     b = parse(body, limit)
     n, shared, fmt = b.n, b.rates, b.fmt
-    if b.items is not None:
+    cols: dict[str, Any]
+    cand: list[int]
+    if explain:  # the steps come from the single-request path, item by item
+        cand, cols, rest = [], {}, list(range(n))
+        b.fields = (*b.fields, "explain")
+    elif b.items is not None:
         cand, cols, rest = batch_fast.columns_of(b.items)
     else:
         assert b.columns is not None
@@ -179,19 +184,21 @@ def _run(body: bytes, limit: int) -> bytes:
         columns = fast.columns
         ok = [True] * n
     else:
-        columns = {name: [None] * n for name in BATCH_FIELDS}
+        columns = {name: [None] * n for name in b.fields}
         ok = [False] * n
         for name, values in fast.columns.items():
+            if name not in columns:
+                continue
             col = columns[name]
             for i, v in zip(fast.indices, values.tolist() if hasattr(values, "tolist") else values, strict=True):
                 col[i] = v
         for i in fast.indices:
             ok[i] = True
     for i in fast.rest:
-        res, err = scalar_item(i, b.item(i), shared)
+        res, err = scalar_item(i, b.item(i), shared, explain)
         if res is not None:
             ok[i] = True
-            for name in BATCH_FIELDS:
+            for name in b.fields:
                 columns[name][i] = res[name]
         else:
             assert err is not None

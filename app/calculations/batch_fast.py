@@ -18,7 +18,7 @@ from app.calc.errors import CalcError
 from app.calc.flags import flag
 from app.calc.instruments import CURRENCIES, InstrumentSpec, resolve
 from app.calc.leverage import ESMA_CAPS, regulatory_cap
-from app.calc.numbers import step_decimals
+from app.calc.numbers import r10, step_decimals
 from app.calc.sizing import own_pair
 from app.calculations.schemas import PositionSizeRequest
 
@@ -319,8 +319,6 @@ def _rule(has_req: bool, applied: float, requested: float, juris: str) -> str:
 
 def _flags(bits: int, spec: InstrumentSpec, target: float, max_loss: float, requested: float, applied: float,
            rule: str) -> list[dict[str, Any]]:
-    from app.calc.numbers import r10
-
     data: dict[int, dict[str, Any]] = {
         kernel.CAPPED: {"maxLot": spec.max_lot}, kernel.RAISED: {"minLot": spec.min_lot},
         kernel.REFUSED: {"minLot": spec.min_lot},

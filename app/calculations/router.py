@@ -7,7 +7,7 @@ from starlette.responses import Response
 
 from app.calculations import batch, service
 from app.calculations import schemas as s
-from app.calculations.routing import JSON, REQUEST_MODELS, check_json, json_post
+from app.calculations.routing import EXPLAIN_PARAM, JSON, REQUEST_MODELS, check_json, json_post, wants_explain
 
 router = APIRouter(prefix="/api/v1/calculate", tags=["calculations"])
 
@@ -37,28 +37,28 @@ json_post(router, "/kelly", s.KellyRequest, s.KellyResponse, service.kelly,
 json_post(router, "/risk-of-ruin", s.RiskOfRuinRequest, s.RiskOfRuinResponse, service.risk_of_ruin,
           summary="Risk of ruin (fixed risk units) and the fixed-fractional ruin bound",
           example={"winRate": 0.55, "payoffRatio": 1, "capitalUnits": 10})
-json_post(router, "/lots", s.LotsRequest, None, service.lots, explain=False,
+json_post(router, "/lots", s.LotsRequest, None, service.lots,
           summary="Units and lots: lot classes, tradeable lots by the lot step and min-lot policy",
           example={"currencyPair": "EURUSD", "units": 66666.67})
-json_post(router, "/portfolio", s.PortfolioRequest, None, service.portfolio_risk, explain=False,
+json_post(router, "/portfolio", s.PortfolioRequest, None, service.portfolio_risk,
           summary="Open positions: risk at the stops, margin, largest contributor",
           example={"accountCurrency": "USD", "accountBalance": 10000, "positions": [
               {"currencyPair": "EURUSD", "side": "long", "lots": 0.5, "entryPrice": 1.1, "stopLossPips": 30}]})
-json_post(router, "/multi-leg", s.MultiLegRequest, None, service.multi_leg, explain=False,
+json_post(router, "/multi-leg", s.MultiLegRequest, None, service.multi_leg,
           summary="One trade entered at several prices with a shared stop",
           example={"accountCurrency": "USD", "currencyPair": "EURUSD", "entries": [{"price": 1.1}, {"price": 1.101}],
                    "stopLoss": 1.106, "riskAmount": 300})
-json_post(router, "/projection", s.ProjectionRequest, None, service.projection, explain=False,
+json_post(router, "/projection", s.ProjectionRequest, None, service.projection,
           summary="Equity path of a win/loss sequence at a fixed-fractional risk",
           example={"startBalance": 10000, "riskPercentage": 1, "rewardToRisk": 2, "outcomes": ["W", "L", "W"]})
-json_post(router, "/atr", s.AtrRequest, None, service.atr, explain=False,
+json_post(router, "/atr", s.AtrRequest, None, service.atr,
           summary="Average true range (Wilder)",
           example={"previousAtr": 0.0134, "trueRange": 0.028, "period": 20})
-json_post(router, "/cross-rate", s.CrossRateRequest, None, service.cross_rate, explain=False,
+json_post(router, "/cross-rate", s.CrossRateRequest, None, service.cross_rate,
           summary="Cross rate (bid/ask) from quoted pairs",
           example={"target": "EURAUD", "conversionRates": {"EURUSD": {"bid": 1.2166, "ask": 1.2171},
                                                            "AUDUSD": {"bid": 0.6834, "ask": 0.6839}}})
-json_post(router, "/convert", s.ConvertRequest, None, service.convert, explain=False,
+json_post(router, "/convert", s.ConvertRequest, None, service.convert,
           summary="Convert an amount between currencies (mid, loss side, profit side)",
           example={"amount": 200, "from": "GBP", "to": "USD",
                    "conversionRates": {"GBPUSD": {"bid": 1.2698, "ask": 1.2702}}})
@@ -73,11 +73,12 @@ REQUEST_MODELS.append(s.BatchRequest)
                 "\"columns\"` to get the results as one array per field (fastest).",
     openapi_extra={"requestBody": {"required": True, "content": {JSON: {
         "schema": {"$ref": "#/components/schemas/BatchRequest"},
-        "example": {"items": [s.POSITION_SIZE_EXAMPLE, {**s.POSITION_SIZE_EXAMPLE, "riskPercentage": 1}]}}}}},
+        "example": {"items": [s.POSITION_SIZE_EXAMPLE, {**s.POSITION_SIZE_EXAMPLE, "riskPercentage": 1}]}}}},
+        "parameters": [EXPLAIN_PARAM]},
     responses={413: {"description": "More items than the limit (problem+json)"}},
 )
 async def position_size_batch(request: Request) -> Response:
     check_json(request)
     limit: int = request.app.state.settings.batch_max_items
-    body = batch.run(await request.body(), limit)
+    body = batch.run(await request.body(), limit, wants_explain(request.scope["query_string"]))
     return Response(body, media_type=JSON)

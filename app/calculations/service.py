@@ -243,11 +243,17 @@ def risk_of_ruin(req: s.RiskOfRuinRequest, explain: bool = False) -> dict[str, A
 
 
 def lots(req: s.LotsRequest, explain: bool = False) -> dict[str, Any]:
+    ex = Explain() if explain else None
     spec = instrument(req.currency_pair, req.instrument)
     units, lot = _units_lots(spec, req.lots, req.units)
     out = trade.lot_breakdown(spec, units, lot, req.lot_rounding, req.min_lot_policy)
     out["currencyPair"] = spec.symbol
-    return _finish(out, None)
+    if ex:
+        ex.add("lots", "units / contractSize", {"units": units, "contractSize": spec.contract_size}, out["lots"])
+        ex.add("tradeableLots", f"{req.lot_rounding} to lotStep, then minLot/maxLot policy",
+               {"lotStep": spec.lot_step, "minLot": spec.min_lot, "maxLot": spec.max_lot,
+                "minLotPolicy": req.min_lot_policy}, out["tradeableLots"])
+    return _finish(out, ex)
 
 
 def portfolio_risk(req: s.PortfolioRequest, explain: bool = False) -> dict[str, Any]:
@@ -280,7 +286,14 @@ def portfolio_risk(req: s.PortfolioRequest, explain: bool = False) -> dict[str, 
         positions.append(portfolio.Position(spec, p.side, lot, p.entry_price, distance, p.leverage, f))
     out = portfolio.open_positions(account, req.account_balance, positions, table, req.jurisdiction,
                                    req.free_margin)
-    return _finish(out, None)
+    ex = Explain() if explain else None
+    if ex:
+        for i, row in enumerate(out["positions"]):
+            ex.add(f"positions[{i}].riskAtStop", "lots x stopDistance x contractSize x X(quote->account)",
+                   {"lots": row["lots"]}, row["riskAtStop"])
+        ex.add("totalRisk", "sum of riskAtStop", {}, out["totalRisk"])
+        ex.add("totalMargin", "sum of requiredMargin", {}, out["totalMargin"])
+    return _finish(out, ex)
 
 
 def multi_leg(req: s.MultiLegRequest, explain: bool = False) -> dict[str, Any]:
@@ -296,14 +309,24 @@ def multi_leg(req: s.MultiLegRequest, explain: bool = False) -> dict[str, Any]:
     out = portfolio.multi_leg(spec, account, rate_table(req.conversion_rates),
                               [(e.price, e.weight) for e in req.entries], req.stop_loss, req.direction, risk,
                               req.account_balance, req.commission_per_lot)
-    return _finish(out, None)
+    ex = Explain() if explain else None
+    if ex:
+        ex.add("scale", "riskAmount / sum(weight_i x lossPerLot_i)", {"riskAmount": r10(risk)},
+               out["legs"][0]["exactLots"] / out["legs"][0]["weight"])
+        for i, leg in enumerate(out["legs"]):
+            ex.add(f"legs[{i}].lots", "scale x weight, floored to lotStep", {"weight": leg["weight"]}, leg["lots"])
+    return _finish(out, ex)
 
 
 def projection(req: s.ProjectionRequest, explain: bool = False) -> dict[str, Any]:
     out = series.outcome_path(req.start_balance, req.risk_percentage, req.reward_to_risk, req.outcomes,
                               req.compounding)
     out["method"] = "sequence"
-    return _finish(out, None)
+    ex = Explain() if explain else None
+    if ex:
+        ex.add("trade", "risk = balance x riskPercentage / 100 (start balance without compounding); "
+               "win: + risk x rewardToRisk, loss: - risk", {"compounding": req.compounding}, out["balancePath"])
+    return _finish(out, ex)
 
 
 def atr(req: s.AtrRequest, explain: bool = False) -> dict[str, Any]:
@@ -319,13 +342,24 @@ def atr(req: s.AtrRequest, explain: bool = False) -> dict[str, Any]:
         for i, (h, lo) in enumerate(zip(req.high, req.low, strict=True)):
             if lo > h:
                 raise CalcError(f"low[{i}]", "low is above high.", "INVALID_BAR")
-        return _finish(series.atr_series(req.high, req.low, req.close, req.period), None)
+        out = series.atr_series(req.high, req.low, req.close, req.period)
+        ex = Explain() if explain else None
+        if ex:
+            ex.add("trueRange", "max(high - low, |high - previous close|, |low - previous close|)", {},
+                   out["trueRange"])
+            ex.add("atr", "first: mean of `period` true ranges; then ((period - 1) x ATR + TR) / period",
+                   {"period": req.period}, out["latestAtr"])
+        return _finish(out, ex)
     if req.previous_atr is None or req.true_range is None:
         field = "previousAtr" if req.previous_atr is None else "trueRange"
         raise CalcError(field, "Give previousAtr with trueRange, or high/low/close series.", "MISSING_FIELD")
     value = series.wilder_update(req.previous_atr, req.true_range, req.period)
-    return _finish({"atr": r10(value), "period": req.period, "method": "wilder",
-                    "formula": "((period - 1) x previousAtr + trueRange) / period"}, None)
+    formula = "((period - 1) x previousAtr + trueRange) / period"
+    ex = Explain() if explain else None
+    if ex:
+        ex.add("atr", formula, {"previousAtr": req.previous_atr, "trueRange": req.true_range,
+                                "period": req.period}, r10(value))
+    return _finish({"atr": r10(value), "period": req.period, "method": "wilder", "formula": formula}, ex)
 
 
 def _half_up(x: float, decimals: int) -> float:
@@ -345,7 +379,11 @@ def cross_rate(req: s.CrossRateRequest, explain: bool = False) -> dict[str, Any]
         out["bidUnrounded"], out["askUnrounded"] = out["bid"], out["ask"]
         out["bid"], out["ask"] = _half_up(c.bid, req.decimals), _half_up(c.ask, req.decimals)
         out["rounding"] = {"decimals": req.decimals, "mode": "half-up"}
-    return _finish(out, None)
+    ex = Explain() if explain else None
+    if ex:
+        ex.add("cross", "product of legs; a leg quoted the other way is 1/ask for the bid and 1/bid for the ask",
+               {"path": list(c.path)}, {"bid": out["bid"], "ask": out["ask"]})
+    return _finish(out, ex)
 
 
 def convert(req: s.ConvertRequest, explain: bool = False) -> dict[str, Any]:
@@ -361,4 +399,8 @@ def convert(req: s.ConvertRequest, explain: bool = False) -> dict[str, Any]:
     for name, side in sides.items():
         out[name] = r10(amount * c.side(side))
     out["ratesUsed"] = table.used_public()
-    return _finish(out, None)
+    ex = Explain() if explain else None
+    if ex:
+        ex.add("convert", "amount x rate; a loss at the ask of from/to, a profit at the bid",
+               {"amount": amount, "path": list(c.path)}, {k: out[k] for k in sides})
+    return _finish(out, ex)

@@ -112,11 +112,17 @@ def pip_value(req: s.PipValueRequest, explain: bool = False) -> dict[str, Any]:
     return _finish(out, ex)
 
 
-def margin(req: s.MarginRequest, explain: bool = False) -> dict[str, Any]:
-    ex = Explain() if explain else None
+def _sized(req: s.MarginRequest | s.PnlRequest) -> tuple[str, InstrumentSpec, float, float]:
+    """(account currency, instrument, units, lots) of a request that names one position."""
     account = normalise_currency(req.account_currency, "accountCurrency")
     spec = instrument(req.currency_pair, req.instrument)
     units, lots = _units_lots(spec, req.lots, req.units)
+    return account, spec, units, lots
+
+
+def margin(req: s.MarginRequest, explain: bool = False) -> dict[str, Any]:
+    ex = Explain() if explain else None
+    account, spec, units, lots = _sized(req)
     if req.open_price is not None and req.side is None:
         raise CalcError("side", "openPrice needs the position's side for its unrealised P&L.", "MISSING_FIELD")
     out = trade.margin(spec, account, rate_table(req.conversion_rates), units, lots, req.price, req.leverage,
@@ -127,9 +133,7 @@ def margin(req: s.MarginRequest, explain: bool = False) -> dict[str, Any]:
 
 def pnl(req: s.PnlRequest, explain: bool = False) -> dict[str, Any]:
     ex = Explain() if explain else None
-    account = normalise_currency(req.account_currency, "accountCurrency")
-    spec = instrument(req.currency_pair, req.instrument)
-    units, lots = _units_lots(spec, req.lots, req.units)
+    account, spec, units, lots = _sized(req)
     out = trade.pnl(spec, account, rate_table(req.conversion_rates), units, lots, req.side, req.open_price,
                     req.close_price, req.commission_per_lot, req.swap, ex)
     out["currencyPair"] = spec.symbol

@@ -221,3 +221,11 @@ def test_explain_on_every_calculation(client: TestClient) -> None:
     b = client.post("/api/v1/calculate/batch?explain=true", json={"items": [WORKED, WORKED]}).json()
     assert all(r["result"]["explain"] for r in b["results"])
     assert b["results"][0]["result"]["lotSize"] == 0.66
+
+
+def test_portfolio_positions_on_one_pair_keep_their_own_prices(client: TestClient) -> None:
+    body = {"accountCurrency": "USD", "positions": [
+        {"currencyPair": "EURUSD", "side": "long", "lots": 1, "entryPrice": 1.10, "leverage": 10},
+        {"currencyPair": "EURUSD", "side": "long", "lots": 1, "entryPrice": 1.20, "leverage": 10}]}
+    r = post(client, "portfolio", body)
+    assert r["marginByPosition"] == [11000.0, 12000.0]  # 100,000 EUR at each entry / 10

@@ -32,6 +32,7 @@ def open_positions(account: str, balance: float | None, positions: list[Position
     total_risk = 0.0
     total_margin = 0.0
     all_have_stops = True
+    used: dict[str, Any] = {}
     for pos in positions:
         spec = pos.spec
         table = with_own_pair(spec, rates, pos.entry)
@@ -54,6 +55,8 @@ def open_positions(account: str, balance: float | None, positions: list[Position
             total_margin += mpl * pos.lots
         else:
             raise CalcError(f"{pos.field}.entryPrice", f"{spec.symbol} margin needs the entry price.")
+        row["ratesUsed"] = table.used_public()
+        used.update(row["ratesUsed"])
         rows.append(row)
     for row in rows:
         if row["riskAtStop"] is not None and total_risk > 0:
@@ -66,7 +69,7 @@ def open_positions(account: str, balance: float | None, positions: list[Position
         "totalRiskComplete": all_have_stops,
         "totalMargin": r10(total_margin),
         "marginByPosition": [row["requiredMargin"] for row in rows],
-        "ratesUsed": rates.used_public(),
+        "ratesUsed": used,
         "flags": [] if all_have_stops else [flag(
             "UNBOUNDED_RISK", "At least one position has no stop: total risk counts only positions with stops.")],
     }

@@ -129,6 +129,7 @@ def rate_tables(inp: PositionSizeInput, stop: float) -> tuple[RateTable, RateTab
     pair = own_pair(inp.spec)
     market = inp.rates
     if pair is not None and not market.has(*pair):
+        market = market.copy()  # the caller's table stays as given
         market.set(pair[0], pair[1], Quote(inp.entry, inp.entry))
     if inp.conversion_at == "stop" and pair is not None:
         loss = market.copy()

@@ -14,8 +14,11 @@ from app.calc.sizing import margin_per_lot, own_pair
 
 
 def with_own_pair(spec: InstrumentSpec, rates: RateTable, price: float | None) -> RateTable:
+    """The table with the instrument's own pair at `price` when the table lacks it. A copy, never the
+    caller's table: positions on one pair at different prices must not see each other's price."""
     pair = own_pair(spec)
     if pair is not None and price is not None and not rates.has(*pair):
+        rates = rates.copy()
         rates.set(pair[0], pair[1], Quote(price, price))
     return rates
 

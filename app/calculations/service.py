@@ -62,8 +62,8 @@ def take_profits(tp: float | list[s.TakeProfitLevel] | None) -> list[sizing.Take
     return [sizing.TakeProfit(level.price, level.share, f"takeProfit[{i}].price") for i, level in enumerate(tp)]
 
 
-def position_size_input(req: s.PositionSizeRequest, broker_max_leverage: float | None = None,
-                        rates: RateTable | None = None) -> sizing.PositionSizeInput:
+def position_size_input(req: s.PositionSizeRequest,
+                        broker_max_leverage: float | None = None) -> sizing.PositionSizeInput:
     account = normalise_currency(req.account_currency, "accountCurrency")
     spec = instrument(req.currency_pair, req.instrument)
     stop_field = one_of({"stopLoss": req.stop_loss, "stopLossPips": req.stop_loss_pips,
@@ -76,7 +76,7 @@ def position_size_input(req: s.PositionSizeRequest, broker_max_leverage: float |
         raise CalcError("riskAmount", "riskAmount exceeds accountBalance.", "RISK_ABOVE_BALANCE")
     if req.spread_adjust_stop and req.spread == 0:
         raise CalcError("spread", "spreadAdjustStop needs the spread (in price units).", "MISSING_FIELD")
-    table = rates if rates is not None else rate_table(req.conversion_rates)
+    table = rate_table(req.conversion_rates)
     return sizing.PositionSizeInput(
         balance=req.account_balance, account_currency=account, spec=spec, entry=req.entry_price, rates=table,
         stop_loss=req.stop_loss, stop_loss_pips=req.stop_loss_pips, stop_loss_points=req.stop_loss_points,

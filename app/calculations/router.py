@@ -67,7 +67,8 @@ REQUEST_MODELS.append(s.BatchRequest)
 
 
 @router.post(
-    "/batch", summary="Up to 10,000 position sizes in one call, computed vectorised",
+    "/batch", response_model=s.BatchResponse, response_model_exclude_none=True,
+    summary="Up to 10,000 position sizes in one call, computed vectorised",
     description="`items`: position-size requests. Results come back in order, one per item, each with `ok` and "
                 "either `result` or its own `error` (problem detail naming the field). Send `\"format\": "
                 "\"columns\"` to get the results as one array per field (fastest).",

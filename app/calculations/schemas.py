@@ -323,13 +323,29 @@ class ConvertRequest(ApiModel):
 
 
 class BatchRequest(ApiModel):
-    items: Annotated[list[dict[str, Any]], Field(description="Position-size requests, up to 10,000")]
+    """Documentation of the batch body; app/calculations/batch.py parses it (per item, so one bad item
+    fails alone). Give `items` or `columns`."""
+
+    items: Annotated[list[dict[str, Any]], Field(max_length=10_000)] | None = Field(
+        default=None, description="Position-size requests (the body of POST /position-size), up to 10,000")
+    columns: dict[str, Any] | None = Field(
+        default=None, description="Instead of items: field -> list of values, or one value for every item. "
+        "Fields: accountBalance, accountCurrency, currencyPair, entryPrice, stopLoss, stopLossPips, "
+        "riskPercentage, riskAmount, leverage, commissionPerLot, direction, minLotPolicy, jurisdiction")
     conversion_rates: ConversionRates | None = Field(
         default=None, description="Shared by every item (an item's own conversionRates win)")
+    format: Literal["rows", "columns"] = Field(
+        default="rows", description="rows: `results` in order; columns: one array per result field")
+    fields: list[str] | None = Field(default=None, description="Result fields to return (default: all)")
 
 
-class BatchItemResult(OutModel):
-    index: int
-    ok: bool
-    result: dict[str, Any] | None = None
-    error: dict[str, Any] | None = None
+class BatchResponse(OutModel):
+    calculation_id: str
+    count: int
+    succeeded: int
+    failed: int
+    conventions: dict[str, Any]
+    results: list[dict[str, Any]] | None = Field(
+        default=None, description="rows: {index, ok, result} or {index, ok: false, error (problem detail)}")
+    columns: dict[str, list[Any]] | None = Field(default=None, description="columns: null for failed items")
+    errors: list[dict[str, Any]] | None = Field(default=None, description="columns: {index, ...problem detail}")

@@ -30,8 +30,8 @@ def uv() -> str:
     if not local.exists():
         print(f"[dev] installing uv {UV_VERSION} into {TOOLS}", flush=True)
         venv.EnvBuilder(with_pip=True, clear=True).create(TOOLS)
-        subprocess.run([str(TOOLS / "bin" / "python"), "-m", "pip", "install", "-q", f"uv=={UV_VERSION}"],
-                       check=True)
+        subprocess.run([str(TOOLS / "bin" / "python"), "-m", "pip", "install", "-q",
+                        "--disable-pip-version-check", f"uv=={UV_VERSION}"], check=True)
     return str(local)
 
 

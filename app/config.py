@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from functools import lru_cache
+from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -23,6 +24,54 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(default=8 * 1024 * 1024, ge=1024)
     batch_max_items: int = Field(default=10_000, ge=1)
     public_base_url: str = "http://127.0.0.1:8000"
+
+    # --- storage -----------------------------------------------------------------------------
+    # Where the embedded engines (pgserver) keep their data and where generated dev secrets live.
+    data_dir: Path = Path(".data")
+    # Unset: an embedded Postgres (pgserver) under data_dir. Set (env DATABASE_URL, no prefix): an
+    # external server; this URL is the owner role that runs migrations and creates the app roles.
+    database_url: str | None = Field(default=None, validation_alias="DATABASE_URL")
+    # The roles the app logs in as. Defaults: the owner URL with these users and passwords.
+    database_app_url: str | None = Field(default=None, validation_alias="DATABASE_APP_URL")
+    database_platform_url: str | None = Field(default=None, validation_alias="DATABASE_PLATFORM_URL")
+    db_app_role: str = "forexrisk_app"
+    db_platform_role: str = "forexrisk_platform"
+    db_app_password: SecretStr | None = None
+    db_platform_password: SecretStr | None = None
+    db_pool_size: int = Field(default=10, ge=1)
+    migrate_on_start: bool = True
+
+    # --- secrets (development and test generate them under data_dir; production must set them) --
+    secret_pepper: SecretStr | None = None  # HMAC pepper for API key and refresh token hashes
+    encryption_key: SecretStr | None = None  # Fernet key: TOTP secrets and SSO client secrets at rest
+    jwt_private_key_pem: SecretStr | None = None  # EC P-256 key signing access tokens (ES256)
+    session_secret: SecretStr | None = None
+
+    # --- identity ------------------------------------------------------------------------------
+    jwt_issuer: str = "forexrisk"
+    access_token_minutes: int = Field(default=15, ge=1, le=60)
+    refresh_idle_days: int = Field(default=7, ge=1)
+    refresh_absolute_days: int = Field(default=30, ge=1)
+    # A replay of the immediately previous refresh token inside this window returns the same new
+    # pair (a retry after a lost response) instead of revoking the family.
+    refresh_grace_seconds: int = Field(default=30, ge=0, le=300)
+    key_rotation_overlap_hours: float = Field(default=24, ge=0, le=24 * 30)
+    # API keys are cached in-process; a revocation on another worker is seen within this time.
+    key_cache_seconds: float = Field(default=10, ge=0, le=300)
+    mfa_max_failures: int = Field(default=5, ge=1)
+    mfa_lockout_seconds: int = Field(default=300, ge=1)
+    argon2_time_cost: int = Field(default=2, ge=1)
+    argon2_memory_kib: int = Field(default=19_456, ge=1024)  # OWASP minimum profile
+    demo_broker: bool = True  # `forexrisk run` creates a demo broker once on the embedded database
+
+    @model_validator(mode="after")
+    def production_needs_secrets(self) -> Settings:
+        if self.environment == "production":
+            missing = [name for name in ("secret_pepper", "encryption_key", "jwt_private_key_pem", "session_secret")
+                       if getattr(self, name) is None]
+            if missing:
+                raise ValueError(f"production needs these secrets set: {', '.join(missing)}")
+        return self
 
 
 @lru_cache(maxsize=1)

@@ -31,6 +31,13 @@ PROBLEM_TYPES: dict[str, tuple[str, str]] = {
     "method-not-allowed": ("Method not allowed", "The path exists but not for this HTTP method."),
     "unsupported-media-type": ("Unsupported media type", "Send the body as application/json."),
     "internal-error": ("Internal error", "An unexpected error; it has been logged with the request id."),
+    "unauthorized": ("Unauthorized", "No valid API key or access token was presented."),
+    "forbidden": ("Forbidden", "The credential is valid but may not do this."),
+    "origin-not-allowed": ("Origin not allowed", "The page's origin is not on the broker's allow-list."),
+    "conflict": ("Conflict", "The request conflicts with the current state of the resource."),
+    "mfa-required": ("MFA required", "This account needs a one-time code from its authenticator."),
+    "too-many-attempts": ("Too many attempts", "Too many failed attempts; wait before trying again."),
+    "sso-error": ("SSO error", "The single sign-on exchange failed or its state did not match."),
 }
 
 
@@ -44,6 +51,59 @@ class AppError(Exception):
         super().__init__(detail)
         self.detail = detail
         self.errors = errors or []
+
+
+class Unauthorized(AppError):
+    status = 401
+    slug = "unauthorized"
+
+    def __init__(self, detail: str = "Missing or invalid credentials.", *,
+                 errors: list[dict[str, Any]] | None = None) -> None:
+        super().__init__(detail, errors=errors)
+
+
+class Forbidden(AppError):
+    status = 403
+    slug = "forbidden"
+
+
+class OriginNotAllowed(AppError):
+    status = 403
+    slug = "origin-not-allowed"
+
+
+class NotFound(AppError):
+    """Also what another tenant's object looks like: same status, same body shape, nothing confirms it exists."""
+
+    status = 404
+    slug = "not-found"
+
+
+class InvalidField(AppError):
+    """A well-formed value the domain refuses (a duplicate email, an unknown config key)."""
+
+    status = 422
+    slug = "validation-error"
+
+    def __init__(self, field: str, detail: str, code: str = "invalid") -> None:
+        loc = tuple(field.split("."))
+        super().__init__(f"Invalid field(s): {field}",
+                         errors=[{"field": field, "pointer": pointer(loc), "code": code, "detail": detail}])
+
+
+class MfaRequired(AppError):
+    status = 401
+    slug = "mfa-required"
+
+
+class TooManyAttempts(AppError):
+    status = 429
+    slug = "too-many-attempts"
+
+
+class SsoError(AppError):
+    status = 400
+    slug = "sso-error"
 
 
 class PayloadTooLarge(AppError):
@@ -175,8 +235,9 @@ def request_id_of(request: Request) -> str | None:
 def install_error_handlers(app: FastAPI) -> None:
     async def on_app_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, AppError)
+        headers = {"WWW-Authenticate": 'Bearer realm="forexrisk"'} if exc.status == 401 else None
         return problem(request_id_of(request), exc.status, exc.slug, exc.detail,
-                       instance=request.url.path, errors=exc.errors)
+                       instance=request.url.path, errors=exc.errors, headers=headers)
 
     async def on_calc_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, CalcError)

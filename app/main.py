@@ -11,16 +11,25 @@ from fastapi.openapi.utils import get_openapi
 from fastapi.routing import APIRoute
 from starlette.responses import Response
 
+from app.admin.brokers.router import router as brokers_router
+from app.admin.users.router import router as users_router
+from app.auth.router import router as auth_router
+from app.auth.service import AuthService
 from app.calc.flags import FLAG_CODES
 from app.calc.instruments import CATALOGUE
+from app.calculations.history import router as history_router
 from app.calculations.router import router as calculations_router
 from app.calculations.routing import REQUEST_MODELS
+from app.calculations.store import CalculationRecorder
 from app.config import Settings, get_settings
+from app.db.bootstrap import prepare
+from app.db.engine import Database
 from app.errors import PROBLEM_TYPES, install_error_handlers, problem
 from app.health.router import router as health_router
 from app.instruments.router import router as instruments_router
 from app.logging import configure_logging
 from app.middleware import RequestContextMiddleware
+from app.secrets import load_secrets
 
 DESCRIPTION = """
 Risk calculations for retail forex/CFD trading: position size, pip value, margin, P&L, reward-to-risk,
@@ -46,8 +55,19 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        # External clients (database, Redis, market data) are built here once they exist.
-        yield
+        # Clients are built here, never at import: Postgres (embedded unless DATABASE_URL is set).
+        secrets = load_secrets(settings)
+        urls = await prepare(settings, secrets)
+        db = Database.connect(urls, settings.db_pool_size)
+        auth = AuthService(settings, secrets, db)
+        recorder = CalculationRecorder(db, auth.key_usage)
+        app.state.db, app.state.auth, app.state.recorder = db, auth, recorder
+        recorder.start()
+        try:
+            yield
+        finally:
+            await recorder.stop()
+            await db.dispose()
 
     app = FastAPI(
         title="ForexRisk API", version="0.1.0", description=DESCRIPTION, lifespan=lifespan,
@@ -59,6 +79,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(health_router)
     app.include_router(instruments_router)
     app.include_router(calculations_router)
+    app.include_router(history_router)
+    app.include_router(auth_router)
+    app.include_router(brokers_router)
+    app.include_router(users_router)
 
     @app.get("/problems/{slug}", include_in_schema=False)
     async def problem_type(slug: str) -> Response:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
 from pydantic.alias_generators import to_camel
 
 
@@ -16,6 +16,12 @@ class ApiModel(BaseModel):
         alias_generator=to_camel, populate_by_name=True, extra="forbid", strict=True, allow_inf_nan=False,
         frozen=True,
     )
+    # Set by the calculation route from the caller's broker config, never from the body.
+    _broker_max_leverage: float | None = PrivateAttr(default=None)
+
+    @property
+    def broker_max_leverage(self) -> float | None:
+        return self._broker_max_leverage
 
 
 class OutModel(BaseModel):

@@ -1,16 +1,84 @@
+"""One app per test worker on a real embedded Postgres (pgserver) in a temporary data directory.
+
+`client` sends a valid secret key of a session broker by default, so calculation tests read as
+before; tests about credentials pass their own `Authorization` header (an empty one sends none).
+"""
+
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
 
+from app.admin.brokers.schemas import BrokerConfig, BrokerCreate
+from app.admin.brokers.service import create_broker
 from app.config import Settings
 from app.main import create_app
 
+ADMIN_PASSWORD = "correct horse battery staple"
+
+
+@dataclass
+class BrokerFixture:
+    id: uuid.UUID
+    slug: str
+    secret_key: str
+    publishable_key: str
+    admin_email: str
+    admin_id: uuid.UUID | None
+
+    @property
+    def auth(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.secret_key}"}
+
 
 @pytest.fixture(scope="session")
-def client() -> Iterator[TestClient]:
-    app = create_app(Settings(environment="test"))
+def settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
+    # Light argon2 parameters keep the many test logins fast; production uses the OWASP profile.
+    return Settings(environment="test", data_dir=tmp_path_factory.mktemp("data"), argon2_time_cost=1,
+                    argon2_memory_kib=8192)
+
+
+@pytest.fixture(scope="session")
+def app_client(settings: Settings) -> Iterator[TestClient]:
+    app = create_app(settings)
     with TestClient(app, raise_server_exceptions=False) as c:
         yield c
+
+
+def make_broker(client: TestClient, *, tier: str = "standard", config: dict[str, Any] | None = None,
+                name: str | None = None) -> BrokerFixture:
+    slug = f"b-{uuid.uuid4().hex[:10]}"
+    email = f"admin@{slug}.example.com"
+    spec = BrokerCreate(name=name or f"Broker {slug}", slug=slug, tier=tier,  # type: ignore[arg-type]
+                        config=BrokerConfig.model_validate(config or {"allowedOrigins": ["https://www.example.com"]}),
+                        admin_email=email, admin_password=ADMIN_PASSWORD)
+    app = client.app
+    out = client.portal.call(create_broker, app.state.db, app.state.auth, spec)  # type: ignore[attr-defined,union-attr]
+    return BrokerFixture(id=out["id"], slug=slug, secret_key=out["secretKey"], publishable_key=out["publishableKey"],
+                         admin_email=email, admin_id=out["adminUserId"])
+
+
+@pytest.fixture(scope="session")
+def calc_broker(app_client: TestClient) -> BrokerFixture:
+    return make_broker(app_client)
+
+
+@pytest.fixture(scope="session")
+def client(app_client: TestClient, calc_broker: BrokerFixture) -> TestClient:
+    app_client.headers["Authorization"] = f"Bearer {calc_broker.secret_key}"
+    return app_client
+
+
+@pytest.fixture
+def broker_a(client: TestClient) -> BrokerFixture:
+    return make_broker(client)
+
+
+@pytest.fixture
+def broker_b(client: TestClient) -> BrokerFixture:
+    return make_broker(client)

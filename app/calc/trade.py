@@ -70,7 +70,7 @@ def pip_value(spec: InstrumentSpec, account: str, rates: RateTable, units: float
 def margin(spec: InstrumentSpec, account: str, rates: RateTable, units: float, lots: float, price: float | None,
            leverage: float | None, jurisdiction: str | None, balance: float | None, free_margin: float | None,
            side: Literal["long", "short"] | None, open_price: float | None,
-           ex: Explain | None = None) -> dict[str, Any]:
+           ex: Explain | None = None, broker_max: float | None = None) -> dict[str, Any]:
     # CFD margin needs the instrument price; FX margin needs it only to convert the base currency.
     pair = own_pair(spec)
     if price is None and pair is not None and rates.has(*pair):
@@ -84,7 +84,7 @@ def margin(spec: InstrumentSpec, account: str, rates: RateTable, units: float, l
         # Margin is fixed at the fill price (an explicit price wins over the table's quote).
         rates = rates.copy()
         rates.set(pair[0], pair[1], Quote(price, price))
-    lev, rule, limits = resolve_leverage(spec, leverage, jurisdiction)
+    lev, rule, limits = resolve_leverage(spec, leverage, jurisdiction, broker_max)
     mpl, notional_per_lot = margin_per_lot(spec, price or 0.0, lev, rates, account)
     m = mpl * lots
     out: dict[str, Any] = {

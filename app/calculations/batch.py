@@ -13,6 +13,7 @@ from app.calc.errors import CalcError
 from app.calc.sizing import CONVENTIONS_VERSION
 from app.calculations import batch_fast, service
 from app.calculations import schemas as s
+from app.calculations.policy import BrokerPolicy
 from app.errors import AppError, MalformedJSON, PayloadTooLarge, _errors_from_pydantic, calc_error_item, calc_slug
 from app.schemas import ConversionRates
 
@@ -129,14 +130,16 @@ def item_error(index: int, status: int, slug: str, detail: str, errors: list[dic
     return {"type": f"/problems/{slug}", "status": status, "detail": detail, "errors": errors}
 
 
-def scalar_item(index: int, item: Any, shared: dict[str, Any] | None,
-                explain: bool = False) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
+def scalar_item(index: int, item: Any, shared: dict[str, Any] | None, explain: bool = False,
+                policy: BrokerPolicy | None = None) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
     """One item through the full single-request path: (result, None) or (None, error)."""
     prefix = ("items", index)
     try:
         if isinstance(item, dict) and shared and "conversionRates" not in item:
             item = {**item, "conversionRates": shared}
         req = s.PositionSizeRequest.model_validate(item, strict=True)
+        if policy is not None:
+            req = policy.apply(req)
         out = service.position_size(req, explain)
         return out, None
     except ValidationError as exc:
@@ -148,19 +151,25 @@ def scalar_item(index: int, item: Any, shared: dict[str, Any] | None,
 
 
 
-def run(body: bytes, limit: int, explain: bool = False) -> bytes:
+def run(body: bytes, limit: int, explain: bool = False, policy: BrokerPolicy | None = None) -> bytes:
+    return run_with_summary(body, limit, explain, policy)[0]
+
+
+def run_with_summary(body: bytes, limit: int, explain: bool = False,
+                     policy: BrokerPolicy | None = None) -> tuple[bytes, dict[str, Any]]:
+    """The response body and its head (calculationId, counts) for the calculation store."""
     # The cyclic garbage collector would walk the parsed batch (hundreds of thousands of objects)
     # several times per request; nothing here creates reference cycles, so pause it for the call.
     enabled = gc.isenabled()
     gc.disable()
     try:
-        return _run(body, limit, explain)
+        return _run(body, limit, explain, policy or BrokerPolicy())
     finally:
         if enabled:
             gc.enable()
 
 
-def _run(body: bytes, limit: int, explain: bool) -> bytes:
+def _run(body: bytes, limit: int, explain: bool, policy: BrokerPolicy) -> tuple[bytes, dict[str, Any]]:
     """Plain items go through the vectorised fast path; the others (unusual options, and every item
     that fails validation) through the single-request path, so both give the same numbers and errors.
     Each result has the fields of BATCH_FIELDS; `conventions` is given once for the batch."""
@@ -168,9 +177,12 @@ def _run(body: bytes, limit: int, explain: bool) -> bytes:
     n, shared, fmt = b.n, b.rates, b.fmt
     cols: dict[str, Any]
     cand: list[int]
-    if explain:  # the steps come from the single-request path, item by item
+    if explain or not policy.trivial:
+        # The steps, and a broker's own policy (overrides, leverage cap), come from the single-request
+        # path, item by item: the vectorised kernel knows the catalogue defaults only.
         cand, cols, rest = [], {}, list(range(n))
-        b.fields = (*b.fields, "explain")
+        if explain:
+            b.fields = (*b.fields, "explain")
     elif b.items is not None:
         cand, cols, rest = batch_fast.columns_of(b.items)
     else:
@@ -195,7 +207,7 @@ def _run(body: bytes, limit: int, explain: bool) -> bytes:
         for i in fast.indices:
             ok[i] = True
     for i in fast.rest:
-        res, err = scalar_item(i, b.item(i), shared, explain)
+        res, err = scalar_item(i, b.item(i), shared, explain, policy)
         if res is not None:
             ok[i] = True
             for name in b.fields:
@@ -206,10 +218,11 @@ def _run(body: bytes, limit: int, explain: bool) -> bytes:
     succeeded = sum(ok)
     head: dict[str, Any] = {"calculationId": service.new_id(), "count": n, "succeeded": succeeded,
                             "failed": n - succeeded, "conventions": CONVENTIONS}
+    summary = dict(head)
     if fmt == "columns":
         head["columns"] = {name: columns[name] for name in b.fields}
         head["errors"] = [{"index": i, **err} for i, err in sorted(errors.items())]
-        return orjson.dumps(head, option=orjson.OPT_SERIALIZE_NUMPY)
+        return orjson.dumps(head, option=orjson.OPT_SERIALIZE_NUMPY), summary
     names = b.fields
     lists = [c.tolist() if hasattr(c, "tolist") else c for c in (columns[name] for name in names)]
     rows = zip(*lists, strict=True)
@@ -218,7 +231,7 @@ def _run(body: bytes, limit: int, explain: bool) -> bytes:
         else {"index": i, "ok": False, "error": errors[i]}
         for i, row in enumerate(rows)
     ]
-    return orjson.dumps(head)
+    return orjson.dumps(head), summary
 
 
 CONVENTIONS = {

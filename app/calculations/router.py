@@ -7,7 +7,16 @@ from starlette.responses import Response
 
 from app.calculations import batch, service
 from app.calculations import schemas as s
-from app.calculations.routing import EXPLAIN_PARAM, JSON, REQUEST_MODELS, check_json, json_post, wants_explain
+from app.calculations.routing import (
+    EXPLAIN_PARAM,
+    JSON,
+    REQUEST_MODELS,
+    authorise,
+    check_json,
+    json_post,
+    record,
+    wants_explain,
+)
 
 router = APIRouter(prefix="/api/v1/calculate", tags=["calculations"])
 
@@ -79,7 +88,11 @@ REQUEST_MODELS.append(s.BatchRequest)
     responses={413: {"description": "More items than the limit (problem+json)"}},
 )
 async def position_size_batch(request: Request) -> Response:
+    principal, policy = await authorise(request)
     check_json(request)
     limit: int = request.app.state.settings.batch_max_items
-    body = batch.run(await request.body(), limit, wants_explain(request.scope["query_string"]))
+    raw = await request.body()
+    body, summary = batch.run_with_summary(raw, limit, wants_explain(request.scope["query_string"]), policy)
+    # Stored as a summary (id and counts): the per-item results are the client's to keep.
+    record(request, principal, "batch", raw, summary)
     return Response(body, media_type=JSON)

@@ -15,6 +15,9 @@ from fastapi import APIRouter, Request
 from pydantic import BaseModel, TypeAdapter
 from starlette.responses import Response
 
+from app.auth.principal import Principal
+from app.auth.service import AuthService, require
+from app.calculations.policy import BrokerPolicy
 from app.errors import UnsupportedMediaType
 
 M = TypeVar("M", bound=BaseModel)
@@ -50,6 +53,19 @@ def check_json(request: Request) -> None:
                                             "detail": "expected application/json"}])
 
 
+async def authorise(request: Request) -> tuple[Principal, BrokerPolicy]:
+    """The caller (API key or token) and its broker's calculation policy; both come from in-process caches."""
+    auth: AuthService = request.app.state.auth
+    principal = await auth.authenticate(request)
+    require(principal, "calc:run")
+    broker = await auth.broker(principal.broker_id)
+    return principal, BrokerPolicy.from_config(broker.config if broker else {})
+
+
+def record(request: Request, principal: Principal, kind: str, body: bytes, out: dict[str, Any]) -> None:
+    request.app.state.recorder.record(principal, kind, body, out)
+
+
 def json_post(router: APIRouter, path: str, model: type[M], response_model: type[BaseModel] | None,
               func: Callable[[M, bool], dict[str, Any]], *, summary: str, description: str = "",
               example: dict[str, Any] | None = None, explain: bool = True) -> None:
@@ -59,10 +75,15 @@ def json_post(router: APIRouter, path: str, model: type[M], response_model: type
     if example is not None:
         content["example"] = example
 
+    kind = path.rsplit("/", 1)[-1]
+
     async def endpoint(request: Request) -> Response:
+        principal, policy = await authorise(request)
         check_json(request)
-        req = adapter.validate_json(await request.body())
+        body = await request.body()
+        req = policy.apply(adapter.validate_json(body))
         out = func(req, wants_explain(request.scope["query_string"]))
+        record(request, principal, kind, body, out)
         return Response(orjson.dumps(out), media_type=JSON)
 
     endpoint.__name__ = func.__name__
@@ -74,6 +95,8 @@ def json_post(router: APIRouter, path: str, model: type[M], response_model: type
             "parameters": [EXPLAIN_PARAM] if explain else [],
         },
         responses={400: {"description": "Malformed JSON (problem+json)"},
+                   401: {"description": "Missing or invalid API key or token (problem+json)"},
+                   403: {"description": "Origin not allowed for a publishable key, or no calc permission"},
                    413: {"description": "Body too large (problem+json)"},
                    415: {"description": "Not JSON (problem+json)"},
                    422: {"description": "Invalid input; `errors[].field` names each field (problem+json)"}},

@@ -90,8 +90,9 @@ def position_size_input(req: s.PositionSizeRequest,
 
 
 def position_size(req: s.PositionSizeRequest, explain: bool = False) -> dict[str, Any]:
+    # The broker's maxLeverage (from its config, set by the calculation route) caps the leverage.
     ex = Explain() if explain else None
-    return _finish(sizing.position_size(position_size_input(req), ex), ex)
+    return _finish(sizing.position_size(position_size_input(req, req.broker_max_leverage), ex), ex)
 
 
 def _units_lots(spec: InstrumentSpec, lots: float | None, units: float | None) -> tuple[float, float]:
@@ -126,7 +127,8 @@ def margin(req: s.MarginRequest, explain: bool = False) -> dict[str, Any]:
     if req.open_price is not None and req.side is None:
         raise CalcError("side", "openPrice needs the position's side for its unrealised P&L.", "MISSING_FIELD")
     out = trade.margin(spec, account, rate_table(req.conversion_rates), units, lots, req.price, req.leverage,
-                       req.jurisdiction, req.account_balance, req.free_margin, req.side, req.open_price, ex)
+                       req.jurisdiction, req.account_balance, req.free_margin, req.side, req.open_price, ex,
+                       broker_max=req.broker_max_leverage)
     out["currencyPair"] = spec.symbol
     return _finish(out, ex)
 

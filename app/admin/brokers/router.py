@@ -1,0 +1,102 @@
+"""Broker admin API: `/api/v1/brokers`, config, API keys."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from fastapi import APIRouter, Request
+from starlette.responses import Response
+
+from app.admin.api_keys import service as key_service
+from app.admin.api_keys.schemas import KeyCreate, KeyCreated, KeyOut, KeyRotate
+from app.admin.brokers import service
+from app.admin.brokers.schemas import BrokerConfig, BrokerCreate, BrokerCreated, BrokerOut
+from app.auth.service import require
+from app.deps import DB, Auth, CurrentPrincipal, TenantDB, target_broker
+
+router = APIRouter(prefix="/api/v1/brokers", tags=["brokers"])
+
+
+@router.get("", response_model=list[BrokerOut], summary="Brokers the caller may see (its own; all for SUPERADMIN)")
+async def list_brokers(principal: CurrentPrincipal, db: DB, session: TenantDB) -> list[dict[str, Any]]:
+    require(principal, "brokers:read:own")
+    return await service.list_brokers(db, principal, session)
+
+
+@router.post("", status_code=201, response_model=BrokerCreated,
+             summary="Create a broker with its first keys (platform operator only)")
+async def create_broker(spec: BrokerCreate, principal: CurrentPrincipal, db: DB, auth: Auth,
+                        request: Request) -> dict[str, Any]:
+    require(principal, "brokers:create:any")
+    return await service.create_broker(db, auth, spec, principal=principal, conn=request)
+
+
+@router.get("/{broker_id}", response_model=BrokerOut, summary="One broker")
+async def get_broker(broker_id: uuid.UUID, principal: CurrentPrincipal, db: DB) -> dict[str, Any]:
+    target = target_broker(principal, broker_id)
+    require(principal, "brokers:read:own")
+    async with db.tenant(target) as session:
+        return service.broker_out(await service.get_broker(session, target))
+
+
+@router.delete("/{broker_id}", status_code=204, summary="Offboard a broker: mark deleted, revoke its keys")
+async def delete_broker(broker_id: uuid.UUID, principal: CurrentPrincipal, db: DB, auth: Auth,
+                        request: Request) -> Response:
+    target = target_broker(principal, broker_id)
+    require(principal, "brokers:delete:any")
+    await service.delete_broker(db, auth, principal, target, request)
+    return Response(status_code=204)
+
+
+@router.put("/{broker_id}/config", response_model=BrokerOut, summary="Replace the broker's configuration")
+async def put_config(broker_id: uuid.UUID, config: BrokerConfig, principal: CurrentPrincipal, db: DB, auth: Auth,
+                     request: Request) -> dict[str, Any]:
+    target = target_broker(principal, broker_id)
+    require(principal, "brokers:update:own")
+    async with db.tenant(target) as session:
+        return await service.update_config(session, auth, principal, target, config, request)
+
+
+@router.get("/{broker_id}/api-keys", response_model=list[KeyOut], summary="API keys: prefix and last 4 only")
+async def list_keys(broker_id: uuid.UUID, principal: CurrentPrincipal, db: DB) -> list[dict[str, Any]]:
+    target = target_broker(principal, broker_id)
+    require(principal, "keys:read:own")
+    async with db.tenant(target) as session:
+        return await key_service.list_keys(session)
+
+
+@router.post("/{broker_id}/api-keys", status_code=201, response_model=KeyCreated,
+             summary="Create a key; the full key is in this response only")
+async def create_key(broker_id: uuid.UUID, spec: KeyCreate, principal: CurrentPrincipal, db: DB, auth: Auth,
+                     request: Request) -> dict[str, Any]:
+    target = target_broker(principal, broker_id)
+    require(principal, "keys:create:own")
+    async with db.tenant(target) as session:
+        return await key_service.create(session, auth, principal, target, spec, request)
+
+
+@router.post("/{broker_id}/api-keys/{key_id}/rotate", status_code=201, response_model=KeyCreated,
+             summary="Rotate: a new key now, the old one keeps working for the overlap window")
+async def rotate_key(broker_id: uuid.UUID, key_id: uuid.UUID, principal: CurrentPrincipal, db: DB, auth: Auth,
+                     request: Request, body: KeyRotate | None = None) -> dict[str, Any]:
+    target = target_broker(principal, broker_id)
+    require(principal, "keys:create:own")
+    async with db.tenant(target) as session:
+        return await key_service.rotate(session, auth, principal, target, key_id,
+                                        body.overlap_hours if body else None, request)
+
+
+@router.delete("/{broker_id}/api-keys/{key_id}", response_model=KeyOut, summary="Revoke a key at once")
+async def revoke_key(broker_id: uuid.UUID, key_id: uuid.UUID, principal: CurrentPrincipal, db: DB, auth: Auth,
+                     request: Request) -> dict[str, Any]:
+    target = target_broker(principal, broker_id)
+    require(principal, "keys:revoke:own")
+    async with db.tenant(target) as session:
+        return await key_service.revoke(session, auth, principal, target, key_id, request)
+
+
+@router.post("/{broker_id}/api-keys/{key_id}/revoke", response_model=KeyOut, summary="Revoke a key (POST form)")
+async def revoke_key_post(broker_id: uuid.UUID, key_id: uuid.UUID, principal: CurrentPrincipal, db: DB, auth: Auth,
+                          request: Request) -> dict[str, Any]:
+    return await revoke_key(broker_id, key_id, principal, db, auth, request)

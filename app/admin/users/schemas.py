@@ -1,0 +1,48 @@
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from pydantic import Field
+
+from app.schemas import ApiModel, OutModel
+
+Email = Annotated[str, Field(max_length=320, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")]
+Password = Annotated[str, Field(min_length=12, max_length=200)]
+TenantRole = Literal["BROKER_ADMIN", "BROKER_USER", "END_USER"]
+
+
+class UserCreate(ApiModel):
+    email: Email
+    role: TenantRole = "BROKER_USER"
+    name: Annotated[str, Field(max_length=200)] | None = None
+    password: Password | None = Field(default=None, description="Omit for SSO-only users.")
+
+
+class UserUpdate(ApiModel):
+    """Writable properties. `role` only by an admin for another user; tier, broker and ids never (422)."""
+
+    name: Annotated[str, Field(max_length=200)] | None = None
+    password: Password | None = None
+    status: Literal["active", "disabled"] | None = None
+    role: TenantRole | None = None
+
+
+class UserOut(OutModel):
+    id: uuid.UUID
+    broker_id: uuid.UUID
+    email: str
+    name: str | None
+    role: str
+    status: str
+    mfa_enabled: bool
+    sso: bool
+    created_at: datetime
+    last_login_at: datetime | None
+
+
+class ActivityOut(OutModel):
+    user_id: uuid.UUID
+    events: list[dict[str, Any]]
+    calculations: list[dict[str, Any]]

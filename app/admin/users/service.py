@@ -1,0 +1,124 @@
+"""Users of a broker: create, list, update, and what they did (activity)."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import or_, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+from starlette.requests import HTTPConnection
+
+from app.admin.users.schemas import UserCreate, UserUpdate
+from app.audit import service as audit
+from app.auth.permissions import role_rank
+from app.auth.principal import Principal
+from app.auth.service import AuthService
+from app.errors import Forbidden, InvalidField, NotFound
+from app.models import AuditLog, Calculation, User
+
+
+def user_out(row: User) -> dict[str, Any]:
+    return {"id": row.id, "brokerId": row.broker_id, "email": row.email, "name": row.name, "role": row.role,
+            "status": row.status, "mfaEnabled": row.totp_enabled, "sso": row.sso_subject is not None,
+            "createdAt": row.created_at, "lastLoginAt": row.last_login_at}
+
+
+def _may_grant(principal: Principal, role: str) -> bool:
+    if principal.kind == "secret_key":
+        return role_rank(role) <= role_rank("BROKER_ADMIN")
+    return principal.role is not None and role_rank(role) <= role_rank(principal.role)
+
+
+async def create(session: AsyncSession, auth: AuthService, principal: Principal, broker_id: uuid.UUID,
+                 spec: UserCreate, conn: HTTPConnection) -> dict[str, Any]:
+    if not _may_grant(principal, spec.role):
+        raise Forbidden(f"This credential may not create a {spec.role}.")
+    exists = await session.scalar(select(User.id).where(User.broker_id == broker_id)
+                                  .where(User.email.ilike(spec.email.replace("\\", "\\\\").replace("%", "\\%")
+                                                          .replace("_", "\\_"))))
+    if exists is not None:
+        raise InvalidField("email", "a user with this email already exists", "duplicate")
+    row = User(broker_id=broker_id, email=spec.email, role=spec.role, name=spec.name,
+               password_hash=auth.hasher.hash(spec.password) if spec.password else None)
+    session.add(row)
+    try:
+        await session.flush()
+    except IntegrityError as exc:  # a concurrent create of the same email
+        raise InvalidField("email", "a user with this email already exists", "duplicate") from exc
+    await session.refresh(row)
+    await audit.record(session, broker_id=broker_id, action="user.created", conn=conn, principal=principal,
+                       target_type="user", target_id=row.id, details={"role": row.role, "email": row.email})
+    await session.commit()
+    return user_out(row)
+
+
+async def list_users(session: AsyncSession) -> list[dict[str, Any]]:
+    rows = (await session.execute(select(User).order_by(User.created_at, User.id))).scalars().all()
+    return [user_out(r) for r in rows]
+
+
+async def get(session: AsyncSession, user_id: uuid.UUID) -> User:
+    row = await session.get(User, user_id)
+    if row is None:
+        raise NotFound("No user with this id.")
+    return row
+
+
+def check_reach(principal: Principal, user_id: uuid.UUID, own: str, self_: str) -> None:
+    """`own` lets the caller act on any user of its broker; `self_` only on its own record."""
+    if principal.can(own):
+        return
+    if principal.can(self_) and principal.user_id == user_id:
+        return
+    raise NotFound("No user with this id.")
+
+
+async def update(session: AsyncSession, auth: AuthService, principal: Principal, user_id: uuid.UUID,
+                 spec: UserUpdate, conn: HTTPConnection) -> dict[str, Any]:
+    row = await get(session, user_id)
+    changes: dict[str, Any] = {}
+    if spec.role is not None and spec.role != row.role:
+        if principal.user_id == user_id:
+            raise InvalidField("role", "nobody changes their own role", "forbidden_property")
+        if not principal.can("users:update:own") or not _may_grant(principal, spec.role) \
+                or not _may_grant(principal, row.role):
+            raise Forbidden("This credential may not grant that role.")
+        changes["role"] = spec.role
+    if spec.status is not None and spec.status != row.status:
+        if principal.user_id == user_id:
+            raise InvalidField("status", "nobody disables their own account", "forbidden_property")
+        changes["status"] = spec.status
+    if spec.name is not None:
+        changes["name"] = spec.name
+    if spec.password is not None:
+        changes["password_hash"] = auth.hasher.hash(spec.password)
+    for k, v in changes.items():
+        setattr(row, k, v)
+    row.updated_at = datetime.now(UTC)
+    await audit.record(session, broker_id=row.broker_id, action="user.updated", conn=conn, principal=principal,
+                       target_type="user", target_id=row.id,
+                       details={"fields": sorted(k if k != "password_hash" else "password" for k in changes),
+                                **({"role": changes["role"]} if "role" in changes else {})})
+    await session.commit()
+    return user_out(row)
+
+
+async def activity(session: AsyncSession, user_id: uuid.UUID, limit: int) -> dict[str, Any]:
+    await get(session, user_id)
+    uid = str(user_id)
+    events = (await session.execute(
+        select(AuditLog).where(or_(AuditLog.actor_id == uid, AuditLog.target_id == uid))
+        .order_by(AuditLog.created_at.desc()).limit(limit))).scalars().all()
+    calcs = (await session.execute(
+        select(Calculation.id, Calculation.kind, Calculation.created_at).where(Calculation.user_id == user_id)
+        .order_by(Calculation.created_at.desc()).limit(limit))).all()
+    return {
+        "userId": user_id,
+        "events": [{"id": e.id, "action": e.action, "actorType": e.actor_type, "actorId": e.actor_id,
+                    "targetType": e.target_type, "targetId": e.target_id, "ip": e.ip, "requestId": e.request_id,
+                    "details": e.details, "createdAt": e.created_at} for e in events],
+        "calculations": [{"calculationId": c.id, "kind": c.kind, "createdAt": c.created_at} for c in calcs],
+    }

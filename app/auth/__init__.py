@@ -1,0 +1,1 @@
+"""Identity: API keys, access and refresh tokens, MFA, SSO, roles and permissions."""

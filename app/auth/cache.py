@@ -1,0 +1,72 @@
+"""Short-lived in-process caches of API keys and broker records.
+
+Every calculation request authenticates; a database round trip per request would cost more than the
+calculation (perf-notes). Entries live `key_cache_seconds`; this worker drops an entry at once when it
+changes it (revoke, rotate, config update), other workers within the TTL (issue 5 adds pub/sub).
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Generic, TypeVar
+
+K = TypeVar("K")
+V = TypeVar("V")
+
+
+class TtlCache(Generic[K, V]):
+    def __init__(self, ttl: float, max_entries: int = 50_000) -> None:
+        self.ttl = ttl
+        self.max_entries = max_entries
+        self._data: dict[K, tuple[float, V | None]] = {}
+
+    async def get(self, key: K, load: Callable[[K], Awaitable[V | None]]) -> V | None:
+        hit = self._data.get(key)
+        now = time.monotonic()
+        if hit is not None and hit[0] > now:
+            return hit[1]
+        value = await load(key)
+        if len(self._data) >= self.max_entries:
+            self._data.clear()  # crude but bounded: a flood of random ids cannot grow memory
+        self._data[key] = (now + self.ttl, value)  # misses are cached too (negative caching)
+        return value
+
+    def drop(self, key: K) -> None:
+        self._data.pop(key, None)
+
+    def clear(self) -> None:
+        self._data.clear()
+
+
+@dataclass(frozen=True)
+class KeyRecord:
+    id: uuid.UUID
+    broker_id: uuid.UUID
+    key_id: str
+    kind: str
+    mode: str
+    scopes: tuple[str, ...]
+    secret_hash: bytes
+    status: str
+    expires_at: datetime | None
+
+
+@dataclass(frozen=True)
+class BrokerRecord:
+    id: uuid.UUID
+    slug: str
+    name: str
+    tier: str
+    status: str
+    is_platform: bool
+    domains: tuple[str, ...]
+    config: dict[str, Any]
+    config_version: int
+
+    @property
+    def allowed_origins(self) -> tuple[str, ...]:
+        return tuple(self.config.get("allowedOrigins") or ())

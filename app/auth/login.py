@@ -1,0 +1,153 @@
+"""Password login, refresh, logout and MFA enrolment for users."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+from argon2.exceptions import InvalidHashError, VerificationError
+from sqlalchemy import func, select
+from starlette.requests import HTTPConnection
+
+from app.audit import service as audit
+from app.auth import mfa, refresh
+from app.auth.principal import Principal
+from app.auth.schemas import LoginRequest
+from app.auth.service import AuthService
+from app.errors import AppError, Forbidden, InvalidField, MfaRequired, Unauthorized
+from app.models import Broker, User
+
+
+async def broker_id_by_slug(auth: AuthService, slug: str) -> uuid.UUID | None:
+    async with auth.db.platform() as s:
+        row = (await s.execute(select(Broker.id, Broker.status).where(Broker.slug == slug))).one_or_none()
+    return row.id if row is not None and row.status == "active" else None
+
+
+def _pair(auth: AuthService, user: User, refresh_token: str, amr: list[str]) -> dict[str, Any]:
+    access, lifetime = auth.signer.issue(user_id=user.id, broker_id=user.broker_id, role=user.role, amr=amr)
+    return {"accessToken": access, "tokenType": "Bearer", "expiresIn": lifetime, "refreshToken": refresh_token}
+
+
+def _password_ok(auth: AuthService, user: User | None, password: str) -> bool:
+    try:
+        auth.hasher.verify(user.password_hash if user and user.password_hash else auth.dummy_hash, password)
+    except (VerificationError, InvalidHashError):
+        return False
+    return user is not None and user.password_hash is not None
+
+
+async def login(auth: AuthService, req: LoginRequest, conn: HTTPConnection) -> dict[str, Any]:
+    broker_id = await broker_id_by_slug(auth, req.broker)
+    if broker_id is None:
+        _password_ok(auth, None, req.password)
+        raise Unauthorized("Wrong broker, email or password.")
+    async with auth.db.tenant(broker_id) as s:
+        user = (await s.execute(select(User).where(func.lower(User.email) == req.email.lower()))).scalar_one_or_none()
+        if not _password_ok(auth, user, req.password) or user is None or user.status != "active":
+            await audit.record(s, broker_id=broker_id, action="auth.login_failed", conn=conn, actor_type="anonymous",
+                               actor_id=str(user.id) if user else None, details={"email": req.email})
+            await s.commit()
+            raise Unauthorized("Wrong broker, email or password.")
+        amr = ["pwd"]
+        if user.totp_enabled and user.totp_secret_enc:
+            if not req.totp_code and not req.recovery_code:
+                raise MfaRequired("This account has MFA: send totpCode (or recoveryCode) with the password.",
+                                  errors=[{"field": "totpCode", "pointer": "#/totpCode", "code": "mfa_required",
+                                           "detail": "required for this account"}])
+            secret = auth.fernet.decrypt(user.totp_secret_enc.encode()).decode()
+            try:
+                method = mfa.verify(user, secret, req.totp_code, req.recovery_code, auth.secrets.pepper, auth.settings)
+            except AppError:
+                await audit.record(s, broker_id=broker_id, action="auth.mfa_failed", conn=conn, actor_type="user",
+                                   actor_id=str(user.id), target_type="user", target_id=user.id)
+                await s.commit()
+                raise
+            amr.append("otp" if method == "otp" else "recovery")
+            if method == "recovery":
+                amr.append("otp")  # a recovery code stands in for the second factor
+        user.last_login_at = datetime.now(UTC)
+        token = await refresh.issue(s, auth.settings, auth.secrets.pepper, broker_id=broker_id, user_id=user.id)
+        await audit.record(s, broker_id=broker_id, action="auth.login", conn=conn, actor_type="user",
+                           actor_id=str(user.id), target_type="user", target_id=user.id, details={"amr": amr})
+        await s.commit()
+        return _pair(auth, user, token, sorted(set(amr)))
+
+
+async def refresh_tokens(auth: AuthService, token: str, conn: HTTPConnection) -> dict[str, Any]:
+    broker_id = refresh.broker_of(token)
+    if broker_id is None or await auth.broker(broker_id) is None:
+        raise Unauthorized("Invalid refresh token.")
+    async with auth.db.tenant(broker_id) as s:
+        outcome = await refresh.rotate(s, auth.settings, auth.secrets.pepper, token)
+        if outcome.reason == "reuse":
+            await audit.record(s, broker_id=broker_id, action="auth.refresh_reuse_detected", conn=conn,
+                               actor_type="user", actor_id=str(outcome.user_id), target_type="refresh_family",
+                               target_id=outcome.family_id, details={"familyRevoked": True})
+            await s.commit()
+            raise Unauthorized("Refresh token reuse detected; this session has been revoked. Log in again.")
+        if outcome.token is None or outcome.user_id is None:
+            raise Unauthorized("Invalid or expired refresh token.")
+        user = await s.get(User, outcome.user_id)
+        if user is None or user.status != "active":
+            raise Unauthorized("Invalid refresh token.")
+        # The second factor is remembered for the session: refreshed tokens keep the login's amr.
+        amr = ["pwd", "otp"] if user.totp_enabled else ["pwd"]
+        await s.commit()
+        return _pair(auth, user, outcome.token, amr)
+
+
+async def logout(auth: AuthService, token: str, conn: HTTPConnection) -> None:
+    broker_id = refresh.broker_of(token)
+    if broker_id is None:
+        return
+    async with auth.db.tenant(broker_id) as s:
+        row = await refresh.family_of(s, auth.secrets.pepper, token)
+        if row is not None:
+            await refresh.revoke_family(s, row.family_id)
+            await audit.record(s, broker_id=broker_id, action="auth.logout", conn=conn, actor_type="user",
+                               actor_id=str(row.user_id), target_type="refresh_family", target_id=row.family_id)
+            await s.commit()
+
+
+async def mfa_enrol(auth: AuthService, principal: Principal, conn: HTTPConnection) -> dict[str, Any]:
+    if principal.kind != "user" or principal.user_id is None:
+        raise Forbidden("MFA belongs to a user; log in with a password first.")
+    async with auth.db.tenant(principal.broker_id) as s:
+        user = await s.get(User, principal.user_id)
+        if user is None:
+            raise Unauthorized()
+        if user.totp_enabled:
+            raise InvalidField("mfa", "MFA is already enabled for this account", "already_enabled")
+        secret = mfa.new_secret()
+        user.totp_secret_enc = auth.fernet.encrypt(secret.encode()).decode()
+        user.totp_last_step = None
+        await audit.record(s, broker_id=user.broker_id, action="mfa.enrolment_started", conn=conn,
+                           principal=principal, target_type="user", target_id=user.id)
+        await s.commit()
+        return {"secret": secret, "otpauthUri": mfa.provisioning_uri(secret, user.email, "ForexRisk")}
+
+
+async def mfa_confirm(auth: AuthService, principal: Principal, code: str, conn: HTTPConnection) -> dict[str, Any]:
+    if principal.kind != "user" or principal.user_id is None:
+        raise Forbidden("MFA belongs to a user.")
+    async with auth.db.tenant(principal.broker_id) as s:
+        user = await s.get(User, principal.user_id)
+        if user is None or not user.totp_secret_enc:
+            raise InvalidField("code", "start with POST /api/v1/auth/mfa/enrol", "not_enrolled")
+        if user.totp_enabled:
+            raise InvalidField("code", "MFA is already enabled", "already_enabled")
+        secret = auth.fernet.decrypt(user.totp_secret_enc.encode()).decode()
+        try:
+            mfa.verify(user, secret, code, None, auth.secrets.pepper, auth.settings, field="code")
+        except AppError:
+            await s.commit()
+            raise
+        codes, hashes = mfa.new_recovery_codes(auth.secrets.pepper)
+        user.totp_enabled = True
+        user.recovery_codes = hashes
+        await audit.record(s, broker_id=user.broker_id, action="mfa.enabled", conn=conn, principal=principal,
+                           target_type="user", target_id=user.id)
+        await s.commit()
+        return {"enabled": True, "recoveryCodes": codes}

@@ -1,0 +1,40 @@
+from __future__ import annotations
+
+from typing import Annotated
+
+from pydantic import Field
+
+from app.schemas import ApiModel, OutModel
+
+
+class LoginRequest(ApiModel):
+    broker: Annotated[str, Field(min_length=1, max_length=63, description="The broker's slug")]
+    email: Annotated[str, Field(min_length=3, max_length=320)]
+    password: Annotated[str, Field(min_length=1, max_length=200)]
+    totp_code: Annotated[str, Field(max_length=10)] | None = None
+    recovery_code: Annotated[str, Field(max_length=20)] | None = None
+
+
+class RefreshRequest(ApiModel):
+    refresh_token: Annotated[str, Field(min_length=1, max_length=200)]
+
+
+class TokenPair(OutModel):
+    access_token: str
+    token_type: str = "Bearer"
+    expires_in: int
+    refresh_token: str
+
+
+class MfaEnrolment(OutModel):
+    secret: str
+    otpauth_uri: str
+
+
+class MfaConfirm(ApiModel):
+    code: Annotated[str, Field(min_length=6, max_length=6)]
+
+
+class MfaConfirmed(OutModel):
+    enabled: bool
+    recovery_codes: list[str]

@@ -1,0 +1,158 @@
+"""Authentication: turn a request's credential into a Principal, fast and fail-closed.
+
+Credentials: `Authorization: Bearer <key or access token>` or `X-API-Key: <key>`. A key is parsed and
+its checksum verified before any lookup; the key record and the broker come from short-lived
+in-process caches (loaded through the platform role, since the tenant is not known yet); the secret
+is compared as an HMAC in constant time. A publishable key is accepted only from a page whose Origin
+is on the broker's allow-list, and only grants stateless calculations.
+"""
+
+from __future__ import annotations
+
+import hmac
+import uuid
+from datetime import UTC, datetime
+
+from argon2 import PasswordHasher
+from cryptography.fernet import Fernet
+from sqlalchemy import select
+from starlette.requests import HTTPConnection
+
+from app.auth import keys
+from app.auth.cache import BrokerRecord, KeyRecord, TtlCache
+from app.auth.permissions import PUBLISHABLE_SCOPES, ROLE_PERMISSIONS, permissions_for_scopes
+from app.auth.principal import Principal
+from app.auth.tokens import InvalidToken, TokenSigner
+from app.config import Settings
+from app.db.engine import Database
+from app.errors import Forbidden, OriginNotAllowed, Unauthorized
+from app.models import ApiKey, Broker
+from app.secrets import AppSecrets
+
+
+def broker_record(row: Broker) -> BrokerRecord:
+    return BrokerRecord(id=row.id, slug=row.slug, name=row.name, tier=row.tier, status=row.status,
+                        is_platform=row.is_platform, domains=tuple(row.domains or ()), config=dict(row.config or {}),
+                        config_version=row.config_version)
+
+
+class AuthService:
+    def __init__(self, settings: Settings, secrets: AppSecrets, db: Database) -> None:
+        self.settings = settings
+        self.secrets = secrets
+        self.db = db
+        self.signer = TokenSigner(secrets.jwt_private_key_pem, settings.jwt_issuer, settings.access_token_minutes * 60)
+        self.fernet = Fernet(secrets.encryption_key)
+        self.hasher = PasswordHasher(time_cost=settings.argon2_time_cost, memory_cost=settings.argon2_memory_kib)
+        # Verified against when the user does not exist, so "no such user" costs what "wrong password" costs.
+        self.dummy_hash = self.hasher.hash(uuid.uuid4().hex)
+        self.keys: TtlCache[str, KeyRecord] = TtlCache(settings.key_cache_seconds)
+        self.brokers: TtlCache[uuid.UUID, BrokerRecord] = TtlCache(settings.key_cache_seconds)
+        # key row id -> (last used, ip); written in batches by the background writer, never per request
+        self.key_usage: dict[uuid.UUID, tuple[datetime, str | None]] = {}
+
+    # --- loaders (platform role: no tenant is known before authentication) -------------------------
+    async def _load_key(self, key_id: str) -> KeyRecord | None:
+        async with self.db.platform() as s:
+            row = (await s.execute(select(ApiKey).where(ApiKey.key_id == key_id))).scalar_one_or_none()
+        if row is None:
+            return None
+        return KeyRecord(id=row.id, broker_id=row.broker_id, key_id=row.key_id, kind=row.kind, mode=row.mode,
+                         scopes=tuple(row.scopes), secret_hash=row.secret_hash, status=row.status,
+                         expires_at=row.expires_at)
+
+    async def _load_broker(self, broker_id: uuid.UUID) -> BrokerRecord | None:
+        async with self.db.platform() as s:
+            row = await s.get(Broker, broker_id)
+        return broker_record(row) if row is not None else None
+
+    async def broker(self, broker_id: uuid.UUID) -> BrokerRecord | None:
+        return await self.brokers.get(broker_id, self._load_broker)
+
+    def forget_key(self, key_id: str) -> None:
+        self.keys.drop(key_id)
+
+    def forget_broker(self, broker_id: uuid.UUID) -> None:
+        self.brokers.drop(broker_id)
+
+    # --- the credential --------------------------------------------------------------------------
+    @staticmethod
+    def credential(conn: HTTPConnection) -> str | None:
+        auth = conn.headers.get("authorization")
+        if auth:
+            scheme, _, value = auth.partition(" ")
+            if scheme.lower() != "bearer" or not value.strip():
+                raise Unauthorized("Use `Authorization: Bearer <key or token>`.")
+            return value.strip()
+        key = conn.headers.get("x-api-key")
+        return key.strip() if key else None
+
+    async def authenticate(self, conn: HTTPConnection) -> Principal:
+        cred = self.credential(conn)
+        if not cred:
+            raise Unauthorized("Send an API key or access token: `Authorization: Bearer <credential>`.")
+        if keys.looks_like_key(cred):
+            return await self._from_key(cred, conn)
+        return await self._from_token(cred)
+
+    async def _active_broker(self, broker_id: uuid.UUID) -> BrokerRecord:
+        broker = await self.broker(broker_id)
+        if broker is None or broker.status != "active":
+            raise Unauthorized("The credential's broker is not active.")
+        return broker
+
+    async def _from_key(self, raw: str, conn: HTTPConnection) -> Principal:
+        parsed = keys.parse(raw)
+        if parsed is None:
+            raise Unauthorized("Malformed API key (bad format or checksum).")
+        record = await self.keys.get(parsed.key_id, self._load_key)
+        if record is None or not hmac.compare_digest(record.secret_hash,
+                                                     keys.hash_secret(self.secrets.pepper, parsed.secret)):
+            raise Unauthorized("Unknown API key.")
+        if record.kind != parsed.kind or record.mode != parsed.mode:
+            raise Unauthorized("Unknown API key.")
+        if record.status != "active":
+            raise Unauthorized("This API key has been revoked.")
+        now = datetime.now(UTC)
+        if record.expires_at is not None and record.expires_at <= now:
+            raise Unauthorized("This API key has expired (rotated).")
+        broker = await self._active_broker(record.broker_id)
+        client_ip = conn.client.host if conn.client else None
+        self.key_usage[record.id] = (now, client_ip)
+        if record.kind == "publishable":
+            origin = conn.headers.get("origin")
+            if not origin or origin.rstrip("/") not in broker.allowed_origins:
+                raise OriginNotAllowed(f"Origin {origin or '(none)'} is not allowed for this publishable key.")
+            return Principal(broker_id=record.broker_id, kind="publishable_key",
+                             permissions=permissions_for_scopes(PUBLISHABLE_SCOPES), api_key_id=record.id,
+                             scopes=PUBLISHABLE_SCOPES)
+        return Principal(broker_id=record.broker_id, kind="secret_key",
+                         permissions=permissions_for_scopes(record.scopes), api_key_id=record.id, scopes=record.scopes)
+
+    async def _from_token(self, token: str) -> Principal:
+        try:
+            claims = self.signer.verify(token)
+        except InvalidToken as exc:
+            raise Unauthorized("Invalid or expired access token.") from exc
+        await self._active_broker(claims.broker_id)
+        perms = ROLE_PERMISSIONS.get(claims.role)
+        if perms is None:
+            raise Unauthorized("Invalid access token.")
+        return Principal(broker_id=claims.broker_id, kind="user", permissions=perms, role=claims.role,
+                         user_id=claims.sub, amr=claims.amr)
+
+
+# Admin powers (everything a BROKER_USER lacks) need a second factor when a person uses them.
+ADMIN_PERMISSIONS = ROLE_PERMISSIONS["SUPERADMIN"] - ROLE_PERMISSIONS["BROKER_USER"]
+
+
+class MfaEnrolmentRequired(Forbidden):
+    slug = "mfa-required"
+
+
+def require(principal: Principal, permission: str) -> None:
+    """The one permission check. API keys carry scopes; users carry a role and, for admin powers, MFA."""
+    if not principal.can(permission):
+        raise Forbidden(f"This credential lacks the permission {permission}.")
+    if principal.kind == "user" and permission in ADMIN_PERMISSIONS and "otp" not in principal.amr:
+        raise MfaEnrolmentRequired("Admin actions need MFA: enrol at /api/v1/auth/mfa/enrol, confirm, log in again.")

@@ -1,0 +1,1 @@
+"""Postgres: the embedded server, role bootstrap, migrations, engines and the per-transaction tenant."""

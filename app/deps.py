@@ -1,0 +1,61 @@
+"""Named dependencies (Annotated aliases): the one place a route gets its principal and its session."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+from typing import Annotated
+
+from fastapi import Depends, Request
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.auth.principal import Principal
+from app.auth.service import AuthService
+from app.db.engine import Database
+from app.errors import Forbidden, NotFound
+
+
+def get_db(request: Request) -> Database:
+    db: Database = request.app.state.db
+    return db
+
+
+def get_auth(request: Request) -> AuthService:
+    auth: AuthService = request.app.state.auth
+    return auth
+
+
+async def get_principal(request: Request, auth: Annotated[AuthService, Depends(get_auth)]) -> Principal:
+    principal = await auth.authenticate(request)
+    request.state.principal = principal
+    return principal
+
+
+async def get_stored_data_principal(principal: Annotated[Principal, Depends(get_principal)]) -> Principal:
+    """Stored data and admin routes: never a publishable (browser) key."""
+    if principal.kind == "publishable_key":
+        raise Forbidden("A publishable key only runs calculations; use a secret key or a user token.")
+    return principal
+
+
+DB = Annotated[Database, Depends(get_db)]
+Auth = Annotated[AuthService, Depends(get_auth)]
+AnyPrincipal = Annotated[Principal, Depends(get_principal)]
+CurrentPrincipal = Annotated[Principal, Depends(get_stored_data_principal)]
+
+
+async def tenant_db(principal: CurrentPrincipal, db: DB) -> AsyncIterator[AsyncSession]:
+    """A session scoped by RLS to the principal's own broker."""
+    async with db.tenant(principal.broker_id) as session:
+        yield session
+
+
+TenantDB = Annotated[AsyncSession, Depends(tenant_db)]
+
+
+def target_broker(principal: Principal, broker_id: uuid.UUID) -> uuid.UUID:
+    """The tenant a broker-scoped path acts on. Only the platform operator reaches other brokers; for
+    everyone else another broker's id is indistinguishable from one that does not exist."""
+    if principal.is_superadmin or broker_id == principal.broker_id:
+        return broker_id
+    raise NotFound("No broker with this id.")

@@ -1,0 +1,15 @@
+"""All ORM tables in one package (no import cycles). The schema itself lives in migrations/."""
+
+from app.models.tables import (
+    ApiKey,
+    AuditLog,
+    Base,
+    Broker,
+    Calculation,
+    RefreshToken,
+    SsoConnection,
+    SsoState,
+    User,
+)
+
+__all__ = ["ApiKey", "AuditLog", "Base", "Broker", "Calculation", "RefreshToken", "SsoConnection", "SsoState", "User"]

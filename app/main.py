@@ -12,9 +12,11 @@ from fastapi.routing import APIRoute
 from starlette.responses import Response
 
 from app.admin.brokers.router import router as brokers_router
+from app.admin.sso.router import router as sso_admin_router
 from app.admin.users.router import router as users_router
 from app.auth.router import router as auth_router
 from app.auth.service import AuthService
+from app.auth.sso_router import router as sso_router
 from app.calc.flags import FLAG_CODES
 from app.calc.instruments import CATALOGUE
 from app.calculations.history import router as history_router
@@ -83,6 +85,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(auth_router)
     app.include_router(brokers_router)
     app.include_router(users_router)
+    app.include_router(sso_router)
+    app.include_router(sso_admin_router)
 
     @app.get("/problems/{slug}", include_in_schema=False)
     async def problem_type(slug: str) -> Response:

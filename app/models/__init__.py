@@ -1,5 +1,6 @@
 """All ORM tables in one package (no import cycles). The schema itself lives in migrations/."""
 
+from app.models.exchange import ExchangeJti
 from app.models.tables import (
     ApiKey,
     AuditLog,
@@ -12,4 +13,5 @@ from app.models.tables import (
     User,
 )
 
-__all__ = ["ApiKey", "AuditLog", "Base", "Broker", "Calculation", "RefreshToken", "SsoConnection", "SsoState", "User"]
+__all__ = ["ApiKey", "AuditLog", "Base", "Broker", "Calculation", "ExchangeJti", "RefreshToken", "SsoConnection",
+           "SsoState", "User"]

@@ -1,0 +1,305 @@
+"""Cross-tenant matrix: every admin and stored-data endpoint x {own, other broker, no auth, publishable
+key, insufficient role}, plus the credential rules of the calculation endpoints.
+
+Another broker's id (or object) answers 404 with the same body as an id that does not exist; no
+credential is 401; a publishable key on stored data or admin routes is 403; a role or scope without
+the permission is 403 (user records answer 404: a caller who may not see a user learns nothing).
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+from httpx import Response
+
+from tests.conftest import BrokerFixture, make_broker
+from tests.helpers_auth import (
+    NO_AUTH,
+    PIP_VALUE,
+    USER_PASSWORD,
+    admin_token,
+    assert_problem,
+    bearer,
+    calculate,
+    shape,
+    superadmin_token,
+    user_token,
+)
+
+ORIGIN = "https://www.example.com"
+CONFIG = {"branding": {"primaryColor": "#112233"}, "allowedOrigins": [ORIGIN]}
+
+
+@dataclass
+class World:
+    a: BrokerFixture
+    b: BrokerFixture
+    admin: dict[str, str]  # A's BROKER_ADMIN, logged in with MFA
+    broker_user: dict[str, str]  # A's BROKER_USER
+    end_user: dict[str, str]  # A's END_USER
+    calc_only: dict[str, str]  # an A secret key restricted to calc:run
+    superadmin: dict[str, str]
+    a_end_user_id: uuid.UUID
+    a_calc: uuid.UUID
+    b_calc: uuid.UUID
+    b_key: uuid.UUID
+
+    def new_key(self, client: TestClient) -> uuid.UUID:
+        resp = client.post(f"/api/v1/brokers/{self.a.id}/api-keys", json={"kind": "secret", "name": "matrix"},
+                           headers=self.a.auth)
+        assert resp.status_code == 201, resp.text
+        return uuid.UUID(resp.json()["id"])
+
+
+def _calc_id(client: TestClient, broker: BrokerFixture) -> uuid.UUID:
+    resp = calculate(client, broker.auth)
+    assert resp.status_code == 200, resp.text
+    return uuid.UUID(resp.json()["calculationId"])
+
+
+@pytest.fixture(scope="module")
+def world(client: TestClient) -> World:
+    a, b = make_broker(client), make_broker(client)
+    _, bu = user_token(client, a, "BROKER_USER")
+    end_id, eu = user_token(client, a, "END_USER")
+    key = client.post(f"/api/v1/brokers/{a.id}/api-keys", json={"kind": "secret", "scopes": ["calc:run"]},
+                      headers=a.auth)
+    assert key.status_code == 201, key.text
+    b_keys = client.get(f"/api/v1/brokers/{b.id}/api-keys", headers=b.auth)
+    assert b_keys.status_code == 200
+    return World(a=a, b=b, admin=bearer(admin_token(client, a)), broker_user=bearer(bu), end_user=bearer(eu),
+                 calc_only=bearer(key.json()["key"]), superadmin=bearer(superadmin_token(client)),
+                 a_end_user_id=end_id, a_calc=_calc_id(client, a), b_calc=_calc_id(client, b),
+                 b_key=uuid.UUID(b_keys.json()[0]["id"]))
+
+
+def _unique_email() -> str:
+    return f"new-{uuid.uuid4().hex[:8]}@example.com"
+
+
+# name -> (method, path template, body factory)
+ENDPOINTS: dict[str, tuple[str, str, Callable[[], dict[str, Any]] | None]] = {
+    "list-brokers": ("GET", "/api/v1/brokers", None),
+    "create-broker": ("POST", "/api/v1/brokers", lambda: {"name": "New broker", "tier": "free"}),
+    "get-broker": ("GET", "/api/v1/brokers/{broker}", None),
+    "delete-broker": ("DELETE", "/api/v1/brokers/{broker}", None),
+    "put-config": ("PUT", "/api/v1/brokers/{broker}/config", lambda: CONFIG),
+    "list-users": ("GET", "/api/v1/brokers/{broker}/users", None),
+    "create-user": ("POST", "/api/v1/brokers/{broker}/users",
+                    lambda: {"email": _unique_email(), "role": "BROKER_USER", "password": USER_PASSWORD}),
+    "get-user": ("GET", "/api/v1/users/{user}", None),
+    "patch-user": ("PATCH", "/api/v1/users/{user}", lambda: {"name": "Renamed"}),
+    "user-activity": ("GET", "/api/v1/users/{user}/activity", None),
+    "list-keys": ("GET", "/api/v1/brokers/{broker}/api-keys", None),
+    "create-key": ("POST", "/api/v1/brokers/{broker}/api-keys", lambda: {"kind": "secret", "scopes": ["calc:run"]}),
+    "rotate-key": ("POST", "/api/v1/brokers/{broker}/api-keys/{key}/rotate", lambda: {"overlapHours": 1}),
+    "revoke-key": ("DELETE", "/api/v1/brokers/{broker}/api-keys/{key}", None),
+    "list-calculations": ("GET", "/api/v1/calculations", None),
+    "get-calculation": ("GET", "/api/v1/calculations/{calc}", None),
+}
+
+OWN_STATUS = {"list-brokers": 200, "create-broker": 201, "get-broker": 200, "delete-broker": 204, "put-config": 200,
+              "list-users": 200, "create-user": 201, "get-user": 200, "patch-user": 200, "user-activity": 200,
+              "list-keys": 200, "create-key": 201, "rotate-key": 201, "revoke-key": 200,
+              "list-calculations": 200, "get-calculation": 200}
+# Platform-wide operations: their "own" caller is the platform operator.
+SUPERADMIN_ONLY = {"create-broker", "delete-broker"}
+
+# name -> (credential lacking the permission, status)
+ROLE_CASES: dict[str, tuple[str, int]] = {
+    "list-brokers": ("end_user", 403),
+    "create-broker": ("admin", 403),
+    "get-broker": ("end_user", 403),
+    "delete-broker": ("admin", 403),
+    "put-config": ("broker_user", 403),
+    "list-users": ("broker_user", 403),
+    "create-user": ("broker_user", 403),
+    # A user record the caller may not see is indistinguishable from one that does not exist.
+    "get-user": ("broker_user", 404),
+    "patch-user": ("broker_user", 404),
+    "user-activity": ("end_user", 404),
+    "list-keys": ("broker_user", 403),
+    "create-key": ("broker_user", 403),
+    "rotate-key": ("broker_user", 403),
+    "revoke-key": ("broker_user", 403),
+    "list-calculations": ("calc_only", 403),
+    "get-calculation": ("calc_only", 403),
+}
+WITH_IDS = [name for name, (_, path, _) in ENDPOINTS.items() if "{" in path]
+
+
+def _call(client: TestClient, name: str, headers: dict[str, str], **ids: Any) -> Response:
+    method, template, body = ENDPOINTS[name]
+    path = template.format(**ids)
+    return client.request(method, path, json=body() if body else None, headers=headers)
+
+
+def _own_ids(client: TestClient, w: World, name: str) -> dict[str, Any]:
+    broker = w.a.id
+    if name == "delete-broker":
+        broker = make_broker(client).id  # a throwaway tenant for the platform operator to offboard
+    key = w.new_key(client) if name in ("rotate-key", "revoke-key") else None
+    return {"broker": broker, "user": w.a_end_user_id, "calc": w.a_calc, "key": key}
+
+
+def _other_ids(w: World) -> dict[str, Any]:
+    return {"broker": w.b.id, "user": w.b.admin_id, "calc": w.b_calc, "key": w.b_key}
+
+
+def _random_ids() -> dict[str, Any]:
+    return {"broker": uuid.uuid4(), "user": uuid.uuid4(), "calc": uuid.uuid4(), "key": uuid.uuid4()}
+
+
+@pytest.mark.parametrize("name", list(ENDPOINTS))
+def test_own(client: TestClient, world: World, name: str) -> None:
+    headers = world.superadmin if name in SUPERADMIN_ONLY else world.admin
+    resp = _call(client, name, headers, **_own_ids(client, world, name))
+    assert resp.status_code == OWN_STATUS[name], resp.text
+
+
+@pytest.mark.parametrize("name", WITH_IDS)
+def test_other_broker_is_not_found_like_a_random_id(client: TestClient, world: World, name: str) -> None:
+    other = _call(client, name, world.admin, **_other_ids(world))
+    missing = _call(client, name, world.admin, **_random_ids())
+    body = assert_problem(other, 404, "not-found")
+    assert shape(body) == shape(assert_problem(missing, 404, "not-found"))
+    # The same with a full-scope secret key of A.
+    other_key = _call(client, name, world.a.auth, **_other_ids(world))
+    assert shape(assert_problem(other_key, 404, "not-found")) == shape(body)
+
+
+@pytest.mark.parametrize("name", ["rotate-key", "revoke-key"])
+def test_other_brokers_key_under_own_broker_path_is_not_found(client: TestClient, world: World, name: str) -> None:
+    ids = {**_other_ids(world), "broker": world.a.id}
+    body = assert_problem(_call(client, name, world.admin, **ids), 404, "not-found")
+    missing = _call(client, name, world.admin, **{**_random_ids(), "broker": world.a.id})
+    assert shape(body) == shape(assert_problem(missing, 404, "not-found"))
+
+
+def test_other_broker_state_is_untouched(client: TestClient, world: World) -> None:
+    b = world.b
+    for name in ("put-config", "delete-broker", "rotate-key", "revoke-key", "patch-user", "create-user",
+                 "create-key"):
+        assert _call(client, name, world.admin, **_other_ids(world)).status_code == 404
+    resp = client.get(f"/api/v1/brokers/{b.id}", headers=b.auth)
+    assert resp.status_code == 200
+    assert resp.json()["status"] == "active"
+    assert resp.json()["configVersion"] == 1
+    keys = client.get(f"/api/v1/brokers/{b.id}/api-keys", headers=b.auth).json()
+    assert len(keys) == 2 and all(k["status"] == "active" and k["expiresAt"] is None for k in keys)
+    users = client.get(f"/api/v1/brokers/{b.id}/users", headers=b.auth).json()
+    assert [u["email"] for u in users] == [b.admin_email] and users[0]["name"] is None
+    assert calculate(client, bearer(b.secret_key)).status_code == 200
+
+
+@pytest.mark.parametrize("name", list(ENDPOINTS))
+def test_no_auth_is_401(client: TestClient, world: World, name: str) -> None:
+    resp = _call(client, name, NO_AUTH, **_random_ids())
+    assert_problem(resp, 401, "unauthorized")
+    assert resp.headers["www-authenticate"].startswith("Bearer")
+
+
+@pytest.mark.parametrize("name", list(ENDPOINTS))
+def test_publishable_key_is_403(client: TestClient, world: World, name: str) -> None:
+    headers = {**bearer(world.a.publishable_key), "Origin": ORIGIN}
+    resp = _call(client, name, headers, broker=world.a.id, user=world.a_end_user_id, calc=world.a_calc,
+                 key=world.b_key)
+    assert_problem(resp, 403, "forbidden")
+
+
+@pytest.mark.parametrize("name", list(ENDPOINTS))
+def test_insufficient_role_or_scope(client: TestClient, world: World, name: str) -> None:
+    who, status = ROLE_CASES[name]
+    key = world.new_key(client) if name in ("rotate-key", "revoke-key") else None
+    resp = _call(client, name, getattr(world, who), broker=world.a.id, user=world.a.admin_id, calc=world.a_calc,
+                 key=key)
+    assert_problem(resp, status)
+
+
+def test_lists_hold_only_the_own_tenant(client: TestClient, world: World) -> None:
+    brokers = client.get("/api/v1/brokers", headers=world.admin)
+    assert [x["id"] for x in brokers.json()] == [str(world.a.id)]
+    calcs = client.get("/api/v1/calculations?limit=200", headers=world.admin).json()["items"]
+    ids = {c["calculationId"] for c in calcs}
+    assert str(world.a_calc) in ids and str(world.b_calc) not in ids
+    users = client.get(f"/api/v1/brokers/{world.a.id}/users", headers=world.admin).json()
+    assert world.b.admin_email not in {u["email"] for u in users}
+    assert all(u["brokerId"] == str(world.a.id) for u in users)
+
+
+def test_end_user_reads_only_its_own_calculations_and_record(client: TestClient, world: World) -> None:
+    mine = calculate(client, world.end_user)
+    assert mine.status_code == 200
+    calc_id = mine.json()["calculationId"]
+    items = client.get("/api/v1/calculations", headers=world.end_user).json()["items"]
+    assert [c["calculationId"] for c in items] == [calc_id]
+    assert client.get(f"/api/v1/calculations/{calc_id}", headers=world.end_user).status_code == 200
+    assert_problem(client.get(f"/api/v1/calculations/{world.a_calc}", headers=world.end_user), 404)
+    assert client.get(f"/api/v1/users/{world.a_end_user_id}", headers=world.end_user).status_code == 200
+
+
+def test_superadmin_reaches_every_tenant(client: TestClient, world: World) -> None:
+    listed = {x["id"] for x in client.get("/api/v1/brokers", headers=world.superadmin).json()}
+    assert {str(world.a.id), str(world.b.id)} <= listed
+    assert client.get(f"/api/v1/brokers/{world.b.id}", headers=world.superadmin).status_code == 200
+
+
+# --- the calculation API ---------------------------------------------------------------------------
+def test_publishable_key_runs_calculations_from_an_allowed_origin_only(client: TestClient, world: World) -> None:
+    pk = bearer(world.a.publishable_key)
+    assert calculate(client, {**pk, "Origin": ORIGIN}, PIP_VALUE, "/api/v1/calculate/pip-value").status_code == 200
+    assert calculate(client, {**pk, "Origin": ORIGIN + "/"}).status_code == 200
+    for origin in ("https://evil.example.net", "http://www.example.com", "https://www.example.com.evil.net"):
+        assert_problem(calculate(client, {**pk, "Origin": origin}), 403, "origin-not-allowed")
+    assert_problem(calculate(client, pk), 403, "origin-not-allowed")  # no Origin at all
+    # The X-API-Key form is held to the same rule.
+    assert calculate(client, {**NO_AUTH, "X-API-Key": world.a.publishable_key, "Origin": ORIGIN}).status_code == 200
+    assert_problem(calculate(client, {**NO_AUTH, "X-API-Key": world.a.publishable_key}), 403, "origin-not-allowed")
+
+
+def _corrupt(key: str) -> str:
+    last = key[-1]
+    return key[:-1] + ("A" if last != "A" else "B")
+
+
+def test_calculation_credentials(client: TestClient, world: World) -> None:
+    assert calculate(client, world.a.auth).status_code == 200
+    assert calculate(client, {**NO_AUTH, "X-API-Key": world.a.secret_key}).status_code == 200
+    assert_problem(calculate(client, NO_AUTH), 401, "unauthorized")
+    bad_checksum = _corrupt(world.a.secret_key)
+    assert_problem(calculate(client, bearer(bad_checksum)), 401, "unauthorized")
+    # A well-formed key with a valid checksum that was never issued.
+    body = world.a.secret_key[:-6]
+    forged_secret = body[:-32] + "x" * 32
+    from app.auth.keys import checksum
+    assert_problem(calculate(client, bearer(forged_secret + checksum(forged_secret))), 401, "unauthorized")
+    # A live key presented as a test key (mode is part of the checked identity).
+    as_test = world.a.secret_key[:-6].replace("fxr_live_", "fxr_test_", 1)
+    assert_problem(calculate(client, bearer(as_test + checksum(as_test))), 401, "unauthorized")
+    assert_problem(calculate(client, {"Authorization": f"Basic {world.a.secret_key}"}), 401, "unauthorized")
+    assert_problem(calculate(client, bearer("not-a-key-or-token")), 401, "unauthorized")
+
+
+def test_revoked_key_is_401(client: TestClient, world: World) -> None:
+    resp = client.post(f"/api/v1/brokers/{world.a.id}/api-keys", json={"kind": "secret"}, headers=world.admin)
+    assert resp.status_code == 201
+    key, key_id = resp.json()["key"], resp.json()["id"]
+    assert calculate(client, bearer(key)).status_code == 200
+    revoked = client.delete(f"/api/v1/brokers/{world.a.id}/api-keys/{key_id}", headers=world.admin)
+    assert revoked.status_code == 200 and revoked.json()["status"] == "revoked"
+    assert_problem(calculate(client, bearer(key)), 401, "unauthorized")
+    assert_problem(client.get("/api/v1/calculations", headers=bearer(key)), 401, "unauthorized")
+
+
+def test_deleted_broker_credentials_stop_working(client: TestClient, world: World) -> None:
+    gone = make_broker(client)
+    assert calculate(client, gone.auth).status_code == 200
+    assert client.delete(f"/api/v1/brokers/{gone.id}", headers=world.superadmin).status_code == 204
+    assert_problem(calculate(client, gone.auth), 401, "unauthorized")
+    assert_problem(calculate(client, {**bearer(gone.publishable_key), "Origin": ORIGIN}), 401, "unauthorized")
+    assert_problem(client.get(f"/api/v1/brokers/{gone.id}", headers=world.superadmin), 404, "not-found")

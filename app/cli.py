@@ -1,42 +1,120 @@
-"""`forexrisk` console script."""
+"""`forexrisk` console script: `run` serves the API; `admin ...` provisions brokers and operators."""
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import sys
+from typing import Any
 
 from app.calculations.schemas import POSITION_SIZE_EXAMPLE
+from app.config import Settings
 
 
-def example_request(base_url: str) -> str:
+def example_request(base_url: str, secret_key: str) -> str:
     body = json.dumps(POSITION_SIZE_EXAMPLE)
     return (f"curl -s -X POST {base_url}/api/v1/calculate/position-size \\\n"
+            f"     -H 'Authorization: Bearer {secret_key}' \\\n"
             f"     -H 'Content-Type: application/json' \\\n     -d '{body}'")
 
 
 def cmd_run(args: argparse.Namespace) -> int:
     import uvicorn
 
+    from app.admin.provisioning import ensure_demo_broker
+
+    settings = Settings()
     base = f"http://{args.host}:{args.port}"
     print(f"ForexRisk API on {base}  (docs: {base}/docs)")
-    print("Example request (10,000 USD, 2 %, EURUSD 1.1850 -> 1.1820, 30:1 -> 0.66 lots):")
-    print(example_request(base), flush=True)
+    where = "DATABASE_URL" if settings.database_url else f"embedded Postgres under {settings.data_dir.resolve()}"
+    print(f"Database: {where}", flush=True)
+    if settings.demo_broker and not settings.database_url:
+        demo = asyncio.run(ensure_demo_broker(settings, base))
+        print(f"Demo broker '{demo['slug']}' ({demo['brokerId']})")
+        print(f"  secret key:      {demo['secretKey']}")
+        print(f"  publishable key: {demo['publishableKey']}")
+        if demo.get("adminPassword"):
+            print(f"  admin login:     {demo['adminEmail']} / {demo['adminPassword']}")
+        print("Example request (10,000 USD, 2 %, EURUSD 1.1850 -> 1.1820, 30:1 -> 0.66 lots):")
+        print(example_request(base, demo["secretKey"]), flush=True)
+    else:
+        print("Create a broker and its keys with: forexrisk admin create-broker --name 'Acme' --tier standard")
     uvicorn.run("app.main:app", host=args.host, port=args.port, log_level=args.log_level,
                 access_log=args.access_log, loop="uvloop", http="httptools", workers=args.workers)
+    return 0
+
+
+def cmd_create_broker(args: argparse.Namespace) -> int:
+    from pydantic import ValidationError
+
+    from app.admin.brokers.schemas import BrokerCreate
+    from app.admin.provisioning import new_broker
+    from app.errors import AppError
+
+    try:
+        spec = BrokerCreate.model_validate({
+            "name": args.name, "tier": args.tier, "slug": args.slug, "domains": args.domain or [],
+            "adminEmail": args.admin_email, "adminPassword": args.admin_password,
+            "config": {"allowedOrigins": args.origin or []},
+        })
+        out = asyncio.run(new_broker(Settings(), spec))
+    except ValidationError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except AppError as exc:
+        print(f"error: {exc.detail} {exc.errors}", file=sys.stderr)
+        return 2
+    result: dict[str, Any] = {"brokerId": str(out["id"]), "slug": out["slug"], "secretKey": out["secretKey"],
+                              "publishableKey": out["publishableKey"]}
+    if out.get("adminUserId"):
+        result["adminUserId"] = str(out["adminUserId"])
+    if args.json:
+        print(json.dumps(result))
+    else:
+        print(f"Broker {out['name']} ({result['slug']}), tier {out['tier']}")
+        print(f"  broker id:       {result['brokerId']}")
+        print(f"  secret key:      {result['secretKey']}   (shown once; server-side only)")
+        print(f"  publishable key: {result['publishableKey']}   (browser widget; allowed origins only)")
+    return 0
+
+
+def cmd_create_superadmin(args: argparse.Namespace) -> int:
+    from app.admin.provisioning import new_superadmin
+
+    out = asyncio.run(new_superadmin(Settings(), args.email, args.password))
+    print(json.dumps({k: str(v) for k, v in out.items()}))
     return 0
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="forexrisk", description="ForexRisk risk-calculation API")
     sub = parser.add_subparsers(dest="command", required=True)
-    run = sub.add_parser("run", help="serve the API")
+    run = sub.add_parser("run", help="serve the API (embedded Postgres unless DATABASE_URL is set)")
     run.add_argument("--host", default="127.0.0.1")
     run.add_argument("--port", type=int, default=8000)
     run.add_argument("--workers", type=int, default=1)
     run.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
     run.add_argument("--access-log", action="store_true", help="log every request (costs ~25 us per request)")
     run.set_defaults(func=cmd_run)
+
+    admin = sub.add_parser("admin", help="provision brokers and platform operators")
+    admin_sub = admin.add_subparsers(dest="admin_command", required=True)
+    cb = admin_sub.add_parser("create-broker", help="create a broker; prints its id and keys")
+    cb.add_argument("--name", required=True)
+    cb.add_argument("--tier", default="free", choices=["free", "standard", "professional", "enterprise"])
+    cb.add_argument("--slug")
+    cb.add_argument("--domain", action="append", help="a domain of the broker (repeatable)")
+    cb.add_argument("--origin", action="append", help="an allowed origin for the widget (repeatable)")
+    cb.add_argument("--admin-email")
+    cb.add_argument("--admin-password")
+    cb.add_argument("--json", action="store_true", help="print {brokerId, slug, secretKey, publishableKey}")
+    cb.set_defaults(func=cmd_create_broker)
+    sa = admin_sub.add_parser("create-superadmin", help="create a platform operator (SUPERADMIN) user")
+    sa.add_argument("--email", required=True)
+    sa.add_argument("--password", required=True)
+    sa.set_defaults(func=cmd_create_superadmin)
+
     args = parser.parse_args(argv)
     result: int = args.func(args)
     return result

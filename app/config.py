@@ -40,6 +40,9 @@ class Settings(BaseSettings):
     db_platform_password: SecretStr | None = None
     db_pool_size: int = Field(default=10, ge=1)
     migrate_on_start: bool = True
+    # What the embedded server does when the last process using it exits: stop, or stop and delete
+    # its data (tests).
+    embedded_cleanup: Literal["stop", "delete"] = "stop"
 
     # --- secrets (development and test generate them under data_dir; production must set them) --
     secret_pepper: SecretStr | None = None  # HMAC pepper for API key and refresh token hashes

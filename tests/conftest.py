@@ -6,9 +6,12 @@ before; tests about credentials pass their own `Authorization` header (an empty 
 
 from __future__ import annotations
 
+import shutil
+import tempfile
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -37,10 +40,18 @@ class BrokerFixture:
 
 
 @pytest.fixture(scope="session")
-def settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
+def settings() -> Iterator[Settings]:
+    # Not under pytest's 0700 tmp root: as root, pgserver runs Postgres as its own system user, which
+    # must reach the data directory. The server deletes its data when the test process exits.
+    data_dir = Path(tempfile.mkdtemp(prefix="forexrisk-test-"))
+    data_dir.chmod(0o755)
     # Light argon2 parameters keep the many test logins fast; production uses the OWASP profile.
-    return Settings(environment="test", data_dir=tmp_path_factory.mktemp("data"), argon2_time_cost=1,
-                    argon2_memory_kib=8192)
+    yield Settings(environment="test", data_dir=data_dir, embedded_cleanup="delete", argon2_time_cost=1,
+                   argon2_memory_kib=8192)
+    # pgserver stops Postgres and deletes data_dir/pg when this process exits; the rest goes now.
+    for child in data_dir.iterdir():
+        if child.name != "pg":
+            shutil.rmtree(child, ignore_errors=True) if child.is_dir() else child.unlink(missing_ok=True)
 
 
 @pytest.fixture(scope="session")

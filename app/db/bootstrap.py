@@ -96,7 +96,7 @@ async def prepare(settings: Settings, secrets: AppSecrets) -> DatabaseUrls:
             owner = owner.set(drivername="postgresql+asyncpg")
         is_embedded = False
     else:
-        server = make_url(embedded.start(settings.data_dir))
+        server = make_url(embedded.start(settings.data_dir, settings.embedded_cleanup))
         await _ensure_database(server.render_as_string(hide_password=False), EMBEDDED_DATABASE)
         owner = server.set(database=EMBEDDED_DATABASE)
         is_embedded = True

@@ -14,7 +14,7 @@ from urllib.parse import quote
 _servers: dict[Path, Any] = {}
 
 
-def start(data_dir: Path) -> str:
+def start(data_dir: Path, cleanup: str = "stop") -> str:
     """Start (or join) the embedded server; return an asyncpg URL for its superuser, database postgres."""
     pgdata = (data_dir / "pg").resolve()
     if pgdata not in _servers:
@@ -24,7 +24,7 @@ def start(data_dir: Path) -> str:
             from pgserver import postgres_server
 
             pgdata.parent.mkdir(parents=True, exist_ok=True)
-            _servers[pgdata] = postgres_server.get_server(pgdata, cleanup_mode="stop")
+            _servers[pgdata] = postgres_server.get_server(pgdata, cleanup_mode=cleanup)
     server = _servers[pgdata]
     info = server.get_postmaster_info()
     socket_dir = info.socket_dir

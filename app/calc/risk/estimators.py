@@ -87,7 +87,8 @@ def apply_weights(sorted_pnl: F64, tw: TailWeights) -> F64:
 
 def _tail_positions(n: int, confidences: Sequence[float], quantile: QuantileMethod,
                     es: EsMethod) -> tuple[list[tuple[TailWeights, TailWeights]], list[int]]:
-    plans, kth = [], set()
+    plans: list[tuple[TailWeights, TailWeights]] = []
+    kth: set[int] = set()
     for c in confidences:
         vw, ew = var_weights(n, 1.0 - c, quantile), es_weights(n, 1.0 - c, es)
         plans.append((vw, ew))
@@ -201,12 +202,12 @@ def check_covariance(cov: F64, names: Sequence[str], fallback: bool) -> tuple[F6
     top = float(vals[-1]) if vals.size else 0.0
     singular = top <= 0 or float(vals[0]) <= 1e-12 * top
     if not singular:
-        return np.linalg.cholesky(cov), False
+        return np.asarray(np.linalg.cholesky(cov), dtype=np.float64), False
     if not fallback:
-        flat = [names[i] for i in np.flatnonzero(np.diag(cov) <= 1e-12 * max(top, 1e-300))]
+        flat = [names[int(i)] for i in np.flatnonzero(np.diag(cov) <= 1e-12 * max(top, 1e-300))]
         why = (f"{', '.join(flat)} {'has' if len(flat) == 1 else 'have'} zero variance" if flat
                else "some pair is a linear combination of the others, or there are too few observations")
         raise CalcError("returns.series", f"The covariance matrix is singular ({why}). Send "
                         "covarianceFallback: 'eigen-clip' to use the nearest positive semi-definite matrix.",
                         "SINGULAR_COVARIANCE")
-    return vecs * np.sqrt(np.clip(vals, 0.0, None)), True
+    return np.asarray(vecs * np.sqrt(np.clip(vals, 0.0, None)), dtype=np.float64), True

@@ -21,6 +21,7 @@ from app.health.router import router as health_router
 from app.instruments.router import router as instruments_router
 from app.logging import configure_logging
 from app.middleware import RequestContextMiddleware
+from app.risk.router import router as risk_router
 
 DESCRIPTION = """
 Risk calculations for retail forex/CFD trading: position size, pip value, margin, P&L, reward-to-risk,
@@ -59,6 +60,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(health_router)
     app.include_router(instruments_router)
     app.include_router(calculations_router)
+    app.include_router(risk_router)
 
     @app.get("/problems/{slug}", include_in_schema=False)
     async def problem_type(slug: str) -> Response:

@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+from numpy.typing import NDArray
 
 from app.calc.risk.estimators import F64
 
@@ -51,10 +52,11 @@ def drawdown(equity: F64, initial_equity: float | None = None) -> Drawdown:
     below = dd < 0
     spell = _longest_spell(below)
     current = float(dd[-1])
-    common = {"current_drawdown": current, "current_drawdown_money": float(eq[-1] - peak[-1]),
-              "underwater_bars": int(below[offset:].sum()), "series": dd[offset:]}
+    money = float(eq[-1] - peak[-1])
+    bars = int(below[offset:].sum())
     if worst >= 0:
-        return Drawdown(0.0, 0.0, None, None, None, float(peak[-1]), float(peak[-1]), None, **common)
+        return Drawdown(0.0, 0.0, None, None, None, float(peak[-1]), float(peak[-1]), None, current, money, bars,
+                        dd[offset:])
     top = peak[trough]
     # The peak of this drawdown: the last bar at the running maximum before the trough.
     peak_at = trough - int(np.argmax(eq[trough::-1] == top))
@@ -65,10 +67,10 @@ def drawdown(equity: F64, initial_equity: float | None = None) -> Drawdown:
         start, end, recovered = spell
         longest = Spell(start - offset, end - offset, end - start + 1, recovered)
     return Drawdown(worst, float(eq[trough] - top), peak_at - offset, trough - offset, recovery, float(top),
-                    float(eq[trough]), longest, **common)
+                    float(eq[trough]), longest, current, money, bars, dd[offset:])
 
 
-def _longest_spell(below: np.ndarray) -> tuple[int, int, bool] | None:
+def _longest_spell(below: NDArray[np.bool_]) -> tuple[int, int, bool] | None:
     """(first, last, recovered) of the longest run of True; the earliest of equal runs."""
     if not below.any():
         return None

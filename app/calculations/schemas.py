@@ -189,6 +189,8 @@ class RiskRewardRequest(ApiModel):
     reward_amount: Money | None = None
     reward_to_risk: Annotated[float, Field(gt=0, le=1e6)] | None = None
     cost_per_trade: MoneyNonNeg = Field(default=0.0, description="Round-turn cost, in money (with amounts)")
+    cost_pips: Annotated[float, Field(ge=0, le=1e6)] = Field(
+        default=0.0, description="Round-turn cost in pips (with price levels): spread plus commission")
     lots: Lots | None = None
     commission_per_lot: MoneyNonNeg = Field(default=0.0, description="One way; with levels and lots")
     account_currency: Currency | None = None

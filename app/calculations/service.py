@@ -191,6 +191,13 @@ def _rr_levels(req: s.RiskRewardRequest, ex: Explain | None) -> dict[str, Any]:
         out["riskPips"] = r10(risk_dist / pip)
         out["rewardPips"] = r10(reward_dist / pip)
     risk, reward, cost = risk_dist, reward_dist, 0.0
+    if req.cost_pips:
+        if not pip:
+            raise CalcError("costPips", "costPips needs pipSize or a known currencyPair.", "MISSING_FIELD")
+        if req.lots is not None:
+            raise CalcError("costPips", "With lots give the cost as commissionPerLot.", "CONFLICTING_FIELDS")
+        cost = req.cost_pips * pip  # in price units, like the distances
+        out["costPips"] = req.cost_pips
     if req.lots is not None:
         if spec is None or req.account_currency is None:
             raise CalcError("currencyPair", "Money figures need currencyPair and accountCurrency.", "MISSING_FIELD")

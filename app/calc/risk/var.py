@@ -145,7 +145,11 @@ def _parametric(inp: VarInput, r: F64, w: F64) -> VarResult:
     f, e = inp.factor_of, inp.exposures
     diag = np.diag(cov)[f]
     alone_sigma = np.abs(e) * np.sqrt(diag)
-    rest_sigma = np.sqrt(np.clip(sigma * sigma - 2 * e * sw[f] + e * e * diag, 0.0, None))
+    # The book without each position, as its own quadratic form: sigma^2 - 2 e (Sw)_f + e^2 S_ff cancels
+    # catastrophically when the position is most of the book.
+    rest_w = np.repeat(w[None, :], e.size, axis=0)
+    rest_w[np.arange(e.size), f] -= e
+    rest_sigma = np.sqrt(np.clip(np.einsum("pf,fg,pg->p", rest_w, cov, rest_w), 0.0, None))
     c0 = inp.confidences[:1]
     standalone = est.normal_var_es(alone_sigma, e * mu[f], c0, inp.horizon)[0][0]
     rest = est.normal_var_es(rest_sigma, float(mu @ w) - e * mu[f], c0, inp.horizon)[0][0]

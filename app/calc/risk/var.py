@@ -64,16 +64,16 @@ def factor_exposures(inp: VarInput) -> F64:
 def portfolio_var(inp: VarInput) -> VarResult:
     r = inp.returns
     w = factor_exposures(inp)
+    if inp.method == "monte-carlo":
+        return _monte_carlo(inp, r, w)
+    if inp.method in ("parametric", "ewma"):
+        return _parametric(inp, r, w)
     pnl = r @ w
     alone = r[:, inp.factor_of] * inp.exposures  # (T, P) each position by itself
     without = pnl[:, None] - alone  # (T, P) the book without each position
     if inp.method == "historical":
         return _historical(inp, r, pnl, alone, without)
-    if inp.method == "cornish-fisher":
-        return _cornish_fisher(inp, r, pnl, alone, without)
-    if inp.method == "monte-carlo":
-        return _monte_carlo(inp, r, w)
-    return _parametric(inp, r, w)
+    return _cornish_fisher(inp, r, pnl, alone, without)
 
 
 def _historical(inp: VarInput, r: F64, pnl: F64, alone: F64, without: F64) -> VarResult:

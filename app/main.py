@@ -32,6 +32,7 @@ from app.instruments.router import router as instruments_router
 from app.logging import configure_logging
 from app.middleware import RequestContextMiddleware
 from app.secrets import load_secrets
+from app.risk.router import router as risk_router
 
 DESCRIPTION = """
 Risk calculations for retail forex/CFD trading: position size, pip value, margin, P&L, reward-to-risk,
@@ -87,6 +88,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(users_router)
     app.include_router(sso_router)
     app.include_router(sso_admin_router)
+    app.include_router(risk_router)
 
     @app.get("/problems/{slug}", include_in_schema=False)
     async def problem_type(slug: str) -> Response:

@@ -10,7 +10,7 @@ import numpy as np
 
 from app.calc.errors import CalcError
 from app.calc.flags import flag
-from app.calc.numbers import r10
+from app.calc.numbers import r10, s15
 
 
 def reward_risk(risk: float, reward: float, cost: float = 0.0, win_rate: float | None = None,
@@ -26,6 +26,11 @@ def reward_risk(risk: float, reward: float, cost: float = 0.0, win_rate: float |
         "grossRiskRewardRatio": r10(gross_rr),
         "breakEvenWinRate": r10((risk + cost) / (risk + reward)),
         "breakEvenWinRateWithoutCosts": r10(1.0 / (1.0 + gross_rr)),
+        # The ratios above are rounded to 10 decimals (the issue-2 contract); a ratio such as 1/3 loses
+        # relative precision there, so the full-precision values come along.
+        "unrounded": {"riskRewardRatio": s15(net_rr), "grossRiskRewardRatio": s15(gross_rr),
+                      "breakEvenWinRate": s15((risk + cost) / (risk + reward)),
+                      "breakEvenWinRateWithoutCosts": s15(1.0 / (1.0 + gross_rr))},
     }
     if cost:
         out["riskWithCosts"] = r10(risk + cost)
@@ -133,18 +138,18 @@ def risk_of_ruin(win_rate: float, payoff: float, capital_units: float | None, ri
     out: dict[str, Any] = {"winRate": p, "payoffRatio": b, "edge": r10(edge), "expectancyR": r10(edge),
                            "flags": [] if edge > 0 else [flag("NO_EDGE")]}
     x = ruin_root(p, b)
-    out["ruinRoot"] = r10(x)
+    out["ruinRoot"] = s15(x)
     if capital_units is not None:
         out["capitalUnits"] = capital_units
-        out["riskOfRuin"] = r10(x ** capital_units) if x < 1.0 else 1.0
+        out["riskOfRuin"] = s15(x ** capital_units) if x < 1.0 else 1.0
         out["method"] = "root"
     if risk_fraction is not None:
         theta = _lundberg_theta(p, b, risk_fraction)
         out["riskFraction"] = risk_fraction
         out["ruinLevel"] = ruin_level
-        out["lundbergExponent"] = r10(theta) if theta is not None else None
+        out["lundbergExponent"] = s15(theta) if theta is not None else None
         bound = 1.0 if theta is None else ruin_level ** theta
-        out["fixedFractionalRuinBound"] = r10(bound)
+        out["fixedFractionalRuinBound"] = s15(bound)
         if mc_paths > 0:
             out["monteCarlo"] = _mc_ruin(p, b, risk_fraction, ruin_level, mc_paths, mc_trades, seed)
     return out

@@ -37,3 +37,9 @@ def r10(x: float) -> float:
     if abs(y) >= 9e15 or not math.isfinite(y):
         return x
     return round(y) / 1e10
+
+
+def s15(x: float) -> float:
+    """Drop binary-float noise relative to the value (15 significant digits) for ratios and
+    probabilities, where r10's absolute 1e-10 would cost precision (1/3 -> 0.3333333333)."""
+    return float(f"{x:.15g}") if math.isfinite(x) else x

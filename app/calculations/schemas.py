@@ -6,6 +6,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Field
 
+from app.risk.schemas import ReturnsHistory
 from app.schemas import (
     ApiModel,
     ConversionRates,
@@ -188,6 +189,8 @@ class RiskRewardRequest(ApiModel):
     reward_amount: Money | None = None
     reward_to_risk: Annotated[float, Field(gt=0, le=1e6)] | None = None
     cost_per_trade: MoneyNonNeg = Field(default=0.0, description="Round-turn cost, in money (with amounts)")
+    cost_pips: Annotated[float, Field(ge=0, le=1e6)] = Field(
+        default=0.0, description="Round-turn cost in pips (with price levels): spread plus commission")
     lots: Lots | None = None
     commission_per_lot: MoneyNonNeg = Field(default=0.0, description="One way; with levels and lots")
     account_currency: Currency | None = None
@@ -270,6 +273,8 @@ class PortfolioRequest(ApiModel):
     jurisdiction: Jurisdiction | None = None
     positions: Annotated[list[PortfolioPosition], Field(min_length=1, max_length=50)]
     conversion_rates: ConversionRates | None = None
+    returns: ReturnsHistory | None = Field(
+        default=None, description="Daily returns per pair: adds the correlation-adjusted risk at the stops")
 
 
 class MultiLegEntry(ApiModel):
@@ -292,11 +297,26 @@ class MultiLegRequest(ApiModel):
 
 
 class ProjectionRequest(ApiModel):
+    """`outcomes`: the equity path of that W/L sequence. Otherwise a Monte Carlo projection from
+    `winRate` + `rewardToRisk`, or by bootstrapping `trades` (R multiples)."""
+
     start_balance: Money
     risk_percentage: Annotated[float, Field(gt=0, le=100)]
-    reward_to_risk: Annotated[float, Field(gt=0, le=1e4)]
-    outcomes: Annotated[list[Literal["W", "L"]], Field(min_length=1, max_length=100_000)]
+    reward_to_risk: Annotated[float, Field(gt=0, le=1e4)] | None = None
+    outcomes: Annotated[list[Literal["W", "L"]], Field(min_length=1, max_length=100_000)] | None = None
     compounding: bool = True
+    win_rate: Probability | None = None
+    trades: Annotated[list[Annotated[float, Field(ge=-1e4, le=1e4)]], Field(min_length=2, max_length=100_000)] \
+        | None = Field(default=None, description="Past trade results in R multiples, resampled with replacement")
+    number_of_trades: Annotated[int, Field(ge=1, le=10_000)] = 100
+    paths: Annotated[int, Field(ge=100, le=100_000)] = 10_000
+    seed: Annotated[int, Field(ge=0, le=2**63 - 1)] | None = None
+    fixed_risk_amount: Money | None = Field(
+        default=None, description="Money risked per trade without compounding (default startBalance x risk%)")
+    drawdown_thresholds: Annotated[list[Annotated[float, Field(gt=0, le=100)]], Field(min_length=1, max_length=10)] \
+        = Field(default_factory=lambda: [10.0, 20.0, 30.0, 50.0], description="Drawdowns (%) to give P(reach) for")
+    ruin_level: Annotated[float, Field(ge=0, lt=1)] = Field(
+        default=0.5, description="Ruin = equity ever at or below this fraction of startBalance")
 
 
 class AtrRequest(ApiModel):

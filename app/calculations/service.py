@@ -193,6 +193,13 @@ def _rr_levels(req: s.RiskRewardRequest, ex: Explain | None) -> dict[str, Any]:
         out["riskPips"] = r10(risk_dist / pip)
         out["rewardPips"] = r10(reward_dist / pip)
     risk, reward, cost = risk_dist, reward_dist, 0.0
+    if req.cost_pips:
+        if not pip:
+            raise CalcError("costPips", "costPips needs pipSize or a known currencyPair.", "MISSING_FIELD")
+        if req.lots is not None:
+            raise CalcError("costPips", "With lots give the cost as commissionPerLot.", "CONFLICTING_FIELDS")
+        cost = req.cost_pips * pip  # in price units, like the distances
+        out["costPips"] = req.cost_pips
     if req.lots is not None:
         if spec is None or req.account_currency is None:
             raise CalcError("currencyPair", "Money figures need currencyPair and accountCurrency.", "MISSING_FIELD")
@@ -292,6 +299,9 @@ def portfolio_risk(req: s.PortfolioRequest, explain: bool = False) -> dict[str, 
         positions.append(portfolio.Position(spec, p.side, lot, p.entry_price, distance, p.leverage, f))
     out = portfolio.open_positions(account, req.account_balance, positions, table, req.jurisdiction,
                                    req.free_margin)
+    from app.risk.extensions import portfolio_extras  # app.risk imports this module: import at call time
+
+    out.update(portfolio_extras(positions, out["positions"], req.returns, table, account))
     ex = Explain() if explain else None
     if ex:
         for i, row in enumerate(out["positions"]):
@@ -325,6 +335,20 @@ def multi_leg(req: s.MultiLegRequest, explain: bool = False) -> dict[str, Any]:
 
 
 def projection(req: s.ProjectionRequest, explain: bool = False) -> dict[str, Any]:
+    if req.outcomes is None:
+        from app.risk.extensions import projection_mc  # app.risk imports this module: import at call time
+
+        return _finish(projection_mc(
+            start=req.start_balance, risk_pct=req.risk_percentage, reward_to_risk=req.reward_to_risk,
+            win_rate=req.win_rate, trades=req.trades, n_trades=req.number_of_trades, paths=req.paths, seed=req.seed,
+            compounding=req.compounding, fixed_risk=req.fixed_risk_amount, thresholds_pct=req.drawdown_thresholds,
+            ruin_level=req.ruin_level), None)
+    if req.reward_to_risk is None:
+        raise CalcError("rewardToRisk", "outcomes need rewardToRisk.", "MISSING_FIELD")
+    extra = [n for n in ("win_rate", "trades", "seed", "fixed_risk_amount") if getattr(req, n) is not None]
+    if extra:
+        raise CalcError("outcomes", "outcomes replay one sequence; winRate, trades, seed and fixedRiskAmount are for "
+                        "the Monte Carlo projection (leave outcomes out).", "CONFLICTING_FIELDS")
     out = series.outcome_path(req.start_balance, req.risk_percentage, req.reward_to_risk, req.outcomes,
                               req.compounding)
     out["method"] = "sequence"

@@ -16,7 +16,7 @@ from app.auth import keys
 from app.auth.permissions import PUBLISHABLE_SCOPES, SCOPES
 from app.auth.principal import Principal
 from app.auth.service import AuthService
-from app.errors import NotFound
+from app.errors import Forbidden, NotFound
 from app.models import ApiKey
 
 
@@ -43,8 +43,18 @@ async def insert_key(session: AsyncSession, auth: AuthService, broker_id: uuid.U
     return full, row
 
 
+def _within_own_scopes(principal: Principal, kind: str, scopes: list[str] | None) -> None:
+    """An API key may only issue (create or rotate into) keys no stronger than itself."""
+    if principal.kind != "secret_key":
+        return
+    wanted = set(PUBLISHABLE_SCOPES) if kind == "publishable" else set(scopes or SCOPES)
+    if not wanted <= set(principal.scopes):
+        raise Forbidden("A key may only issue keys within its own scopes.")
+
+
 async def create(session: AsyncSession, auth: AuthService, principal: Principal, broker_id: uuid.UUID,
                  spec: KeyCreate, conn: HTTPConnection) -> dict[str, Any]:
+    _within_own_scopes(principal, spec.kind, spec.scopes)
     full, row = await insert_key(session, auth, broker_id, spec, created_by=principal.user_id or principal.api_key_id)
     await audit.record(session, broker_id=broker_id, action="api_key.created", conn=conn, principal=principal,
                        target_type="api_key", target_id=row.id,
@@ -70,6 +80,7 @@ async def rotate(session: AsyncSession, auth: AuthService, principal: Principal,
     old = await _get(session, key_row_id)
     if old.status != "active":
         raise NotFound("No active API key with this id.")
+    _within_own_scopes(principal, old.kind, list(old.scopes))
     hours = auth.settings.key_rotation_overlap_hours if overlap_hours is None else overlap_hours
     expires = datetime.now(UTC) + timedelta(hours=hours)
     if old.expires_at is None or old.expires_at > expires:

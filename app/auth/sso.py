@@ -355,12 +355,14 @@ async def _callback(auth: AuthService, broker_id: uuid.UUID, code: str | None, s
         raise SsoFailed("Single sign-on is not enabled for this broker.", "connection_disabled")
     meta = await discover(auth.settings, sso.issuer)
     token, client = await _fetch_tokens(auth, sso, meta, row, code)
-    async with client:
+    try:  # the client has sent a request already, so it is closed explicitly rather than entered
         id_token = token.get("id_token")
         if not isinstance(id_token, str):
             raise SsoFailed("The identity provider sent no ID token.", "id_token_missing")
         claims = await verify_id_token(auth.settings, meta, sso.issuer, sso.client_id, row.nonce, id_token)
         profile = await _profile(client, meta, claims)
+    finally:
+        await client.aclose()
     amr = sso_amr(claims)
     async with auth.db.tenant(broker_id) as s:
         user, created = await _user(s, broker_id, sso, profile)

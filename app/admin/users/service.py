@@ -15,7 +15,7 @@ from app.admin.users.schemas import UserCreate, UserUpdate
 from app.audit import service as audit
 from app.auth.permissions import role_rank
 from app.auth.principal import Principal
-from app.auth.service import AuthService
+from app.auth.service import AuthService, require
 from app.errors import Forbidden, InvalidField, NotFound
 from app.models import AuditLog, Calculation, User
 
@@ -69,9 +69,10 @@ async def get(session: AsyncSession, user_id: uuid.UUID) -> User:
 
 def check_reach(principal: Principal, user_id: uuid.UUID, own: str, self_: str) -> None:
     """`own` lets the caller act on any user of its broker; `self_` only on its own record."""
-    if principal.can(own):
-        return
     if principal.can(self_) and principal.user_id == user_id:
+        return
+    if principal.can(own):
+        require(principal, own)  # the one check: admin powers of a person need MFA
         return
     raise NotFound("No user with this id.")
 

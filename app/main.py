@@ -31,8 +31,8 @@ from app.health.router import router as health_router
 from app.instruments.router import router as instruments_router
 from app.logging import configure_logging
 from app.middleware import RequestContextMiddleware
-from app.secrets import load_secrets
 from app.risk.router import router as risk_router
+from app.secrets import load_secrets
 
 DESCRIPTION = """
 Risk calculations for retail forex/CFD trading: position size, pip value, margin, P&L, reward-to-risk,

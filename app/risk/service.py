@@ -14,7 +14,7 @@ from app.calc.errors import CalcError, UnknownInstrument
 from app.calc.instruments import normalise_currency, normalise_symbol, resolve, split_pair
 from app.calc.risk import drawdown as dd
 from app.calc.risk import stress as st
-from app.calc.risk.estimators import F64, min_observations
+from app.calc.risk.estimators import DEGENERATE_VARIANCE, F64, min_observations
 from app.calc.risk.var import VarInput, portfolio_var
 from app.calc.trade import with_own_pair
 from app.calculations.service import new_id, rate_table
@@ -200,7 +200,7 @@ def _pnl_stats(pnl: F64, periods: int) -> dict[str, Any]:
     sd = float(math.sqrt(m2 * n / (n - 1))) if n > 1 else 0.0
     out: dict[str, Any] = {"mean": mean, "stdDev": sd, "stdDevPopulation": math.sqrt(m2),
                            "annualisedVolatility": sd * math.sqrt(periods), "periodsPerYear": periods}
-    if m2 > 0:
+    if m2 > DEGENERATE_VARIANCE:  # below it the standardised moments are undefined (m2**3 underflows)
         out["skewness"] = float((c**3).mean() / m2**1.5)
         out["excessKurtosis"] = float((c**4).mean() / m2**2 - 3.0)
     return out

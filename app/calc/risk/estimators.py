@@ -147,6 +147,11 @@ class Moments:
     excess_kurtosis: F64
 
 
+# Below this variance m2**3 underflows to zero and the standardised moments are undefined: such a
+# P&L is constant for every practical purpose, and it gets skew = kurtosis = 0.
+DEGENERATE_VARIANCE = 1e-100
+
+
 def moments(pnl: F64) -> Moments:
     mean = pnl.mean(axis=0)
     c = pnl - mean
@@ -155,8 +160,9 @@ def moments(pnl: F64) -> Moments:
     m3 = (c2 * c).mean(axis=0)
     m4 = (c2 * c2).mean(axis=0)
     with np.errstate(divide="ignore", invalid="ignore"):
-        skew = np.where(m2 > 0, m3 / np.where(m2 > 0, m2, 1.0) ** 1.5, 0.0)
-        kurt = np.where(m2 > 0, m4 / np.where(m2 > 0, m2, 1.0) ** 2 - 3.0, 0.0)
+        ok = m2 > DEGENERATE_VARIANCE
+        skew = np.where(ok, m3 / np.where(ok, m2, 1.0) ** 1.5, 0.0)
+        kurt = np.where(ok, m4 / np.where(ok, m2, 1.0) ** 2 - 3.0, 0.0)
     return Moments(mean, m2, skew, kurt)
 
 

@@ -113,7 +113,7 @@ def _cf_gradient(r: F64, pnl: F64, confidence: float, horizon: float) -> F64:
     d = r - r.mean(axis=0)
     c2 = c * c
     m2, m3, m4 = float(c2.mean()), float((c2 * c).mean()), float((c2 * c2).mean())
-    if m2 <= 0:
+    if m2 <= est.DEGENERATE_VARIANCE:
         return np.zeros(r.shape[1])
     co = d.T @ np.column_stack((c, c2, c2 * c)) / n  # (f, 3): E[d c], E[d c^2], E[d c^3]
     dm2, dm3, dm4 = 2 * co[:, 0], 3 * co[:, 1], 4 * co[:, 2]

@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import time
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -191,3 +192,19 @@ def audit_rows(client: TestClient, broker_id: uuid.UUID, action: str | None = No
         statement += " and action = :a"
         params["a"] = action
     return sql(client, statement + " order by created_at", params)
+
+
+def never_500(client: TestClient) -> Iterator[None]:
+    """Fixture body: fail the test if any response it received was a 5xx."""
+    seen: list[str] = []
+
+    def hook(resp: Response) -> None:
+        if resp.status_code >= 500:
+            seen.append(f"{resp.request.method} {resp.request.url.path} -> {resp.status_code}")
+
+    client.event_hooks["response"].append(hook)
+    try:
+        yield
+    finally:
+        client.event_hooks["response"].remove(hook)
+    assert not seen, f"server errors: {seen}"

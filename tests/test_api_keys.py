@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import time
 import uuid
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -19,9 +20,15 @@ from tests.helpers_auth import (
     audit_rows,
     bearer,
     calculate,
+    never_500,
     problem_fields,
     sql,
 )
+
+
+@pytest.fixture(autouse=True)
+def _never_500(client: TestClient) -> Iterator[None]:
+    yield from never_500(client)
 
 
 @pytest.fixture(scope="module")

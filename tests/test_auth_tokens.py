@@ -8,6 +8,7 @@ import hashlib
 import hmac
 import time
 import uuid
+from collections.abc import Iterator
 from typing import Any
 
 import orjson
@@ -27,10 +28,16 @@ from tests.helpers_auth import (
     create_user,
     jwt_claims,
     login,
+    never_500,
     shape,
     sql,
     token_of,
 )
+
+
+@pytest.fixture(autouse=True)
+def _never_500(client: TestClient) -> Iterator[None]:
+    yield from never_500(client)
 
 PROTECTED = "/api/v1/calculations"
 

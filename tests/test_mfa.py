@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import time
 import uuid
+from collections.abc import Iterator
 
 import pyotp
 import pytest
@@ -23,12 +24,18 @@ from tests.helpers_auth import (
     jwt_claims,
     login,
     mfa_login,
+    never_500,
     problem_fields,
     reset_totp_step,
     sql,
     token_of,
     wait_for_stable_step,
 )
+
+
+@pytest.fixture(autouse=True)
+def _never_500(client: TestClient) -> Iterator[None]:
+    yield from never_500(client)
 
 
 @pytest.fixture

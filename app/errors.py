@@ -38,6 +38,7 @@ PROBLEM_TYPES: dict[str, tuple[str, str]] = {
     "mfa-required": ("MFA required", "This account needs a one-time code from its authenticator."),
     "too-many-attempts": ("Too many attempts", "Too many failed attempts; wait before trying again."),
     "sso-error": ("SSO error", "The single sign-on exchange failed or its state did not match."),
+    "service-unavailable": ("Service unavailable", "A dependency is down; retry after the indicated time."),
 }
 
 
@@ -104,6 +105,11 @@ class TooManyAttempts(AppError):
 class SsoError(AppError):
     status = 400
     slug = "sso-error"
+
+
+class ServiceUnavailable(AppError):
+    status = 503
+    slug = "service-unavailable"
 
 
 class PayloadTooLarge(AppError):
@@ -236,6 +242,8 @@ def install_error_handlers(app: FastAPI) -> None:
     async def on_app_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, AppError)
         headers = {"WWW-Authenticate": 'Bearer realm="forexrisk"'} if exc.status == 401 else None
+        if exc.status == 503:
+            headers = {"Retry-After": "5"}
         return problem(request_id_of(request), exc.status, exc.slug, exc.detail,
                        instance=request.url.path, errors=exc.errors, headers=headers)
 

@@ -14,6 +14,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Generic, TypeVar
 
+from sqlalchemy.exc import SQLAlchemyError
+
+from app.errors import ServiceUnavailable
+
 K = TypeVar("K")
 V = TypeVar("V")
 
@@ -29,7 +33,15 @@ class TtlCache(Generic[K, V]):
         now = time.monotonic()
         if hit is not None and hit[0] > now:
             return hit[1]
-        value = await load(key)
+        try:
+            value = await load(key)
+        except (SQLAlchemyError, OSError) as exc:
+            # The database is unreachable: a known credential keeps working from its last-known state
+            # (stale-if-error), an unknown one gets a 503 problem, never a 500.
+            if hit is not None:
+                self._data[key] = (now + min(self.ttl, 5.0), hit[1])
+                return hit[1]
+            raise ServiceUnavailable("Credentials cannot be checked right now (database unreachable).") from exc
         if len(self._data) >= self.max_entries:
             self._data.clear()  # crude but bounded: a flood of random ids cannot grow memory
         self._data[key] = (now + self.ttl, value)  # misses are cached too (negative caching)

@@ -34,7 +34,7 @@ from starlette.requests import HTTPConnection
 from app.audit import service as audit
 from app.auth import refresh
 from app.auth.cache import BrokerRecord
-from app.auth.login import _pair
+from app.auth.login import token_pair
 from app.auth.service import AuthService
 from app.errors import Unauthorized
 from app.models import ApiKey, ExchangeJti, User
@@ -210,10 +210,10 @@ async def exchange(auth: AuthService, token: str, conn: HTTPConnection) -> dict[
             raise ExchangeRefused("account not an active end user")
         user.last_login_at = now
         refresh_token = await refresh.issue(s, auth.settings, auth.secrets.pepper, broker_id=broker.id,
-                                            user_id=user.id)
+                                            user_id=user.id, amr=list(EXCHANGE_AMR))
         await audit.record(s, broker_id=broker.id, action="auth.exchange", conn=conn, actor_type="user",
                            actor_id=str(user.id), target_type="user", target_id=user.id,
                            details={"keyPrefix": row.prefix, "jti": str(claims["jti"]), "provisioned": created,
                                     "amr": EXCHANGE_AMR})
         await s.commit()
-        return _pair(auth, user, refresh_token, EXCHANGE_AMR)
+        return token_pair(auth, user, refresh_token, EXCHANGE_AMR)

@@ -25,7 +25,7 @@ async def broker_id_by_slug(auth: AuthService, slug: str) -> uuid.UUID | None:
     return row.id if row is not None and row.status == "active" else None
 
 
-def _pair(auth: AuthService, user: User, refresh_token: str, amr: list[str]) -> dict[str, Any]:
+def token_pair(auth: AuthService, user: User, refresh_token: str, amr: list[str]) -> dict[str, Any]:
     access, lifetime = auth.signer.issue(user_id=user.id, broker_id=user.broker_id, role=user.role, amr=amr)
     return {"accessToken": access, "tokenType": "Bearer", "expiresIn": lifetime, "refreshToken": refresh_token}
 
@@ -68,11 +68,12 @@ async def login(auth: AuthService, req: LoginRequest, conn: HTTPConnection) -> d
             if method == "recovery":
                 amr.append("otp")  # a recovery code stands in for the second factor
         user.last_login_at = datetime.now(UTC)
-        token = await refresh.issue(s, auth.settings, auth.secrets.pepper, broker_id=broker_id, user_id=user.id)
+        token = await refresh.issue(s, auth.settings, auth.secrets.pepper, broker_id=broker_id, user_id=user.id,
+                                    amr=amr)
         await audit.record(s, broker_id=broker_id, action="auth.login", conn=conn, actor_type="user",
                            actor_id=str(user.id), target_type="user", target_id=user.id, details={"amr": amr})
         await s.commit()
-        return _pair(auth, user, token, sorted(set(amr)))
+        return token_pair(auth, user, token, sorted(set(amr)))
 
 
 async def refresh_tokens(auth: AuthService, token: str, conn: HTTPConnection) -> dict[str, Any]:
@@ -92,10 +93,10 @@ async def refresh_tokens(auth: AuthService, token: str, conn: HTTPConnection) ->
         user = await s.get(User, outcome.user_id)
         if user is None or user.status != "active":
             raise Unauthorized("Invalid refresh token.")
-        # The second factor is remembered for the session: refreshed tokens keep the login's amr.
-        amr = ["pwd", "otp"] if user.totp_enabled else ["pwd"]
+        # Refreshed tokens carry exactly the login's amr: a refresh never adds a factor (an SSO or
+        # password session of a user who enrolled TOTP later stays without "otp") and never drops one.
         await s.commit()
-        return _pair(auth, user, outcome.token, amr)
+        return token_pair(auth, user, outcome.token, list(outcome.amr))
 
 
 async def logout(auth: AuthService, token: str, conn: HTTPConnection) -> None:

@@ -33,6 +33,7 @@ class Outcome:
     user_id: uuid.UUID | None
     reason: str  # "rotated" | "grace" | "reuse" | "invalid" | "expired" | "revoked"
     family_id: uuid.UUID | None = None
+    amr: tuple[str, ...] = ()  # how the session logged in; refreshed tokens carry exactly this
 
 
 def broker_of(token: str) -> uuid.UUID | None:
@@ -54,12 +55,12 @@ def new_token(broker_id: uuid.UUID) -> str:
 
 
 async def issue(session: AsyncSession, settings: Settings, pepper: bytes, *, broker_id: uuid.UUID,
-                user_id: uuid.UUID) -> str:
-    """A new family for a fresh login."""
+                user_id: uuid.UUID, amr: list[str]) -> str:
+    """A new family for a fresh login; `amr` is how that login authenticated."""
     token = new_token(broker_id)
     now = datetime.now(UTC)
     session.add(RefreshToken(broker_id=broker_id, user_id=user_id, family_id=uuid.uuid4(),
-                             token_hash=_hash(pepper, token), issued_at=now,
+                             token_hash=_hash(pepper, token), issued_at=now, amr=sorted(set(amr)),
                              expires_at=now + timedelta(days=settings.refresh_absolute_days),
                              idle_expires_at=now + timedelta(days=settings.refresh_idle_days)))
     return token
@@ -84,16 +85,16 @@ async def rotate(session: AsyncSession, settings: Settings, pepper: bytes, token
         row.used_at = now
         row.successor_hash = _hash(pepper, successor)
         session.add(RefreshToken(broker_id=broker_id, user_id=row.user_id, family_id=row.family_id,
-                                 token_hash=row.successor_hash, issued_at=now, expires_at=row.expires_at,
+                                 token_hash=row.successor_hash, issued_at=now, expires_at=row.expires_at, amr=row.amr,
                                  idle_expires_at=min(row.expires_at, now + timedelta(days=settings.refresh_idle_days))))
-        return Outcome(successor, row.user_id, "rotated", row.family_id)
+        return Outcome(successor, row.user_id, "rotated", row.family_id, tuple(row.amr))
     # Used before: a lost-response retry of the immediately previous token inside the grace window
     # gets the same successor, as long as that successor has not been used itself.
     if now - row.used_at <= timedelta(seconds=settings.refresh_grace_seconds):
         nxt = (await session.execute(select(RefreshToken).where(RefreshToken.token_hash == row.successor_hash))
                ).scalar_one_or_none()
         if nxt is not None and nxt.used_at is None and nxt.revoked_at is None:
-            return Outcome(successor, row.user_id, "grace", row.family_id)
+            return Outcome(successor, row.user_id, "grace", row.family_id, tuple(row.amr))
     await revoke_family(session, row.family_id, now)
     return Outcome(None, row.user_id, "reuse", row.family_id)
 

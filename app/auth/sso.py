@@ -33,7 +33,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
-from authlib.integrations.httpx_client import AsyncOAuth2Client, OAuthError  # type: ignore[import-untyped]
+from authlib.integrations.httpx_client import AsyncOAuth2Client, OAuthError
 from joserfc import jwt
 from joserfc.errors import InvalidKeyIdError, JoseError
 from joserfc.jwk import KeySet
@@ -44,7 +44,7 @@ from starlette.requests import HTTPConnection
 
 from app.audit import service as audit
 from app.auth import refresh
-from app.auth.login import _pair, broker_id_by_slug
+from app.auth.login import broker_id_by_slug, token_pair
 from app.auth.service import AuthService
 from app.config import Settings
 from app.errors import NotFound, SsoError, Unauthorized
@@ -371,9 +371,9 @@ async def _callback(auth: AuthService, broker_id: uuid.UUID, code: str | None, s
             raise Unauthorized("This account is disabled.")
         user.last_login_at = datetime.now(UTC)
         refresh_token = await refresh.issue(s, auth.settings, auth.secrets.pepper, broker_id=broker_id,
-                                            user_id=user.id)
+                                            user_id=user.id, amr=amr)
         await audit.record(s, broker_id=broker_id, action="auth.sso_login", conn=conn, actor_type="user",
                            actor_id=str(user.id), target_type="user", target_id=user.id,
                            details={"issuer": sso.issuer, "provisioned": created, "amr": amr})
         await s.commit()
-        return _pair(auth, user, refresh_token, amr)
+        return token_pair(auth, user, refresh_token, amr)

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import orjson
 from fastapi import APIRouter, Request
+from sqlalchemy import text
+from sqlalchemy.exc import SQLAlchemyError
 from starlette.responses import Response
 
 router = APIRouter(tags=["health"])
@@ -14,10 +18,31 @@ async def healthz() -> Response:
     return Response(b'{"status":"ok"}', media_type="application/json")
 
 
+async def _database(request: Request) -> str:
+    db = getattr(request.app.state, "db", None)
+    if db is None:
+        return "down"
+    try:
+        async with asyncio.timeout(2):
+            async with db.app_engine.connect() as conn:
+                await conn.execute(text("select 1"))
+        return "ok"
+    except (TimeoutError, SQLAlchemyError, OSError):
+        return "down"
+
+
 @router.get("/readyz", summary="Readiness: dependencies the calculation path needs")
 async def readyz(request: Request) -> Response:
-    # The calculation service has no external dependency yet; the instrument catalogue is in memory.
-    checks = {"catalogue": "ok" if request.app.state.catalogue_size > 0 else "down"}
-    status = "ok" if all(v == "ok" for v in checks.values()) else "down"
-    return Response(orjson.dumps({"status": status, "checks": checks}), status_code=200 if status == "ok" else 503,
-                    media_type="application/json")
+    # Calculations need the in-memory catalogue. Without the database, known keys keep working from
+    # the in-process cache and stored calculations stay buffered, so the service is degraded, not down.
+    checks = {"catalogue": "ok" if request.app.state.catalogue_size > 0 else "down",
+              "database": await _database(request)}
+    if checks["catalogue"] != "ok":
+        status = "down"
+    elif checks["database"] != "ok":
+        status = "degraded"
+    else:
+        status = "ok"
+    recorder = getattr(request.app.state, "recorder", None)
+    body = {"status": status, "checks": checks, "bufferedCalculations": len(recorder.buffer) if recorder else 0}
+    return Response(orjson.dumps(body), status_code=503 if status == "down" else 200, media_type="application/json")

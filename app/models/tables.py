@@ -101,6 +101,7 @@ class RefreshToken(Base):
     used_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     successor_hash: Mapped[bytes | None] = mapped_column(LargeBinary)
+    amr: Mapped[list[str]] = mapped_column(ARRAY(Text), server_default="{}")
 
 
 class Calculation(Base):

@@ -13,7 +13,7 @@ from starlette.requests import HTTPConnection
 
 from app.admin.users.schemas import UserCreate, UserUpdate
 from app.audit import service as audit
-from app.auth.permissions import role_rank
+from app.auth.permissions import SCOPES, role_rank
 from app.auth.principal import Principal
 from app.auth.service import AuthService, require
 from app.errors import Forbidden, InvalidField, NotFound
@@ -28,7 +28,11 @@ def user_out(row: User) -> dict[str, Any]:
 
 def _may_grant(principal: Principal, role: str) -> bool:
     if principal.kind == "secret_key":
-        return role_rank(role) <= role_rank("BROKER_ADMIN")
+        # A key grants BROKER_ADMIN only when it holds every scope itself (an admin can do no more than a
+        # full key); a narrower key (e.g. users:write only) must not mint a more powerful identity.
+        if role_rank(role) >= role_rank("BROKER_ADMIN"):
+            return role_rank(role) == role_rank("BROKER_ADMIN") and set(SCOPES) <= set(principal.scopes)
+        return True
     return principal.role is not None and role_rank(role) <= role_rank(principal.role)
 
 

@@ -29,8 +29,8 @@ def test_a_users_write_key_cannot_create_a_broker_admin(client: TestClient, brok
                        headers=broker_a.auth)
     assert made.status_code == 201, made.text
     narrow = bearer(made.json()["key"])
-    admin = client.post(f"/api/v1/brokers/{broker_a.id}/users",
-                        json={"email": "boss@example.com", "role": "BROKER_ADMIN", "password": "x" * 16}, headers=narrow)
+    admin = client.post(f"/api/v1/brokers/{broker_a.id}/users", headers=narrow,
+                        json={"email": "boss@example.com", "role": "BROKER_ADMIN", "password": "x" * 16})
     assert admin.status_code == 403
     user = client.post(f"/api/v1/brokers/{broker_a.id}/users",
                        json={"email": "desk@example.com", "role": "BROKER_USER", "password": "x" * 16}, headers=narrow)

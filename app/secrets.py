@@ -67,18 +67,24 @@ def _stored(data_dir: Path) -> dict[str, str]:
 
 
 def load_secrets(settings: Settings) -> AppSecrets:
-    names = ("secret_pepper", "encryption_key", "jwt_private_key_pem", "session_secret",
-             "db_app_password", "db_platform_password")
+    names = ["secret_pepper", "encryption_key", "jwt_private_key_pem", "session_secret"]
+    # Role passwords are ours to choose only when we create the roles (no explicit role URLs given).
+    if settings.database_app_url is None:
+        names.append("db_app_password")
+    if settings.database_platform_url is None:
+        names.append("db_platform_password")
     given = {n: getattr(settings, n) for n in names}
     values = {n: v.get_secret_value() for n, v in given.items() if v is not None}
     if len(values) < len(names):
-        stored = _stored(settings.data_dir)
-        values = {**stored, **values}
+        if settings.environment == "production":
+            missing = ", ".join(f"FOREXRISK_{n.upper()}" for n in names if n not in values)
+            raise RuntimeError(f"production needs these secrets in the environment: {missing}")
+        values = {**_stored(settings.data_dir), **values}
     return AppSecrets(
         pepper=values["secret_pepper"].encode(),
         encryption_key=values["encryption_key"].encode(),
         jwt_private_key_pem=values["jwt_private_key_pem"].encode(),
         session_secret=values["session_secret"],
-        db_app_password=values["db_app_password"],
-        db_platform_password=values["db_platform_password"],
+        db_app_password=values.get("db_app_password", ""),
+        db_platform_password=values.get("db_platform_password", ""),
     )

@@ -38,3 +38,25 @@ def test_dockerfile_runs_the_console_script_on_the_probed_port() -> None:
     text = (ROOT / "Dockerfile").read_text()
     assert '"forexrisk", "run", "--host", "0.0.0.0", "--port", "8000"' in text.replace("/srv/.venv/bin/", "")
     assert "EXPOSE 8000" in text and "uv sync --locked --no-dev" in text and "USER 10001" in text
+
+
+def test_production_gets_its_database_and_secrets_from_a_secret() -> None:
+    dep = docs(ROOT / "k8s" / "api" / "deployment.yaml")[0]
+    env = {e["name"]: e for e in dep["spec"]["template"]["spec"]["containers"][0]["env"]}
+    assert env["FOREXRISK_ENVIRONMENT"]["value"] == "production"
+    needed = ["DATABASE_URL", "DATABASE_APP_URL", "DATABASE_PLATFORM_URL", "FOREXRISK_SECRET_PEPPER",
+              "FOREXRISK_ENCRYPTION_KEY", "FOREXRISK_JWT_PRIVATE_KEY_PEM", "FOREXRISK_SESSION_SECRET"]
+    for name in needed:
+        assert env[name]["valueFrom"]["secretKeyRef"]["name"] == "forexrisk-secrets", name
+    text = (ROOT / "Dockerfile").read_text()
+    assert "COPY migrations ./migrations" in text and "COPY alembic.ini" in text
+
+
+def test_production_refuses_to_start_without_secrets(tmp_path: Path) -> None:
+    import pytest
+    from pydantic import ValidationError
+
+    from app.config import Settings
+
+    with pytest.raises(ValidationError, match="secret_pepper"):
+        Settings(environment="production", data_dir=tmp_path)

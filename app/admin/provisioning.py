@@ -60,7 +60,8 @@ async def new_superadmin(settings: Settings, email: str, password: str) -> dict[
                                       is_platform=True, admin_role="SUPERADMIN")
             return {"brokerId": out["id"], "userId": out["adminUserId"], "email": email}
         async with db.platform() as s:
-            user = User(broker_id=platform_id, email=email, role="SUPERADMIN", password_hash=auth.hasher.hash(password))
+            password_hash = await auth.hash_password(password)
+            user = User(broker_id=platform_id, email=email, role="SUPERADMIN", password_hash=password_hash)
             s.add(user)
             await s.flush()
             await audit.record(s, broker_id=platform_id, action="user.created", conn=None, actor_type="system",

@@ -13,7 +13,9 @@ import hmac
 import uuid
 from datetime import UTC, datetime
 
+import anyio.to_thread
 from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
 from cryptography.fernet import Fernet
 from sqlalchemy import select
 from starlette.requests import HTTPConnection
@@ -52,6 +54,19 @@ class AuthService:
         self.key_usage: dict[uuid.UUID, tuple[datetime, str | None]] = {}
 
     # --- loaders (platform role: no tenant is known before authentication) -------------------------
+    async def hash_password(self, password: str) -> str:
+        # argon2 is deliberately slow (tens of ms) and releases the GIL: run it off the event loop.
+        return await anyio.to_thread.run_sync(self.hasher.hash, password)
+
+    async def verify_password(self, password_hash: str, password: str) -> bool:
+        def check() -> bool:
+            try:
+                return self.hasher.verify(password_hash, password)
+            except (VerificationError, InvalidHashError):
+                return False
+
+        return await anyio.to_thread.run_sync(check)
+
     async def _load_key(self, key_id: str) -> KeyRecord | None:
         async with self.db.platform() as s:
             row = (await s.execute(select(ApiKey).where(ApiKey.key_id == key_id))).scalar_one_or_none()

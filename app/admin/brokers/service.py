@@ -65,7 +65,7 @@ async def create_broker(db: Database, auth: AuthService, spec: BrokerCreate, *, 
             if not spec.admin_password:
                 raise InvalidField("adminPassword", "required with adminEmail")
             admin = User(broker_id=broker.id, email=spec.admin_email, role=admin_role,
-                         password_hash=auth.hasher.hash(spec.admin_password))
+                         password_hash=await auth.hash_password(spec.admin_password))
             session.add(admin)
             await session.flush()
             admin_id = admin.id

@@ -46,7 +46,7 @@ async def create(session: AsyncSession, auth: AuthService, principal: Principal,
     if exists is not None:
         raise InvalidField("email", "a user with this email already exists", "duplicate")
     row = User(broker_id=broker_id, email=spec.email, role=spec.role, name=spec.name,
-               password_hash=auth.hasher.hash(spec.password) if spec.password else None)
+               password_hash=await auth.hash_password(spec.password) if spec.password else None)
     session.add(row)
     try:
         await session.flush()
@@ -99,7 +99,7 @@ async def update(session: AsyncSession, auth: AuthService, principal: Principal,
     if spec.name is not None:
         changes["name"] = spec.name
     if spec.password is not None:
-        changes["password_hash"] = auth.hasher.hash(spec.password)
+        changes["password_hash"] = await auth.hash_password(spec.password)
     for k, v in changes.items():
         setattr(row, k, v)
     row.updated_at = datetime.now(UTC)

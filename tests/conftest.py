@@ -93,3 +93,11 @@ def broker_a(client: TestClient) -> BrokerFixture:
 @pytest.fixture
 def broker_b(client: TestClient) -> BrokerFixture:
     return make_broker(client)
+
+
+@pytest.fixture
+def no_server_errors(client: TestClient) -> Iterator[None]:
+    """Fails the test if any response it received was a 5xx (used by the auth and tenancy tests)."""
+    from tests.helpers_auth import never_500
+
+    yield from never_500(client)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -20,16 +19,12 @@ from tests.helpers_auth import (
     create_user,
     login,
     mfa_login,
-    never_500,
     problem_fields,
     superadmin_token,
     user_token,
 )
 
-
-@pytest.fixture(autouse=True)
-def _never_500(client: TestClient) -> Iterator[None]:
-    yield from never_500(client)
+pytestmark = pytest.mark.usefixtures("no_server_errors")
 
 ORIGIN = "https://www.example.com"
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -20,15 +19,11 @@ from tests.helpers_auth import (
     audit_rows,
     bearer,
     calculate,
-    never_500,
     problem_fields,
     sql,
 )
 
-
-@pytest.fixture(autouse=True)
-def _never_500(client: TestClient) -> Iterator[None]:
-    yield from never_500(client)
+pytestmark = pytest.mark.usefixtures("no_server_errors")
 
 
 @pytest.fixture(scope="module")

@@ -8,7 +8,6 @@ import hashlib
 import hmac
 import time
 import uuid
-from collections.abc import Iterator
 from typing import Any
 
 import orjson
@@ -28,16 +27,12 @@ from tests.helpers_auth import (
     create_user,
     jwt_claims,
     login,
-    never_500,
     shape,
     sql,
     token_of,
 )
 
-
-@pytest.fixture(autouse=True)
-def _never_500(client: TestClient) -> Iterator[None]:
-    yield from never_500(client)
+pytestmark = pytest.mark.usefixtures("no_server_errors")
 
 PROTECTED = "/api/v1/calculations"
 

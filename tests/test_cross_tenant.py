@@ -9,7 +9,7 @@ the permission is 403 (user records answer 404: a caller who may not see a user 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -26,16 +26,12 @@ from tests.helpers_auth import (
     assert_problem,
     bearer,
     calculate,
-    never_500,
     shape,
     superadmin_token,
     user_token,
 )
 
-
-@pytest.fixture(autouse=True)
-def _never_500(client: TestClient) -> Iterator[None]:
-    yield from never_500(client)
+pytestmark = pytest.mark.usefixtures("no_server_errors")
 
 ORIGIN = "https://www.example.com"
 CONFIG = {"branding": {"primaryColor": "#112233"}, "allowedOrigins": [ORIGIN]}

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Iterator
 
 import pyotp
 import pytest
@@ -24,7 +23,6 @@ from tests.helpers_auth import (
     jwt_claims,
     login,
     mfa_login,
-    never_500,
     problem_fields,
     reset_totp_step,
     sql,
@@ -32,10 +30,7 @@ from tests.helpers_auth import (
     wait_for_stable_step,
 )
 
-
-@pytest.fixture(autouse=True)
-def _never_500(client: TestClient) -> Iterator[None]:
-    yield from never_500(client)
+pytestmark = pytest.mark.usefixtures("no_server_errors")
 
 
 @pytest.fixture

@@ -20,12 +20,9 @@ from sqlalchemy.pool import NullPool
 from app.db.engine import Database, MissingTenant
 from app.models import User
 from tests.conftest import BrokerFixture, make_broker
-from tests.helpers_auth import calculate, create_user, never_500, sql
+from tests.helpers_auth import calculate, create_user, sql
 
-
-@pytest.fixture(autouse=True)
-def _never_500(client: TestClient) -> Iterator[None]:
-    yield from never_500(client)
+pytestmark = pytest.mark.usefixtures("no_server_errors")
 
 SET_TENANT = "select set_config('app.current_broker_id', :b, true)"
 

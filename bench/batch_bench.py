@@ -12,6 +12,7 @@ from typing import Any
 
 import orjson
 
+from bench.generators import json_headers
 from bench.payloads import batch_body
 
 PATH = "/api/v1/calculate/batch"
@@ -19,7 +20,7 @@ PATH = "/api/v1/calculate/batch"
 
 def _post(conn: http.client.HTTPConnection, body: bytes) -> tuple[int, bytes, float]:
     start = time.perf_counter()
-    conn.request("POST", PATH, body=body, headers={"Content-Type": "application/json"})
+    conn.request("POST", PATH, body=body, headers=json_headers())
     resp = conn.getresponse()
     data = resp.read()
     return resp.status, data, time.perf_counter() - start

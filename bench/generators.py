@@ -59,11 +59,19 @@ def parse_wrk(out: str) -> dict[str, Any]:
     return result
 
 
+def json_headers() -> dict[str, str]:
+    """Headers of a calculation request, with the bench broker's key when bench.server provisioned one."""
+    auth = os.environ.get("BENCH_AUTHORIZATION")
+    return {"Content-Type": "application/json", **({"Authorization": auth} if auth else {})}
+
+
 def run_wrk(url: str, body: bytes, connections: int, duration: int, workdir: Path) -> dict[str, Any]:
     script = workdir / "post.lua"
     # A Lua long string needs no escaping; the level-3 brackets cannot occur in our JSON bodies.
-    script.write_text('wrk.method = "POST"\nwrk.headers["Content-Type"] = "application/json"\n'
-                      f"wrk.body = [===[{body.decode()}]===]\n")
+    auth = os.environ.get("BENCH_AUTHORIZATION")  # the bench broker's key (bench.server provisions it)
+    auth_line = f'wrk.headers["Authorization"] = "{auth}"\n' if auth else ""
+    script.write_text('wrk.method = "POST"\nwrk.headers["Content-Type"] = "application/json"\n' + auth_line
+                      + f"wrk.body = [===[{body.decode()}]===]\n")
     cmd = [*pin(0), "wrk", "-t1", f"-c{connections}", f"-d{duration}s", "--latency", "-s", str(script), url]
     proc = subprocess.run(cmd, capture_output=True, text=True, check=True)
     result = parse_wrk(proc.stdout)

@@ -24,6 +24,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from bench import batch_bench, generators
+from bench.generators import json_headers
 from bench.payloads import POSITION_SIZE_BODY
 from bench.server import ROOT, Server, running_server
 
@@ -45,7 +46,7 @@ def preflight(port: int, path: str) -> str | None:
     """One request per target before loading it: a target that errors would otherwise 'win' on throughput."""
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
     try:
-        conn.request("POST", path, body=POSITION_SIZE_BODY, headers={"Content-Type": "application/json"})
+        conn.request("POST", path, body=POSITION_SIZE_BODY, headers=json_headers())
         resp = conn.getresponse()
         data = resp.read()
     finally:

@@ -54,16 +54,34 @@ def _wait_healthy(proc: subprocess.Popen[bytes], port: int, log: Path, timeout: 
     raise RuntimeError(f"server not healthy after {timeout:.0f}s:\n{log.read_text()[-4000:]}")
 
 
+def provision(data_dir: Path) -> str:
+    """A bench broker on the embedded Postgres under data_dir (the server joins the same one): its secret key."""
+    import asyncio
+
+    from app.admin.brokers.schemas import BrokerCreate
+    from app.admin.provisioning import new_broker
+    from app.config import Settings
+
+    settings = Settings(data_dir=data_dir, demo_broker=False)
+    out = asyncio.run(new_broker(settings, BrokerCreate(name="Bench", tier="enterprise")))
+    return str(out["secretKey"])
+
+
 @contextmanager
 def running_server() -> Iterator[Server]:
     port = free_port()
     command = [*pin(1), sys.executable, "-m", "uvicorn", "bench.apps:app", "--host", "127.0.0.1", "--port", str(port),
                "--workers", "1", "--loop", "uvloop", "--http", "httptools", "--no-access-log", "--log-level", "warning"]
     with tempfile.TemporaryDirectory(prefix="bench-server-") as tmp:
+        Path(tmp).chmod(0o755)  # as root, pgserver runs Postgres as its own user, which must reach the data
+        data_dir = Path(tmp) / "data"
+        # The calculation API needs a key: the generators send it (BENCH_AUTHORIZATION) on every request.
+        os.environ["BENCH_AUTHORIZATION"] = f"Bearer {provision(data_dir)}"
+        env = {**os.environ, "FOREXRISK_DATA_DIR": str(data_dir), "FOREXRISK_DEMO_BROKER": "false"}
         log = Path(tmp) / "server.log"
         with log.open("wb") as out:
             # Output goes to a file, not a pipe: nobody reads a pipe during the run and a full one would block it.
-            proc = subprocess.Popen(command, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT)
+            proc = subprocess.Popen(command, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT, env=env)
         try:
             _wait_healthy(proc, port, log)
             yield Server(port, proc.pid, command)

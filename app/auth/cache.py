@@ -12,10 +12,12 @@ import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
+from functools import cached_property
 from typing import Any, Generic, TypeVar
 
 from sqlalchemy.exc import SQLAlchemyError
 
+from app.calculations.policy import BrokerPolicy
 from app.errors import ServiceUnavailable
 
 K = TypeVar("K")
@@ -82,3 +84,8 @@ class BrokerRecord:
     @property
     def allowed_origins(self) -> tuple[str, ...]:
         return tuple(self.config.get("allowedOrigins") or ())
+
+    @cached_property
+    def policy(self) -> BrokerPolicy:
+        # Built once per cached record, not per calculation request (the hot path).
+        return BrokerPolicy.from_config(self.config)

@@ -59,11 +59,12 @@ async def authorise(request: Request) -> tuple[Principal, BrokerPolicy]:
     principal = await auth.authenticate(request)
     require(principal, "calc:run")
     broker = await auth.broker(principal.broker_id)
-    return principal, BrokerPolicy.from_config(broker.config if broker else {})
+    return principal, broker.policy if broker else BrokerPolicy()
 
 
-def record(request: Request, principal: Principal, kind: str, body: bytes, out: dict[str, Any]) -> None:
-    request.app.state.recorder.record(principal, kind, body, out)
+def record(request: Request, principal: Principal, kind: str, body: bytes, out: dict[str, Any],
+           payload: bytes | None = None) -> None:
+    request.app.state.recorder.record(principal, kind, body, out, payload)
 
 
 def json_post(router: APIRouter, path: str, model: type[M], response_model: type[BaseModel] | None,
@@ -83,8 +84,9 @@ def json_post(router: APIRouter, path: str, model: type[M], response_model: type
         body = await request.body()
         req = policy.apply(adapter.validate_json(body))
         out = func(req, wants_explain(request.scope["query_string"]))
-        record(request, principal, kind, body, out)
-        return Response(orjson.dumps(out), media_type=JSON)
+        payload = orjson.dumps(out)
+        record(request, principal, kind, body, out, payload)  # the stored result is the response's own bytes
+        return Response(payload, media_type=JSON)
 
     endpoint.__name__ = func.__name__
     router.add_api_route(

@@ -27,10 +27,10 @@ from joserfc.errors import JoseError
 from joserfc.jwk import OctKey
 from sqlalchemy import delete, select
 from sqlalchemy.dialects.postgresql import insert
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.requests import HTTPConnection
 
+from app.admin.users import repository
 from app.audit import service as audit
 from app.auth import refresh
 from app.auth.cache import BrokerRecord
@@ -137,9 +137,7 @@ async def _email_for(s: AsyncSession, slug: str, subject: str, claimed: str | No
     """The claimed email unless another user of the broker has it (never link by email: that account is
     not this identity); then the placeholder. Returns (email, conflicted)."""
     if claimed and re.fullmatch(r"[^@\s]+@[^@\s]+\.[^@\s]+", claimed):
-        taken = await s.scalar(select(User.id).where(User.email.ilike(claimed.replace("\\", "\\\\")
-                                                                      .replace("%", "\\%").replace("_", "\\_"))))
-        if taken is None:
+        if not await repository.email_taken(s, claimed):
             return claimed, False
         return placeholder_email(slug, subject), True
     return placeholder_email(slug, subject), False
@@ -155,17 +153,11 @@ async def find_or_provision(s: AsyncSession, broker_id: uuid.UUID, slug: str,
     email, _ = await _email_for(s, slug, subject, claims.get("email"))
     row = User(broker_id=broker_id, email=email, name=claims.get("name"), role=END_USER_ROLE,
                sso_issuer=issuer, sso_subject=subject)
-    try:
-        async with s.begin_nested():  # a concurrent first exchange for the same trader may win the insert
-            s.add(row)
-            await s.flush()
-    except IntegrityError:
-        user = (await s.execute(stmt)).scalar_one_or_none()
-        if user is None:
-            raise
-        return user, False
-    await s.refresh(row)
-    return row, True
+    # A concurrent first exchange for the same trader may win the insert: then that user is the one.
+    user, created = await repository.insert_unless_exists(s, row, stmt)
+    if user is None:
+        raise RuntimeError("user provisioning conflicted on something other than the trader's identity")
+    return user, created
 
 
 async def exchange(auth: AuthService, token: str, conn: HTTPConnection) -> dict[str, Any]:

@@ -38,10 +38,10 @@ from joserfc import jwt
 from joserfc.errors import InvalidKeyIdError, JoseError
 from joserfc.jwk import KeySet
 from sqlalchemy import delete, select
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.requests import HTTPConnection
 
+from app.admin.users import repository
 from app.audit import service as audit
 from app.auth import refresh
 from app.auth.login import broker_id_by_slug, token_pair
@@ -292,25 +292,17 @@ async def _user(s: AsyncSession, broker_id: uuid.UUID, conn: SsoConnection, prof
     email = profile.get("email")
     if not isinstance(email, str) or len(email) > 320 or "@" not in email:
         email = _placeholder_email(conn.issuer, profile["sub"])
-    taken = await s.scalar(select(User.id).where(User.email.ilike(
-        email.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_"))))
-    if taken is not None:
+    if await repository.email_taken(s, email):
         raise SsoFailed("An account with this email already exists without single sign-on; an admin must resolve it.",
                         "email_conflict")
     name = profile.get("name")
     row = User(broker_id=broker_id, email=email, name=name[:200] if isinstance(name, str) else None,
                role=conn.default_role, sso_issuer=conn.issuer, sso_subject=profile["sub"])
-    try:
-        async with s.begin_nested():  # a concurrent first login of the same person may win the insert
-            s.add(row)
-            await s.flush()
-    except IntegrityError:
-        user = (await s.execute(stmt)).scalar_one_or_none()
-        if user is None:
-            raise SsoFailed("The account could not be provisioned.", "provision_conflict") from None
-        return user, False
-    await s.refresh(row)
-    return row, True
+    # A concurrent first login of the same person may win the insert: then that user is the one.
+    user, created = await repository.insert_unless_exists(s, row, stmt)
+    if user is None:
+        raise SsoFailed("The account could not be provisioned.", "provision_conflict")
+    return user, created
 
 
 def sso_amr(claims: dict[str, Any]) -> list[str]:

@@ -11,6 +11,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.requests import HTTPConnection
 
+from app.admin.users import repository
 from app.admin.users.schemas import UserCreate, UserUpdate
 from app.audit import service as audit
 from app.auth.permissions import SCOPES, role_rank
@@ -40,10 +41,7 @@ async def create(session: AsyncSession, auth: AuthService, principal: Principal,
                  spec: UserCreate, conn: HTTPConnection) -> dict[str, Any]:
     if not _may_grant(principal, spec.role):
         raise Forbidden(f"This credential may not create a {spec.role}.")
-    exists = await session.scalar(select(User.id).where(User.broker_id == broker_id)
-                                  .where(User.email.ilike(spec.email.replace("\\", "\\\\").replace("%", "\\%")
-                                                          .replace("_", "\\_"))))
-    if exists is not None:
+    if await repository.email_taken(session, spec.email):
         raise InvalidField("email", "a user with this email already exists", "duplicate")
     row = User(broker_id=broker_id, email=spec.email, role=spec.role, name=spec.name,
                password_hash=await auth.hash_password(spec.password) if spec.password else None)

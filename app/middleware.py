@@ -11,13 +11,15 @@ import structlog
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.errors import PROBLEM_JSON, PayloadTooLarge
+from app.ratelimit.headers import header_list
 
 _VALID_ID = re.compile(rb"^[A-Za-z0-9._:\-]{1,128}$")
 
 
 class RequestContextMiddleware:
     """Request id on every response (a valid incoming X-Request-ID is echoed, anything else replaced),
-    bound into the log context; request bodies above the configured limit get a 413 problem."""
+    bound into the log context; request bodies above the configured limit get a 413 problem; the
+    RateLimit headers of the request's rate-limit decision, on every response that had one."""
 
     def __init__(self, app: ASGIApp, max_body_bytes: int) -> None:
         self.app = app
@@ -67,7 +69,11 @@ class RequestContextMiddleware:
             nonlocal started
             if message["type"] == "http.response.start":
                 started = True
-                message["headers"] = [*message.get("headers", []), header]
+                headers = [*message.get("headers", []), header]
+                decision = scope["state"].get("ratelimit")
+                if decision is not None:  # set by the rate-limit gate (app.ratelimit.gate)
+                    headers.extend(header_list(decision))
+                message["headers"] = headers
             await send(message)
 
         try:

@@ -46,8 +46,10 @@ def settings() -> Iterator[Settings]:
     data_dir = Path(tempfile.mkdtemp(prefix="forexrisk-test-"))
     data_dir.chmod(0o755)
     # Light argon2 parameters keep the many test logins fast; production uses the OWASP profile.
+    # The suite sends thousands of requests from one test client address: the pre-auth IP limit is
+    # raised here; tests/test_rate_limits.py checks the real limits on apps of their own.
     yield Settings(environment="test", data_dir=data_dir, embedded_cleanup="delete", argon2_time_cost=1,
-                   argon2_memory_kib=8192)
+                   argon2_memory_kib=8192, pre_auth_per_minute=1_000_000, pre_auth_burst=1_000_000)
     # pgserver stops Postgres and deletes data_dir/pg when this process exits; the rest goes now.
     for child in data_dir.iterdir():
         if child.name != "pg":
@@ -76,7 +78,8 @@ def make_broker(client: TestClient, *, tier: str = "standard", config: dict[str,
 
 @pytest.fixture(scope="session")
 def calc_broker(app_client: TestClient) -> BrokerFixture:
-    return make_broker(app_client)
+    # Enterprise: the calculation tests send far more than a limited tier allows.
+    return make_broker(app_client, tier="enterprise")
 
 
 @pytest.fixture(scope="session")

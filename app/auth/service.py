@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hmac
 import uuid
+from collections.abc import Callable
 from datetime import UTC, datetime
 
 import anyio.to_thread
@@ -52,6 +53,8 @@ class AuthService:
         self.brokers: TtlCache[uuid.UUID, BrokerRecord] = TtlCache(settings.key_cache_seconds)
         # key row id -> (last used, ip); written in batches by the background writer, never per request
         self.key_usage: dict[uuid.UUID, tuple[datetime, str | None]] = {}
+        # Set in the lifespan when Redis is there: tells every worker to drop a changed key or broker.
+        self.announce: Callable[[str], None] | None = None
 
     # --- loaders (platform role: no tenant is known before authentication) -------------------------
     async def hash_password(self, password: str) -> str:
@@ -86,9 +89,28 @@ class AuthService:
 
     def forget_key(self, key_id: str) -> None:
         self.keys.drop(key_id)
+        if self.announce is not None:
+            self.announce(f"key:{key_id}")
 
     def forget_broker(self, broker_id: uuid.UUID) -> None:
         self.brokers.drop(broker_id)
+        if self.announce is not None:
+            self.announce(f"broker:{broker_id}")
+
+    def invalidated(self, message: str) -> None:
+        """Another worker (or this one) changed a key or broker: drop the cached copy."""
+        kind, _, ident = message.partition(":")
+        if kind == "key":
+            self.keys.drop(ident)
+        elif kind == "broker":
+            try:
+                self.brokers.drop(uuid.UUID(ident))
+            except ValueError:
+                pass
+
+    def clear_caches(self) -> None:
+        self.keys.clear()
+        self.brokers.clear()
 
     # --- the credential --------------------------------------------------------------------------
     @staticmethod

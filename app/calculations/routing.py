@@ -7,6 +7,7 @@ response model, examples) without that cost.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -15,13 +16,18 @@ from fastapi import APIRouter, Request
 from pydantic import BaseModel, TypeAdapter
 from starlette.responses import Response
 
+from app.auth.cache import BrokerRecord
 from app.auth.principal import Principal
 from app.auth.service import AuthService, require
+from app.calculations.cache import ResultCache
 from app.calculations.policy import BrokerPolicy
 from app.errors import UnsupportedMediaType
 
 M = TypeVar("M", bound=BaseModel)
 JSON = "application/json"
+DEFAULT_POLICY = BrokerPolicy()
+HIT = {"X-Cache": "HIT"}
+MISS = {"X-Cache": "MISS"}
 
 # Request models whose schemas must be added to the OpenAPI components (see app.main.custom_openapi).
 REQUEST_MODELS: list[type[BaseModel]] = []
@@ -53,13 +59,13 @@ def check_json(request: Request) -> None:
                                             "detail": "expected application/json"}])
 
 
-async def authorise(request: Request) -> tuple[Principal, BrokerPolicy]:
-    """The caller (API key or token) and its broker's calculation policy; both come from in-process caches."""
+async def authorise(request: Request, cost: int = 1) -> tuple[Principal, BrokerRecord | None]:
+    """The caller (API key or token), charged to its tier's rate limit, and its broker record (with the
+    calculation policy); everything comes from in-process caches."""
     auth: AuthService = request.app.state.auth
-    principal = await auth.authenticate(request)
+    principal = await request.app.state.ratelimits.admit(request, cost)
     require(principal, "calc:run")
-    broker = await auth.broker(principal.broker_id)
-    return principal, broker.policy if broker else BrokerPolicy()
+    return principal, await auth.broker(principal.broker_id)
 
 
 def record(request: Request, principal: Principal, kind: str, body: bytes, out: dict[str, Any],
@@ -79,14 +85,36 @@ def json_post(router: APIRouter, path: str, model: type[M], response_model: type
     kind = path.rsplit("/", 1)[-1]
 
     async def endpoint(request: Request) -> Response:
-        principal, policy = await authorise(request)
+        principal, broker = await authorise(request)
+        policy = broker.policy if broker else DEFAULT_POLICY
         check_json(request)
         body = await request.body()
         req = policy.apply(adapter.validate_json(body))
-        out = func(req, wants_explain(request.scope["query_string"]))
+        explain = wants_explain(request.scope["query_string"])
+        cache: ResultCache = request.app.state.result_cache
+        size_class = cache.size_class(body)
+        key: str | None = None
+        if cache.worth_lookup(kind, size_class):
+            key = cache.key(principal.broker_id, broker.config_version if broker else 0, kind,
+                            adapter.dump_json(req), explain)
+            hit = await cache.get(key, time.monotonic())
+            if hit is not None:
+                payload, calc_id = hit.fresh()
+                record(request, principal, kind, body, {"calculationId": calc_id}, payload)
+                return Response(payload, media_type=JSON, headers=HIT)
+        started = time.perf_counter()
+        out = func(req, explain)
+        compute_us = (time.perf_counter() - started) * 1e6
+        cache.observe(kind, size_class, compute_us)
         payload = orjson.dumps(out)
         record(request, principal, kind, body, out, payload)  # the stored result is the response's own bytes
-        return Response(payload, media_type=JSON)
+        if compute_us < cache.min_compute_us and key is None:
+            return Response(payload, media_type=JSON)  # cheaper to compute than to cache: no X-Cache
+        if key is None:
+            key = cache.key(principal.broker_id, broker.config_version if broker else 0, kind,
+                            adapter.dump_json(req), explain)
+        cache.put(key, payload, out.get("calculationId"), time.monotonic())
+        return Response(payload, media_type=JSON, headers=MISS)
 
     endpoint.__name__ = func.__name__
     router.add_api_route(

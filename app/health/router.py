@@ -35,11 +35,14 @@ async def _database(request: Request) -> str:
 async def readyz(request: Request) -> Response:
     # Calculations need the in-memory catalogue. Without the database, known keys keep working from
     # the in-process cache and stored calculations stay buffered, so the service is degraded, not down.
+    # Without Redis, limits run on per-worker buckets and the shared cache is bypassed: degraded.
+    hub = getattr(request.app.state, "redis", None)
     checks = {"catalogue": "ok" if request.app.state.catalogue_size > 0 else "down",
-              "database": await _database(request)}
+              "database": await _database(request),
+              "redis": "ok" if hub is not None and await hub.ping() else "down"}
     if checks["catalogue"] != "ok":
         status = "down"
-    elif checks["database"] != "ok":
+    elif checks["database"] != "ok" or checks["redis"] != "ok":
         status = "degraded"
     else:
         status = "ok"

@@ -31,9 +31,6 @@ TIERS: dict[str, TierLimit] = {
     "enterprise": TierLimit("enterprise", 600_000, 1_200_000, unlimited=True),
 }
 
-# Requests that carry no valid credential are limited per client IP before any tenant is known, so an
-# invalid key never touches a tenant's bucket.
-PRE_AUTH_PER_IP = TierLimit("free", 60, 120)
 
 
 def tier_limit(tier: str) -> TierLimit:

@@ -1,0 +1,70 @@
+"""Authentication plus the tier limit, in one step every authenticated route takes.
+
+Order matters: a credential is checked first and only a valid one reaches its tenant's bucket. A request
+whose credential is missing or wrong is charged to a per-IP pre-auth bucket instead, so invalid keys
+can neither drain nor probe a tenant's quota (the draft's security note).
+"""
+
+from __future__ import annotations
+
+from starlette.requests import HTTPConnection
+
+from app.auth.principal import Principal
+from app.auth.service import AuthService
+from app.errors import OriginNotAllowed, RateLimited, Unauthorized
+from app.ratelimit.client_ip import Network, client_ip
+from app.ratelimit.limiter import Decision, Limiter
+from app.ratelimit.tiers import TierLimit, tier_limit
+
+
+class RateLimits:
+    def __init__(self, auth: AuthService, limiter: Limiter, trusted_proxies: tuple[Network, ...],
+                 pre_auth: TierLimit, enabled: bool = True) -> None:
+        self.auth = auth
+        self.pre_auth_limit = pre_auth
+        self.limiter = limiter
+        self.trusted_proxies = trusted_proxies
+        self.enabled = enabled
+
+    async def admit(self, conn: HTTPConnection, cost: int = 1) -> Principal:
+        try:
+            principal = await self.auth.authenticate(conn)
+        except (Unauthorized, OriginNotAllowed):
+            await self.pre_auth(conn)
+            raise
+        await self.charge(conn, principal, cost)
+        return principal
+
+    async def pre_auth(self, conn: HTTPConnection) -> None:
+        """Charge the caller's IP (login attempts, bad credentials)."""
+        if not self.enabled:
+            return
+        ip = client_ip(conn.scope, self.trusted_proxies)
+        decision = await self.limiter.acquire("ip:" + ip, self.pre_auth_limit, "pre-auth")
+        self._attach(conn, decision)
+        if not decision.allowed:
+            raise RateLimited(f"Too many requests without valid credentials from this address; "
+                              f"retry in {decision.retry_after_s} s.")
+
+    async def charge(self, conn: HTTPConnection, principal: Principal, cost: int = 1) -> None:
+        """Charge `cost` units to the principal's broker (or key, when the broker limits per key)."""
+        if not self.enabled:
+            return
+        broker = await self.auth.broker(principal.broker_id)
+        if broker is None or broker.is_platform:
+            return  # the platform operator's own tenant is not a customer tier
+        limit = tier_limit(broker.tier)
+        key = f"b:{broker.id}"
+        if principal.api_key_id is not None and broker.config.get("rateLimitPerKey"):
+            key += f":k:{principal.api_key_id}"
+        decision = await self.limiter.acquire(key, limit, broker.tier, cost)
+        self._attach(conn, decision)
+        if not decision.allowed:
+            raise RateLimited(
+                f"The {broker.tier} tier allows {limit.per_minute} requests per minute with bursts of "
+                f"{limit.burst}; retry in {decision.retry_after_s} s.")
+
+    @staticmethod
+    def _attach(conn: HTTPConnection, decision: Decision) -> None:
+        # Read by the request middleware, which writes the headers on whatever response follows.
+        conn.scope.setdefault("state", {})["ratelimit"] = decision

@@ -57,6 +57,8 @@ class Settings(BaseSettings):
     # Requests without a valid credential, per client IP (invalid keys never touch a tenant's bucket).
     pre_auth_per_minute: int = Field(default=60, ge=1)
     pre_auth_burst: int = Field(default=120, ge=1)
+    # Namespace of the bucket keys in Redis (deployments sharing one Redis keep apart by it).
+    rate_limit_prefix: str = "rl:"
     # Peers whose X-Forwarded-For is believed (the gateway, the ingress), as IPs or CIDRs (JSON list
     # in the environment). Empty: the socket peer is the client.
     trusted_proxies: list[str] = []

@@ -79,7 +79,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         hub = RedisHub(redis_url, timeout=settings.redis_timeout_ms / 1000, retry_seconds=settings.redis_retry_seconds)
         invalidation = Invalidation(hub, auth.invalidated, auth.clear_caches)
         auth.announce = invalidation.publish
-        limiter = Limiter(hub, local_divisor=settings.rate_limit_workers)
+        limiter = Limiter(hub, local_divisor=settings.rate_limit_workers, prefix=settings.rate_limit_prefix)
         app.state.db, app.state.auth, app.state.recorder, app.state.redis = db, auth, recorder, hub
         app.state.limiter = limiter
         pre_auth = TierLimit("free", settings.pre_auth_per_minute, settings.pre_auth_burst)

@@ -140,3 +140,18 @@ async def delete_broker(db: Database, auth: AuthService, principal: Principal, b
     auth.forget_broker(broker_id)
     for key_id in key_ids:
         auth.forget_key(key_id)
+
+
+async def set_tier(db: Database, auth: AuthService, broker_id: uuid.UUID, tier: str) -> None:
+    """Change a broker's tier (billing calls this). Every worker applies the new limits on its next
+    request: the cached record is dropped here and, through Redis pub/sub, on the other workers."""
+    async with db.platform() as session:
+        row = await session.get(Broker, broker_id)
+        if row is None or row.status == "deleted":
+            raise NotFound("No broker with this id.")
+        row.tier = tier
+        row.updated_at = datetime.now(UTC)
+        await audit.record(session, broker_id=broker_id, action="broker.tier_changed", conn=None, principal=None,
+                           target_type="broker", target_id=broker_id, details={"tier": tier})
+        await session.commit()
+    auth.forget_broker(broker_id)

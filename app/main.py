@@ -75,7 +75,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         auth = AuthService(settings, secrets, db)
         recorder = CalculationRecorder(db, auth.key_usage)
         # Redis (embedded unless REDIS_URL is set): rate-limit buckets, L2 result cache, invalidation.
-        redis_url = settings.redis_url or embedded_redis.start(settings.data_dir)
+        redis_url = settings.redis_url or embedded_redis.acquire(settings.data_dir)
         hub = RedisHub(redis_url, timeout=settings.redis_timeout_ms / 1000, retry_seconds=settings.redis_retry_seconds)
         invalidation = Invalidation(hub, auth.invalidated, auth.clear_caches)
         auth.announce = invalidation.publish
@@ -98,8 +98,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             await recorder.stop()
             await hub.close()
             await db.dispose()
-            if settings.redis_url is None and settings.embedded_cleanup == "delete":
-                embedded_redis.stop(settings.data_dir)
+            if settings.redis_url is None:
+                embedded_redis.release(settings.data_dir)
 
     app = FastAPI(
         title="ForexRisk API", version="0.1.0", description=DESCRIPTION, lifespan=lifespan,

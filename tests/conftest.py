@@ -21,6 +21,7 @@ from app.admin.brokers.schemas import BrokerConfig, BrokerCreate
 from app.admin.brokers.service import create_broker
 from app.config import Settings
 from app.main import create_app
+from app.redisdb import embedded as embedded_redis
 
 ADMIN_PASSWORD = "correct horse battery staple"
 
@@ -50,6 +51,7 @@ def settings() -> Iterator[Settings]:
     # raised here; tests/test_rate_limits.py checks the real limits on apps of their own.
     yield Settings(environment="test", data_dir=data_dir, embedded_cleanup="delete", argon2_time_cost=1,
                    argon2_memory_kib=8192, pre_auth_per_minute=1_000_000, pre_auth_burst=1_000_000)
+    embedded_redis.stop(data_dir)  # whichever app of this process started it
     # pgserver stops Postgres and deletes data_dir/pg when this process exits; the rest goes now.
     for child in data_dir.iterdir():
         if child.name != "pg":

@@ -27,8 +27,8 @@ class FakeClock:
 
 
 @contextmanager
-def app_on(settings: Settings, client: tuple[str, int] = ("testclient", 50000), **overrides: Any) -> Iterator[TestClient]:
-    # "stop": this app must not stop the session's embedded servers when it shuts down.
-    own = settings.model_copy(update={"embedded_cleanup": "stop", **overrides})
+def app_on(settings: Settings, client: tuple[str, int] = ("testclient", 50000),
+           **overrides: Any) -> Iterator[TestClient]:
+    own = settings.model_copy(update=overrides)
     with TestClient(create_app(own), raise_server_exceptions=False, client=client) as c:
         yield c

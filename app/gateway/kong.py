@@ -11,7 +11,7 @@ plugin on each broker's consumer (fixed windows, no group), which this generator
 
 Choices, each written into the file's header too:
 - Routes keep their path (`strip_path: false`: the app serves the full path) and the client's Host
-  (`preserve_host: true`: a broker's own domain picks its page, the app builds absolute URLs from it).
+  (`preserve_host: true`: on a broker's own domain the app serves that broker's page).
 - Routes accept every method: the app answers 405 itself, and CORS preflights (OPTIONS) must reach it.
 - No `cors` plugin. Kong's cors plugin rewrites Access-Control-Allow-Origin on every response of its
   routes (`*` for an empty or `*` list, removed for an origin outside its static list);
@@ -19,9 +19,10 @@ Choices, each written into the file's header too:
   origins are per broker in the database and the app answers with the exact origin, so the gateway
   stays out of CORS entirely rather than widen or drop that answer.
 - `/healthz` and `/readyz` are not routed (`UNROUTED_PATHS`).
-- Tier limits: see `app.gateway.limits` for the GCRA to window mapping. Kong's own rate-limit headers
-  are hidden: the app sends the authoritative ones (RateLimit-*, X-RateLimit-*-Minute), and two sets
-  with different counts would contradict each other. A 429 from Kong then has no Retry-After; it only
+- Tier limits: see `app.gateway.limits` for the GCRA to window mapping. They apply to every route a
+  broker's consumer calls, one unit per request (RLA cannot weigh a batch by its items). Kong's own
+  rate-limit headers are hidden: the app's limiter sends the authoritative ones, and two sets with
+  different counts would contradict each other. A 429 from Kong then has no Retry-After; it only
   happens beyond what the app admits.
 - No consumers and no credentials: brokers' consumers are provisioned outside this file (see
   `CONSUMERS_NOTE`).

@@ -1,4 +1,5 @@
-"""`forexrisk` console script: `run` serves the API; `admin ...` provisions brokers and operators."""
+"""`forexrisk` console script: `run` serves the API; `admin ...` provisions brokers and operators;
+`gateway ...` writes gateway config generated from the app's own tables."""
 
 from __future__ import annotations
 
@@ -6,10 +7,12 @@ import argparse
 import asyncio
 import json
 import sys
+from pathlib import Path
 from typing import Any
 
 from app.calculations.schemas import POSITION_SIZE_EXAMPLE
 from app.config import Settings
+from app.gateway.kong import DEFAULT_UPSTREAM
 
 
 def example_request(base_url: str, secret_key: str) -> str:
@@ -87,6 +90,22 @@ def cmd_create_superadmin(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_gateway_kong_config(args: argparse.Namespace) -> int:
+    from app.gateway.kong import check_upstream, render_kong_yaml
+
+    try:
+        upstream = check_upstream(args.upstream)
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    text = render_kong_yaml(Settings(), upstream)
+    if args.output:
+        Path(args.output).write_text(text, encoding="utf-8")
+    else:
+        sys.stdout.write(text)
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="forexrisk", description="ForexRisk risk-calculation API")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -114,6 +133,13 @@ def main(argv: list[str] | None = None) -> int:
     sa.add_argument("--email", required=True)
     sa.add_argument("--password", required=True)
     sa.set_defaults(func=cmd_create_superadmin)
+
+    gateway = sub.add_parser("gateway", help="gateway config generated from the tier table and settings")
+    gateway_sub = gateway.add_subparsers(dest="gateway_command", required=True)
+    kc = gateway_sub.add_parser("kong-config", help="Kong (decK 3.0) config: services, routes, tier consumer groups")
+    kc.add_argument("--output", help="write to this file instead of stdout (the committed one: k8s/kong/kong.yml)")
+    kc.add_argument("--upstream", default=DEFAULT_UPSTREAM, help="URL of the API's Service (default: %(default)s)")
+    kc.set_defaults(func=cmd_gateway_kong_config)
 
     args = parser.parse_args(argv)
     result: int = args.func(args)

@@ -44,10 +44,16 @@ class IdempotencyMiddleware:
         if scope["type"] != "http" or scope["method"] not in METHODS:
             await self.app(scope, receive, send)
             return
-        keys = [value for name, value in scope["headers"] if name == HEADER]
-        if not keys or not applies(scope["method"], scope["path"]):
+        for name, _ in scope["headers"]:
+            if name == HEADER:
+                break
+        else:  # the common case: no header, one scan and straight through
             await self.app(scope, receive, send)
             return
+        if not applies(scope["method"], scope["path"]):
+            await self.app(scope, receive, send)
+            return
+        keys = [value for name, value in scope["headers"] if name == HEADER]  # several: a 400
         await self._idempotent(scope, receive, send, keys)
 
     def service(self, scope: Scope) -> IdempotencyService:

@@ -230,6 +230,16 @@ def test_a_pending_key_is_409_then_replays_once_done(client: TestClient, broker_
     assert key_count(client, broker_a) == count
 
 
+def test_delete_replays_too(client: TestClient, broker_a: BrokerFixture) -> None:
+    created = client.post(keys_url(broker_a), json={}, headers=broker_a.auth).json()
+    key = fresh_key()
+    first = client.delete(f"{keys_url(broker_a)}/{created['id']}", headers=idem(broker_a, key))
+    again = client.delete(f"{keys_url(broker_a)}/{created['id']}", headers=idem(broker_a, key))
+    assert first.status_code == again.status_code == 200 and first.json()["status"] == "revoked"
+    assert again.content == first.content and again.headers[REPLAYED] == "true"
+    assert len([r for r in audit_rows(client, broker_a.id, "api_key.revoked") if r[4] == created["id"]]) == 1
+
+
 def test_expired_key_runs_again(client: TestClient, broker_a: BrokerFixture) -> None:
     key = fresh_key()
     first = client.post(keys_url(broker_a), json={"name": "day one"}, headers=idem(broker_a, key))
@@ -329,6 +339,7 @@ class Probe:
         app.add_api_route("/api/v1/billing/boom", self.boom, methods=["POST"])
         app.add_api_route("/api/v1/billing/busy", self.busy, methods=["POST"])
         app.add_api_route("/api/v1/billing/limited", self.limited, methods=["POST"])
+        app.add_api_route("/api/v1/billing/empty", self.empty, methods=["DELETE"])
         app.add_middleware(IdempotencyMiddleware, clock=clock)  # same order as app.main
         app.add_middleware(RequestContextMiddleware, max_body_bytes=max_body_bytes)
         self.app = app
@@ -362,6 +373,10 @@ class Probe:
     async def limited(self) -> Response:
         n = self._count("limited")
         return Response(status_code=429) if n == 1 else JSONResponse({"n": n})
+
+    async def empty(self) -> Response:
+        self._count("empty")
+        return Response(status_code=204)
 
     def client(self) -> httpx.AsyncClient:
         transport = httpx.ASGITransport(app=self.app, raise_app_exceptions=False)
@@ -425,6 +440,20 @@ def test_a_5xx_is_never_stored_and_the_retry_runs(client: TestClient, broker_a: 
     assert [r.status_code for r in limited] == [429, 200, 200]  # a 429 is transient, like a 5xx
     assert limited[2].headers[REPLAYED] == "true"
     assert probe.calls == Counter({"boom": 2, "busy": 2, "limited": 2})
+
+
+def test_a_204_replays_without_a_body_or_length(client: TestClient, broker_a: BrokerFixture) -> None:
+    key = fresh_key()
+    seen: list[httpx.Response] = []
+
+    async def scenario(probe: Probe, http: httpx.AsyncClient) -> None:
+        for _ in range(2):
+            seen.append(await http.delete("/api/v1/billing/empty", headers=idem(broker_a, key)))
+
+    probe = run_probe(client, scenario)
+    assert [r.status_code for r in seen] == [204, 204] and seen[1].content == b""
+    assert seen[1].headers[REPLAYED] == "true" and "content-length" not in seen[1].headers
+    assert probe.calls["empty"] == 1
 
 
 def test_keys_expire_after_24_hours_and_expired_rows_are_purged(client: TestClient, broker_a: BrokerFixture) -> None:

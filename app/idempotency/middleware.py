@@ -39,6 +39,7 @@ class IdempotencyMiddleware:
         self.app = app
         self.clock = clock
         self._service: IdempotencyService | None = None
+        self._built_for: tuple[object, object] | None = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["method"] not in METHODS:
@@ -62,9 +63,11 @@ class IdempotencyMiddleware:
         state = scope["app"].state
         db: Database = state.db
         auth: AuthService = state.auth
-        if self._service is None or self._service.db is not db or self._service.pepper is not auth.secrets.pepper:
+        built = self._built_for
+        if self._service is None or built is None or built[0] is not db or built[1] is not auth:
             self._service = IdempotencyService(db=db, cipher=ResponseCipher(auth.secrets.encryption_key),
                                                pepper=auth.secrets.pepper, clock=self.clock)
+            self._built_for = (db, auth)
         return self._service
 
     async def _idempotent(self, scope: Scope, receive: Receive, send: Send, keys: list[bytes]) -> None:
@@ -140,7 +143,9 @@ async def _read_body(receive: Receive) -> bytes | None:
 
 
 async def _replay(send: Send, stored: StoredResponse) -> None:
-    headers = [*stored.headers, (b"content-length", str(len(stored.body)).encode()), REPLAYED]
+    headers = [*stored.headers, REPLAYED]
+    if stored.status >= 200 and stored.status not in (204, 304):  # those may not carry a Content-Length
+        headers.append((b"content-length", str(len(stored.body)).encode()))
     await send({"type": "http.response.start", "status": stored.status, "headers": headers})
     await send({"type": "http.response.body", "body": stored.body})
 

@@ -104,6 +104,12 @@ def test_which_routes_honour_the_header(method: str, path: str, expected: bool) 
     assert applies(method, path) is expected
 
 
+@pytest.mark.parametrize("slug", ["idempotency-key-invalid", "idempotency-key-reused", "idempotency-key-in-flight"])
+def test_problem_types_resolve(client: TestClient, slug: str) -> None:
+    resp = client.get(f"/problems/{slug}")
+    assert resp.status_code == 200 and resp.json()["type"] == f"/problems/{slug}"
+
+
 # --- real routes of the main app ----------------------------------------------------------------------
 def test_same_key_same_body_replays_the_first_response_with_one_side_effect(
         client: TestClient, broker_a: BrokerFixture) -> None:

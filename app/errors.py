@@ -40,6 +40,12 @@ PROBLEM_TYPES: dict[str, tuple[str, str]] = {
     "sso-error": ("SSO error", "The single sign-on exchange failed or its state did not match."),
     "service-unavailable": ("Service unavailable", "A dependency is down; retry after the indicated time."),
     "rate-limited": ("Rate limit exceeded", "The tier's request budget is used up; retry after the indicated time."),
+    "idempotency-key-invalid": ("Invalid Idempotency-Key", "The key must be 1 to 255 visible ASCII characters, "
+                                "sent once."),
+    "idempotency-key-reused": ("Idempotency-Key reused", "The key was already used with a different request "
+                               "or by another credential; send a new key."),
+    "idempotency-key-in-flight": ("Request in progress", "A request with this key is still running; retry "
+                                  "after the indicated time."),
 }
 
 
@@ -48,6 +54,8 @@ class AppError(Exception):
 
     status = 400
     slug = "invalid-input"
+    # Extra response headers (e.g. Retry-After) a subclass wants on its problem response.
+    headers: dict[str, str] | None = None
 
     def __init__(self, detail: str, *, errors: list[dict[str, Any]] | None = None) -> None:
         super().__init__(detail)
@@ -246,14 +254,21 @@ def request_id_of(request: Request) -> str | None:
     return str(rid) if rid else None
 
 
+def app_error_response(exc: AppError, request_id: str | None, instance: str | None) -> Response:
+    """The one mapping of a domain error to its problem response (handlers and pure-ASGI middleware)."""
+    headers = {"WWW-Authenticate": 'Bearer realm="forexrisk"'} if exc.status == 401 else None
+    if exc.status == 503:
+        headers = {"Retry-After": "5"}
+    if exc.headers:
+        headers = {**(headers or {}), **exc.headers}
+    return problem(request_id, exc.status, exc.slug, exc.detail, instance=instance, errors=exc.errors,
+                   headers=headers)
+
+
 def install_error_handlers(app: FastAPI) -> None:
     async def on_app_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, AppError)
-        headers = {"WWW-Authenticate": 'Bearer realm="forexrisk"'} if exc.status == 401 else None
-        if exc.status == 503:
-            headers = {"Retry-After": "5"}
-        return problem(request_id_of(request), exc.status, exc.slug, exc.detail,
-                       instance=request.url.path, errors=exc.errors, headers=headers)
+        return app_error_response(exc, request_id_of(request), request.url.path)
 
     async def on_calc_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, CalcError)

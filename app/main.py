@@ -29,6 +29,7 @@ from app.db.bootstrap import prepare
 from app.db.engine import Database
 from app.errors import PROBLEM_TYPES, install_error_handlers, problem
 from app.health.router import router as health_router
+from app.idempotency.middleware import IdempotencyMiddleware
 from app.instruments.router import router as instruments_router
 from app.logging import configure_logging
 from app.middleware import RequestContextMiddleware
@@ -143,6 +144,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         return schema
 
     app.openapi = custom_openapi  # type: ignore[method-assign]
+    app.add_middleware(IdempotencyMiddleware)  # added first, so it runs inside RequestContextMiddleware
     app.add_middleware(RequestContextMiddleware, max_body_bytes=settings.max_body_bytes)
     app.add_middleware(MetricsMiddleware)  # outermost: it times everything, 413s included
     return app

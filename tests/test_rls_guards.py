@@ -54,7 +54,7 @@ def tenant_tables(client: TestClient) -> list[str]:
 def test_every_tenant_table_is_known(client: TestClient) -> None:
     # A new tenant table must be added to the RLS migration; this list moving is the reminder.
     assert set(tenant_tables(client)) >= {"users", "api_keys", "refresh_tokens", "calculations", "audit_logs",
-                                          "sso_connections", "sso_states"}
+                                          "sso_connections", "sso_states", "exchange_jtis", "idempotency_keys"}
 
 
 def test_every_broker_id_table_and_brokers_have_forced_rls_and_a_policy(client: TestClient) -> None:

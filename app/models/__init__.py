@@ -1,6 +1,7 @@
 """All ORM tables in one package (no import cycles). The schema itself lives in migrations/."""
 
 from app.models.exchange import ExchangeJti
+from app.models.idempotency import IdempotencyRecord
 from app.models.tables import (
     ApiKey,
     AuditLog,
@@ -13,5 +14,5 @@ from app.models.tables import (
     User,
 )
 
-__all__ = ["ApiKey", "AuditLog", "Base", "Broker", "Calculation", "ExchangeJti", "RefreshToken", "SsoConnection",
-           "SsoState", "User"]
+__all__ = ["ApiKey", "AuditLog", "Base", "Broker", "Calculation", "ExchangeJti", "IdempotencyRecord",
+           "RefreshToken", "SsoConnection", "SsoState", "User"]

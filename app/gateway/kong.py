@@ -18,7 +18,7 @@ Choices, each written into the file's header too:
   `preflight_continue: true` only hands the OPTIONS preflight to the upstream. The widget's allowed
   origins are per broker in the database and the app answers with the exact origin, so the gateway
   stays out of CORS entirely rather than widen or drop that answer.
-- `/healthz` and `/readyz` are not routed (`UNROUTED_PATHS`).
+- `/healthz`, `/readyz` and `/metrics` are not routed (`UNROUTED_PATHS`).
 - Tier limits: see `app.gateway.limits` for the GCRA to window mapping. They apply to every route a
   broker's consumer calls, one unit per request (RLA cannot weigh a batch by its items). Kong's own
   rate-limit headers are hidden: the app's limiter sends the authoritative ones, and two sets with
@@ -58,6 +58,7 @@ SMALL_BODY_BYTES = 1024 * 1024
 UNROUTED_PATHS: dict[str, str] = {
     "/healthz": "liveness of one pod; probed by the kubelet on the pod",
     "/readyz": "readiness of one pod (names failing dependencies); probed by the kubelet on the pod",
+    "/metrics": "Prometheus metrics of one pod; scraped inside the cluster, never exposed publicly",
 }
 
 CONSUMERS_NOTE = (

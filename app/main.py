@@ -82,7 +82,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         auth.announce = invalidation.publish
         limiter = Limiter(hub, local_divisor=settings.rate_limit_workers, prefix=settings.rate_limit_prefix)
         app.state.db, app.state.auth, app.state.recorder, app.state.redis = db, auth, recorder, hub
-        app.state.limiter = limiter
+        app.state.limiter, app.state.invalidation = limiter, invalidation
         pre_auth = TierLimit("free", settings.pre_auth_per_minute, settings.pre_auth_burst)
         app.state.ratelimits = RateLimits(auth, limiter, parse_networks(settings.trusted_proxies), pre_auth,
                                           settings.rate_limits_enabled)

@@ -30,6 +30,7 @@ from app.db.engine import Database
 from app.errors import PROBLEM_TYPES, install_error_handlers, problem
 from app.health.router import router as health_router
 from app.idempotency.middleware import IdempotencyMiddleware
+from app.idempotency.routes import applies as idempotency_applies
 from app.instruments.router import router as instruments_router
 from app.logging import configure_logging
 from app.middleware import RequestContextMiddleware
@@ -61,6 +62,39 @@ Flag codes: """ + ", ".join(f"`{c}`" for c in FLAG_CODES)
 def operation_id(route: APIRoute) -> str:
     tag = route.tags[0] if route.tags else "default"
     return f"{tag}-{route.name}"
+
+
+IDEMPOTENCY_PARAM = {
+    "name": "Idempotency-Key", "in": "header", "required": False, "schema": {"type": "string", "maxLength": 255},
+    "description": "Optional. The same key with the same request within 24 h replays the first response "
+                   "(`Idempotent-Replayed: true`); with a different request 422; while the first still runs 409.",
+}
+RATE_LIMIT_HEADERS = {name: {"schema": {"type": "string"}, "description": text} for name, text in (
+    ("RateLimit-Policy", 'The tier\'s policy, e.g. `"free";q=40;w=120` (IETF draft).'),
+    ("RateLimit", 'Current state, e.g. `"free";r=39;t=3`: remaining units and seconds until reset.'),
+    ("RateLimit-Limit", "Bucket depth (burst)."),
+    ("RateLimit-Remaining", "Units left now."),
+    ("RateLimit-Reset", "Seconds until the bucket is full again, or until the next unit when none is left."),
+)}
+
+
+def document_platform_headers(schema: dict[str, Any]) -> None:
+    """Add what the platform layer does to every API operation: rate-limit headers and the 429, and
+    Idempotency-Key where the idempotency middleware honours it."""
+    for path, operations in schema.get("paths", {}).items():
+        if not path.startswith("/api/v1/"):
+            continue
+        for method, op in operations.items():
+            if not isinstance(op, dict) or "responses" not in op:
+                continue
+            op["responses"].setdefault("429", {
+                "description": "Rate limit exceeded (problem+json) with `Retry-After`",
+                "headers": {**RATE_LIMIT_HEADERS, "Retry-After": {"schema": {"type": "integer"}}}})
+            for status, response in op["responses"].items():
+                if status.startswith("2"):
+                    response.setdefault("headers", {}).update(RATE_LIMIT_HEADERS)
+            if idempotency_applies(method.upper(), path):
+                op.setdefault("parameters", []).append(IDEMPOTENCY_PARAM)
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -140,6 +174,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             for name, sub in model_schema.pop("$defs", {}).items():
                 components.setdefault(name, sub)
             components.setdefault(model.__name__, model_schema)
+        document_platform_headers(schema)
         app.openapi_schema = schema
         return schema
 

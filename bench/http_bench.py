@@ -31,12 +31,15 @@ from bench.server import ROOT, Server, running_server
 TARGETS = {
     "starlette-bare": "/bench/starlette-bare",
     "fastapi-minimal": "/bench/fastapi-minimal",
+    "calc-bare": "/bench/calc-bare",
     "position-size": "/api/v1/calculate/position-size",
 }
-FULL_ORDER = ["starlette-bare", "fastapi-minimal", "position-size", "fastapi-minimal", "position-size"]
+FULL_ORDER = ["starlette-bare", "fastapi-minimal", "calc-bare", "position-size", "calc-bare", "position-size",
+              "fastapi-minimal"]
 WARMUP_S = 2
 # The issue's targets.
 MIN_RATIO_VS_FASTAPI = 0.8
+MIN_RATIO_VS_CALC_BARE = 0.7  # issue 5: auth + limits + metrics keep >= 0.7x of the bare calculation endpoint
 MAX_P99_MS = 30.0
 MIN_BATCH_ITEMS_PER_S = 1_000_000
 RESULTS = ROOT / "bench" / "results" / "http-latest.json"
@@ -116,7 +119,8 @@ def report(out: dict[str, Any]) -> None:
     if gen_cpu:  # only bench.loadgen reports it; near 100% would mean the generator, not the server, was the limit
         print(f"\nload generator CPU (core 0): max {max(gen_cpu):.0%} of one core")
     print(f"\nposition-size / fastapi-minimal = {fmt(ratios['position_size_vs_fastapi_minimal'], '.3f')}; "
-          f"position-size / starlette-bare = {fmt(ratios['position_size_vs_starlette_bare'], '.3f')}")
+          f"position-size / starlette-bare = {fmt(ratios['position_size_vs_starlette_bare'], '.3f')}; "
+          f"position-size / calc-bare = {fmt(ratios['position_size_vs_calc_bare'], '.3f')}")
     print("\n### Batch (one keep-alive connection, sequential, every response checked: 200 and failed == 0)\n")
     print("| items/request | format | requests | mean ms/request | items/s | note |")
     print("|---|---|---|---|---|---|")
@@ -140,7 +144,11 @@ def checks(summary: dict[str, Any], ratios: dict[str, Any], batch: list[dict[str
     big = [b for b in batch if b["items_per_request"] == 10_000 and b.get("items_per_s") and not b["error"]]
     best = max(big, key=lambda b: b["items_per_s"]) if big else None
     p99_note = "" if connections == 64 else f" (at {connections} connections, not 64)"
+    bare = ratios["position_size_vs_calc_bare"]
     return [
+        {"name": f"position-size (auth + limits + metrics + storage) >= {MIN_RATIO_VS_CALC_BARE}x calc-bare req/s",
+         "measured": f"{fmt(bare, '.3f')}x",
+         "verdict": verdict(None if bare is None else bare >= MIN_RATIO_VS_CALC_BARE)},
         {"name": f"position-size >= {MIN_RATIO_VS_FASTAPI}x fastapi-minimal req/s", "measured": f"{fmt(ratio, '.3f')}x",
          "verdict": verdict(None if ratio is None else ratio >= MIN_RATIO_VS_FASTAPI)},
         {"name": f"position-size p99 <= {MAX_P99_MS:.0f} ms at 64 connections", "measured": f"{fmt(p99, '.2f')} ms"
@@ -192,6 +200,8 @@ def main(argv: list[str] | None = None) -> None:
         if rps["position-size"] and rps["fastapi-minimal"] else None,
         "position_size_vs_starlette_bare": rps["position-size"] / rps["starlette-bare"]
         if rps["position-size"] and rps["starlette-bare"] else None,
+        "position_size_vs_calc_bare": rps["position-size"] / rps["calc-bare"]
+        if rps["position-size"] and rps["calc-bare"] else None,
     }
     out.update(summary=summary, ratios=ratios, runs=runs, batch=batch,
                checks=checks(summary, ratios, batch, a.connections))

@@ -33,6 +33,7 @@ from app.logging import configure_logging
 from app.middleware import RequestContextMiddleware
 from app.risk.router import router as risk_router
 from app.secrets import load_secrets
+from app.widget.router import router as widget_router
 
 DESCRIPTION = """
 Risk calculations for retail forex/CFD trading: position size, pip value, margin, P&L, reward-to-risk,
@@ -89,6 +90,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(sso_router)
     app.include_router(sso_admin_router)
     app.include_router(risk_router)
+    app.include_router(widget_router)
 
     @app.get("/problems/{slug}", include_in_schema=False)
     async def problem_type(slug: str) -> Response:

@@ -17,7 +17,7 @@ from urllib.parse import urlsplit
 
 import structlog
 from pydantic import ValidationError
-from sqlalchemy import or_, select
+from sqlalchemy import any_, literal, or_, select
 from starlette.requests import HTTPConnection
 
 from app.admin.brokers.schemas import DOMAIN, BrokerConfig
@@ -235,7 +235,7 @@ class WidgetService:
 
     async def _load_host(self, host: str) -> uuid.UUID | None:
         async with self.db.platform() as s:
-            rows = (await s.execute(select(Broker.id).where(Broker.domains.contains([host]),
+            rows = (await s.execute(select(Broker.id).where(literal(host) == any_(Broker.domains),
                                                             Broker.status == "active").limit(2))).scalars().all()
         if len(rows) > 1:
             # Two active brokers claim one host: serving either could show one broker's page on the

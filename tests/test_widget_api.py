@@ -70,8 +70,8 @@ def auth_service(client: TestClient) -> AuthService:
 def get_config(client: TestClient, broker: BrokerFixture, *, key: str | None = None, slug: str | None = None,
                origin: str | None = ORIGIN) -> Response:
     headers = {**NO_AUTH, **({"Origin": origin} if origin is not None else {})}
-    return client.get("/api/v1/widget/config", params={"broker": slug or broker.slug, "key": key or broker.publishable_key},
-                      headers=headers)
+    params = {"broker": slug or broker.slug, "key": key or broker.publishable_key}
+    return client.get("/api/v1/widget/config", params=params, headers=headers)
 
 
 def session_token(client: TestClient, broker: BrokerFixture, **kw: Any) -> str:
@@ -234,7 +234,8 @@ def test_session_runs_calculations(client: TestClient, broker: BrokerFixture) ->
 
 @pytest.mark.parametrize("method,path", [
     ("GET", "/api/v1/calculations"), ("GET", "/api/v1/brokers/{b}"), ("GET", "/api/v1/brokers/{b}/api-keys"),
-    ("POST", "/api/v1/brokers/{b}/api-keys"), ("GET", "/api/v1/brokers/{b}/users"), ("PUT", "/api/v1/brokers/{b}/config"),
+    ("POST", "/api/v1/brokers/{b}/api-keys"), ("GET", "/api/v1/brokers/{b}/users"),
+    ("PUT", "/api/v1/brokers/{b}/config"),
 ])
 def test_session_cannot_reach_stored_data_or_admin(client: TestClient, broker: BrokerFixture, method: str,
                                                    path: str) -> None:

@@ -331,6 +331,17 @@ def test_revoked_publishable_key_ends_config_and_sessions(client: TestClient) ->
     assert_problem(client.get(f"/w/{b.slug}", headers=NO_AUTH), 404, "not-found")
 
 
+def test_removing_an_origin_ends_its_sessions(client: TestClient) -> None:
+    b = new_broker(client)
+    kept, dropped = session_token(client, b, origin=ORIGIN), session_token(client, b, origin=OTHER_ALLOWED)
+    resp = client.put(f"/api/v1/brokers/{b.id}/config", json={**CONFIG, "allowedOrigins": [ORIGIN]}, headers=b.auth)
+    assert resp.status_code == 200, resp.text
+    assert calculate(client, bearer(kept)).status_code == 200
+    assert_problem(calculate(client, bearer(dropped)), 401, "unauthorized")
+    assert_problem(client.post("/api/v1/widget/session", headers=bearer(dropped)), 401, "unauthorized")
+    assert_problem(get_config(client, b, origin=OTHER_ALLOWED), 403, "origin-not-allowed")
+
+
 # --- the iframe document -------------------------------------------------------------------------------
 def test_frame_document_and_headers(client: TestClient, broker: BrokerFixture) -> None:
     token = session_token(client, broker)

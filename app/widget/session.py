@@ -5,8 +5,9 @@ is revoked or its broker offboarded; so every use also reads the key and the bro
 AuthService's in-process caches (no database round trip on the hot path). A revocation then ends
 the key's sessions at once on the worker that revoked it and within `key_cache_seconds` elsewhere.
 
-The page's Origin is not checked here: it was checked when the session was issued, and the iframe
-that uses the token runs on our own origin.
+The request's Origin is not checked here: the page's origin was checked when the session was issued,
+and the iframe that uses the token runs on our own origin. The origin bound in the token must still be
+on the broker's allow-list, though.
 """
 
 from __future__ import annotations
@@ -54,6 +55,10 @@ async def verify(auth: AuthService, token: str, now: float | None = None) -> Ver
     broker = await auth.broker(claims.broker_id)
     if broker is None or broker.status != "active":
         raise Unauthorized("The credential's broker is not active.")
+    if claims.origin is not None and claims.origin not in broker.allowed_origins:
+        # Not the request's Origin (see above) but the one checked at issue: a broker that removes a
+        # site from its allow-list ends that site's sessions too, not only new embeds.
+        raise Unauthorized("The page this widget session was issued to is no longer on the broker's allowedOrigins.")
     return VerifiedSession(claims=claims, key=record, broker=broker)
 
 

@@ -13,7 +13,7 @@
     .split(' ');
   const BG = { light: '#ffffff', dark: '#0f141a' }, FG = { light: '#0f172a', dark: '#e6eaf0' };
   let T = {}, token = BOOT.session && BOOT.session.token, expiresAt = BOOT.session && BOOT.session.expiresAt;
-  let instruments = {}, last = null, lastReq = null, rates = {}, busy = false, lost = false, themeState = {};
+  let instruments = {}, last = null, lastReq = null, busy = false, lost = false, themeState = {};
   const portfolio = [];
 
   // ---------- helpers ----------
@@ -148,7 +148,7 @@
     const brand = BRAND.logoUrl
       ? `<img class="logo" id="logo" src="${esc(BRAND.logoUrl)}" alt="${name}"><span class="brand" hidden>${name}</span>`
       : `<span class="brand">${name}</span>`;
-    const cur = CURRENCIES.map((c) => `<option value="${c}">${c} – ${esc(currencyName(c))}</option>`).join('');
+    const cur = CURRENCIES.map((c) => `<option>${c}</option>`).join('');
     const lev = BOOT.maxLeverage ? t('leverageMax', { max: plain(BOOT.maxLeverage) }) : t('leverageHint');
     $('app').innerHTML = `<div class="wrap">
 <header class="hd">${brand}<h1 class="ttl">${t('title')}</h1></header>
@@ -180,7 +180,7 @@ ${seg('rm', 'risk-l', [['pct', t('riskPct')], ['amt', t('riskAmt')]])}</div>
 <small class="err" id="risk-e"></small></fieldset>
 <div class="two">${field('tp', t('tp'))}
 ${field('lev', t('leverage'), BOOT.maxLeverage ? `value="${plain(BOOT.maxLeverage)}"` : '', lev)}</div>
-<div id="rate-w" hidden>${field('rate', t('rate', { pair: '<span id="rate-p"></span>' }), '', t('rateHint'))}</div>
+<div id="rates-f"></div>
 <button class="btn" id="go" type="submit">${t('calculate')}</button>
 </form>
 <section class="card res" id="res" aria-live="polite" aria-labelledby="res-h">
@@ -194,6 +194,7 @@ ${FEAT.advancedScenarios ? projPanel() : ''}${FEAT.correlationAnalysis ? portPan
     $('f').addEventListener('submit', (e) => { e.preventDefault(); calculate(true); });
     D.querySelectorAll('input[name=sm],input[name=rm]').forEach((r) => r.addEventListener('change', modes));
     $('sym').addEventListener('change', symbolChanged);
+    ['sym', 'cur'].forEach((id) => $(id).addEventListener('change', () => { $('rates-f').innerHTML = ''; }));
     $('f').addEventListener('input', (e) => clearErr(e.target.id));
     const tl = D.querySelector('[role=tablist]');
     if (tl) {
@@ -202,10 +203,6 @@ ${FEAT.advancedScenarios ? projPanel() : ''}${FEAT.correlationAnalysis ? portPan
     }
     if (FEAT.advancedScenarios) $('pf').addEventListener('submit', (e) => { e.preventDefault(); project(); });
     if (FEAT.correlationAnalysis) wirePortfolio();
-  }
-
-  function currencyName(c) {
-    try { return new Intl.DisplayNames([LOCALE], { type: 'currency' }).of(c) || c; } catch (e) { return c; }
   }
 
   function modes() {
@@ -224,6 +221,7 @@ ${FEAT.advancedScenarios ? projPanel() : ''}${FEAT.correlationAnalysis ? portPan
       x.tabIndex = on ? 0 : -1;
       $(x.getAttribute('aria-controls')).hidden = !on;
     });
+    banner('');
     if (b.id === 'tab-proj') fillProjection();
     if (b.id === 'tab-port') renderRows();
   }
@@ -293,7 +291,7 @@ ${FEAT.advancedScenarios ? projPanel() : ''}${FEAT.correlationAnalysis ? portPan
       if (n !== null && !(n >= (min || 0) && n > 0)) errs.push([id, T.errNumber]);
       return n;
     };
-    ['bal', 'sym', 'entry', 'stop', 'risk', 'tp', 'lev', 'rate'].forEach(clearErr);
+    ['bal', 'sym', 'entry', 'stop', 'risk', 'tp', 'lev'].forEach(clearErr);
     v.accountBalance = req('bal', true, 1e13);
     v.accountCurrency = $('cur').value;
     if (v.accountBalance > 0) v.freeMargin = v.accountBalance; // no open positions assumed: warns when margin > balance
@@ -313,14 +311,8 @@ ${FEAT.advancedScenarios ? projPanel() : ''}${FEAT.correlationAnalysis ? portPan
     const lev = opt('lev', 1);
     if (lev !== null && lev < 1) errs.push(['lev', T.errNumber]);
     if (lev) v.leverage = lev;
-    const need = $('rate-p').textContent;
-    if (need && !$('rate-w').hidden) {
-      const r = opt('rate');
-      if (r) rates[need] = r;
-      else if (r === null) errs.push(['rate', T.errRequired]);
-    }
-    const used = Object.keys(rates);
-    if (used.length) v.conversionRates = Object.fromEntries(used.map((k) => [k, rates[k]]));
+    const rates = readRates('f', errs);
+    if (rates) v.conversionRates = rates;
     if (errs.length && report) {
       errs.forEach(([id, m]) => setErr(id, m));
       $(errs[0][0]).focus();
@@ -353,26 +345,48 @@ ${FEAT.advancedScenarios ? projPanel() : ''}${FEAT.correlationAnalysis ? portPan
       lastReq = body;
       showResult(r.data, body);
       post('calculated', { result: r.data });
+      // One column (phones): bring the result into view after the trader pressed Calculate.
+      if (report && W.matchMedia('(max-width: 699px)').matches) $('res').scrollIntoView({ block: 'nearest' });
       return;
     }
     apiError(r, { currencyPair: 'sym', entryPrice: 'entry', stopLoss: 'stop', stopLossPips: 'stop',
       riskPercentage: 'risk', riskAmount: 'risk', takeProfit: 'tp', leverage: 'lev', accountBalance: 'bal',
-      accountCurrency: 'cur' });
+      accountCurrency: 'cur' }, 'f', report);
   }
 
-  /** Maps a problem+json answer onto the fields; a missing conversion rate opens the rate field. */
-  function apiError(r, fields) {
+  /** Exchange-rate fields a form grew because the API named a rate it needs (no market data in the widget). */
+  function needRate(box, pair, focus) {
+    const id = 'rate-' + box + '-' + pair;
+    if (!$(id)) {
+      $('rates-' + box).insertAdjacentHTML('beforeend',
+        field(id, t('rate', { pair: esc(pair) }), `data-pair="${esc(pair)}"`, t('rateHint')));
+    }
+    setErr(id, T.errRate.replace('{pair}', pair));
+    if (focus) $(id).focus();
+  }
+  function readRates(box, errs) {
+    const out = {};
+    let any = false;
+    $('rates-' + box).querySelectorAll('input[data-pair]').forEach((el) => {
+      const n = parse(el.value);
+      clearErr(el.id);
+      if (n > 0) { out[el.dataset.pair] = n; any = true; }
+      else errs.push([el.id, n === null ? T.errRequired : T.errNumber]);
+    });
+    return any ? out : null;
+  }
+
+  /** Maps a problem+json answer onto the fields; a missing conversion rate adds a rate field to the form. */
+  function apiError(r, fields, box, report) {
     if (r.status === 401) return;
     const p = r.data || {}, errs = p.errors || [];
     let code = r.status === 0 ? 'network' : r.status === 422 ? 'invalid_input' : r.status >= 500 ? 'server' : 'refused';
     let msg = r.status === 0 ? T.errNetwork : r.status === 422 ? T.errCheck : r.status === 429 ? T.errBusy : T.errServer;
     for (const e of errs) {
-      if (e.code === 'MISSING_CONVERSION_RATE' && e.neededRate && $('rate-w')) {
+      if (e.code === 'MISSING_CONVERSION_RATE' && /^[A-Z]{6}$/.test(e.neededRate || '') && box) {
         code = 'missing_rate';
-        $('rate-p').textContent = e.neededRate;
-        $('rate-w').hidden = false;
-        $('rate').value = '';
-        setErr('rate', T.errRate.replace('{pair}', e.neededRate));
+        msg = T.errRate.replace('{pair}', e.neededRate);
+        needRate(box, e.neededRate, report);
         continue;
       }
       const key = String(e.field || '').split(/[.[]/)[0], id = fields[key];
@@ -391,8 +405,8 @@ ${FEAT.advancedScenarios ? projPanel() : ''}${FEAT.correlationAnalysis ? portPan
     const flags = (d.flags || []).map((f) => `<li>${flagText(f, c)}</li>`).join('');
     let html = `<p class="big"><span class="k" id="r-lots-k">${t('lots')}</span> <output id="r-lots"` +
       ` aria-labelledby="r-lots-k">${num(d.lotSize, ld)}</output> <span class="u">${t('lotsUnit')}</span></p>` +
-      `<p class="sub">${t(d.direction === 'short' ? 'short' : 'long')} ${esc(req.currencyPair)} · ${t('units')} ` +
-      `<span id="r-units">${num(d.positionSize, 0, 2)}</span></p><dl class="kv">` +
+      `<p class="sub">${t(d.direction === 'short' ? 'short' : 'long')} ${esc(req.currencyPair)} · ` +
+      `<span id="r-units">${num(d.positionSize, 0, 2)}</span> ${t('units')}</p><dl class="kv">` +
       row(t('atRisk'), `<span id="r-risk">${money(d.maxLoss, c)}</span> <span class="mut">(${pct(d.riskPercentage)})` +
         '</span>') +
       row(t('target'), `${money(d.targetRiskAmount, c)} <span class="mut">(${pct(d.targetRiskPercentage)})</span>`) +
@@ -457,8 +471,11 @@ ${field('pn', t('trades'), `required inputmode="numeric" value="100"`, t('trades
     $('pres').setAttribute('aria-busy', 'true');
     const r = await api('/api/v1/calculate/projection', body);
     $('pres').removeAttribute('aria-busy');
-    if (r.status !== 200) { apiError(r, { startBalance: 'pbal', riskPercentage: 'prisk', winRate: 'pwin',
-      rewardToRisk: 'prr', numberOfTrades: 'pn' }); return; }
+    if (r.status !== 200) {
+      apiError(r, { startBalance: 'pbal', riskPercentage: 'prisk', winRate: 'pwin', rewardToRisk: 'prr',
+        numberOfTrades: 'pn' });
+      return;
+    }
     const d = r.data, c = $('cur').value, fp = d.finalEquityPercentiles || {};
     const dd = (d.drawdownProbabilities || []).find((x) => x.thresholdPercentage === 20);
     const prob = (p) => nf({ style: 'percent', maximumFractionDigits: 1 }).format(p);
@@ -468,36 +485,39 @@ ${field('pn', t('trades'), `required inputmode="numeric" value="100"`, t('trades
       `<div><dt>${t('medianFinal')}</dt><dd id="p-median">${money(d.medianFinalEquity, c)}</dd></div>` +
       `<div><dt>${t('range')}</dt><dd>${money(fp.p5, c)} – ${money(fp.p95, c)}</dd></div>` +
       `<div><dt>${t('pLoss')}</dt><dd>${prob(d.probabilityOfLoss)}</dd></div>` +
-      (dd ? `<div><dt>${t('pDrawdown', { p: pct(20) })}</dt><dd>${prob(dd.probability)}</dd></div>` : '') +
+      (dd ? `<div><dt>${t('pDrawdown', { p: nf({ style: 'percent' }).format(0.2) })}</dt><dd>${prob(dd.probability)}</dd></div>` : '') +
       `<div><dt>${t('pRuin')}</dt><dd>${prob(d.ruinProbability)}</dd></div></dl>`;
     post('calculated', { result: d });
   }
 
-  /** Percentile fan (5-95, 25-75, median) as hand-written SVG. */
+  /** Percentile fan (5-95, 25-75, median) as hand-written SVG, drawn at the panel's own width so text stays
+   * at its real size. */
   function fanChart(d, c) {
-    const f = d.fan, n = f.p50.length - 1, w = 640, h = 260, L = 70, R = 12, T0 = 12, B = 30;
+    const f = d.fan, n = f.p50.length - 1, fp = d.finalEquityPercentiles;
+    const w = Math.max(260, Math.round($('pout').clientWidth || 600)), h = Math.round(Math.min(300, w * 0.55));
     const lo = Math.min(...f.p5, d.startBalance), hi = Math.max(...f.p95, d.startBalance), span = hi - lo || 1;
+    const short = (v) => money(v, c, { notation: 'compact', maximumFractionDigits: 1 });
+    const ticks = [0, 1, 2, 3, 4].map((k) => lo + (span * k) / 4), labels = ticks.map(short);
+    const L = 12 + 7 * Math.max(...labels.map((s) => s.length)), R = 8, T0 = 8, B = 40;
     const x = (i) => (L + (i * (w - L - R)) / (n || 1)).toFixed(1);
     const y = (v) => (T0 + ((hi - v) * (h - T0 - B)) / span).toFixed(1);
     const pts = (a) => a.map((v, i) => x(i) + ',' + y(v));
     const band = (a, b, cls) => `<polygon class="${cls}" points="${pts(a).concat(pts(b).reverse()).join(' ')}"/>`;
-    const short = (v) => money(v, c, { notation: 'compact', maximumFractionDigits: 1 });
     let g = '';
-    for (let k = 0; k <= 4; k++) {
-      const v = lo + (span * k) / 4, yy = y(v);
-      g += `<line class="grid" x1="${L}" x2="${w - R}" y1="${yy}" y2="${yy}"/>` +
-        `<text x="${L - 6}" y="${yy}" text-anchor="end" dominant-baseline="middle">${esc(short(v))}</text>`;
-    }
-    [0, Math.round(n / 2), n].forEach((i) => {
-      g += `<text x="${x(i)}" y="${h - 8}" text-anchor="middle">${num(i, 0)}</text>`;
+    ticks.forEach((v, k) => {
+      g += `<line class="grid" x1="${L}" x2="${w - R}" y1="${y(v)}" y2="${y(v)}"/>` +
+        `<text x="${L - 6}" y="${y(v)}" text-anchor="end" dominant-baseline="middle">${esc(labels[k])}</text>`;
     });
-    const label = t('chartLabel', { n: num(n, 0), m: money(d.medianFinalEquity, c),
-      a: money(d.finalEquityPercentiles.p5, c), b: money(d.finalEquityPercentiles.p95, c) });
-    return `<svg class="fan" viewBox="0 0 ${w} ${h}" role="img" aria-label="${label}">${g}` +
+    [0, Math.round(n / 2), n].forEach((i, k) => {
+      g += `<text x="${x(i)}" y="${h - 24}" text-anchor="${['start', 'middle', 'end'][k]}">${num(i, 0)}</text>`;
+    });
+    const label = t('chartLabel', { n: num(n, 0), m: money(d.medianFinalEquity, c), a: money(fp.p5, c),
+      b: money(fp.p95, c) });
+    return `<svg class="fan" viewBox="0 0 ${w} ${h}" width="${w}" height="${h}" role="img" aria-label="${label}">${g}` +
       `<line class="base" x1="${L}" x2="${w - R}" y1="${y(d.startBalance)}" y2="${y(d.startBalance)}"/>` +
       band(f.p95, f.p5, 'b1') + band(f.p75, f.p25, 'b2') +
       `<polyline class="ln" points="${pts(f.p50).join(' ')}"/>` +
-      `<text x="${w - R}" y="${h - 8}" text-anchor="end" class="ax">${t('tradesAxis')}</text></svg>`;
+      `<text x="${(+x(0) + +x(n)) / 2}" y="${h - 4}" text-anchor="middle" class="ax">${t('tradesAxis')}</text></svg>`;
   }
 
   // ---------- portfolio (correlationAnalysis) ----------
@@ -505,9 +525,9 @@ ${field('pn', t('trades'), `required inputmode="numeric" value="100"`, t('trades
     return `<section class="panel" id="p-port" role="tabpanel" aria-labelledby="tab-port" hidden>
 <div class="card"><h2 id="port-h">${t('portTitle')}</h2><p class="mut">${t('portIntro')}</p>
 <div class="tw"><table class="pt" aria-labelledby="port-h"><thead><tr><th scope="col">${t('instrument')}</th>
-<th scope="col">${t('side')}</th><th scope="col">${t('lotsUnit')}</th><th scope="col">${t('entry')}</th>
+<th scope="col">${t('side')}</th><th scope="col" class="cap">${t('lotsUnit')}</th><th scope="col">${t('entry')}</th>
 <th scope="col">${t('stopPipsCol')}</th><th scope="col"><span class="sr">${t('remove')}</span></th></tr></thead>
-<tbody id="prows"></tbody></table></div><div class="acts">
+<tbody id="prows"></tbody></table></div><div id="rates-q" class="two"></div><div class="acts">
 <button type="button" class="btn2" id="padd">${t('addTrade')}</button>
 <button type="button" class="btn2" id="prow">${t('addRow')}</button>
 <button type="button" class="btn" id="pgo2">${t('analyse')}</button></div></div>
@@ -567,9 +587,12 @@ ${field('pn', t('trades'), `required inputmode="numeric" value="100"`, t('trades
     if (!positions.length) { $('qout').innerHTML = `<p class="mut">${t('portEmpty')}</p>`; return; }
     const body = { accountCurrency: $('cur').value, positions };
     if (balance > 0) body.accountBalance = balance;
-    if (Object.keys(rates).length) body.conversionRates = Object.assign({}, rates);
+    const errs = [], rates = readRates('q', errs);
+    if (errs.length) { errs.forEach(([id, m]) => setErr(id, m)); $(errs[0][0]).focus(); return; }
+    if (rates) body.conversionRates = rates;
     const r = await api('/api/v1/calculate/portfolio', body);
-    if (r.status !== 200) { apiError(r, {}); return; }
+    if (r.status !== 200) { apiError(r, {}, 'q', true); return; }
+    banner('');
     const d = r.data, c = body.accountCurrency;
     const bars = d.positions.map((p) => `<li><span class="bl">${esc(p.currencyPair)} ${t(p.side === 'short' ? 'sell'
       : 'buy')} ${num(p.lots, 2)}</span><span class="bar"><i style="inline-size:${
@@ -603,6 +626,7 @@ ${field('pn', t('trades'), `required inputmode="numeric" value="100"`, t('trades
       setVal('bal', p.balance, 2);
       const c = String(p.currency || '').toUpperCase();
       if (/^[A-Z]{3}$/.test(c)) {
+        if (c !== $('cur').value) $('rates-f').innerHTML = '';
         if (!CURRENCIES.includes(c)) $('cur').insertAdjacentHTML('beforeend', `<option value="${c}">${c}</option>`);
         $('cur').value = c;
       }
@@ -610,6 +634,7 @@ ${field('pn', t('trades'), `required inputmode="numeric" value="100"`, t('trades
     },
     setSymbol(p) {
       if (typeof p.symbol !== 'string' || p.symbol.length > 32) return;
+      if (norm(p.symbol) !== $('sym').value) $('rates-f').innerHTML = '';
       $('sym').value = norm(p.symbol);
       symbolChanged();
       recalc();

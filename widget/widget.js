@@ -2,7 +2,8 @@
  * <script src="https://<host>/widget.js" data-key="fxr_live_pk_..." async></script>
  * <div id="risk-calculator" data-broker="acme-forex"></div>
  * JS: ForexRisk.mount(el, {broker, locale, theme, height, features}) -> {setAccount, setSymbol, setPrices,
- * setTheme, on, destroy}. Plain ES2020, served as written (no build step). */
+ * setTheme, on, destroy}; ForexRisk.get(el) -> the handle of a mounted (also auto-mounted) element.
+ * Plain ES2020, served as written (no build step). */
 (function () {
   'use strict';
   if (window.ForexRisk && window.ForexRisk.mount) return; // loaded twice: the first copy serves both
@@ -105,7 +106,8 @@
       if (!widgets.get(el)) mount(el);
     });
   }
-  window.ForexRisk = { version: '1', mount: mount };
+  function get(el) { return widgets.get(typeof el === 'string' ? document.querySelector(el) : el) || null; }
+  window.ForexRisk = { version: '1', mount: mount, get: get };
   if (document.readyState === 'loading') document.addEventListener('DOMContentLoaded', autoMount);
   else autoMount();
   document.dispatchEvent(new CustomEvent('forexrisk:loaded'));

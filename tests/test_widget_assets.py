@@ -67,6 +67,12 @@ def test_every_served_file_exists() -> None:
     assert sorted(LOCALES) == sorted(["en", "de", "es", "fr", "it", "pt", "ja", "zh", "ar"])
 
 
+def test_the_image_ships_the_widget() -> None:
+    # app/widget/assets.py serves <repository root>/widget: the image must contain it at the same place.
+    assert "COPY widget ./widget" in (ROOT / "Dockerfile").read_text()
+    assert not any(line.strip().strip("/") == "widget" for line in (ROOT / ".dockerignore").read_text().splitlines())
+
+
 def test_plain_modern_js_without_a_build_step() -> None:
     for name in ("widget.js", "app.js"):
         text = (WIDGET / name).read_text(encoding="utf-8")

@@ -238,11 +238,9 @@ ${FEAT.advancedScenarios ? projPanel() : ''}${FEAT.correlationAnalysis ? portPan
   }
 
   // ---------- instruments ----------
-  async function loadInstruments() {
-    let r;
-    try { r = await fetch('/api/v1/instruments', { credentials: 'omit' }); } catch (e) { return; }
-    if (!r.ok) return;
-    const data = await r.json();
+  /** The catalogue (public, no credential): the datalist, pip sizes and digits for formatting prices. */
+  function loadInstruments(data) {
+    if (!data) return;
     const opts = [];
     for (const it of data.items || []) {
       instruments[it.symbol] = it;
@@ -615,7 +613,10 @@ ${field('pn', t('trades'), `required inputmode="numeric" value="100"`, t('trades
   }
 
   // ---------- host messages ----------
-  const setVal = (id, v, max) => { if (v != null && v !== '' && Number.isFinite(+v) && +v > 0) $(id).value = plain(+v, max); };
+  const setVal = (id, v, o) => {
+    if (v == null || v === '' || !Number.isFinite(+v) || +v <= 0) return;
+    $(id).value = nf({ useGrouping: false, minimumFractionDigits: o.min || 0, maximumFractionDigits: o.max }).format(+v);
+  };
   let pending = 0;
   function recalc() { // several host messages in a row give one calculation
     clearTimeout(pending);
@@ -623,7 +624,7 @@ ${field('pn', t('trades'), `required inputmode="numeric" value="100"`, t('trades
   }
   const HANDLERS = {
     setAccount(p) {
-      setVal('bal', p.balance, 2);
+      setVal('bal', p.balance, { max: 2 });
       const c = String(p.currency || '').toUpperCase();
       if (/^[A-Z]{3}$/.test(c)) {
         if (c !== $('cur').value) $('rates-f').innerHTML = '';
@@ -640,11 +641,12 @@ ${field('pn', t('trades'), `required inputmode="numeric" value="100"`, t('trades
       recalc();
     },
     setPrices(p) {
-      const it = instruments[norm($('sym').value)], dg = it ? Math.max(it.digits, 2) : 8;
-      setVal('entry', p.entry, dg);
-      if (p.stop != null) { $('sm-price').checked = true; modes(); setVal('stop', p.stop, dg); }
+      const it = instruments[norm($('sym').value)];
+      const o = it ? { min: decimals(it.pipSize), max: Math.max(it.digits, decimals(it.pipSize)) } : { max: 8 };
+      setVal('entry', p.entry, o);
+      if (p.stop != null) { $('sm-price').checked = true; modes(); setVal('stop', p.stop, o); }
       if (p.takeProfit === null) $('tp').value = '';
-      else setVal('tp', p.takeProfit, dg);
+      else setVal('tp', p.takeProfit, o);
       recalc();
     },
     setTheme(p) {
@@ -672,9 +674,12 @@ ${field('pn', t('trades'), `required inputmode="numeric" value="100"`, t('trades
     ROOT.dir = LOCALE === 'ar' ? 'rtl' : 'ltr';
     if (BOOT.mode === 'page') ROOT.classList.add('page');
     applyTheme({ theme: BOOT.theme, primaryColor: BRAND.primaryColor });
+    const catalogue = fetch('/api/v1/instruments', { credentials: 'omit' })
+      .then((r) => (r.ok ? r.json() : null)).catch(() => null);
     try { T = await strings(LOCALE); } catch (e) { T = await strings('en').catch(() => ({})); }
     D.title = (T.title || 'Position size') + (BROKER.name ? ' – ' + BROKER.name : '');
     render();
+    loadInstruments(await catalogue); // before `ready`, so the host's first setPrices knows the digits
     if (W.ResizeObserver && PARENT) {
       let h = 0;
       new ResizeObserver(() => {
@@ -684,7 +689,6 @@ ${field('pn', t('trades'), `required inputmode="numeric" value="100"`, t('trades
     }
     scheduleRefresh();
     post('ready', { version: VERSION });
-    await loadInstruments();
   }
   start();
 })();

@@ -272,11 +272,15 @@ addEventListener('message', e => {
 
 
 def test_page_not_on_the_allow_list_gets_no_widget(page: Any, stack: Stack) -> None:
-    warnings: list[str] = []
-    page.on("console", lambda m: warnings.append(m.text) if m.type == "warning" else None)
+    console: list[tuple[str, str]] = []
+    page.on("console", lambda m: console.append((m.type, m.text)))
     page.goto(stack.stranger + "/embed.html")
-    error = wait_event(page, "error")
+    try:
+        error = wait_event(page, "error")
+    except Exception as exc:
+        raise AssertionError(f"no error event; console: {console}; events: {page.evaluate('fxrEvents')}") from exc
     assert error["code"] == "config"
+    warnings = [text for kind, text in console if kind == "warning"]
     assert page.locator("#risk-calculator iframe").count() == 0
     assert any("[ForexRisk]" in w for w in warnings)
 

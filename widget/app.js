@@ -79,24 +79,31 @@
   function sessionLost() {
     if (lost) return;
     lost = true;
-    banner(t('errSession'));
+    banner(T.errSession);
     post('error', { code: 'session_expired', message: 'The widget session expired or was refused.' });
   }
 
+  // Renewed two minutes before expiry (background tabs run timers late), and at once when a tab that was
+  // hidden comes back with less than that left.
+  let refreshTimer = 0, refreshing = false;
+  const dueIn = () => (Date.parse(expiresAt || '') || Infinity) - Date.now() - 120000;
   function scheduleRefresh() {
-    const at = Date.parse(expiresAt || '');
-    if (!at) return;
-    setTimeout(refresh, Math.min(Math.max(at - Date.now() - 60000, 5000), 2 ** 31 - 1));
+    clearTimeout(refreshTimer);
+    const ms = dueIn();
+    if (ms !== Infinity) refreshTimer = setTimeout(refresh, Math.min(Math.max(ms, 5000), 2 ** 31 - 1));
   }
+  D.addEventListener('visibilitychange', () => { if (!D.hidden && dueIn() <= 0) refresh(); });
   async function refresh() {
-    if (lost) return;
+    if (lost || refreshing) return;
+    refreshing = true;
     const r = await api('/api/v1/widget/session', {});
+    refreshing = false;
     if (r.status === 200 && r.data && r.data.token) {
       token = r.data.token;
       expiresAt = r.data.expiresAt;
       scheduleRefresh();
     } else if (r.status !== 401) {
-      setTimeout(refresh, 15000); // network blip: try again while the token still lives
+      refreshTimer = setTimeout(refresh, 15000); // network blip: try again while the token still lives
     }
   }
 
@@ -307,8 +314,7 @@ ${FEAT.advancedScenarios ? projPanel() : ''}${FEAT.correlationAnalysis ? portPan
     const tp = opt('tp');
     if (tp) v.takeProfit = tp;
     const lev = opt('lev', 1);
-    if (lev !== null && lev < 1) errs.push(['lev', T.errNumber]);
-    if (lev) v.leverage = lev;
+    if (lev >= 1) v.leverage = lev;
     const rates = readRates('f', errs);
     if (rates) v.conversionRates = rates;
     if (errs.length && report) {

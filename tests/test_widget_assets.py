@@ -106,6 +106,36 @@ def test_every_api_flag_has_a_plain_language_warning() -> None:
         assert set(PLACEHOLDER.findall(en[f"flag_{code}"])) <= sent, code
 
 
+def _luminance(hex_colour: str) -> float:
+    channels = [int(hex_colour[i:i + 2], 16) / 255 for i in (1, 3, 5)]
+    r, g, b = (c / 12.92 if c <= 0.04045 else ((c + 0.055) / 1.055) ** 2.4 for c in channels)
+    return 0.2126 * r + 0.7152 * g + 0.0722 * b
+
+
+def contrast(a: str, b: str) -> float:
+    x, y = _luminance(a), _luminance(b)
+    return (max(x, y) + 0.05) / (min(x, y) + 0.05)
+
+
+def palette(block: str) -> dict[str, str]:
+    found = dict(re.findall(r"--([a-z-]+):\s*(#[0-9a-fA-F]{3,6})\b", block))
+    return {k: ("#" + "".join(c * 2 for c in v[1:]) if len(v) == 4 else v).lower() for k, v in found.items()}
+
+
+def test_palette_contrast_in_both_themes() -> None:
+    css = (WIDGET / "app.css").read_text(encoding="utf-8")
+    light = palette(css.split(":root", 1)[1].split("}", 1)[0])
+    dark = {**light, **palette(css.split("[data-theme=dark]", 1)[1].split("}", 1)[0])}
+    assert contrast("#000000", "#ffffff") == pytest.approx(21)
+    for name, theme in (("light", light), ("dark", dark)):
+        for text in ("fg", "mut", "err"):
+            for ground in ("bg", "sf", "in"):
+                assert contrast(theme[text], theme[ground]) >= 4.5, (name, text, ground)
+        assert contrast(theme["wfg"], theme["wbg"]) >= 4.5, name
+        for ground in ("in", "sf"):
+            assert contrast(theme["bdi"], theme[ground]) >= 3, (name, "bdi", ground)
+
+
 def test_messages_are_posted_to_exact_origins_only() -> None:
     for name in ("widget.js", "app.js"):
         text = (WIDGET / name).read_text(encoding="utf-8")

@@ -201,6 +201,19 @@ def widget_frame(page: Any, selector: str = "#risk-calculator iframe") -> Any:
     return frame
 
 
+UNNAMED = """() => {
+  const text = (id) => (document.getElementById(id) || {}).textContent || '';
+  const name = (el) => (el.labels && [...el.labels].map((l) => l.textContent).join('').trim())
+    || (el.getAttribute('aria-label') || '').trim()
+    || (el.getAttribute('aria-labelledby') || '').split(' ').map(text).join('').trim()
+    || (el.tagName === 'BUTTON' && el.textContent.trim());
+  const broken = (el) => (el.getAttribute('aria-describedby') || '').split(' ').filter((id) => id && !text(id) &&
+    !document.getElementById(id));
+  return [...document.querySelectorAll('input, select, button, textarea, [role=tab], output')]
+    .filter((el) => !name(el) || broken(el).length).map((el) => el.id || el.outerHTML.slice(0, 80));
+}"""
+
+
 def open_embed(page: Any, stack: Stack) -> Any:
     page.goto(stack.host + "/embed.html")
     wait_event(page, "ready")
@@ -315,6 +328,7 @@ def test_arabic_is_right_to_left_with_arabic_numbers(page: Any, stack: Stack) ->
     assert frame.evaluate("[document.documentElement.dir, document.documentElement.lang]") == ["rtl", "ar"]
     assert frame.evaluate("getComputedStyle(document.querySelector('form')).direction") == "rtl"
     assert frame.locator("#go").inner_text() == strings["calculate"]
+    assert frame.evaluate(UNNAMED) == []
     page.evaluate("""() => { const w = ForexRisk.get('#risk-calculator');
         w.setAccount({balance: 10000, currency: 'USD'}); w.setSymbol('EURUSD');
         w.setPrices({entry: 1.185, stop: 1.182}); }""")
@@ -332,7 +346,9 @@ def test_keyboard_only_calculation(page: Any, stack: Stack) -> None:
         for _ in range(limit):
             page.keyboard.press("Tab")
             if frame.evaluate("() => document.activeElement && document.activeElement.id") == element_id:
-                ring = frame.evaluate("() => { const s = getComputedStyle(document.activeElement);"
+                # A radio is drawn by its label: the ring is on the label.
+                ring = frame.evaluate("() => { const a = document.activeElement, el = a.type === 'radio' ?"
+                                      " a.nextElementSibling : a, s = getComputedStyle(el);"
                                       " return [s.outlineStyle, parseFloat(s.outlineWidth)]; }")
                 assert ring[0] != "none" and ring[1] >= 2, f"no visible focus on #{element_id}: {ring}"
                 return
@@ -390,6 +406,9 @@ def test_projection_and_portfolio_tabs(page: Any, stack: Stack) -> None:
     frame.locator("#tab-calc").press("ArrowLeft")
     assert frame.locator("#tab-port").get_attribute("aria-selected") == "true"
     frame.locator("#padd").click()
+    frame.locator("#prow").click()  # an empty row: its fields are named too
+    assert frame.evaluate(UNNAMED) == []
+    frame.locator("[data-del='1']").click()
     frame.locator("#pgo2").click()
     frame.wait_for_selector("#q-risk")
     assert frame.locator("#q-risk").inner_text().startswith("$198.00")

@@ -428,27 +428,41 @@ def test_full_page_mode(page: Any, stack: Stack) -> None:
 
 
 def test_session_is_renewed_before_it_expires(browser: Any, stack: Stack) -> None:
+    """Fake timers: 14 minutes on, the widget has renewed its session and calculates with the new token."""
     context = browser.new_context()
     pg = context.new_page()
     try:
         pg.clock.install()
-        renewed: list[int] = []
-        pg.on("response", lambda r: renewed.append(r.status) if r.url.endswith("/api/v1/widget/session") else None)
+        renewed: list[tuple[int, str]] = []
+        sent: list[str] = []
+
+        def on_response(r: Any) -> None:
+            if r.url.endswith("/api/v1/widget/session"):
+                renewed.append((r.status, r.json().get("token", "")))
+
+        def on_request(r: Any) -> None:
+            if r.url.endswith("/api/v1/calculate/position-size"):
+                sent.append(r.headers.get("authorization", ""))
+
+        pg.on("response", on_response)
+        pg.on("request", on_request)
         pg.goto(stack.host + "/embed.html")
         wait_event(pg, "ready")
         frame = widget_frame(pg)
-        pg.clock.fast_forward("14:30")  # the session lives 15 minutes; renewal is due a minute before
-        pg.wait_for_function("() => true")
+        pg.clock.fast_forward("14:00")  # the session lives 15 minutes; renewal is due two minutes before
         deadline = time.monotonic() + 10
         while not renewed and time.monotonic() < deadline:
             pg.wait_for_timeout(50)
-        assert renewed == [200]
+        assert [status for status, _ in renewed] == [200]
+        new_token = renewed[0][1]
+        assert new_token.startswith("fxw_")
         pg.evaluate("""() => { const w = ForexRisk.get('#risk-calculator');
             w.setAccount({balance: 10000, currency: 'USD'}); w.setSymbol('EURUSD');
             w.setPrices({entry: 1.185, stop: 1.182}); }""")
         pg.clock.run_for(100)
         assert wait_event(pg, "calculated")["result"]["lotSize"] == 0.66
         assert frame.locator("#r-lots").inner_text() == "0.66"
+        assert sent == [f"Bearer {new_token}"]
     finally:
         context.close()
 

@@ -17,6 +17,8 @@ COPY pyproject.toml uv.lock README.md ./
 RUN uv sync --locked --no-dev --no-install-project
 COPY app ./app
 COPY migrations ./migrations
+# The widget's loader, iframe app, styles and strings: served as committed (no build step).
+COPY widget ./widget
 COPY alembic.ini ./
 RUN uv sync --locked --no-dev
 

@@ -39,6 +39,24 @@ def sync(uv_bin: str) -> None:
     subprocess.run([uv_bin, "sync", "--locked", "--quiet"], cwd=ROOT, check=True)
 
 
+def ensure_chromium() -> None:
+    """The browser tests (tests/test_widget_browser.py) drive Debian's `chromium` through Playwright (never
+    `playwright install`). When it is missing and this runs as root with apt-get, install it; otherwise
+    those tests skip and say why."""
+    if shutil.which("chromium") or shutil.which("chromium-browser"):
+        return
+    if not hasattr(os, "geteuid") or os.geteuid() != 0 or not shutil.which("apt-get"):
+        print("[dev] chromium is not on PATH and cannot be installed here (needs root and apt-get): "
+              "the browser tests will be skipped", flush=True)
+        return
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    for step in (["apt-get", "update"], ["apt-get", "install", "-y", "chromium"]):
+        print(f"[dev] chromium is missing: {' '.join(step)}", flush=True)
+        if subprocess.run(step, env=env).returncode != 0:
+            print("[dev] installing chromium failed: the browser tests will be skipped", flush=True)
+            return
+
+
 def run_steps(uv_bin: str, steps: list[list[str]]) -> int:
     for step in steps:
         print(f"[dev] {' '.join(step)}", flush=True)
@@ -60,6 +78,7 @@ def main(argv: list[str]) -> int:
     command, rest = argv[0], argv[1:]
     if command == "run":
         os.execv(uv_bin, [uv_bin, "run", "--locked", "forexrisk", "run", *rest])
+    ensure_chromium()
     workers = ["-n", "2"] if (os.cpu_count() or 1) > 1 else []
     return run_steps(uv_bin, [
         ["ruff", "check", "app", "tests", "bench", "dev.py"],

@@ -92,6 +92,8 @@ class Settings(BaseSettings):
     mfa_lockout_seconds: int = Field(default=300, ge=1)
     argon2_time_cost: int = Field(default=2, ge=1)
     argon2_memory_kib: int = Field(default=19_456, ge=1024)  # OWASP minimum profile
+    # Widget session tokens (fxw_...): the iframe renews its token before this runs out.
+    widget_session_seconds: int = Field(default=900, ge=30, le=3600)
     demo_broker: bool = True  # `forexrisk run` creates a demo broker once on the embedded database
 
     @model_validator(mode="after")

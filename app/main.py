@@ -45,6 +45,7 @@ from app.redisdb.hub import RedisHub
 from app.redisdb.invalidation import Invalidation
 from app.risk.router import router as risk_router
 from app.secrets import load_secrets
+from app.widget.router import router as widget_router
 
 DESCRIPTION = """
 Risk calculations for retail forex/CFD trading: position size, pip value, margin, P&L, reward-to-risk,
@@ -155,6 +156,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(sso_admin_router)
     app.include_router(risk_router)
     app.include_router(metrics_router)
+    app.include_router(widget_router)
 
     @app.get("/problems/{slug}", include_in_schema=False)
     async def problem_type(slug: str) -> Response:

@@ -4,7 +4,8 @@ Credentials: `Authorization: Bearer <key or access token>` or `X-API-Key: <key>`
 its checksum verified before any lookup; the key record and the broker come from short-lived
 in-process caches (loaded through the platform role, since the tenant is not known yet); the secret
 is compared as an HMAC in constant time. A publishable key is accepted only from a page whose Origin
-is on the broker's allow-list, and only grants stateless calculations.
+is on the broker's allow-list, and only grants stateless calculations. A widget session token (`fxw_`,
+app/widget/session.py) stands for a publishable key whose page Origin was checked when it was issued.
 """
 
 from __future__ import annotations
@@ -31,6 +32,8 @@ from app.db.engine import Database
 from app.errors import Forbidden, OriginNotAllowed, Unauthorized
 from app.models import ApiKey, Broker
 from app.secrets import AppSecrets
+from app.widget import session as widget_session
+from app.widget.tokens import WidgetTokenSigner
 
 
 def broker_record(row: Broker) -> BrokerRecord:
@@ -46,6 +49,8 @@ class AuthService:
         self.db = db
         self.signer = TokenSigner(secrets.jwt_private_key_pem, settings.jwt_issuer, settings.access_token_minutes * 60)
         self.fernet = Fernet(secrets.encryption_key)
+        self.widget_tokens = WidgetTokenSigner(secrets.session_secret, settings.jwt_issuer,
+                                               settings.widget_session_seconds)
         self.hasher = PasswordHasher(time_cost=settings.argon2_time_cost, memory_cost=settings.argon2_memory_kib)
         # Verified against when the user does not exist, so "no such user" costs what "wrong password" costs.
         self.dummy_hash = self.hasher.hash(uuid.uuid4().hex)
@@ -86,6 +91,9 @@ class AuthService:
 
     async def broker(self, broker_id: uuid.UUID) -> BrokerRecord | None:
         return await self.brokers.get(broker_id, self._load_broker)
+
+    async def key_record(self, key_id: str) -> KeyRecord | None:
+        return await self.keys.get(key_id, self._load_key)
 
     def forget_key(self, key_id: str) -> None:
         self.keys.drop(key_id)
@@ -128,6 +136,8 @@ class AuthService:
         cred = self.credential(conn)
         if not cred:
             raise Unauthorized("Send an API key or access token: `Authorization: Bearer <credential>`.")
+        if cred.startswith(widget_session.PREFIX):  # the embeddable widget's iframe (app/widget/session.py)
+            return await widget_session.authenticate(self, cred)
         if keys.looks_like_key(cred):
             return await self._from_key(cred, conn)
         return await self._from_token(cred)
@@ -138,7 +148,8 @@ class AuthService:
             raise Unauthorized("The credential's broker is not active.")
         return broker
 
-    async def _from_key(self, raw: str, conn: HTTPConnection) -> Principal:
+    async def verify_key(self, raw: str) -> tuple[KeyRecord, BrokerRecord]:
+        """An active key's record and its active broker, or 401. Also the widget config's check."""
         parsed = keys.parse(raw)
         if parsed is None:
             raise Unauthorized("Malformed API key (bad format or checksum).")
@@ -150,12 +161,16 @@ class AuthService:
             raise Unauthorized("Unknown API key.")
         if record.status != "active":
             raise Unauthorized("This API key has been revoked.")
-        now = datetime.now(UTC)
-        if record.expires_at is not None and record.expires_at <= now:
+        if record.expires_at is not None and record.expires_at <= datetime.now(UTC):
             raise Unauthorized("This API key has expired (rotated).")
-        broker = await self._active_broker(record.broker_id)
-        client_ip = conn.client.host if conn.client else None
-        self.key_usage[record.id] = (now, client_ip)
+        return record, await self._active_broker(record.broker_id)
+
+    def note_key_use(self, record: KeyRecord, conn: HTTPConnection) -> None:
+        self.key_usage[record.id] = (datetime.now(UTC), conn.client.host if conn.client else None)
+
+    async def _from_key(self, raw: str, conn: HTTPConnection) -> Principal:
+        record, broker = await self.verify_key(raw)
+        self.note_key_use(record, conn)
         if record.kind == "publishable":
             origin = conn.headers.get("origin")
             if not origin or origin.rstrip("/") not in broker.allowed_origins:

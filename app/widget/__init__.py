@@ -1,0 +1,1 @@
+"""The embeddable widget: loader and iframe assets, config and session tokens, the frame and full page."""

@@ -1,0 +1,67 @@
+"""The iframe / full-page HTML and its security headers (pure functions, no I/O).
+
+The document is a fixed template; everything broker-controlled goes either through `html.escape`
+(the title) or into the JSON boot block with `<`, `>` and `&` written as `\\u003c`, `\\u003e`,
+`\\u0026`, so a broker named `</script><script>…` can neither end the script element nor start a
+comment or entity. The app reads the block with `JSON.parse(textContent)`; those escapes round-trip.
+"""
+
+from __future__ import annotations
+
+import html
+import re
+from collections.abc import Iterable
+from typing import Any
+
+import orjson
+
+RTL_LOCALES = frozenset({"ar"})
+# What an allowed origin must look like to be written into a header: scheme://host[:port], nothing
+# that could end a CSP directive or a header. Config validation already enforces this on save; the
+# header is built from the stored JSON, so it is checked again here (fail closed: dropped).
+_SAFE_ORIGIN = re.compile(r"^https?://[a-z0-9.-]+(:[0-9]{1,5})?$|^https?://\[[0-9a-f:.]+\](:[0-9]{1,5})?$")
+
+_CSP_REST = ("default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' https: data:; "
+             "connect-src 'self'; base-uri 'none'; form-action 'none'")
+
+_TEMPLATE = (
+    '<!doctype html><html lang="{lang}" dir="{dir}"><head><meta charset="utf-8">'
+    '<meta name="viewport" content="width=device-width,initial-scale=1">'
+    "<title>{title}</title>"
+    '<link rel="stylesheet" href="/widget/app.css">'
+    '<script id="fxr-boot" type="application/json">{boot}</script>'
+    '<script src="/widget/app.js" defer></script>'
+    '</head><body><div id="app"></div></body></html>'
+)
+
+
+def safe_origins(origins: Iterable[str]) -> list[str]:
+    return [o for o in origins if _SAFE_ORIGIN.match(o)]
+
+
+def content_security_policy(frame_ancestors: Iterable[str]) -> str:
+    """`frame-ancestors` with exactly these origins (`'none'` when there are none), then the fixed rest."""
+    ancestors = " ".join(safe_origins(frame_ancestors)) or "'none'"
+    return f"frame-ancestors {ancestors}; {_CSP_REST}"
+
+
+def boot_json(boot: dict[str, Any]) -> str:
+    text = orjson.dumps(boot).decode()
+    return text.replace("&", "\\u0026").replace("<", "\\u003c").replace(">", "\\u003e")
+
+
+def render(boot: dict[str, Any], *, broker_name: str, locale: str) -> str:
+    return _TEMPLATE.format(
+        lang=html.escape(locale), dir="rtl" if locale in RTL_LOCALES else "ltr",
+        title=html.escape(f"{broker_name} – position size calculator"), boot=boot_json(boot),
+    )
+
+
+def headers(frame_ancestors: Iterable[str]) -> dict[str, str]:
+    return {
+        "Content-Security-Policy": content_security_policy(frame_ancestors),
+        "X-Content-Type-Options": "nosniff",
+        "Referrer-Policy": "strict-origin-when-cross-origin",
+        # The document carries a session token: never stored by a browser or a shared cache.
+        "Cache-Control": "no-store",
+    }

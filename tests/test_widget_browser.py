@@ -1,0 +1,512 @@
+"""The embeddable widget in real Chromium (Debian's `chromium`, driven by Playwright).
+
+One API server (uvicorn on 127.0.0.1, in a thread, on the worker's embedded Postgres) and one browser
+per module. Host pages come from a plain http.server on `localhost:<port>` (on the broker's
+allowedOrigins) and on another port (not on it), so the widget really runs cross-origin:
+host http://localhost:A, API and iframe http://127.0.0.1:B, stranger http://localhost:C.
+
+Screenshots (desktop and 390 px) go to test-artifacts/widget/ (git-ignored); with
+FOREXRISK_UPDATE_SCREENSHOT=1 the desktop one is also copied to docs/widget.png for the README.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gzip
+import json
+import os
+import shutil
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from app.admin.brokers.schemas import BrokerConfig, BrokerCreate
+from app.admin.brokers.service import create_broker
+from app.config import Settings
+from app.main import create_app
+
+ROOT = Path(__file__).resolve().parents[1]
+ARTIFACTS = ROOT / "test-artifacts" / "widget"
+PRIMARY = "#c2185b"  # rgb(194, 24, 91): white text passes AA on it (5.5:1)
+LOADER_BUDGET = 5 * 1024
+FRAME_BUDGET = 30 * 1024
+
+
+def find_chromium() -> str | None:
+    # Debian's /usr/bin/chromium is a shell wrapper; Playwright talks to the binary behind it.
+    for path in ("/usr/lib/chromium/chromium", shutil.which("chromium"), shutil.which("chromium-browser")):
+        if path and os.access(path, os.X_OK):
+            return path
+    return None
+
+
+CHROMIUM = find_chromium()
+pytestmark = pytest.mark.skipif(
+    CHROMIUM is None,
+    reason="needs a Chromium browser binary (Debian package `chromium`), not found on PATH; "
+           "`python3 dev.py test` installs it when run as root")
+
+
+# --- servers ---------------------------------------------------------------------------------------
+@dataclass
+class Stack:
+    api: str           # http://127.0.0.1:B (the API, the loader and the iframe)
+    host: str          # http://localhost:A (on the broker's allowedOrigins)
+    stranger: str      # http://localhost:C (not on it)
+    slug: str
+    name: str
+    publishable_key: str
+    pages: dict[str, str]
+
+
+def free_socket() -> socket.socket:
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(128)
+    return sock
+
+
+class _Pages(BaseHTTPRequestHandler):
+    pages: dict[str, str] = {}
+
+    def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
+        body = self.pages.get(self.path.split("?")[0])
+        if body is None:
+            self.send_error(404)
+            return
+        data = body.encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "text/html; charset=utf-8")
+        self.send_header("Content-Length", str(len(data)))
+        self.send_header("Cache-Control", "no-store")
+        self.end_headers()
+        self.wfile.write(data)
+
+    def log_message(self, format: str, *args: Any) -> None:  # quiet
+        pass
+
+
+def serve_pages(pages: dict[str, str]) -> tuple[ThreadingHTTPServer, int]:
+    handler = type("Pages", (_Pages,), {"pages": pages})
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server, server.server_address[1]
+
+
+def host_page(stack_api: str, key: str, slug: str, body: str = "", attrs: str = "") -> str:
+    """A broker's page: the embed snippet exactly as documented, plus a recorder of the widget's events."""
+    return f"""<!doctype html><html lang="en"><head><meta charset="utf-8"><title>Acme host</title>
+<meta name="viewport" content="width=device-width,initial-scale=1">
+<style>body{{font-family:sans-serif;margin:0;padding:16px;background:#eef1f5}}</style></head><body>
+<h1 style="font-size:18px">Acme Forex - trading tools</h1>
+<script>window.fxrEvents = [];
+document.addEventListener('DOMContentLoaded', () => document.querySelectorAll('div').forEach(el =>
+  ['ready', 'resize', 'calculated', 'error'].forEach(t => el.addEventListener('forexrisk:' + t,
+    e => fxrEvents.push({{type: t, id: el.id, detail: e.detail}})))));
+</script>
+<script src="{stack_api}/widget.js" data-key="{key}" async></script>
+<div id="risk-calculator" data-broker="{slug}"{attrs}></div>
+{body}</body></html>"""
+
+
+@pytest.fixture(scope="module")
+def stack(settings: Settings) -> Iterator[Stack]:
+    import uvicorn
+
+    app = create_app(settings)
+    sock = free_socket()
+    api = f"http://127.0.0.1:{sock.getsockname()[1]}"
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", ws="none", lifespan="on"))
+    loop = asyncio.new_event_loop()
+    thread = threading.Thread(target=lambda: loop.run_until_complete(server.serve(sockets=[sock])), daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 60
+    while not server.started:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            raise RuntimeError("the API server did not start")
+        time.sleep(0.02)
+
+    pages: dict[str, str] = {}
+    host_server, host_port = serve_pages(pages)
+    stranger_server, stranger_port = serve_pages(pages)
+    host, stranger = f"http://localhost:{host_port}", f"http://localhost:{stranger_port}"
+    slug = f"w-{os.getpid()}-{host_port}"
+    name = "Acme Forex"
+    config = BrokerConfig.model_validate({
+        "allowedOrigins": [host], "maxLeverage": 30, "locale": "en",
+        "branding": {"primaryColor": PRIMARY, "fontFamily": "system-ui, sans-serif"},
+        "features": {"advancedScenarios": True, "correlationAnalysis": True},
+    })
+    spec = BrokerCreate(name=name, slug=slug, tier="standard", config=config,  # type: ignore[call-arg]
+                        admin_email=f"admin@{slug}.example.com", admin_password="correct horse battery staple")
+    made = asyncio.run_coroutine_threadsafe(create_broker(app.state.db, app.state.auth, spec), loop).result(60)
+    stack = Stack(api=api, host=host, stranger=stranger, slug=slug, name=name,
+                  publishable_key=made["publishableKey"], pages=pages)
+    pages["/embed.html"] = host_page(api, stack.publishable_key, slug)
+    yield stack
+    for s in (host_server, stranger_server):
+        s.shutdown()
+        s.server_close()
+    server.should_exit = True
+    thread.join(30)
+    loop.close()
+    sock.close()
+
+
+@pytest.fixture(scope="module")
+def browser(stack: Stack) -> Iterator[Any]:
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--disable-dev-shm-usage"])
+        yield b
+        b.close()
+
+
+@pytest.fixture
+def page(browser: Any) -> Iterator[Any]:
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    pg = context.new_page()
+    pg.set_default_timeout(15_000)
+    yield pg
+    context.close()
+
+
+def events(page: Any, kind: str) -> list[dict[str, Any]]:
+    out: list[dict[str, Any]] = page.evaluate("t => fxrEvents.filter(e => e.type === t)", kind)
+    return out
+
+
+def wait_event(page: Any, kind: str, count: int = 1, element: str = "risk-calculator") -> dict[str, Any]:
+    page.wait_for_function("([t, n, id]) => fxrEvents.filter(e => e.type === t && e.id === id).length >= n",
+                           arg=[kind, count, element])
+    found = [e for e in events(page, kind) if e["id"] == element]
+    detail: dict[str, Any] = found[count - 1]["detail"]
+    return detail
+
+
+def widget_frame(page: Any, selector: str = "#risk-calculator iframe") -> Any:
+    frame = page.locator(selector).element_handle().content_frame()
+    frame.wait_for_selector("#go")
+    return frame
+
+
+UNNAMED = """() => {
+  const text = (id) => (document.getElementById(id) || {}).textContent || '';
+  const name = (el) => (el.labels && [...el.labels].map((l) => l.textContent).join('').trim())
+    || (el.getAttribute('aria-label') || '').trim()
+    || (el.getAttribute('aria-labelledby') || '').split(' ').map(text).join('').trim()
+    || (el.tagName === 'BUTTON' && el.textContent.trim());
+  const broken = (el) => (el.getAttribute('aria-describedby') || '').split(' ').filter((id) => id && !text(id) &&
+    !document.getElementById(id));
+  return [...document.querySelectorAll('input, select, button, textarea, [role=tab], output')]
+    .filter((el) => !name(el) || broken(el).length).map((el) => el.id || el.outerHTML.slice(0, 80));
+}"""
+
+
+def open_embed(page: Any, stack: Stack) -> Any:
+    page.goto(stack.host + "/embed.html")
+    wait_event(page, "ready")
+    return widget_frame(page)
+
+
+# --- the acceptance points -------------------------------------------------------------------------
+def test_worked_example_set_account_and_calculated_event(page: Any, stack: Stack) -> None:
+    frame = open_embed(page, stack)
+    iframe = page.locator("#risk-calculator iframe")
+    assert iframe.get_attribute("sandbox") == "allow-scripts allow-same-origin allow-forms"
+    assert iframe.get_attribute("title") == f"Position size calculator \u2013 {stack.name}"
+    assert frame.url.startswith(stack.api + "/widget/frame?")
+    assert page.locator("#risk-calculator iframe").count() == 1
+
+    # The worked example, sent by the host page: 10,000 USD, 2 % (the default), EURUSD 1.1850 -> 1.1820,
+    # leverage 30 (the broker's maximum, prefilled).
+    page.evaluate("""() => { const w = ForexRisk.get('#risk-calculator');
+        w.setAccount({balance: 10000, currency: 'USD'}); w.setSymbol('EURUSD');
+        w.setPrices({entry: 1.1850, stop: 1.1820}); }""")
+    first = wait_event(page, "calculated")["result"]
+    assert first["lotSize"] == 0.66 and first["stopDistancePips"] == 30 and first["leverage"] == 30
+    assert frame.locator("#r-lots").inner_text() == "0.66"
+    assert frame.locator("#r-risk").inner_text() == "$198.00"
+    assert frame.locator("#r-margin").inner_text() == "$2,607.00"
+    assert frame.locator("#r-pip").inner_text() == "$6.60"
+    assert frame.locator("#res").get_attribute("aria-live") == "polite"
+
+    # setAccount from the host changes the result: twice the balance, 1.33 lots (floored from 1.3333).
+    page.evaluate("() => ForexRisk.get('#risk-calculator').setAccount({balance: 20000, currency: 'USD'})")
+    second = wait_event(page, "calculated", 2)["result"]
+    assert second["lotSize"] == 1.33
+    frame.wait_for_function("() => document.getElementById('r-lots').textContent === '1.33'")
+
+    # A take-profit from the host gives R:R; the resize events set the iframe's height.
+    page.evaluate("() => ForexRisk.get('#risk-calculator').setPrices({entry: 1.1850, stop: 1.1820, "
+                  "takeProfit: 1.1910})")
+    third = wait_event(page, "calculated", 3)["result"]
+    assert third["riskRewardRatio"] == 2.0
+    frame.wait_for_selector("#r-rr")
+    last_resize = events(page, "resize")[-1]["detail"]["height"]
+    page.wait_for_function("h => document.querySelector('#risk-calculator iframe').style.height === h + 'px'",
+                           arg=last_resize)
+
+
+def test_messages_from_another_origin_are_ignored(page: Any, stack: Stack) -> None:
+    """A frame from another origin that knows the widget id still cannot drive the widget."""
+    stack.pages["/evil.html"] = """<!doctype html><script>
+addEventListener('message', e => {
+  const w = parent.frames[e.data.index];
+  w.postMessage({fxr: 1, type: 'setAccount', wid: e.data.wid, payload: {balance: 1, currency: 'JPY'}}, '*');
+  parent.postMessage('sent', '*');
+});</script>"""
+    frame = open_embed(page, stack)
+    page.evaluate("() => ForexRisk.get('#risk-calculator').setAccount({balance: 10000, currency: 'USD'})")
+    frame.wait_for_function("() => document.getElementById('bal').value === '10000'")
+    page.evaluate("""url => new Promise(done => {
+        const f = document.createElement('iframe'); f.src = url; document.body.appendChild(f);
+        addEventListener('message', e => { if (e.data === 'sent') done(); });
+        f.onload = () => f.contentWindow.postMessage(
+            {index: 0, wid: ForexRisk.get('#risk-calculator').wid}, '*');
+    })""", stack.stranger + "/evil.html")
+    page.wait_for_timeout(300)
+    assert frame.locator("#bal").input_value() == "10000"
+    assert frame.locator("#cur").input_value() == "USD"
+    # The same message from the real parent is accepted (so the check above could fail).
+    page.evaluate("() => ForexRisk.get('#risk-calculator').setAccount({balance: 1, currency: 'JPY'})")
+    frame.wait_for_function("() => document.getElementById('cur').value === 'JPY'")
+
+
+def test_page_not_on_the_allow_list_gets_no_widget(page: Any, stack: Stack) -> None:
+    console: list[tuple[str, str]] = []
+    page.on("console", lambda m: console.append((m.type, m.text)))
+    page.goto(stack.stranger + "/embed.html")
+    try:
+        error = wait_event(page, "error")
+    except Exception as exc:
+        raise AssertionError(f"no error event; console: {console}; events: {page.evaluate('fxrEvents')}") from exc
+    assert error["code"] == "config"
+    warnings = [text for kind, text in console if kind == "warning"]
+    assert page.locator("#risk-calculator iframe").count() == 0
+    assert any("[ForexRisk]" in w for w in warnings)
+
+    # Copying the frame URL into the stranger's page does not help: frame-ancestors blocks it.
+    r = httpx.get(f"{stack.api}/api/v1/widget/config",
+                  params={"broker": stack.slug, "key": stack.publishable_key}, headers={"Origin": stack.host})
+    assert r.status_code == 200
+    stack.pages["/copied.html"] = f'<!doctype html><iframe id="f" src="{r.json()["frameUrl"]}&wid=x1"></iframe>'
+    page.goto(stack.stranger + "/copied.html")
+    page.wait_for_timeout(500)
+    framed = page.locator("#f").element_handle().content_frame()
+    assert framed is None or framed.url.startswith("chrome-error:") or framed.query_selector("#app") is None
+
+
+def test_branding_colour_contrast_and_dark_mode(page: Any, stack: Stack) -> None:
+    frame = open_embed(page, stack)
+    style = "el => { const s = getComputedStyle(el); return [s.backgroundColor, s.color]; }"
+    assert frame.locator("#go").evaluate(style) == ["rgb(194, 24, 91)", "rgb(255, 255, 255)"]
+    # A light primary colour gets near-black text (white on yellow would fail WCAG AA).
+    page.evaluate("() => ForexRisk.get('#risk-calculator').setTheme({theme: 'dark', primaryColor: '#ffd400'})")
+    frame.wait_for_function("() => document.documentElement.dataset.theme === 'dark'")
+    assert frame.locator("#go").evaluate(style) == ["rgb(255, 212, 0)", "rgb(17, 17, 17)"]
+    assert frame.evaluate("getComputedStyle(document.body).backgroundColor") == "rgb(15, 20, 26)"
+
+
+def test_arabic_is_right_to_left_with_arabic_numbers(page: Any, stack: Stack) -> None:
+    strings = json.loads((ROOT / "widget" / "i18n" / "ar.json").read_text())
+    stack.pages["/ar.html"] = host_page(stack.api, stack.publishable_key, stack.slug, attrs=' data-locale="ar"')
+    page.goto(stack.host + "/ar.html")
+    wait_event(page, "ready")
+    frame = widget_frame(page)
+    assert frame.evaluate("[document.documentElement.dir, document.documentElement.lang]") == ["rtl", "ar"]
+    assert frame.evaluate("getComputedStyle(document.querySelector('form')).direction") == "rtl"
+    assert frame.locator("#go").inner_text() == strings["calculate"]
+    assert frame.evaluate(UNNAMED) == []
+    page.evaluate("""() => { const w = ForexRisk.get('#risk-calculator');
+        w.setAccount({balance: 10000, currency: 'USD'}); w.setSymbol('EURUSD');
+        w.setPrices({entry: 1.185, stop: 1.182}); }""")
+    assert wait_event(page, "calculated")["result"]["lotSize"] == 0.66
+    expected = frame.evaluate("new Intl.NumberFormat('ar', {minimumFractionDigits: 2}).format(0.66)")
+    frame.wait_for_function("t => document.getElementById('r-lots').textContent === t", arg=expected)
+
+
+def test_keyboard_only_calculation(page: Any, stack: Stack) -> None:
+    """Tab into the widget, fill the worked example (stop in pips, chosen with the arrow keys), press Enter."""
+    frame = open_embed(page, stack)
+    page.locator("h1").click()  # focus starts on the host page, outside the widget
+
+    def tab_to(element_id: str, limit: int = 25) -> None:
+        for _ in range(limit):
+            page.keyboard.press("Tab")
+            if frame.evaluate("() => document.activeElement && document.activeElement.id") == element_id:
+                # A radio is drawn by its label: the ring is on the label.
+                ring = frame.evaluate("() => { const a = document.activeElement, el = a.type === 'radio' ?"
+                                      " a.nextElementSibling : a, s = getComputedStyle(el);"
+                                      " return [s.outlineStyle, parseFloat(s.outlineWidth)]; }")
+                assert ring[0] != "none" and ring[1] >= 2, f"no visible focus on #{element_id}: {ring}"
+                return
+        raise AssertionError(f"#{element_id} is not reachable with Tab")
+
+    tab_to("bal")
+    page.keyboard.type("10000")
+    tab_to("sym")
+    page.keyboard.type("EURUSD")
+    tab_to("entry")
+    page.keyboard.type("1.1850")
+    tab_to("stop")
+    page.keyboard.type("30")
+    tab_to("sm-price")
+    page.keyboard.press("ArrowRight")  # price -> pips
+    assert frame.locator("#sm-pips").is_checked()
+    tab_to("risk")
+    page.keyboard.press("Control+A")
+    page.keyboard.type("2")
+    page.keyboard.press("Enter")
+    assert wait_event(page, "calculated")["result"]["lotSize"] == 0.66
+    assert frame.locator("#r-lots").inner_text() == "0.66"
+
+
+def test_missing_conversion_rate_asks_for_it(page: Any, stack: Stack) -> None:
+    """The widget has no market data: EURJPY in a USD account needs USDJPY, which the trader types in."""
+    frame = open_embed(page, stack)
+    page.evaluate("""() => { const w = ForexRisk.get('#risk-calculator');
+        w.setAccount({balance: 10000, currency: 'USD'}); w.setSymbol('EURJPY');
+        w.setPrices({entry: 160.00, stop: 159.50}); }""")
+    assert wait_event(page, "error")["code"] == "missing_rate"
+    rate = frame.locator("#rate-f-USDJPY")
+    assert rate.get_attribute("aria-invalid") == "true"
+    rate.fill("150")
+    rate.press("Enter")
+    # 200 USD at risk / (0.50 JPY x 100,000 / 150) = 0.6 lots
+    assert wait_event(page, "calculated")["result"]["lotSize"] == 0.6
+    assert frame.locator("#r-lots").inner_text() == "0.60"
+
+
+def test_projection_and_portfolio_tabs(page: Any, stack: Stack) -> None:
+    frame = open_embed(page, stack)
+    page.evaluate("""() => { const w = ForexRisk.get('#risk-calculator');
+        w.setAccount({balance: 10000, currency: 'USD'}); w.setSymbol('EURUSD');
+        w.setPrices({entry: 1.185, stop: 1.182, takeProfit: 1.191}); }""")
+    wait_event(page, "calculated")
+    frame.locator("#tab-proj").click()
+    assert frame.locator("#pbal").input_value() == "10000" and frame.locator("#prr").input_value() == "2"
+    frame.locator("#pgo").click()
+    frame.wait_for_selector("svg.fan polyline.ln")
+    assert frame.locator("svg.fan polygon").count() == 2
+    assert frame.locator("svg.fan").get_attribute("role") == "img"
+    assert frame.locator("#p-median").inner_text().startswith("$")
+    frame.locator("#tab-port").press("ArrowRight")  # arrow keys move between tabs
+    frame.locator("#tab-calc").press("ArrowLeft")
+    assert frame.locator("#tab-port").get_attribute("aria-selected") == "true"
+    frame.locator("#padd").click()
+    frame.locator("#prow").click()  # an empty row: its fields are named too
+    assert frame.evaluate(UNNAMED) == []
+    frame.locator("[data-del='1']").click()
+    frame.locator("#pgo2").click()
+    frame.wait_for_selector("#q-risk")
+    assert frame.locator("#q-risk").inner_text().startswith("$198.00")
+
+
+def test_full_page_mode(page: Any, stack: Stack) -> None:
+    page.goto(f"{stack.api}/w/{stack.slug}?locale=de")
+    page.wait_for_selector("#go")
+    assert page.evaluate("document.documentElement.classList.contains('page')")
+    page.fill("#bal", "10.000")  # German grouping
+    page.fill("#sym", "EURUSD")
+    page.fill("#entry", "1,1850")  # German decimal comma
+    page.fill("#stop", "1,1820")
+    page.press("#stop", "Enter")
+    page.wait_for_function("() => document.getElementById('r-lots')")
+    assert page.locator("#r-lots").inner_text() == "0,66"
+
+
+def test_session_is_renewed_before_it_expires(browser: Any, stack: Stack) -> None:
+    """Fake timers: 14 minutes on, the widget has renewed its session and calculates with the new token."""
+    context = browser.new_context()
+    pg = context.new_page()
+    try:
+        pg.clock.install()
+        renewed: list[tuple[int, str]] = []
+        sent: list[str] = []
+
+        def on_response(r: Any) -> None:
+            if r.url.endswith("/api/v1/widget/session"):
+                renewed.append((r.status, r.json().get("token", "")))
+
+        def on_request(r: Any) -> None:
+            if r.url.endswith("/api/v1/calculate/position-size"):
+                sent.append(r.headers.get("authorization", ""))
+
+        pg.on("response", on_response)
+        pg.on("request", on_request)
+        pg.goto(stack.host + "/embed.html")
+        wait_event(pg, "ready")
+        frame = widget_frame(pg)
+        pg.clock.fast_forward("14:00")  # the session lives 15 minutes; renewal is due two minutes before
+        deadline = time.monotonic() + 10
+        while not renewed and time.monotonic() < deadline:
+            pg.wait_for_timeout(50)
+        assert [status for status, _ in renewed] == [200]
+        new_token = renewed[0][1]
+        assert new_token.startswith("fxw_")
+        pg.evaluate("""() => { const w = ForexRisk.get('#risk-calculator');
+            w.setAccount({balance: 10000, currency: 'USD'}); w.setSymbol('EURUSD');
+            w.setPrices({entry: 1.185, stop: 1.182}); }""")
+        pg.clock.run_for(100)
+        assert wait_event(pg, "calculated")["result"]["lotSize"] == 0.66
+        assert frame.locator("#r-lots").inner_text() == "0.66"
+        assert sent == [f"Bearer {new_token}"]
+    finally:
+        context.close()
+
+
+def test_screenshots_responsive_and_size_budget(browser: Any, stack: Stack) -> None:
+    """Desktop and 390 px screenshots; nothing overflows at 390 or 320 px; and the bytes the iframe
+    loads (document, script, styles, strings), gzipped, within the budget."""
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    for width, name in ((1280, "desktop"), (390, "mobile-390"), (320, "mobile-320")):
+        context = browser.new_context(viewport={"width": width, "height": 900}, device_scale_factor=1)
+        pg = context.new_page()
+        loaded: dict[str, bytes] = {}
+
+        def record(response: Any, loaded: dict[str, bytes] = loaded) -> None:
+            if response.url.startswith(stack.api) and "/api/" not in response.url and response.status == 200:
+                loaded[response.url.split("?")[0].removeprefix(stack.api)] = response.body()
+
+        pg.on("response", record)
+        try:
+            pg.goto(stack.host + "/embed.html")
+            wait_event(pg, "ready")
+            frame = widget_frame(pg)
+            pg.evaluate("""() => { const w = ForexRisk.get('#risk-calculator');
+                w.setAccount({balance: 10000, currency: 'USD'}); w.setSymbol('EURUSD');
+                w.setPrices({entry: 1.1850, stop: 1.1820, takeProfit: 1.1910}); }""")
+            wait_event(pg, "calculated")
+            frame.wait_for_selector("#r-rr")
+            pg.wait_for_function("() => { const f = document.querySelector('#risk-calculator iframe');"
+                                 " return f.contentWindow && parseInt(f.style.height) > 0; }")
+            pg.wait_for_timeout(150)  # the last resize
+            overflow = frame.evaluate("() => document.documentElement.scrollWidth - document.documentElement"
+                                      ".clientWidth")
+            assert overflow <= 0, f"horizontal overflow of {overflow}px at {width}px"
+            shot = ARTIFACTS / f"widget-{name}.png"
+            pg.locator("#risk-calculator").screenshot(path=str(shot))
+            assert shot.stat().st_size > 10_000
+            if width == 1280 and os.environ.get("FOREXRISK_UPDATE_SCREENSHOT") == "1":
+                shutil.copyfile(shot, ROOT / "docs" / "widget.png")
+        finally:
+            context.close()
+        if width == 1280:
+            assert set(loaded) >= {"/widget.js", "/widget/frame", "/widget/app.js", "/widget/app.css",
+                                   "/widget/i18n/en.json"}, sorted(loaded)
+            loader = len(gzip.compress(loaded.pop("/widget.js"), 9))
+            framed = sum(len(gzip.compress(body, 9)) for body in loaded.values())
+            assert loader <= LOADER_BUDGET, loader
+            assert framed <= FRAME_BUDGET, (framed, sorted(loaded))

@@ -66,7 +66,8 @@ def _calc_id(client: TestClient, broker: BrokerFixture) -> uuid.UUID:
 
 @pytest.fixture(scope="module")
 def world(client: TestClient) -> World:
-    a, b = make_broker(client), make_broker(client)
+    # Enterprise: the matrix sends more requests than a standard tier allows in a burst.
+    a, b = make_broker(client, tier="enterprise"), make_broker(client, tier="enterprise")
     _, bu = user_token(client, a, "BROKER_USER")
     end_id, eu = user_token(client, a, "END_USER")
     key = client.post(f"/api/v1/brokers/{a.id}/api-keys", json={"kind": "secret", "scopes": ["calc:run"]},

@@ -28,10 +28,22 @@ class Invalidation:
         self.on_reset = on_reset
         self.subscribed = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
         self._pending: set[asyncio.Task[None]] = set()
 
     def publish(self, message: str) -> None:
-        """Fire and forget: the caller (an admin request) never waits on or fails because of Redis."""
+        """Fire and forget: the caller (an admin request) never waits on or fails because of Redis.
+        Callable from the app's loop or, thread-safely, from any other thread (CLI tools, tests)."""
+        try:
+            running: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
+        except RuntimeError:
+            running = None
+        if running is not None and running is self._loop:
+            self._spawn(message)
+        elif self._loop is not None and not self._loop.is_closed():
+            self._loop.call_soon_threadsafe(self._spawn, message)
+
+    def _spawn(self, message: str) -> None:
         task = asyncio.get_running_loop().create_task(self._publish(message))
         self._pending.add(task)
         task.add_done_callback(self._pending.discard)
@@ -43,7 +55,8 @@ class Invalidation:
             pass  # other workers see the change within the cache TTL
 
     def start(self) -> None:
-        self._task = asyncio.get_running_loop().create_task(self._listen())
+        self._loop = asyncio.get_running_loop()
+        self._task = self._loop.create_task(self._listen())
 
     async def stop(self) -> None:
         if self._task is not None:

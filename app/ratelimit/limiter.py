@@ -6,6 +6,8 @@ worker does not ask Redis per request: it *leases* a few units at once and spend
   1/20 of the bucket depth: a low-rate tenant leases 1 unit per call (exact across workers), a tenant
   at thousands of requests per second calls Redis once per dozens of requests.
 - Leases expire quickly (250 ms); unspent units go back to Redis with the next call (the same script).
+- A busy bucket's lease is topped up in the background when a quarter is left, so requests do not
+  wait for Redis at all in steady state.
 - One call in flight per bucket per worker (single flight); a denial is remembered until the bucket can
   next serve, so an over-limit client does not hammer Redis either.
 The limit is never exceeded (units are only spent after Redis granted them). With several workers a
@@ -75,7 +77,7 @@ class Decision:
 
 
 class _Lease:
-    __slots__ = ("tokens", "expires_us", "tat_us", "denied_until_us", "fetch", "last_us", "gap_us")
+    __slots__ = ("tokens", "expires_us", "tat_us", "denied_until_us", "fetch", "last_us", "gap_us", "low_water")
 
     def __init__(self, now_us: int) -> None:
         self.tokens = 0
@@ -85,11 +87,12 @@ class _Lease:
         self.fetch: asyncio.Future[None] | None = None
         self.last_us = now_us
         self.gap_us = 1_000_000.0  # smoothed time between this worker's requests on the bucket
+        self.low_water = 0  # top up in the background when fewer units than this are left
 
 
 class Limiter:
     def __init__(self, hub: RedisHub | None, *, clock_us: Callable[[], int] = wall_clock_us,
-                 lease_window_us: int = 100_000, lease_ttl_us: int = 250_000, lease_max: int = 64,
+                 lease_window_us: int = 100_000, lease_ttl_us: int = 250_000, lease_max: int = 256,
                  local_divisor: int = 1, prefix: str = "rl:") -> None:
         self.hub = hub
         self.clock_us = clock_us
@@ -103,6 +106,7 @@ class Limiter:
         self.local = gcra.LocalBuckets()
         self._buckets: dict[TierLimit, gcra.Bucket] = {}
         self._local_buckets: dict[TierLimit, gcra.Bucket] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
 
     def bucket(self, limit: TierLimit) -> gcra.Bucket:
         b = self._buckets.get(limit)
@@ -132,6 +136,11 @@ class Limiter:
         for _ in range(4):
             if lease.tokens >= need and lease.expires_us > now:
                 lease.tokens -= need
+                if lease.tokens < lease.low_water and lease.fetch is None and self.hub is not None \
+                        and self.hub.available:
+                    # Top up in the background while the rest of the lease is spent: a busy bucket
+                    # never makes a request wait for Redis.
+                    self._top_up(key, lease, bucket, now)
                 return self._decided(policy, limit, bucket, lease, now, True, need)
             if lease.denied_until_us > now:
                 return self._decided(policy, limit, bucket, lease, now, False, need)
@@ -147,11 +156,20 @@ class Limiter:
             now = self.clock_us()
         return self._fallback(key, policy, limit, now, need)
 
-    async def _refill(self, key: str, lease: _Lease, bucket: gcra.Bucket, need: int, now: int) -> None:
-        assert self.script is not None and self.hub is not None
+    def _want(self, lease: _Lease, bucket: gcra.Bucket, need: int) -> int:
         cap = max(1, min(self.lease_max, bucket.burst // 20))
         want = max(need, min(cap, int(self.lease_window_us / max(lease.gap_us, 1.0))))
-        refund, lease.tokens = lease.tokens, 0
+        lease.low_water = want // 4 if want >= 8 else 0  # small leases (exact low tiers): no top-up
+        return want
+
+    async def _refill(self, key: str, lease: _Lease, bucket: gcra.Bucket, need: int, now: int,
+                      top_up: bool = False) -> None:
+        """Take a lease from Redis. A top-up keeps the unspent units; otherwise they go back (refund)."""
+        assert self.script is not None and self.hub is not None
+        want = self._want(lease, bucket, need)
+        refund = 0 if top_up else lease.tokens
+        if not top_up:
+            lease.tokens = 0
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         lease.fetch = future
         script = self.script
@@ -160,13 +178,24 @@ class Limiter:
             granted, tat = await self.hub.run("ratelimit", lambda: script(
                 keys=[self.prefix + key], args=[now, bucket.interval_us, bucket.burst, want, need, refund]))
             lease.tat_us = int(tat)
-            lease.tokens = int(granted)
+            lease.tokens += int(granted)
             lease.expires_us = now + self.lease_ttl_us
-            if not granted:
+            if lease.tokens < need:
                 lease.denied_until_us = now + gcra.wait_us(bucket, lease.tat_us, now, need)
         finally:
             lease.fetch = None
             future.set_result(None)
+
+    def _top_up(self, key: str, lease: _Lease, bucket: gcra.Bucket, now: int) -> None:
+        async def run() -> None:
+            try:
+                await self._refill(key, lease, bucket, 1, now, top_up=True)
+            except RedisUnavailable:
+                pass  # the next request that finds the lease empty falls back locally
+
+        task = asyncio.get_running_loop().create_task(run())
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
     def _decided(self, policy: str, limit: TierLimit, bucket: gcra.Bucket, lease: _Lease, now: int,
                  allowed: bool, need: int) -> Decision:

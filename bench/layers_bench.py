@@ -100,7 +100,7 @@ async def main(n: int, rounds: int) -> None:
             "full, metrics middleware off": (without_metrics(), PATH, {}),
         }
         results: dict[str, list[float]] = {name: [] for name in variants}
-        for name, (app, path, opts) in variants.items():  # warm-up
+        for app, path, _ in variants.values():  # warm-up
             await drive(app, path, headers, 2000)
         for _ in range(rounds):
             for name, (app, path, opts) in variants.items():

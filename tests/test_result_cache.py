@@ -116,3 +116,10 @@ def test_identical_batches_hit(client: TestClient) -> None:
     assert first.headers["X-Cache"] == "MISS" and second.headers["X-Cache"] == "HIT"
     assert without_id(second.json()) == without_id(first.json())
     assert second.json()["calculationId"] != first.json()["calculationId"]
+    # The shared entry remembers what the batch costs, so a hit is charged like a computed batch.
+    app: Any = client.app
+    client.portal.call(app.state.result_cache.drain)
+    values = [client.portal.call(app.state.redis.client.get, k)
+              for k in client.portal.call(app.state.redis.client.keys, f"calc:{broker.id}:*")]
+    heads = {v[:48].strip() for v in values}
+    assert f"{first.json()['calculationId']}|30".encode() in heads

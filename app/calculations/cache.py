@@ -30,14 +30,16 @@ from app.calc.sizing import CONVENTIONS_VERSION
 from app.observability.metrics import CACHE_LOOKUPS
 from app.redisdb.hub import RedisHub, RedisUnavailable
 
-# Cached value layout in Redis: 36-byte calculation id of the cached response, then the response bytes.
-ID_LEN = 36
+# Cached value layout in Redis: a 48-byte head "<calculation id>|<rate-limit units>" padded with spaces,
+# then the response bytes.
+HEAD_LEN = 48
 
 
 @dataclass(frozen=True, slots=True)
 class Cached:
     payload: bytes
     calc_id: bytes  # the id inside payload, b"" when the response has none
+    units: int = 1  # what the request costs in rate-limit units (a batch: one per 100 items)
 
     def fresh(self) -> tuple[bytes, str | None]:
         """The payload with a new calculation id (each response is its own calculation)."""
@@ -107,17 +109,17 @@ class ResultCache:
             raw = await self.hub.get(key)
         except RedisUnavailable:
             return None  # Redis down: the cache is bypassed, the calculation runs
-        if raw is None or len(raw) < ID_LEN:
+        if raw is None or len(raw) < HEAD_LEN:
             CACHE_LOOKUPS.labels("redis", "miss").inc()
             return None
         CACHE_LOOKUPS.labels("redis", "hit").inc()
-        head = raw[:ID_LEN].strip()
-        cached = Cached(raw[ID_LEN:], head)
+        calc_id, _, units = raw[:HEAD_LEN].strip().partition(b"|")
+        cached = Cached(raw[HEAD_LEN:], calc_id, int(units) if units.isdigit() else 1)
         self._remember(key, cached, now)
         return cached
 
-    def put(self, key: str, payload: bytes, calc_id: str | None, now: float) -> None:
-        cached = Cached(payload, calc_id.encode() if calc_id else b"")
+    def put(self, key: str, payload: bytes, calc_id: str | None, now: float, units: int = 1) -> None:
+        cached = Cached(payload, calc_id.encode() if calc_id else b"", units)
         self._remember(key, cached, now)
         if self.hub is not None and self.hub.available:
             # Written after the response is on its way: the client never waits for the L2 write.
@@ -128,7 +130,8 @@ class ResultCache:
     async def _write(self, key: str, cached: Cached) -> None:
         assert self.hub is not None
         try:
-            await self.hub.set(key, cached.calc_id.ljust(ID_LEN) + cached.payload, self.ttl_seconds)
+            head = cached.calc_id + b"|" + str(cached.units).encode()
+            await self.hub.set(key, head.ljust(HEAD_LEN) + cached.payload, self.ttl_seconds)
         except RedisUnavailable:
             pass
 

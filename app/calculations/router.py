@@ -14,14 +14,15 @@ from app.calculations.cache import ResultCache
 from app.calculations.routing import (
     DEFAULT_POLICY,
     EXPLAIN_PARAM,
-    HIT,
     JSON,
     MISS,
     REQUEST_MODELS,
     authorise,
+    cache_key,
     check_json,
     json_post,
     record,
+    serve_hit,
     wants_explain,
 )
 
@@ -105,41 +106,30 @@ async def position_size_batch(request: Request) -> Response:
     size_class = cache.size_class(raw)
     # A batch's canonical form is its exact bytes: re-serialising 10,000 items would cost more than
     # the hash saves. Identical batches (retries, dashboards polling) hit; reformatted ones miss.
-    key = cache.key(principal.broker_id, broker.config_version if broker else 0, "batch", raw, explain)
+    key = cache_key(principal, broker, "batch", raw, explain)
     if cache.worth_lookup("batch", size_class):
         hit = await cache.get(key, time.monotonic())
         if hit is not None:
-            payload, calc_id = hit.fresh()
-            await charge_items(request, principal, payload_count(hit.payload))
-            record(request, principal, "batch", raw, {"calculationId": calc_id})
-            return Response(payload, media_type=JSON, headers=HIT)
+            await charge_units(request, principal, hit.units)
+            return serve_hit(request, principal, "batch", raw, hit.fresh(), stored=False)
     started = time.thread_time_ns()  # CPU time: a preempted worker must not look costly
     body, summary = batch.run_with_summary(raw, limit, explain, policy)
     costly = cache.observe("batch", size_class, (time.thread_time_ns() - started) / 1000)
-    await charge_items(request, principal, summary["count"])
+    units = -(-summary["count"] // BATCH_UNIT)
+    await charge_units(request, principal, units)
     # Stored as a summary (id and counts): the per-item results are the client's to keep.
     record(request, principal, "batch", raw, summary)
     if not costly:
         return Response(body, media_type=JSON)
-    cache.put(key, body, summary["calculationId"], time.monotonic())
+    cache.put(key, body, summary["calculationId"], time.monotonic(), units)
     return Response(body, media_type=JSON, headers=MISS)
 
 
 BATCH_UNIT = 100  # items per rate-limit unit: a batch of n items costs ceil(n / 100) requests
 
 
-async def charge_items(request: Request, principal: Principal, count: int) -> None:
-    """A batch costs one unit per 100 items; the first unit was charged on admission. (It is charged
-    after parsing, when the count is known; a refused batch's result is discarded.)"""
-    extra = -(-count // BATCH_UNIT) - 1
-    if extra > 0:
-        await request.app.state.ratelimits.charge(request, principal, extra)
-
-
-def payload_count(payload: bytes) -> int:
-    head = payload[:200]
-    marker = head.find(b'"count":')
-    if marker < 0:
-        return 1
-    digits = head[marker + 8:].split(b",", 1)[0]
-    return int(digits) if digits.isdigit() else 1
+async def charge_units(request: Request, principal: Principal, units: int) -> None:
+    """A batch costs one unit per 100 items; the first unit was charged on admission. (The rest is
+    charged after parsing, when the count is known; a refused batch's result is discarded.)"""
+    if units > 1:
+        await request.app.state.ratelimits.charge(request, principal, units - 1)

@@ -85,6 +85,19 @@ def record(request: Request, principal: Principal, kind: str, body: bytes, out: 
     request.app.state.recorder.record(principal, kind, body, out, payload)
 
 
+def cache_key(principal: Principal, broker: BrokerRecord | None, kind: str, canonical: bytes, explain: bool) -> str:
+    return ResultCache.key(principal.broker_id, broker.config_version if broker else 0, kind, canonical, explain)
+
+
+def serve_hit(request: Request, principal: Principal, kind: str, body: bytes,
+              fresh: tuple[bytes, str | None], stored: bool = True) -> Response:
+    """A cached result as this request's own calculation (fresh id), recorded like a computed one;
+    `stored=False` records the id only (batches keep a summary, not their results)."""
+    payload, calc_id = fresh
+    record(request, principal, kind, body, {"calculationId": calc_id}, payload if stored else None)
+    return Response(payload, media_type=JSON, headers=HIT)
+
+
 def json_post(router: APIRouter, path: str, model: type[M], response_model: type[BaseModel] | None,
               func: Callable[[M, bool], dict[str, Any]], *, summary: str, description: str = "",
               example: dict[str, Any] | None = None, explain: bool = True) -> None:
@@ -105,25 +118,21 @@ def json_post(router: APIRouter, path: str, model: type[M], response_model: type
         explain = wants_explain(request.scope["query_string"])
         cache: ResultCache = request.app.state.result_cache
         size_class = cache.size_class(body)
-        key: str | None = None
-        if cache.worth_lookup(kind, size_class):
-            key = cache.key(principal.broker_id, broker.config_version if broker else 0, kind,
-                            adapter.dump_json(req), explain)
+        looked_up = cache.worth_lookup(kind, size_class)
+        if looked_up:
+            key = cache_key(principal, broker, kind, adapter.dump_json(req), explain)
             hit = await cache.get(key, time.monotonic())
             if hit is not None:
-                payload, calc_id = hit.fresh()
-                record(request, principal, kind, body, {"calculationId": calc_id}, payload)
-                return Response(payload, media_type=JSON, headers=HIT)
+                return serve_hit(request, principal, kind, body, hit.fresh())
         started = time.thread_time_ns()  # CPU time: a preempted worker must not look costly
         out = func(req, explain)
         costly = cache.observe(kind, size_class, (time.thread_time_ns() - started) / 1000)
         payload = orjson.dumps(out)
         record(request, principal, kind, body, out, payload)  # the stored result is the response's own bytes
-        if not costly and key is None:
+        if not (costly or looked_up):
             return Response(payload, media_type=JSON)  # cheaper to compute than to cache: no X-Cache
-        if key is None:
-            key = cache.key(principal.broker_id, broker.config_version if broker else 0, kind,
-                            adapter.dump_json(req), explain)
+        if not looked_up:
+            key = cache_key(principal, broker, kind, adapter.dump_json(req), explain)
         cache.put(key, payload, out.get("calculationId"), time.monotonic())
         return Response(payload, media_type=JSON, headers=MISS)
 

@@ -30,6 +30,8 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from prometheus_client import Counter
+
 from app.observability.metrics import RATELIMIT_DECISIONS, RATELIMIT_FAIL_OPEN, RATELIMIT_LEASES
 from app.ratelimit import gcra
 from app.ratelimit.tiers import TierLimit
@@ -59,6 +61,17 @@ if granted > 0 or refund > 0 then
 end
 return {granted, string.format('%.0f', tat)}
 """
+
+
+_counters: dict[tuple[str, bool], Counter] = {}
+
+
+def _counter(policy: str, allowed: bool) -> Counter:
+    # Labelled children cached: `labels()` takes a lock and builds a key on every call (hot path).
+    child = _counters.get((policy, allowed))
+    if child is None:
+        child = _counters[(policy, allowed)] = RATELIMIT_DECISIONS.labels(policy, "allowed" if allowed else "limited")
+    return child
 
 
 def wall_clock_us() -> int:
@@ -218,7 +231,7 @@ class Limiter:
         else:
             reset_us = gcra.wait_us(bucket, tat, now, 1)
         retry_us = 0 if allowed else gcra.wait_us(bucket, tat, now, need)
-        RATELIMIT_DECISIONS.labels(policy, "allowed" if allowed else "limited").inc()
+        _counter(policy, allowed).inc()
         return Decision(policy=policy, limit=limit, allowed=allowed, remaining=remaining,
                         reset_s=-(-reset_us // 1_000_000), retry_after_s=max(1, -(-retry_us // 1_000_000)),
                         local=local)

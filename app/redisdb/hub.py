@@ -61,10 +61,14 @@ class RedisHub:
             self._failed(op, exc)
             raise RedisUnavailable(op) from exc
         if self.was_down:
-            self.was_down = False
-            REDIS_UP.set(1)
-            log.info("redis_recovered")
+            self._recovered()
         return result
+
+    def _recovered(self) -> None:
+        self.down_until = 0.0
+        self.was_down = False
+        REDIS_UP.set(1)
+        log.info("redis_recovered")
 
     def _failed(self, op: str, exc: BaseException) -> None:
         REDIS_ERRORS.labels(op).inc()
@@ -92,10 +96,9 @@ class RedisHub:
         except (RedisError, OSError, TimeoutError) as exc:
             self._failed("ping", exc)
             return False
-        self.down_until = 0.0
         if self.was_down:
-            self.was_down = False
-            REDIS_UP.set(1)
+            self._recovered()
+        self.down_until = 0.0
         return True
 
     async def close(self) -> None:

@@ -23,6 +23,10 @@ class Settings(BaseSettings):
     # Upper bound on a request body; batches of 10,000 items fit comfortably below it.
     max_body_bytes: int = Field(default=8 * 1024 * 1024, ge=1024)
     batch_max_items: int = Field(default=10_000, ge=1)
+    # Heavy calculations (app.calculations.cost) run in a process pool: workers (default: the cores) and
+    # the CPU seconds one request may use before it is stopped with a problem.
+    calc_pool_workers: int | None = Field(default=None, ge=1)
+    calc_cpu_budget_seconds: float = Field(default=30.0, gt=0)
     public_base_url: str = "http://127.0.0.1:8000"
 
     # --- storage -----------------------------------------------------------------------------

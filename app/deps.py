@@ -9,33 +9,37 @@ from typing import Annotated
 from fastapi import Depends, Request
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.auth.admission import Caller
 from app.auth.principal import Principal
 from app.auth.service import AuthService
 from app.db.engine import Database
 from app.errors import Forbidden, NotFound
 from app.ratelimit.gate import RateLimits
+from app.services import services
 
 
 def get_db(request: Request) -> Database:
-    db: Database = request.app.state.db
-    return db
+    return services(request.app).db
 
 
 def get_auth(request: Request) -> AuthService:
-    auth: AuthService = request.app.state.auth
-    return auth
+    return services(request.app).auth
 
 
 def get_ratelimits(request: Request) -> RateLimits:
-    gate: RateLimits = request.app.state.ratelimits
-    return gate
+    return services(request.app).ratelimits
 
 
-async def get_principal(request: Request, gate: Annotated[RateLimits, Depends(get_ratelimits)]) -> Principal:
-    # Authentication, then the tier's rate limit: an invalid credential never reaches a tenant's bucket.
-    principal = await gate.admit(request)
-    request.state.principal = principal
-    return principal
+async def get_caller(request: Request, gate: Annotated[RateLimits, Depends(get_ratelimits)]) -> Caller:
+    # The one admission path (app.auth.admission), then one unit of the tier's rate limit: an invalid
+    # credential never reaches a tenant's bucket.
+    caller = await gate.admit(request)
+    await gate.charge(request, caller, 1)
+    return caller
+
+
+async def get_principal(caller: Annotated[Caller, Depends(get_caller)]) -> Principal:
+    return caller.principal
 
 
 async def get_stored_data_principal(principal: Annotated[Principal, Depends(get_principal)]) -> Principal:
@@ -47,7 +51,6 @@ async def get_stored_data_principal(principal: Annotated[Principal, Depends(get_
 
 DB = Annotated[Database, Depends(get_db)]
 Auth = Annotated[AuthService, Depends(get_auth)]
-AnyPrincipal = Annotated[Principal, Depends(get_principal)]
 CurrentPrincipal = Annotated[Principal, Depends(get_stored_data_principal)]
 
 

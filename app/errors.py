@@ -39,6 +39,8 @@ PROBLEM_TYPES: dict[str, tuple[str, str]] = {
     "too-many-attempts": ("Too many attempts", "Too many failed attempts; wait before trying again."),
     "sso-error": ("SSO error", "The single sign-on exchange failed or its state did not match."),
     "service-unavailable": ("Service unavailable", "A dependency is down; retry after the indicated time."),
+    "cpu-budget-exceeded": ("CPU budget exceeded", "The calculation needs more CPU than one request may use; "
+                            "ask for fewer paths, observations or items."),
     "rate-limited": ("Rate limit exceeded", "The tier's request budget is used up; retry after the indicated time."),
     "idempotency-key-invalid": ("Invalid Idempotency-Key", "The key must be 1 to 255 visible ASCII characters, "
                                 "sent once."),
@@ -61,6 +63,16 @@ class AppError(Exception):
         super().__init__(detail)
         self.detail = detail
         self.errors = errors or []
+
+    def __reduce__(self) -> tuple[object, ...]:
+        # Raised in a process-pool worker and re-raised in the server: keep detail and errors.
+        return (_rebuild, (type(self), self.detail, self.errors))
+
+
+def _rebuild(cls: type[AppError], detail: str, errors: list[dict[str, Any]]) -> AppError:
+    exc = cls.__new__(cls)
+    AppError.__init__(exc, detail, errors=errors)
+    return exc
 
 
 class Unauthorized(AppError):
@@ -265,18 +277,28 @@ def app_error_response(exc: AppError, request_id: str | None, instance: str | No
                    headers=headers)
 
 
+def error_response(exc: BaseException, request_id: str | None, instance: str | None) -> Response | None:
+    """The one mapping of an exception to its problem response: domain errors, engine errors and
+    validation errors; None for anything else (an unexpected error, logged by the caller as a 500)."""
+    if isinstance(exc, AppError):
+        return app_error_response(exc, request_id, instance)
+    if isinstance(exc, CalcError):
+        return calc_problem(request_id, exc, instance)
+    if isinstance(exc, ValidationError | RequestValidationError):
+        return validation_problem(request_id, list(exc.errors()), instance)
+    return None
+
+
+def unexpected_response(exc: BaseException, request_id: str | None, instance: str) -> Response:
+    log.error("unhandled_error", path=instance, exc_info=exc)
+    return problem(request_id, 500, "internal-error", "Unexpected error; quote the request id when reporting it.",
+                   instance=instance)
+
+
 def install_error_handlers(app: FastAPI) -> None:
-    async def on_app_error(request: Request, exc: Exception) -> Response:
-        assert isinstance(exc, AppError)
-        return app_error_response(exc, request_id_of(request), request.url.path)
-
-    async def on_calc_error(request: Request, exc: Exception) -> Response:
-        assert isinstance(exc, CalcError)
-        return calc_problem(request_id_of(request), exc, request.url.path)
-
-    async def on_validation(request: Request, exc: Exception) -> Response:
-        assert isinstance(exc, ValidationError | RequestValidationError)
-        return validation_problem(request_id_of(request), list(exc.errors()), request.url.path)
+    async def on_error(request: Request, exc: Exception) -> Response:
+        mapped = error_response(exc, request_id_of(request), request.url.path)
+        return mapped if mapped is not None else unexpected_response(exc, request_id_of(request), request.url.path)
 
     async def on_http(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, StarletteHTTPException)
@@ -285,14 +307,6 @@ def install_error_handlers(app: FastAPI) -> None:
         return problem(request_id_of(request), exc.status_code, slug, str(exc.detail),
                        instance=request.url.path, headers=dict(exc.headers or {}))
 
-    async def on_unexpected(request: Request, exc: Exception) -> Response:
-        log.exception("unhandled_error", path=request.url.path)
-        return problem(request_id_of(request), 500, "internal-error",
-                       "Unexpected error; quote the request id when reporting it.", instance=request.url.path)
-
-    app.add_exception_handler(AppError, on_app_error)
-    app.add_exception_handler(CalcError, on_calc_error)
-    app.add_exception_handler(ValidationError, on_validation)
-    app.add_exception_handler(RequestValidationError, on_validation)
+    for kind in (AppError, CalcError, ValidationError, RequestValidationError, Exception):
+        app.add_exception_handler(kind, on_error)
     app.add_exception_handler(StarletteHTTPException, on_http)
-    app.add_exception_handler(Exception, on_unexpected)

@@ -18,11 +18,12 @@ from app.auth.router import router as auth_router
 from app.auth.service import AuthService
 from app.auth.sso_router import router as sso_router
 from app.calc.flags import FLAG_CODES
-from app.calc.instruments import CATALOGUE
 from app.calculations.cache import ResultCache
 from app.calculations.history import router as history_router
-from app.calculations.router import router as calculations_router
-from app.calculations.routing import REQUEST_MODELS, warm_up
+from app.calculations.pipeline import CalculationDispatch
+from app.calculations.pool import CalcPool
+from app.calculations.routes import REQUEST_MODELS, ROUTES_BY_PATH, warm_up
+from app.calculations.routes import router as calculations_router
 from app.calculations.store import CalculationRecorder
 from app.config import Settings, get_settings
 from app.db.bootstrap import prepare
@@ -43,9 +44,10 @@ from app.ratelimit.tiers import TierLimit
 from app.redisdb import embedded as embedded_redis
 from app.redisdb.hub import RedisHub
 from app.redisdb.invalidation import Invalidation
-from app.risk.router import router as risk_router
 from app.secrets import load_secrets
+from app.services import Services
 from app.widget.router import router as widget_router
+from app.widget.service import WidgetService
 
 DESCRIPTION = """
 Risk calculations for retail forex/CFD trading: position size, pip value, margin, P&L, reward-to-risk,
@@ -116,14 +118,19 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         invalidation = Invalidation(hub, auth.invalidated, auth.clear_caches)
         auth.announce = invalidation.publish
         limiter = Limiter(hub, local_divisor=settings.rate_limit_workers, prefix=settings.rate_limit_prefix)
-        app.state.db, app.state.auth, app.state.recorder, app.state.redis = db, auth, recorder, hub
-        app.state.limiter, app.state.invalidation = limiter, invalidation
         pre_auth = TierLimit("free", settings.pre_auth_per_minute, settings.pre_auth_burst)
-        app.state.ratelimits = RateLimits(auth, limiter, parse_networks(settings.trusted_proxies), pre_auth,
-                                          settings.rate_limits_enabled)
-        app.state.result_cache = ResultCache(hub, ttl_seconds=settings.cache_ttl_seconds,
-                                             min_compute_us=settings.cache_min_compute_us,
-                                             l1_entries=settings.cache_l1_entries)
+        services = Services(
+            settings=settings, db=db, auth=auth, recorder=recorder, redis=hub, invalidation=invalidation,
+            limiter=limiter,
+            ratelimits=RateLimits(auth, limiter, parse_networks(settings.trusted_proxies), pre_auth,
+                                  settings.rate_limits_enabled),
+            result_cache=ResultCache(hub, ttl_seconds=settings.cache_ttl_seconds,
+                                     min_compute_us=settings.cache_min_compute_us,
+                                     l1_entries=settings.cache_l1_entries),
+            pool=CalcPool(settings.calc_pool_workers, settings.calc_cpu_budget_seconds),
+            widget=WidgetService(auth, db),
+        )
+        app.state.services = services
         warm_up()
         recorder.start()
         invalidation.start()
@@ -131,7 +138,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             yield
         finally:
             await invalidation.stop()
-            await app.state.result_cache.drain()
+            await services.result_cache.drain()
+            services.pool.close()
             await recorder.stop()
             await hub.close()
             await db.dispose()
@@ -142,8 +150,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         title="ForexRisk API", version="0.1.0", description=DESCRIPTION, lifespan=lifespan,
         generate_unique_id_function=operation_id, docs_url="/docs", redoc_url=None,
     )
-    app.state.settings = settings
-    app.state.catalogue_size = len(CATALOGUE)
     install_error_handlers(app)
     app.include_router(health_router)
     app.include_router(instruments_router)
@@ -154,7 +160,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(users_router)
     app.include_router(sso_router)
     app.include_router(sso_admin_router)
-    app.include_router(risk_router)
     app.include_router(metrics_router)
     app.include_router(widget_router)
 
@@ -181,7 +186,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         return schema
 
     app.openapi = custom_openapi  # type: ignore[method-assign]
-    app.add_middleware(IdempotencyMiddleware)  # added first, so it runs inside RequestContextMiddleware
+    # Calculations are served by their pipeline before FastAPI's router (innermost, so idempotency,
+    # request ids, the body limit, rate-limit headers and metrics all apply to them).
+    app.add_middleware(CalculationDispatch, routes=ROUTES_BY_PATH)
+    app.add_middleware(IdempotencyMiddleware)  # runs inside RequestContextMiddleware
     app.add_middleware(RequestContextMiddleware, max_body_bytes=settings.max_body_bytes)
     app.add_middleware(MetricsMiddleware)  # outermost: it times everything, 413s included
     return app

@@ -4,13 +4,11 @@ from __future__ import annotations
 
 import re
 import secrets
-from typing import Any
 
-import orjson
 import structlog
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from app.errors import PROBLEM_JSON, PayloadTooLarge
+from app.errors import PayloadTooLarge, app_error_response
 from app.ratelimit.headers import header_list
 
 _VALID_ID = re.compile(rb"^[A-Za-z0-9._:\-]{1,128}$")
@@ -46,7 +44,7 @@ class RequestContextMiddleware:
         header = (b"x-request-id", rid.encode())
 
         if length is not None and length > self.max_body_bytes:
-            await self._too_large(send, rid, scope["path"])
+            await self._problem(self.too_large(), scope, receive, send)
             return
 
         limit = self.max_body_bytes
@@ -60,7 +58,7 @@ class RequestContextMiddleware:
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
                 if seen > limit:
-                    raise PayloadTooLarge(f"Request body exceeds {limit} bytes.")
+                    raise self.too_large()
             return message
 
         started = False
@@ -78,26 +76,22 @@ class RequestContextMiddleware:
 
         try:
             await self.app(scope, limited_receive, send_with_id)
-        except PayloadTooLarge:
+        except PayloadTooLarge as exc:  # a chunked body over the limit, raised while the app read it
             if started:
                 raise
-            await self._too_large(send, rid, scope["path"])
+            await self._problem(exc, scope, receive, send)
         finally:
             structlog.contextvars.unbind_contextvars("request_id")
 
-    async def _too_large(self, send: Send, rid: str, path: str) -> None:
-        body: dict[str, Any] = {
-            "type": "/problems/payload-too-large",
-            "title": "Payload too large",
-            "status": 413,
-            "detail": f"Request body exceeds {self.max_body_bytes} bytes.",
-            "instance": path,
-            "request_id": rid,
-            "errors": [{"field": "body", "pointer": "#", "code": "too_large",
-                        "detail": f"at most {self.max_body_bytes} bytes"}],
-        }
-        raw = orjson.dumps(body)
-        await send({"type": "http.response.start", "status": 413, "headers": [
-            (b"content-type", PROBLEM_JSON.encode()), (b"content-length", str(len(raw)).encode()),
-            (b"x-request-id", rid.encode())]})
-        await send({"type": "http.response.body", "body": raw})
+    def too_large(self) -> PayloadTooLarge:
+        """The one 413 for a body over the limit, with or without a content-length."""
+        return PayloadTooLarge(f"Request body exceeds {self.max_body_bytes} bytes.",
+                               errors=[{"field": "body", "pointer": "#", "code": "too_large",
+                                        "detail": f"at most {self.max_body_bytes} bytes"}])
+
+    @staticmethod
+    async def _problem(exc: PayloadTooLarge, scope: Scope, receive: Receive, send: Send) -> None:
+        rid = scope["state"]["request_id"]
+        response = app_error_response(exc, rid, scope["path"])
+        response.headers["x-request-id"] = rid
+        await response(scope, receive, send)

@@ -76,7 +76,7 @@ def make_broker(client: TestClient, *, tier: str = "standard", config: dict[str,
                         config=BrokerConfig.model_validate(config or {"allowedOrigins": ["https://www.example.com"]}),
                         admin_email=email, admin_password=ADMIN_PASSWORD)
     app = client.app
-    out = client.portal.call(create_broker, app.state.db, app.state.auth, spec)  # type: ignore[attr-defined,union-attr]
+    out = client.portal.call(create_broker, app.state.services.db, app.state.services.auth, spec)  # type: ignore[attr-defined,union-attr]
     return BrokerFixture(id=out["id"], slug=slug, secret_key=out["secretKey"], publishable_key=out["publishableKey"],
                          admin_email=email, admin_id=out["adminUserId"])
 

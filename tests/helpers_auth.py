@@ -38,7 +38,7 @@ def bearer(credential: str) -> dict[str, str]:
 
 def sql(client: TestClient, statement: str, params: dict[str, Any] | None = None, url: str | None = None) -> list[Any]:
     """Run one statement in its own transaction (owner URL unless `url` is given); rows, if any."""
-    target = url or client.app.state.db.urls.owner  # type: ignore[attr-defined]
+    target = url or client.app.state.services.db.urls.owner  # type: ignore[attr-defined]
 
     async def run() -> list[Any]:
         engine = create_async_engine(target, poolclass=NullPool)
@@ -173,7 +173,7 @@ def superadmin_token(client: TestClient) -> str:
     spec = BrokerCreate(name=f"Platform {slug}", slug=slug, config=BrokerConfig(), admin_email=email,
                         admin_password=ADMIN_PASSWORD)
     app = client.app
-    client.portal.call(lambda: create_broker(app.state.db, app.state.auth, spec,  # type: ignore[attr-defined]
+    client.portal.call(lambda: create_broker(app.state.services.db, app.state.services.auth, spec,  # type: ignore[attr-defined]
                                              is_platform=True, admin_role="SUPERADMIN"))
     token, _ = mfa_login(client, slug, email)
     return token

@@ -96,7 +96,7 @@ def test_no_column_anywhere_holds_a_plaintext_key(client: TestClient, broker: Br
             assert hits[0][0] == 0, f"{table} holds the plaintext key"
     # The stored hash is what the key verifies against (so the search above looked at the right row).
     row = sql(client, "select secret_hash from api_keys where id = :i", {"i": uuid.UUID(created["id"])})
-    assert row[0][0] == keys.hash_secret(client.app.state.auth.secrets.pepper, secret)  # type: ignore[attr-defined]
+    assert row[0][0] == keys.hash_secret(client.app.state.services.auth.secrets.pepper, secret)  # type: ignore[attr-defined]
 
 
 def test_rotation_overlap_keeps_the_old_key_until_it_expires(client: TestClient, broker: BrokerFixture) -> None:

@@ -48,7 +48,7 @@ def other(client: TestClient) -> BrokerFixture:
 
 
 def signer(client: TestClient) -> TokenSigner:
-    s: TokenSigner = client.app.state.auth.signer  # type: ignore[attr-defined]
+    s: TokenSigner = client.app.state.services.auth.signer  # type: ignore[attr-defined]
     return s
 
 

@@ -62,14 +62,14 @@ def test_exchange_provisions_an_end_user_once(client: TestClient, broker_a: Brok
     assert r.status_code == 200, r.text
     pair = r.json()
     assert set(pair) == {"accessToken", "tokenType", "expiresIn", "refreshToken"}
-    first = client.app.state.auth.signer.verify(pair["accessToken"])  # type: ignore[attr-defined]
+    first = client.app.state.services.auth.signer.verify(pair["accessToken"])  # type: ignore[attr-defined]
     assert first.broker_id == broker_a.id and first.role == "END_USER" and first.amr == ("broker",)
     again = post(client, mint(broker_a.secret_key, {**c, "jti": uuid.uuid4().hex}))
     assert again.status_code == 200, again.text
-    assert client.app.state.auth.signer.verify(again.json()["accessToken"]).sub == first.sub  # type: ignore[attr-defined]
+    assert client.app.state.services.auth.signer.verify(again.json()["accessToken"]).sub == first.sub  # type: ignore[attr-defined]
 
     async def stored() -> tuple[list[User], list[str]]:
-        async with client.app.state.db.tenant(broker_a.id) as s:  # type: ignore[attr-defined]
+        async with client.app.state.services.db.tenant(broker_a.id) as s:  # type: ignore[attr-defined]
             users = (await s.execute(select(User).where(User.sso_issuer == f"broker:{broker_a.slug}"))).scalars()
             actions = (await s.execute(select(AuditLog.action))).scalars()
             return list(users), list(actions)
@@ -84,10 +84,10 @@ def test_exchange_provisions_an_end_user_once(client: TestClient, broker_a: Brok
 def test_without_email_the_user_gets_a_reserved_placeholder(client: TestClient, broker_a: BrokerFixture) -> None:
     r = post(client, mint(broker_a.secret_key, claims_for(broker_a)))
     assert r.status_code == 200, r.text
-    sub = client.app.state.auth.signer.verify(r.json()["accessToken"]).sub  # type: ignore[attr-defined]
+    sub = client.app.state.services.auth.signer.verify(r.json()["accessToken"]).sub  # type: ignore[attr-defined]
 
     async def email() -> str:
-        async with client.app.state.db.tenant(broker_a.id) as s:  # type: ignore[attr-defined]
+        async with client.app.state.services.db.tenant(broker_a.id) as s:  # type: ignore[attr-defined]
             return (await s.execute(select(User.email).where(User.id == sub))).scalar_one()
     assert client.portal.call(email).endswith(".invalid")  # type: ignore[union-attr]
 
@@ -96,7 +96,7 @@ def test_an_email_already_taken_is_never_linked(client: TestClient, broker_a: Br
     # The admin's email claimed by a trader token must not sign in as the admin.
     r = post(client, mint(broker_a.secret_key, claims_for(broker_a, email=broker_a.admin_email)))
     assert r.status_code == 200, r.text
-    claims = client.app.state.auth.signer.verify(r.json()["accessToken"])  # type: ignore[attr-defined]
+    claims = client.app.state.services.auth.signer.verify(r.json()["accessToken"])  # type: ignore[attr-defined]
     assert claims.sub != broker_a.admin_id and claims.role == "END_USER"
 
 
@@ -161,7 +161,7 @@ def test_publishable_revoked_and_rotated_out_keys_cannot_sign(client: TestClient
     assert post(client, mint(signer, claims_for(broker_a))).status_code == 401
 
     async def failures() -> list[dict[str, Any]]:
-        async with client.app.state.db.tenant(broker_a.id) as s:  # type: ignore[attr-defined]
+        async with client.app.state.services.db.tenant(broker_a.id) as s:  # type: ignore[attr-defined]
             rows = await s.execute(select(AuditLog.details).where(AuditLog.action == "auth.exchange_failed"))
             return list(rows.scalars())
     assert {"reason": "key revoked"} in client.portal.call(failures)  # type: ignore[union-attr]

@@ -11,6 +11,7 @@ request open, fail with a 5xx, run with a controllable clock, or lose its databa
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import uuid
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -210,8 +211,8 @@ def test_a_pending_key_is_409_then_replays_once_done(client: TestClient, broker_
     """A concurrent duplicate on the real app: the first run's pending row is made through the service
     itself (the same claim the middleware makes), then the real route is called with the same key."""
     app: Any = client.app
-    auth = app.state.auth
-    service = IdempotencyService(db=app.state.db, cipher=ResponseCipher(auth.secrets.encryption_key),
+    auth = app.state.services.auth
+    service = IdempotencyService(db=app.state.services.db, cipher=ResponseCipher(auth.secrets.encryption_key),
                                  pepper=auth.secrets.pepper)
     principal = client.portal.call(auth.authenticate, Request({"type": "http", "headers": [
         (b"authorization", f"Bearer {broker_a.secret_key}".encode())]}))
@@ -279,7 +280,7 @@ def test_brokers_never_share_keys(client: TestClient, broker_a: BrokerFixture, b
     assert rows(client, broker_b) == sorted([(key, "done", 200), ("shared-name", "done", 201)])
 
     # And RLS, not only the primary key, keeps them apart: broker B's session sees none of A's rows.
-    db: Database = client.app.state.db  # type: ignore[attr-defined]
+    db: Database = client.app.state.services.db  # type: ignore[attr-defined]
 
     async def visible_to_b() -> list[Any]:
         async with db.tenant(broker_b.id) as session:
@@ -338,8 +339,8 @@ class Probe:
         self.release = asyncio.Event()
         app = FastAPI()
         install_error_handlers(app)
-        app.state.db = db or main.state.db
-        app.state.auth = main.state.auth
+        base = main.state.services
+        app.state.services = dataclasses.replace(base, db=db or base.db)  # the real auth; a lost db when asked
         app.add_api_route("/api/v1/billing/counter", self.counter, methods=["POST"])
         app.add_api_route("/api/v1/billing/slow", self.slow, methods=["POST"])
         app.add_api_route("/api/v1/billing/boom", self.boom, methods=["POST"])
@@ -535,7 +536,7 @@ def test_body_limit_still_applies_to_chunked_bodies(client: TestClient, broker_a
 
 
 def test_database_down_is_a_503_problem_not_a_500(client: TestClient, broker_a: BrokerFixture) -> None:
-    urls = client.app.state.db.urls  # type: ignore[attr-defined]
+    urls = client.app.state.services.db.urls  # type: ignore[attr-defined]
     nowhere = make_url(urls.app).set(host="127.0.0.1", port=1).render_as_string(hide_password=False)
     dead = Database.connect(DatabaseUrls(owner=nowhere, app=nowhere, platform=nowhere), pool_size=1)
     seen: list[httpx.Response] = []

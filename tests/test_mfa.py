@@ -121,7 +121,7 @@ def test_only_the_current_and_previous_step(client: TestClient, admin: tuple[Bro
 
 def test_repeated_wrong_codes_lock_mfa(client: TestClient, admin: tuple[BrokerFixture, str, MfaUser]) -> None:
     b, _, user = admin
-    limit = client.app.state.settings.mfa_max_failures  # type: ignore[attr-defined]
+    limit = client.app.state.services.settings.mfa_max_failures  # type: ignore[attr-defined]
     reset_totp_step(client, user.user_id)
     for _ in range(limit):
         assert_problem(login(client, b.slug, b.admin_email, totp=wrong_code(user.secret)), 422)
@@ -139,7 +139,7 @@ def test_repeated_wrong_codes_lock_mfa(client: TestClient, admin: tuple[BrokerFi
 def test_wrong_codes_below_the_limit_do_not_lock(client: TestClient,
                                                  admin: tuple[BrokerFixture, str, MfaUser]) -> None:
     b, _, user = admin
-    limit = client.app.state.settings.mfa_max_failures  # type: ignore[attr-defined]
+    limit = client.app.state.services.settings.mfa_max_failures  # type: ignore[attr-defined]
     reset_totp_step(client, user.user_id)
     for _ in range(limit - 1):
         assert login(client, b.slug, b.admin_email, totp=wrong_code(user.secret)).status_code == 422

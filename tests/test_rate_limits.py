@@ -27,7 +27,7 @@ def limited(settings: Settings) -> Iterator[tuple[TestClient, FakeClock]]:
     # Its own key namespace: the fake clock's buckets never meet the session app's real-time ones.
     with app_on(settings, pre_auth_per_minute=60, pre_auth_burst=120, rate_limit_prefix="rl-test:") as c:
         clock = FakeClock()
-        c.app.state.limiter.clock_us = clock  # type: ignore[attr-defined]
+        c.app.state.services.limiter.clock_us = clock  # type: ignore[attr-defined]
         yield c, clock
 
 
@@ -147,7 +147,7 @@ def test_a_tier_change_applies_at_once(limited: tuple[TestClient, FakeClock]) ->
     c, _ = limited
     broker = make_broker(c, tier="free")
     assert calc(c, broker).headers["RateLimit-Policy"] == '"free";q=40;w=120'
-    c.portal.call(set_tier, c.app.state.db, c.app.state.auth, broker.id, "professional")  # type: ignore[union-attr,attr-defined]
+    c.portal.call(set_tier, c.app.state.services.db, c.app.state.services.auth, broker.id, "professional")  # type: ignore[union-attr,attr-defined]
     assert calc(c, broker).headers["RateLimit-Policy"] == '"professional";q=400;w=120'
 
 

@@ -79,7 +79,7 @@ def test_redis_killed_during_a_load_run_fails_no_calculation(client: TestClient,
         time.sleep(0.2)
     else:
         raise AssertionError("the limiter did not go back to Redis")
-    keys = client.portal.call(app.state.redis.client.keys, f"rl:b:{broker.id}")
+    keys = client.portal.call(app.state.services.redis.client.keys, f"rl:b:{broker.id}")
     assert keys
 
 
@@ -92,7 +92,7 @@ def test_revocation_and_tier_changes_reach_other_workers_at_once(client: TestCli
     auth = {"Authorization": f"Bearer {key}"}
     with app_on(settings) as other:  # a second worker of the same deployment
         other_app: Any = other.app
-        other.portal.call(asyncio.wait_for, other_app.state.invalidation.subscribed.wait(), 5)
+        other.portal.call(asyncio.wait_for, other_app.state.services.invalidation.subscribed.wait(), 5)
         assert other.post(CALC, json=BODY, headers=auth).status_code == 200  # now cached there (TTL 10 s)
         assert other.post(CALC, json=BODY, headers=auth).headers["RateLimit-Policy"].startswith('"free"')
         revoked = client.delete(f"/api/v1/brokers/{broker.id}/api-keys/{created.json()['id']}", headers=broker.auth)
@@ -102,7 +102,7 @@ def test_revocation_and_tier_changes_reach_other_workers_at_once(client: TestCli
             assert time.monotonic() < deadline, "revocation did not reach the other worker"
             time.sleep(0.05)
         app: Any = client.app
-        client.portal.call(set_tier, app.state.db, app.state.auth, broker.id, "standard")
+        client.portal.call(set_tier, app.state.services.db, app.state.services.auth, broker.id, "standard")
         deadline = time.monotonic() + 2
         while not other.post(CALC, json=BODY, headers=broker.auth).headers["RateLimit-Policy"].startswith(
                 '"standard"'):

@@ -46,7 +46,7 @@ def test_a_costly_calculation_is_served_from_the_cache_with_its_own_id(client: T
                             headers={**broker.auth, "Content-Type": "application/json"})
     assert reordered.headers["X-Cache"] == "HIT"
     # Each response is a calculation of its own in the broker's history.
-    client.portal.call(client.app.state.recorder.flush)  # type: ignore[union-attr,attr-defined]
+    client.portal.call(client.app.state.services.recorder.flush)  # type: ignore[union-attr,attr-defined]
     for r in (first, second):
         stored = client.get(f"/api/v1/calculations/{r.json()['calculationId']}", headers=broker.auth)
         assert stored.status_code == 200, stored.text
@@ -94,15 +94,15 @@ def test_the_key_covers_route_explain_config_version_and_tenant() -> None:
 def test_the_second_level_lives_in_redis_under_the_broker(client: TestClient) -> None:
     app: Any = client.app
     broker = costly_broker(client)
-    client.portal.call(app.state.result_cache.drain)
-    before = set(client.portal.call(app.state.redis.client.keys, f"calc:{broker.id}:*"))
+    client.portal.call(app.state.services.result_cache.drain)
+    before = set(client.portal.call(app.state.services.redis.client.keys, f"calc:{broker.id}:*"))
     first = post(client, broker, MC)
-    client.portal.call(app.state.result_cache.drain)
-    keys = set(client.portal.call(app.state.redis.client.keys, f"calc:{broker.id}:*")) - before
+    client.portal.call(app.state.services.result_cache.drain)
+    keys = set(client.portal.call(app.state.services.redis.client.keys, f"calc:{broker.id}:*")) - before
     assert len(keys) == 1
-    ttl = client.portal.call(app.state.redis.client.ttl, keys.pop())
+    ttl = client.portal.call(app.state.services.redis.client.ttl, keys.pop())
     assert 0 < ttl <= 300
-    app.state.result_cache.l1.clear()  # another worker: nothing in its first level
+    app.state.services.result_cache.l1.clear()  # another worker: nothing in its first level
     second = post(client, broker, MC)
     assert second.headers["X-Cache"] == "HIT"
     assert without_id(second.json()) == without_id(first.json())
@@ -118,8 +118,8 @@ def test_identical_batches_hit(client: TestClient) -> None:
     assert second.json()["calculationId"] != first.json()["calculationId"]
     # The shared entry remembers what the batch costs, so a hit is charged like a computed batch.
     app: Any = client.app
-    client.portal.call(app.state.result_cache.drain)
-    values = [client.portal.call(app.state.redis.client.get, k)
-              for k in client.portal.call(app.state.redis.client.keys, f"calc:{broker.id}:*")]
+    client.portal.call(app.state.services.result_cache.drain)
+    values = [client.portal.call(app.state.services.redis.client.get, k)
+              for k in client.portal.call(app.state.services.redis.client.keys, f"calc:{broker.id}:*")]
     heads = {v[:48].strip() for v in values}
     assert f"{first.json()['calculationId']}|30".encode() in heads

@@ -40,7 +40,7 @@ def two(client: TestClient) -> tuple[BrokerFixture, BrokerFixture]:
 
 @pytest.fixture(scope="module")
 def urls(client: TestClient) -> Any:
-    return client.app.state.db.urls  # type: ignore[attr-defined]
+    return client.app.state.services.db.urls  # type: ignore[attr-defined]
 
 
 def tenant_tables(client: TestClient) -> list[str]:
@@ -207,7 +207,7 @@ def test_interleaved_tenants_on_one_connection_never_mix(client: TestClient, poo
 
 
 def test_tenant_session_without_broker_fails_closed(client: TestClient) -> None:
-    db: Database = client.app.state.db  # type: ignore[attr-defined]
+    db: Database = client.app.state.services.db  # type: ignore[attr-defined]
 
     async def run() -> None:
         async with db.app_sessions(info={"tenant_scoped": True}) as session:

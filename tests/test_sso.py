@@ -96,12 +96,12 @@ def finish(client: TestClient, callback: str) -> httpx.Response:
 
 
 def claims(client: TestClient, access: str) -> Any:
-    return client.app.state.auth.signer.verify(access)  # type: ignore[attr-defined]
+    return client.app.state.services.auth.signer.verify(access)  # type: ignore[attr-defined]
 
 
 def audit_actions(client: TestClient, broker_id: uuid.UUID) -> list[str]:
     async def load() -> list[str]:
-        async with client.app.state.db.tenant(broker_id) as s:  # type: ignore[attr-defined]
+        async with client.app.state.services.db.tenant(broker_id) as s:  # type: ignore[attr-defined]
             rows = await s.execute(select(AuditLog.action).order_by(AuditLog.created_at))
             return [r for (r,) in rows]
     return client.portal.call(load)  # type: ignore[union-attr]
@@ -202,7 +202,7 @@ def test_an_expired_state_is_refused(client: TestClient, provider: Provider,
     state = parse_qs(urlsplit(callback).query)["state"][0]
 
     async def age() -> None:
-        async with client.app.state.db.tenant(broker.id) as s:  # type: ignore[attr-defined]
+        async with client.app.state.services.db.tenant(broker.id) as s:  # type: ignore[attr-defined]
             await s.execute(update(SsoState).where(SsoState.state == state)
                             .values(created_at=datetime.now(UTC) - timedelta(minutes=11)))
             await s.commit()
@@ -249,7 +249,7 @@ def test_config_secret_is_write_only_and_encrypted(client: TestClient, provider:
     assert r.status_code == 200 and r.json()["defaultRole"] == "END_USER"
 
     async def stored() -> str:
-        async with client.app.state.db.tenant(broker.id) as s:  # type: ignore[attr-defined]
+        async with client.app.state.services.db.tenant(broker.id) as s:  # type: ignore[attr-defined]
             return (await s.execute(select(SsoConnection.client_secret_enc))).scalar_one()
     enc = client.portal.call(stored)  # type: ignore[union-attr]
     assert provider.client_secret not in enc

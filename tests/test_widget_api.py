@@ -23,8 +23,8 @@ from joserfc.jwk import OctKey
 from app.admin.brokers.schemas import BrokerConfig, BrokerCreate
 from app.admin.brokers.service import create_broker
 from app.auth.service import AuthService
+from app.auth.widget_tokens import AUDIENCE, PREFIX, TYP, derive_key
 from app.widget import assets
-from app.widget.tokens import AUDIENCE, PREFIX, TYP, derive_key
 from tests.conftest import ADMIN_PASSWORD, BrokerFixture, make_broker
 from tests.helpers_auth import NO_AUTH, assert_problem, bearer, calculate, jwt_claims, shape, sql
 
@@ -57,13 +57,13 @@ def new_broker(client: TestClient, *, name: str | None = None, config: dict[str,
                         config=BrokerConfig.model_validate(config or CONFIG), admin_email=email,
                         admin_password=ADMIN_PASSWORD)
     app = client.app
-    out = client.portal.call(create_broker, app.state.db, app.state.auth, spec)  # type: ignore[attr-defined,union-attr]
+    out = client.portal.call(create_broker, app.state.services.db, app.state.services.auth, spec)  # type: ignore[attr-defined,union-attr]
     return BrokerFixture(id=out["id"], slug=slug, secret_key=out["secretKey"], publishable_key=out["publishableKey"],
                          admin_email=email, admin_id=out["adminUserId"])
 
 
 def auth_service(client: TestClient) -> AuthService:
-    service: AuthService = client.app.state.auth  # type: ignore[attr-defined]
+    service: AuthService = client.app.state.services.auth  # type: ignore[attr-defined]
     return service
 
 

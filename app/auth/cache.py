@@ -17,8 +17,8 @@ from typing import Any, Generic, TypeVar
 
 from sqlalchemy.exc import SQLAlchemyError
 
-from app.calculations.policy import BrokerPolicy
 from app.errors import ServiceUnavailable
+from app.policy import BrokerPolicy
 
 K = TypeVar("K")
 V = TypeVar("V")

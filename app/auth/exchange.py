@@ -30,9 +30,9 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.requests import HTTPConnection
 
-from app.admin.users import repository
 from app.audit import service as audit
 from app.auth import refresh
+from app.auth import users as repository
 from app.auth.cache import BrokerRecord
 from app.auth.login import token_pair
 from app.auth.service import AuthService

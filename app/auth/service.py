@@ -22,18 +22,17 @@ from cryptography.fernet import Fernet
 from sqlalchemy import select
 from starlette.requests import HTTPConnection
 
-from app.auth import keys
+from app.auth import keys, widget_session
 from app.auth.cache import BrokerRecord, KeyRecord, TtlCache
 from app.auth.permissions import PUBLISHABLE_SCOPES, ROLE_PERMISSIONS, permissions_for_scopes
 from app.auth.principal import Principal
 from app.auth.tokens import InvalidToken, TokenSigner
+from app.auth.widget_tokens import WidgetTokenSigner
 from app.config import Settings
 from app.db.engine import Database
 from app.errors import Forbidden, OriginNotAllowed, Unauthorized
 from app.models import ApiKey, Broker
 from app.secrets import AppSecrets
-from app.widget import session as widget_session
-from app.widget.tokens import WidgetTokenSigner
 
 
 def broker_record(row: Broker) -> BrokerRecord:
@@ -142,7 +141,7 @@ class AuthService:
             return await self._from_key(cred, conn)
         return await self._from_token(cred)
 
-    async def _active_broker(self, broker_id: uuid.UUID) -> BrokerRecord:
+    async def active_broker(self, broker_id: uuid.UUID) -> BrokerRecord:
         broker = await self.broker(broker_id)
         if broker is None or broker.status != "active":
             raise Unauthorized("The credential's broker is not active.")
@@ -163,7 +162,7 @@ class AuthService:
             raise Unauthorized("This API key has been revoked.")
         if record.expires_at is not None and record.expires_at <= datetime.now(UTC):
             raise Unauthorized("This API key has expired (rotated).")
-        return record, await self._active_broker(record.broker_id)
+        return record, await self.active_broker(record.broker_id)
 
     def note_key_use(self, record: KeyRecord, conn: HTTPConnection) -> None:
         self.key_usage[record.id] = (datetime.now(UTC), conn.client.host if conn.client else None)
@@ -186,7 +185,7 @@ class AuthService:
             claims = self.signer.verify(token)
         except InvalidToken as exc:
             raise Unauthorized("Invalid or expired access token.") from exc
-        await self._active_broker(claims.broker_id)
+        await self.active_broker(claims.broker_id)
         perms = ROLE_PERMISSIONS.get(claims.role)
         if perms is None:
             raise Unauthorized("Invalid access token.")

@@ -41,9 +41,9 @@ from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.requests import HTTPConnection
 
-from app.admin.users import repository
 from app.audit import service as audit
 from app.auth import refresh
+from app.auth import users as repository
 from app.auth.login import broker_id_by_slug, token_pair
 from app.auth.service import AuthService
 from app.config import Settings

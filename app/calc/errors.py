@@ -19,6 +19,10 @@ class CalcError(Exception):
         if code is not None:
             self.code = code
 
+    def __reduce__(self) -> tuple[object, ...]:
+        # Raised in a process-pool worker and re-raised in the server: keep every field across pickling.
+        return (type(self), (self.field, self.detail, self.code))
+
 
 class UnknownInstrument(CalcError):
     code = "UNKNOWN_INSTRUMENT"
@@ -34,3 +38,6 @@ class MissingRate(CalcError):
     def __init__(self, field: str, detail: str, needed: str) -> None:
         super().__init__(field, detail)
         self.needed = needed
+
+    def __reduce__(self) -> tuple[object, ...]:
+        return (type(self), (self.field, self.detail, self.needed))

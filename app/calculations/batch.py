@@ -13,8 +13,9 @@ from app.calc.errors import CalcError
 from app.calc.sizing import CONVENTIONS_VERSION
 from app.calculations import batch_fast, service
 from app.calculations import schemas as s
-from app.calculations.policy import BrokerPolicy
+from app.calculations.common import new_id, rate_table
 from app.errors import AppError, MalformedJSON, PayloadTooLarge, _errors_from_pydantic, calc_error_item, calc_slug
+from app.policy import BrokerPolicy
 from app.schemas import ConversionRates
 
 _RATES = TypeAdapter(ConversionRates)
@@ -97,6 +98,15 @@ def parse(body: bytes, limit: int) -> Batch:
                            errors=[_err("fields", "#/fields", "literal_error",
                                         f"choose from {', '.join(BATCH_FIELDS)}")])
     return Batch(n, items, columns, rates, fmt, tuple(dict.fromkeys(fields)))
+
+
+def slow_items(b: Batch) -> int:
+    """How many items the vectorised kernel cannot take (they run one by one): the cost model needs it
+    before the batch runs. Row items with options outside the column set; columns are all fast."""
+    if b.items is None:
+        return 0
+    fast = batch_fast.FAST_KEYS
+    return sum(1 for d in b.items if type(d) is not dict or not d.keys() <= fast)
 
 
 def _column_length(columns: Any) -> int:
@@ -189,7 +199,7 @@ def _run(body: bytes, limit: int, explain: bool, policy: BrokerPolicy) -> tuple[
         assert b.columns is not None
         cand, rest = list(range(n)), []
         cols = dict(b.columns)
-    fast = batch_fast.compute(cand, cols, service.rate_table(shared), rest)
+    fast = batch_fast.compute(cand, cols, rate_table(shared), rest)
     errors: dict[int, dict[str, Any]] = {}
     columns: dict[str, Any]
     if len(fast.indices) == n:  # every item took the fast path: its columns are the answer
@@ -216,7 +226,7 @@ def _run(body: bytes, limit: int, explain: bool, policy: BrokerPolicy) -> tuple[
             assert err is not None
             errors[i] = err
     succeeded = sum(ok)
-    head: dict[str, Any] = {"calculationId": service.new_id(), "count": n, "succeeded": succeeded,
+    head: dict[str, Any] = {"calculationId": new_id(), "count": n, "succeeded": succeeded,
                             "failed": n - succeeded, "conventions": CONVENTIONS}
     summary = dict(head)
     if fmt == "columns":

@@ -11,11 +11,11 @@ from sqlalchemy import select
 
 from app.auth.principal import Principal
 from app.auth.service import require
-from app.calculations.store import CalculationRecorder
 from app.deps import CurrentPrincipal, TenantDB
 from app.errors import NotFound
 from app.models import Calculation
 from app.schemas import OutModel
+from app.services import services
 
 router = APIRouter(prefix="/api/v1/calculations", tags=["stored calculations"])
 
@@ -54,8 +54,7 @@ def _reader(principal: Principal) -> uuid.UUID | None:
 
 
 async def _flush(request: Request) -> None:
-    recorder: CalculationRecorder = request.app.state.recorder
-    await recorder.flush()
+    await services(request.app).recorder.flush()
 
 
 @router.get("", response_model=CalculationPage, summary="The broker's stored calculations, newest first")

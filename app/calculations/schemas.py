@@ -6,7 +6,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Field
 
-from app.risk.schemas import ReturnsHistory
+from app.calculations.risk.schemas import ReturnsHistory
 from app.schemas import (
     ApiModel,
     ConversionRates,

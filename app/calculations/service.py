@@ -3,30 +3,18 @@ instrument resolution with overrides, the rate table, and response assembly."""
 
 from __future__ import annotations
 
-import os
-import uuid
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any, Literal
 
 from app.calc import edge, portfolio, series, sizing, trade
-from app.calc.conversion import RateTable
 from app.calc.errors import CalcError
 from app.calc.flags import Explain
 from app.calc.instruments import InstrumentSpec, normalise_currency, normalise_symbol, resolve, split_pair
 from app.calc.numbers import r10
 from app.calculations import schemas as s
-from app.schemas import InstrumentOverride, SidedRate
-
-
-def new_id() -> str:
-    return str(uuid.UUID(bytes=os.urandom(16), version=4))
-
-
-def rate_table(rates: dict[str, float | SidedRate] | None, field: str = "conversionRates") -> RateTable:
-    plain: dict[str, Any] = {}
-    for k, v in (rates or {}).items():
-        plain[k] = {"bid": v.bid, "ask": v.ask} if isinstance(v, SidedRate) else v
-    return RateTable.from_mapping(plain, field)
+from app.calculations.common import new_id, rate_table
+from app.calculations.risk.extensions import portfolio_extras, projection_mc
+from app.schemas import InstrumentOverride
 
 
 def instrument(symbol: str, override: InstrumentOverride | None, field: str = "currencyPair",
@@ -299,8 +287,6 @@ def portfolio_risk(req: s.PortfolioRequest, explain: bool = False) -> dict[str, 
         positions.append(portfolio.Position(spec, p.side, lot, p.entry_price, distance, p.leverage, f))
     out = portfolio.open_positions(account, req.account_balance, positions, table, req.jurisdiction,
                                    req.free_margin)
-    from app.risk.extensions import portfolio_extras  # app.risk imports this module: import at call time
-
     out.update(portfolio_extras(positions, out["positions"], req.returns, table, account))
     ex = Explain() if explain else None
     if ex:
@@ -336,8 +322,6 @@ def multi_leg(req: s.MultiLegRequest, explain: bool = False) -> dict[str, Any]:
 
 def projection(req: s.ProjectionRequest, explain: bool = False) -> dict[str, Any]:
     if req.outcomes is None:
-        from app.risk.extensions import projection_mc  # app.risk imports this module: import at call time
-
         return _finish(projection_mc(
             start=req.start_balance, risk_pct=req.risk_percentage, reward_to_risk=req.reward_to_risk,
             win_rate=req.win_rate, trades=req.trades, n_trades=req.number_of_trades, paths=req.paths, seed=req.seed,

@@ -10,6 +10,9 @@ from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 from starlette.responses import Response
 
+from app.calc.instruments import CATALOGUE
+from app.services import services
+
 router = APIRouter(tags=["health"])
 
 
@@ -19,9 +22,7 @@ async def healthz() -> Response:
 
 
 async def _database(request: Request) -> str:
-    db = getattr(request.app.state, "db", None)
-    if db is None:
-        return "down"
+    db = services(request.app).db
     try:
         async with asyncio.timeout(2):
             async with db.app_engine.connect() as conn:
@@ -36,8 +37,9 @@ async def readyz(request: Request) -> Response:
     # Calculations need the in-memory catalogue. Without the database, known keys keep working from
     # the in-process cache and stored calculations stay buffered, so the service is degraded, not down.
     # Without Redis, limits run on per-worker buckets and the shared cache is bypassed: degraded.
-    hub = getattr(request.app.state, "redis", None)
-    checks = {"catalogue": "ok" if request.app.state.catalogue_size > 0 else "down",
+    svc = services(request.app)
+    hub = svc.redis
+    checks = {"catalogue": "ok" if len(CATALOGUE) > 0 else "down",
               "database": await _database(request),
               "redis": "ok" if hub is not None and await hub.ping() else "down"}
     if checks["catalogue"] != "ok":
@@ -46,6 +48,6 @@ async def readyz(request: Request) -> Response:
         status = "degraded"
     else:
         status = "ok"
-    recorder = getattr(request.app.state, "recorder", None)
-    body = {"status": status, "checks": checks, "bufferedCalculations": len(recorder.buffer) if recorder else 0}
+    body = {"status": status, "checks": checks, "bufferedCalculations": len(svc.recorder.buffer),
+            "heavyCalculationsRunning": svc.pool.in_flight}
     return Response(orjson.dumps(body), status_code=503 if status == "down" else 200, media_type="application/json")

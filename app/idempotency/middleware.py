@@ -21,12 +21,14 @@ import structlog
 from starlette.requests import HTTPConnection
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from app.auth.admission import admit
 from app.auth.service import AuthService
 from app.db.engine import Database
 from app.errors import AppError, app_error_response
 from app.idempotency.cipher import ResponseCipher
 from app.idempotency.routes import METHODS, applies
 from app.idempotency.service import Claim, Clock, IdempotencyService, StoredResponse, parse_key, utc_now
+from app.services import services
 
 log = structlog.get_logger(__name__)
 
@@ -60,9 +62,9 @@ class IdempotencyMiddleware:
     def service(self, scope: Scope) -> IdempotencyService:
         # The database and auth service exist only once the lifespan has run: built on first use, and
         # rebuilt if the app was restarted with new ones.
-        state = scope["app"].state
-        db: Database = state.db
-        auth: AuthService = state.auth
+        svc = services(scope["app"])
+        db: Database = svc.db
+        auth: AuthService = svc.auth
         built = self._built_for
         if self._service is None or built is None or built[0] is not db or built[1] is not auth:
             self._service = IdempotencyService(db=db, cipher=ResponseCipher(auth.secrets.encryption_key),
@@ -71,9 +73,9 @@ class IdempotencyMiddleware:
         return self._service
 
     async def _idempotent(self, scope: Scope, receive: Receive, send: Send, keys: list[bytes]) -> None:
-        auth: AuthService = scope["app"].state.auth
         try:
-            principal = await auth.authenticate(HTTPConnection(scope))
+            # The one admission path: the route that runs next reuses this Caller (kept in the scope).
+            principal = (await admit(services(scope["app"]).auth, HTTPConnection(scope))).principal
         except AppError:
             await self.app(scope, receive, send)
             return

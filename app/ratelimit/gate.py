@@ -1,20 +1,35 @@
-"""Authentication plus the tier limit, in one step every authenticated route takes.
+"""Admission plus the tier limit: every authenticated route admits its caller here, then is charged.
 
 Order matters: a credential is checked first and only a valid one reaches its tenant's bucket. A request
 whose credential is missing or wrong is charged to a per-IP pre-auth bucket instead, so invalid keys
-can neither drain nor probe a tenant's quota (the draft's security note).
+can neither drain nor probe a tenant's quota (the draft's security note). Calculations are charged
+their priced cost (app.calculations.cost) before they run; a cost above the tier's burst can never
+be admitted and is refused up front without touching the bucket.
 """
 
 from __future__ import annotations
 
 from starlette.requests import HTTPConnection
 
-from app.auth.principal import Principal
+from app.auth.admission import Caller, admit
 from app.auth.service import AuthService
 from app.errors import OriginNotAllowed, RateLimited, Unauthorized
 from app.ratelimit.client_ip import Network, client_ip
 from app.ratelimit.limiter import Decision, Limiter
 from app.ratelimit.tiers import TierLimit, tier_limit
+
+
+class CostAboveBurst(RateLimited):
+    """A request priced above the tier's whole burst: no wait would let it through, so it is refused
+    before it runs and before it touches the bucket (no Retry-After)."""
+
+    def __init__(self, cost: int, burst: int, tier: str) -> None:
+        super().__init__(
+            f"This request costs {cost} units; the {tier} tier admits at most {burst} at once. Split it "
+            f"(fewer items, paths or observations) or move to a higher tier.",
+            errors=[{"field": "body", "pointer": "#", "code": "cost_above_burst",
+                     "detail": f"cost {cost} units > burst {burst}"}])
+        self.cost, self.burst = cost, burst
 
 
 class RateLimits:
@@ -26,14 +41,19 @@ class RateLimits:
         self.trusted_proxies = trusted_proxies
         self.enabled = enabled
 
-    async def admit(self, conn: HTTPConnection, cost: int = 1) -> Principal:
+    async def admit(self, conn: HTTPConnection) -> Caller:
+        """The request's caller (app.auth.admission), not yet charged; a refused credential is charged
+        to the caller's IP instead."""
         try:
-            principal = await self.auth.authenticate(conn)
+            return await admit(self.auth, conn)
         except (Unauthorized, OriginNotAllowed):
             await self.pre_auth(conn)
             raise
-        await self.charge(conn, principal, cost)
-        return principal
+
+    async def admit_and_charge(self, conn: HTTPConnection, cost: int = 1) -> Caller:
+        caller = await self.admit(conn)
+        await self.charge(conn, caller, cost)
+        return caller
 
     async def pre_auth(self, conn: HTTPConnection) -> None:
         """Charge the caller's IP (login attempts, bad credentials)."""
@@ -46,14 +66,16 @@ class RateLimits:
             raise RateLimited(f"Too many requests without valid credentials from this address; "
                               f"retry in {decision.retry_after_s} s.")
 
-    async def charge(self, conn: HTTPConnection, principal: Principal, cost: int = 1) -> None:
-        """Charge `cost` units to the principal's broker (or key, when the broker limits per key)."""
+    async def charge(self, conn: HTTPConnection, caller: Caller, cost: int = 1) -> None:
+        """Charge `cost` units to the caller's broker (or key, when the broker limits per key)."""
         if not self.enabled:
             return
-        broker = await self.auth.broker(principal.broker_id)
-        if broker is None or broker.is_platform:
+        broker, principal = caller.broker, caller.principal
+        if broker.is_platform:
             return  # the platform operator's own tenant is not a customer tier
         limit = tier_limit(broker.tier)
+        if cost > limit.burst:
+            raise CostAboveBurst(cost, limit.burst, broker.tier)
         key = f"b:{broker.id}"
         if principal.api_key_id is not None and broker.config.get("rateLimitPerKey"):
             key += f":k:{principal.api_key_id}"

@@ -15,23 +15,18 @@ from starlette.exceptions import HTTPException
 from starlette.responses import HTMLResponse, Response
 
 from app.auth.service import AuthService
-from app.deps import DB, Auth
+from app.auth.widget_tokens import PREFIX
 from app.errors import NotFound, Unauthorized
+from app.services import services
 from app.widget.assets import ASSETS, asset_response
 from app.widget.schemas import LOCALES, WID_PATTERN, DisplayOptions, WidgetConfig, WidgetSession
 from app.widget.service import PREFLIGHT_HEADERS, Document, WidgetService
-from app.widget.tokens import PREFIX
 
 router = APIRouter(tags=["widget"])
 
 
-async def get_widget(request: Request, auth: Auth, db: DB) -> WidgetService:
-    # Built on first use from the lifespan's AuthService and Database (async: no threadpool hop).
-    state = request.app.state
-    service: WidgetService | None = getattr(state, "widget", None)
-    if service is None or service.auth is not auth:
-        service = state.widget = WidgetService(auth, db)
-    return service
+async def get_widget(request: Request) -> WidgetService:
+    return services(request.app).widget
 
 
 Widget = Annotated[WidgetService, Depends(get_widget)]

@@ -21,16 +21,15 @@ from sqlalchemy import any_, literal, or_, select
 from starlette.requests import HTTPConnection
 
 from app.admin.brokers.schemas import DOMAIN, BrokerConfig
-from app.auth import keys
+from app.auth import keys, widget_session
 from app.auth.cache import BrokerRecord, KeyRecord, TtlCache
 from app.auth.service import AuthService
+from app.auth.widget_tokens import WidgetClaims
 from app.db.engine import Database
 from app.errors import NotFound, OriginNotAllowed, Unauthorized
 from app.models import ApiKey, Broker
 from app.widget import page
-from app.widget import session as widget_session
 from app.widget.schemas import FEATURES, DisplayOptions
-from app.widget.tokens import WidgetClaims
 
 log = structlog.get_logger(__name__)
 

@@ -11,9 +11,9 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.requests import HTTPConnection
 
-from app.admin.users import repository
 from app.admin.users.schemas import UserCreate, UserUpdate
 from app.audit import service as audit
+from app.auth import users as repository
 from app.auth.permissions import SCOPES, role_rank
 from app.auth.principal import Principal
 from app.auth.service import AuthService, require

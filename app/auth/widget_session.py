@@ -19,8 +19,8 @@ from typing import TYPE_CHECKING
 from app.auth.cache import BrokerRecord, KeyRecord
 from app.auth.permissions import PUBLISHABLE_SCOPES, permissions_for_scopes
 from app.auth.principal import Principal
+from app.auth.widget_tokens import PREFIX, InvalidWidgetToken, WidgetClaims
 from app.errors import Unauthorized
-from app.widget.tokens import PREFIX, InvalidWidgetToken, WidgetClaims
 
 if TYPE_CHECKING:  # AuthService imports this module for its `fxw_` branch
     from app.auth.service import AuthService

@@ -17,8 +17,8 @@ from app.calc.risk import stress as st
 from app.calc.risk.estimators import DEGENERATE_VARIANCE, F64, min_observations
 from app.calc.risk.var import VarInput, portfolio_var
 from app.calc.trade import with_own_pair
-from app.calculations.service import new_id, rate_table
-from app.risk import schemas as s
+from app.calculations.common import new_id, rate_table
+from app.calculations.risk import schemas as s
 
 MAX_MC_CELLS = 1_000_000  # Monte Carlo paths x pairs per request
 DELTA_MAPPING = "position P&L = signed account-currency exposure x pair return (delta mapping)"

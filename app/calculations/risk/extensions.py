@@ -14,7 +14,8 @@ from app.calc.errors import CalcError, MissingRate
 from app.calc.portfolio import Position
 from app.calc.risk import projection as pj
 from app.calc.trade import with_own_pair
-from app.risk.schemas import ReturnsHistory
+from app.calculations.risk.schemas import ReturnsHistory
+from app.calculations.risk.service import history
 
 MAX_PROJECTION_CELLS = 2_000_000  # paths x trades
 
@@ -94,8 +95,6 @@ def portfolio_extras(positions: list[Position], rows: list[dict[str, Any]], retu
     """Net exposure per currency and, with a returns history, the correlation-adjusted risk at the stops
     sqrt(r' C r), r_i = direction x riskAtStop (a heuristic of FX risk calculators: stop-outs treated as
     jointly normal moves scaled to each trade's risk, not a probability statement)."""
-    from app.risk.service import history  # the service imports calculations.service: import at call time
-
     out: dict[str, Any] = {}
     net: dict[str, float] = {}
     complete = True

@@ -1,0 +1,231 @@
+"""The one serving pipeline of every calculation route: admit -> price -> charge -> execute -> record ->
+respond, written once.
+
+A route is data (CalcRoute): its request schema, its engine function, its response model and its cost
+model. `CalculationDispatch` serves the declared routes straight from the ASGI scope with one dict
+lookup: no route scan, no per-request dependency solving, no response re-validation (FastAPI's own
+machinery cost a third of a position size's CPU; see the README's benchmark section). The same routes
+are still registered with FastAPI, so OpenAPI is generated from the declarations.
+
+1. admit: the caller (app.auth.admission, through the rate-limit gate) and its permission.
+2. price: the body is parsed once (Pydantic's validate_json on the raw bytes), the broker's policy
+   applied, and the cost model prices the validated input (app.calculations.cost).
+3. charge: the priced units are charged before anything runs; above the tier's burst the request is
+   refused up front.
+4. execute: from the result cache when the work is worth caching, else the engine, inline when light
+   and in the process pool when heavy.
+5. record: the stored calculation is the response's own bytes, written off the response path.
+6. respond: pre-serialised bytes; rate-limit headers are added by RequestContextMiddleware.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+from pydantic import BaseModel, TypeAdapter
+from starlette.requests import ClientDisconnect, HTTPConnection
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from app.auth.admission import Caller
+from app.auth.service import require
+from app.calculations.cache import ResultCache
+from app.calculations.cost import Work
+from app.errors import UnsupportedMediaType, error_response, unexpected_response
+from app.services import Services, services
+
+JSON = "application/json"
+JSON_HEADER = (b"content-type", b"application/json")
+HIT = (b"x-cache", b"HIT")
+MISS = (b"x-cache", b"MISS")
+EXPLAIN_VALUES = (b"explain=true", b"explain=1", b"explain")
+EXPLAIN_PARAM = {
+    "name": "explain", "in": "query", "required": False,
+    "schema": {"type": "boolean", "default": False},
+    "description": "Add `explain`: the ordered calculation steps, each with formula, inputs and value.",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """An engine's answer as the pipeline needs it: the response bytes and the stored summary."""
+
+    payload: bytes
+    summary: dict[str, Any]  # at least calculationId; what the calculation store keeps besides the payload
+    stored_payload: bool = True  # False: store the summary only (a batch's results are the client's to keep)
+
+
+@dataclass(eq=False)
+class CalcRoute:
+    """A calculation route, declared as data. `engine(req, explain)` returns the response dict; it must
+    be a module-level function (heavy calls are pickled to the process pool)."""
+
+    path: str
+    request: type[BaseModel]
+    response: type[BaseModel] | None
+    engine: Callable[[Any, bool], dict[str, Any]]
+    cost: Callable[[Any, bool], Work]
+    summary: str
+    description: str = ""
+    example: dict[str, Any] | None = None
+    explain: bool = True
+    tags: tuple[str, ...] = ("calculations",)
+    cost_doc: str = "1 unit."
+    stores_payload: bool = True  # False: the calculation store keeps the summary only
+    kind: str = field(init=False)
+    adapter: TypeAdapter[Any] = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self.kind = self.path.rsplit("/", 1)[-1]
+        self.adapter = TypeAdapter(self.request)
+
+    def parse(self, raw: bytes, svc: Services | None = None) -> Any:
+        return self.adapter.validate_json(raw)
+
+    def apply_policy(self, req: Any, caller: Caller) -> Any:
+        return caller.policy.apply(req)
+
+    def price(self, req: Any, explain: bool) -> Work:
+        return self.cost(req, explain)
+
+    def cache_key(self, caller: Caller, req: Any, raw: bytes, explain: bool) -> str:
+        # The canonical request (key order and whitespace do not matter), after the broker's policy.
+        return ResultCache.key(caller.principal.broker_id, caller.broker.config_version, self.kind,
+                               self.adapter.dump_json(req), explain)
+
+    def execute(self, req: Any, explain: bool) -> Outcome:
+        out = self.engine(req, explain)
+        return Outcome(orjson.dumps(out), {"calculationId": out.get("calculationId")})
+
+    def pool_args(self, req: Any, explain: bool, caller: Caller, services: Services) -> tuple[Any, ...]:
+        return (self.kind, req, explain)
+
+
+def wants_explain(query: bytes) -> bool:
+    if not query:
+        return False
+    return any(part in EXPLAIN_VALUES for part in query.split(b"&"))
+
+
+def check_json(scope: Scope) -> None:
+    for name, value in scope["headers"]:
+        if name == b"content-type":
+            media = value.split(b";", 1)[0].strip().lower().decode("latin-1")
+            if media != JSON and not media.endswith("+json"):
+                raise UnsupportedMediaType(
+                    f"Send the body as application/json (got {media}).",
+                    errors=[{"field": "content-type", "pointer": "#", "code": "unsupported_media_type",
+                             "detail": "expected application/json"}])
+            return
+
+
+async def read_body(receive: Receive) -> bytes:
+    chunks: list[bytes] = []
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            raise ClientDisconnect()
+        chunks.append(message.get("body", b""))
+        if not message.get("more_body", False):
+            return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+
+
+async def respond(send: Send, status: int, payload: bytes, extra: tuple[tuple[bytes, bytes], ...] = ()) -> None:
+    headers = [JSON_HEADER, (b"content-length", str(len(payload)).encode()), *extra]
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": payload})
+
+
+async def serve(route: CalcRoute, scope: Scope, receive: Receive, send: Send) -> None:
+    svc = services(scope["app"])
+    conn = HTTPConnection(scope)
+    # 1. admit
+    caller = await svc.ratelimits.admit(conn)
+    require(caller.principal, "calc:run")
+    # 2. price
+    check_json(scope)
+    raw = await read_body(receive)
+    explain = route.explain and wants_explain(scope["query_string"])
+    req = route.apply_policy(route.parse(raw, svc), caller)
+    work = route.price(req, explain)
+    # 3. charge (before anything runs)
+    await svc.ratelimits.charge(conn, caller, work.units)
+    # 4. execute: cache, inline or pool
+    cache = svc.result_cache
+    key = route.cache_key(caller, req, raw, explain) if work.cacheable else None
+    if key is not None:
+        hit = await cache.get(key, time.monotonic())
+        if hit is not None:
+            payload, calc_id = hit.fresh()
+            svc.recorder.record(caller.principal, route.kind, raw, {"calculationId": calc_id},
+                                payload if route.stores_payload else None)
+            await respond(send, 200, payload, (HIT,))
+            return
+    if work.heavy:
+        if work.cpu_us > svc.pool.budget_s * 1e6:
+            raise_too_costly(work, svc.pool.budget_s)
+        outcome: Outcome = await svc.pool.run(run_in_worker, *route.pool_args(req, explain, caller, svc))
+    else:
+        outcome = route.execute(req, explain)
+    # 5. record
+    svc.recorder.record(caller.principal, route.kind, raw, outcome.summary,
+                        outcome.payload if outcome.stored_payload else None)
+    # 6. respond
+    if key is None:
+        await respond(send, 200, outcome.payload)
+        return
+    cache.put(key, outcome.payload, outcome.summary.get("calculationId"), time.monotonic(), work.units)
+    await respond(send, 200, outcome.payload, (MISS,))
+
+
+def raise_too_costly(work: Work, budget_s: float) -> None:
+    from app.calculations.pool import CpuBudgetExceeded
+
+    drivers = ", ".join(f"{k} {v}" for k, v in work.drivers.items())
+    raise CpuBudgetExceeded(
+        f"This calculation is priced at {work.cpu_us / 1e6:.1f} s of CPU ({drivers}); one request may use "
+        f"at most {budget_s:.0f} s. Ask for fewer paths, observations or items.",
+        errors=[{"field": k, "pointer": f"#/{k}", "code": "cpu_budget", "detail": f"{k} {v}"}
+                for k, v in work.drivers.items()])
+
+
+# kind -> route, filled by app.calculations.routes (also in pool workers, which import that module)
+REGISTRY: dict[str, CalcRoute] = {}
+
+
+def run_in_worker(kind: str, *args: Any) -> Outcome:
+    """The pool's entry point: the route's engine, called in a worker process."""
+    if not REGISTRY:
+        import app.calculations.routes  # noqa: F401  (registers every route in this worker)
+    return REGISTRY[kind].execute(*args)
+
+
+class CalculationDispatch:
+    """Pure-ASGI front of the calculation routes: POST to a declared path goes straight to the pipeline,
+    everything else to the app. Sits inside the request-context and idempotency middleware."""
+
+    def __init__(self, app: ASGIApp, routes: dict[str, CalcRoute]) -> None:
+        self.app = app
+        self.routes = routes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        route = self.routes.get(scope["path"]) if scope["type"] == "http" and scope["method"] == "POST" else None
+        if route is None:
+            await self.app(scope, receive, send)
+            return
+        await handle(route, scope, receive, send)
+
+
+async def handle(route: CalcRoute, scope: Scope, receive: Receive, send: Send) -> None:
+    """The pipeline with its errors mapped to problems by the one mapping (app.errors)."""
+    try:
+        await serve(route, scope, receive, send)
+    except ClientDisconnect:
+        return  # the client left: nobody to answer, nothing to log as an error
+    except Exception as exc:
+        rid = scope.get("state", {}).get("request_id")
+        mapped = error_response(exc, rid, scope["path"])
+        await (mapped or unexpected_response(exc, rid, scope["path"]))(scope, receive, send)

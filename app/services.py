@@ -1,0 +1,41 @@
+"""The typed service container: every long-lived client the app uses, built once in the lifespan
+(app.main) and reached through `services(...)` — never loose attributes on `app.state`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # the container names its members' types; it never builds them itself
+    from app.auth.service import AuthService
+    from app.calculations.cache import ResultCache
+    from app.calculations.pool import CalcPool
+    from app.calculations.store import CalculationRecorder
+    from app.config import Settings
+    from app.db.engine import Database
+    from app.ratelimit.gate import RateLimits
+    from app.ratelimit.limiter import Limiter
+    from app.redisdb.hub import RedisHub
+    from app.redisdb.invalidation import Invalidation
+    from app.widget.service import WidgetService
+
+
+@dataclass(slots=True)
+class Services:
+    settings: Settings
+    db: Database
+    auth: AuthService
+    recorder: CalculationRecorder
+    redis: RedisHub
+    invalidation: Invalidation
+    limiter: Limiter
+    ratelimits: RateLimits
+    result_cache: ResultCache
+    pool: CalcPool
+    widget: WidgetService
+
+
+def services(app: Any) -> Services:
+    """The container of an app (for a request: `services(request.app)`; in ASGI: `services(scope["app"])`)."""
+    found: Services = app.state.services
+    return found

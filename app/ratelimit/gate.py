@@ -28,8 +28,9 @@ class CostAboveBurst(RateLimited):
             f"This request costs {cost} units; the {tier} tier admits at most {burst} at once. Split it "
             f"(fewer items, paths or observations) or move to a higher tier.",
             errors=[{"field": "body", "pointer": "#", "code": "cost_above_burst",
-                     "detail": f"cost {cost} units > burst {burst}"}])
+                     "detail": f"cost {cost} units > burst {burst}", "cost": cost, "limit": burst}])
         self.cost, self.burst = cost, burst
+        self.headers = {"RateLimit-Cost": str(cost)}
 
 
 class RateLimits:

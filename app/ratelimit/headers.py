@@ -7,6 +7,8 @@
   is left (and on every 429), when the next request can pass, the same instant as `Retry-After`.
 - `RateLimit-Limit` / `RateLimit-Remaining` / `RateLimit-Reset` (drafts <= 06, Kong, GitLab) with the
   same numbers, and Kong's `X-RateLimit-Limit-Minute` / `X-RateLimit-Remaining-Minute`.
+- `RateLimit-Cost: <units>`: what this request was charged (a calculation's priced cost, README "Cost
+  of a request"); no standard names it, so it carries the draft's prefix.
 No jitter is added: buckets are per tenant, so refusals of different clients are not synchronised.
 """
 
@@ -27,6 +29,13 @@ def _policy(decision: Decision) -> bytes:
     return value
 
 
+_UNITS = [str(n).encode() for n in range(64)]
+
+
+def _units(n: int) -> bytes:
+    return _UNITS[n] if n < 64 else str(n).encode()
+
+
 def header_list(decision: Decision) -> list[tuple[bytes, bytes]]:
     remaining = str(decision.remaining).encode()
     reset = str(decision.retry_after_s if not decision.allowed else decision.reset_s).encode()
@@ -38,6 +47,7 @@ def header_list(decision: Decision) -> list[tuple[bytes, bytes]]:
         (b"ratelimit-reset", reset),
         (b"x-ratelimit-limit-minute", str(decision.limit.per_minute).encode()),
         (b"x-ratelimit-remaining-minute", remaining),
+        (b"ratelimit-cost", _units(decision.cost)),
     ]
     if not decision.allowed:
         headers.append((b"retry-after", reset))

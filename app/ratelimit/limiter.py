@@ -87,6 +87,7 @@ class Decision:
     reset_s: int  # RateLimit `t`: until the bucket is full, or until the next unit when none is left
     retry_after_s: int  # on a refusal: when this request could succeed (>= 1)
     local: bool = False  # decided by the worker's fallback bucket (Redis unreachable)
+    cost: int = 1  # units this request was priced at (app.calculations.cost); 1 for everything else
 
 
 class _Lease:
@@ -234,4 +235,4 @@ class Limiter:
         _counter(policy, allowed).inc()
         return Decision(policy=policy, limit=limit, allowed=allowed, remaining=remaining,
                         reset_s=-(-reset_us // 1_000_000), retry_after_s=max(1, -(-retry_us // 1_000_000)),
-                        local=local)
+                        local=local, cost=need)

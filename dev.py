@@ -2,7 +2,7 @@
 """The project's two commands, on a fresh machine with only python3:
 
     python3 dev.py run     # start the API (embedded defaults) and print a working example request
-    python3 dev.py test    # ruff, mypy (strict on app/), the whole pytest suite
+    python3 dev.py test    # ruff, mypy (strict on app/), import contracts, the whole pytest suite
 
 It installs uv into .tools/ (from PyPI) when uv is not on PATH, then syncs the locked environment.
 Extra arguments go to the underlying command: `python3 dev.py run --port 9000`, `python3 dev.py test -k vectors`.
@@ -83,6 +83,7 @@ def main(argv: list[str]) -> int:
     return run_steps(uv_bin, [
         ["ruff", "check", "app", "tests", "bench", "dev.py"],
         ["mypy"],
+        ["lint-imports"],  # the import contracts in pyproject.toml ([tool.importlinter])
         ["pytest", *workers, *rest],
     ])
 

@@ -14,9 +14,7 @@ from starlette.responses import Response
 from app.admin.brokers.router import router as brokers_router
 from app.admin.sso.router import router as sso_admin_router
 from app.admin.users.router import router as users_router
-from app.auth.router import router as auth_router
 from app.auth.service import AuthService
-from app.auth.sso_router import router as sso_router
 from app.calc.flags import FLAG_CODES
 from app.calculations.cache import ResultCache
 from app.calculations.history import router as history_router
@@ -34,6 +32,8 @@ from app.idempotency.middleware import IdempotencyMiddleware
 from app.idempotency.routes import applies as idempotency_applies
 from app.instruments.router import router as instruments_router
 from app.logging import configure_logging
+from app.login.router import router as auth_router
+from app.login.sso_router import router as sso_router
 from app.middleware import RequestContextMiddleware
 from app.observability.middleware import MetricsMiddleware
 from app.observability.router import router as metrics_router
@@ -127,7 +127,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             result_cache=ResultCache(hub, ttl_seconds=settings.cache_ttl_seconds,
                                      min_compute_us=settings.cache_min_compute_us,
                                      l1_entries=settings.cache_l1_entries),
-            pool=CalcPool(settings.calc_pool_workers, settings.calc_cpu_budget_seconds),
+            pool=CalcPool(settings.calc_pool_workers, settings.calc_cpu_budget_seconds,
+                          warm_modules=("app.calculations.routes",)),
             widget=WidgetService(auth, db),
         )
         app.state.services = services

@@ -7,14 +7,16 @@ without its entry. The app role can only INSERT and SELECT audit_logs (no UPDATE
 from __future__ import annotations
 
 import uuid
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.requests import HTTPConnection
 
-from app.auth.principal import Principal
 from app.models import AuditLog
+
+if TYPE_CHECKING:  # audit sits below auth: it records a principal, it never builds one
+    from app.auth.principal import Principal
 
 
 def client_ip(conn: HTTPConnection | None) -> str | None:

@@ -101,7 +101,18 @@ class CalcRoute:
         return Outcome(orjson.dumps(out), {"calculationId": out.get("calculationId")})
 
     def pool_args(self, req: Any, explain: bool, caller: Caller, services: Services) -> tuple[Any, ...]:
-        return (self.kind, req, explain)
+        return (req, explain)
+
+    # A heavy call pickles its route to the pool worker: the functions and models travel by reference,
+    # the TypeAdapter is rebuilt there.
+    def __getstate__(self) -> dict[str, Any]:
+        state = dict(self.__dict__)
+        state.pop("adapter", None)
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self.adapter = TypeAdapter(self.request)
 
 
 def wants_explain(query: bytes) -> bool:
@@ -167,7 +178,7 @@ async def serve(route: CalcRoute, scope: Scope, receive: Receive, send: Send) ->
     if work.heavy:
         if work.cpu_us > svc.pool.budget_s * 1e6:
             raise_too_costly(work, svc.pool.budget_s)
-        outcome: Outcome = await svc.pool.run(run_in_worker, *route.pool_args(req, explain, caller, svc))
+        outcome: Outcome = await svc.pool.run(run_in_worker, route, *route.pool_args(req, explain, caller, svc))
     else:
         outcome = route.execute(req, explain)
     # 5. record
@@ -192,15 +203,9 @@ def raise_too_costly(work: Work, budget_s: float) -> None:
                 for k, v in work.drivers.items()])
 
 
-# kind -> route, filled by app.calculations.routes (also in pool workers, which import that module)
-REGISTRY: dict[str, CalcRoute] = {}
-
-
-def run_in_worker(kind: str, *args: Any) -> Outcome:
+def run_in_worker(route: CalcRoute, *args: Any) -> Outcome:
     """The pool's entry point: the route's engine, called in a worker process."""
-    if not REGISTRY:
-        import app.calculations.routes  # noqa: F401  (registers every route in this worker)
-    return REGISTRY[kind].execute(*args)
+    return route.execute(*args)
 
 
 class CalculationDispatch:

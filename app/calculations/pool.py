@@ -15,6 +15,7 @@ an app that never sees one (and every test app) pays nothing.
 from __future__ import annotations
 
 import asyncio
+import importlib
 import multiprocessing
 import os
 import signal
@@ -55,17 +56,18 @@ def _call(func: Callable[..., Any], budget_s: float, args: tuple[Any, ...]) -> A
         signal.setitimer(signal.ITIMER_PROF, 0)
 
 
-def _warm() -> int:
+def _warm(modules: tuple[str, ...]) -> int:
     # Imports the engine in the worker once, so the first real call does not pay for it.
-    import app.calculations.routes  # noqa: F401
-
+    for name in modules:
+        importlib.import_module(name)
     return os.getpid()
 
 
 class CalcPool:
-    def __init__(self, workers: int | None = None, budget_s: float = 30.0) -> None:
+    def __init__(self, workers: int | None = None, budget_s: float = 30.0, warm_modules: tuple[str, ...] = ()) -> None:
         self.workers = workers or os.cpu_count() or 1
         self.budget_s = budget_s
+        self.warm_modules = warm_modules  # what `warm()` imports in each worker (the app's engine modules)
         self._pool: ProcessPoolExecutor | None = None
         self.in_flight = 0  # calls submitted and not yet answered (tests wait on it; readiness shows it)
 
@@ -96,7 +98,7 @@ class CalcPool:
         """Start every worker now (benchmarks and servers that expect heavy traffic call this)."""
         pool = self._executor()
         loop = asyncio.get_running_loop()
-        await asyncio.gather(*(loop.run_in_executor(pool, _warm) for _ in range(self.workers)))
+        await asyncio.gather(*(loop.run_in_executor(pool, _warm, self.warm_modules) for _ in range(self.workers)))
 
     def close(self) -> None:
         if self._pool is not None:

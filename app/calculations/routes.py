@@ -19,7 +19,6 @@ from app.calculations import schemas as s
 from app.calculations.pipeline import (
     EXPLAIN_PARAM,
     JSON,
-    REGISTRY,
     CalcRoute,
     Outcome,
     handle,
@@ -69,10 +68,7 @@ class BatchRoute(CalcRoute):
 
 
 def _declare(*routes: CalcRoute) -> dict[str, CalcRoute]:
-    table = {PREFIX + r.path: r for r in routes}
-    for r in routes:
-        REGISTRY[r.kind] = r
-    return table
+    return {PREFIX + r.path: r for r in routes}
 
 
 ROUTES_BY_PATH = _declare(

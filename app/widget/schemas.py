@@ -8,7 +8,7 @@ from typing import get_args
 
 from pydantic import Field
 
-from app.admin.brokers.schemas import Locale
+from app.broker_config import Locale
 from app.schemas import OutModel
 
 LOCALES: frozenset[str] = frozenset(get_args(Locale))

@@ -20,11 +20,11 @@ from pydantic import ValidationError
 from sqlalchemy import any_, literal, or_, select
 from starlette.requests import HTTPConnection
 
-from app.admin.brokers.schemas import DOMAIN, BrokerConfig
 from app.auth import keys, widget_session
 from app.auth.cache import BrokerRecord, KeyRecord, TtlCache
 from app.auth.service import AuthService
 from app.auth.widget_tokens import WidgetClaims
+from app.broker_config import DOMAIN, BrokerConfig
 from app.db.engine import Database
 from app.errors import NotFound, OriginNotAllowed, Unauthorized
 from app.models import ApiKey, Broker

@@ -1,120 +1,20 @@
-"""Broker records and the tenant configuration brokers edit themselves (strict: unknown keys are 422)."""
+"""Broker records (the tenant configuration they carry is app.broker_config)."""
 
 from __future__ import annotations
 
-import re
 import uuid
 from datetime import datetime
-from typing import Annotated, Any, Literal
-from urllib.parse import urlsplit
+from typing import Annotated, Any
 
-from pydantic import AfterValidator, Field
+from pydantic import Field
 
-from app.calc.instruments import normalise_symbol
-from app.schemas import ApiModel, InstrumentOverride, Jurisdiction, OutModel
-
-Tier = Literal["free", "standard", "professional", "enterprise"]
-Locale = Literal["en", "de", "es", "fr", "it", "pt", "ja", "zh", "ar"]
-HEX_COLOUR = re.compile(r"^#[0-9A-Fa-f]{6}$")
-FONT = re.compile(r"^[A-Za-z0-9 ,'\"-]{1,100}$")
-SLUG = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")
-DOMAIN = re.compile(r"^(?=.{1,253}$)(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$")
-
-
-def _colour(v: str) -> str:
-    if not HEX_COLOUR.match(v):
-        raise ValueError("a colour is #RRGGBB (hex)")
-    return v.lower()
-
-
-def _https_url(v: str) -> str:
-    parts = urlsplit(v)
-    if parts.scheme != "https" or not parts.hostname or any(c in v for c in " \"'<>\\"):
-        raise ValueError("an absolute https:// URL")
-    return v
-
-
-def _font(v: str) -> str:
-    if not FONT.match(v):
-        raise ValueError("letters, digits, spaces, commas, quotes and hyphens only")
-    return v
-
-
-def _origin(v: str) -> str:
-    parts = urlsplit(v)
-    if parts.scheme not in ("https", "http") or not parts.hostname or parts.path not in ("", "/") \
-            or parts.query or parts.fragment or parts.username:
-        raise ValueError("an origin: scheme://host[:port], no path")
-    if parts.scheme == "http" and parts.hostname not in ("localhost", "127.0.0.1", "::1"):
-        raise ValueError("plain http is allowed for localhost only")
-    return v.rstrip("/").lower()
-
-
-def _slug(v: str) -> str:
-    if not SLUG.match(v):
-        raise ValueError("lowercase letters, digits and hyphens, 1-63 characters")
-    return v
-
-
-def _domain(v: str) -> str:
-    v = v.lower().rstrip(".")
-    if not DOMAIN.match(v):
-        raise ValueError("a host name such as risk.acme-forex.com")
-    return v
-
-
-Colour = Annotated[str, AfterValidator(_colour)]
-HttpsUrl = Annotated[str, Field(max_length=2000), AfterValidator(_https_url)]
-Font = Annotated[str, AfterValidator(_font)]
-Origin = Annotated[str, Field(max_length=300), AfterValidator(_origin)]
-Slug = Annotated[str, AfterValidator(_slug)]
-Domain = Annotated[str, AfterValidator(_domain)]
-
-
-class Branding(ApiModel):
-    primary_color: Colour = "#1f6feb"
-    logo_url: HttpsUrl | None = None
-    font_family: Font = "system-ui, sans-serif"
-    dark_mode: bool = False
-
-
-class Features(ApiModel):
-    advanced_scenarios: bool = False
-    correlation_analysis: bool = False
-    portfolio: bool = True
-    projections: bool = True
-
-
-class RoundingPolicy(ApiModel):
-    lot_rounding: Literal["down", "nearest"] = "down"
-    min_lot_policy: Literal["raise", "refuse"] = "raise"
-
-
-class BrokerConfig(ApiModel):
-    """The whole tenant configuration. PUT replaces it; every change bumps `configVersion`."""
-
-    branding: Branding = Branding()
-    features: Features = Features()
-    max_leverage: Annotated[float, Field(ge=1, le=2000)] | None = None
-    jurisdiction: Jurisdiction | None = None
-    allowed_origins: Annotated[list[Origin], Field(max_length=50)] = []
-    locale: Locale = "en"
-    instrument_overrides: Annotated[dict[str, InstrumentOverride], Field(max_length=500)] = {}
-    rounding: RoundingPolicy = RoundingPolicy()
-    # Rate limits per API key instead of per broker (each key gets the tier's full budget).
-    rate_limit_per_key: bool = False
-
-    def normalised(self) -> BrokerConfig:
-        overrides = {}
-        for symbol, spec in self.instrument_overrides.items():
-            key = normalise_symbol(symbol)
-            if not key or len(key) > 32:
-                raise ValueError(f"instrumentOverrides: bad symbol {symbol!r}")
-            overrides[key] = spec
-        return self.model_copy(update={"instrument_overrides": overrides})
-
-    def as_json(self) -> dict[str, Any]:
-        return self.model_dump(by_alias=True, exclude_none=True, mode="json")
+from app.broker_config import DOMAIN as DOMAIN
+from app.broker_config import BrokerConfig as BrokerConfig
+from app.broker_config import Domain as Domain
+from app.broker_config import Locale as Locale
+from app.broker_config import Slug as Slug
+from app.broker_config import Tier as Tier
+from app.schemas import ApiModel, OutModel
 
 
 class BrokerCreate(ApiModel):

@@ -9,7 +9,6 @@ from __future__ import annotations
 from typing import Literal
 
 Role = Literal["SUPERADMIN", "BROKER_ADMIN", "BROKER_USER", "END_USER"]
-ROLES: tuple[Role, ...] = ("SUPERADMIN", "BROKER_ADMIN", "BROKER_USER", "END_USER")
 
 CALC = {"calc:run"}
 END_USER = CALC | {"calculations:read:self", "users:read:self"}

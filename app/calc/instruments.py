@@ -23,7 +23,6 @@ CURRENCIES: frozenset[str] = frozenset(
     "USD EUR GBP JPY CHF CAD AUD NZD SGD HKD ZAR MXN TRY SEK NOK DKK PLN HUF CZK CNH CNY THB ILS INR "
     "KRW BRL RUB AED SAR RON BGN ISK KWD QAR TWD IDR MYR PHP CLP COP XAU XAG XPT XPD".split()
 )
-METALS = frozenset({"XAU", "XAG", "XPT", "XPD"})
 ESMA_MAJOR = frozenset({"USD", "EUR", "JPY", "GBP", "CAD", "CHF"})
 NFA_MAJOR = frozenset({"USD", "EUR", "GBP", "JPY", "CHF", "CAD", "AUD", "NZD", "SEK", "NOK", "DKK"})
 # Quote currencies whose pip is the second decimal.

@@ -309,14 +309,6 @@ def compute(cand: list[int], cols: dict[str, Any], shared: RateTable, rest: list
     return FastResult(indices, cols_out, sorted(rest))
 
 
-def _rule(has_req: bool, applied: float, requested: float, juris: str) -> str:
-    if has_req and applied == requested:
-        return "requested"
-    if juris != "none":
-        return juris
-    return "esma-default"
-
-
 def _flags(bits: int, spec: InstrumentSpec, target: float, max_loss: float, requested: float, applied: float,
            rule: str) -> list[dict[str, Any]]:
     data: dict[int, dict[str, Any]] = {

@@ -67,11 +67,6 @@ class ResultCache:
     def size_class(body: bytes) -> int:
         return len(body).bit_length()  # requests within a factor of two of each other share a class
 
-    def worth_lookup(self, kind: str, size_class: int) -> bool:
-        key = (kind, size_class)
-        return self.seen.get(key, 0) >= 1 and self.cost_us.get(key, 0.0) >= self.min_compute_us and \
-            (self.seen[key] >= 3 or self.cost_us[key] >= 10 * self.min_compute_us)
-
     def observe(self, kind: str, size_class: int, compute_us: float) -> bool:
         """Record one compute time; True when results of this class are worth storing. One slow
         outlier (a GC pause, a preempted core) moves the estimate at most 3x, so a cheap route does not

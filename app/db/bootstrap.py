@@ -9,7 +9,6 @@ Three roles:
 
 from __future__ import annotations
 
-import asyncio
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -112,6 +111,3 @@ async def prepare(settings: Settings, secrets: AppSecrets) -> DatabaseUrls:
                                                                 secrets.db_platform_password)
     return DatabaseUrls(owner=owner_str, app=app_url, platform=platform_url, embedded=is_embedded)
 
-
-def prepare_blocking(settings: Settings, secrets: AppSecrets) -> DatabaseUrls:
-    return asyncio.run(prepare(settings, secrets))

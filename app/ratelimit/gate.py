@@ -51,11 +51,6 @@ class RateLimits:
             await self.pre_auth(conn)
             raise
 
-    async def admit_and_charge(self, conn: HTTPConnection, cost: int = 1) -> Caller:
-        caller = await self.admit(conn)
-        await self.charge(conn, caller, cost)
-        return caller
-
     async def pre_auth(self, conn: HTTPConnection) -> None:
         """Charge the caller's IP (login attempts, bad credentials)."""
         if not self.enabled:

@@ -16,11 +16,6 @@ class TierLimit:
     burst: int  # bucket depth: a full bucket allows this many at once
     unlimited: bool = False  # no contractual limit; a protective ceiling still applies (see below)
 
-    @property
-    def interval_ms(self) -> float:
-        """GCRA emission interval: one request's worth of refill time."""
-        return 60_000.0 / self.per_minute
-
 
 TIERS: dict[str, TierLimit] = {
     "free": TierLimit("free", 20, 40),

@@ -26,7 +26,6 @@ class ProjectionResult:
     max_drawdown_median: float
     final_median: float
     final_mean: float
-    final_percentiles: F64
     probability_of_loss: float
     ruin_probability: float
     paths: int
@@ -66,7 +65,6 @@ def simulate(start: float, n_trades: int, paths: int, seed: int, *, risk_fractio
         max_drawdown_median=float(np.median(max_dd)),
         final_median=float(np.median(final)),
         final_mean=float(final.mean()),
-        final_percentiles=fan[:, -1],
         probability_of_loss=float(np.mean(final < start)),
         ruin_probability=float(ruined.mean()),
         paths=paths,

@@ -4,23 +4,19 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any
 
 from fastapi import FastAPI
-from fastapi.openapi.utils import get_openapi
-from fastapi.routing import APIRoute
 from starlette.responses import Response
 
 from app.admin.brokers.router import router as brokers_router
 from app.admin.sso.router import router as sso_admin_router
 from app.admin.users.router import router as users_router
 from app.auth.service import AuthService
-from app.calc.flags import FLAG_CODES
 from app.calculations.cache import ResultCache
 from app.calculations.history import router as history_router
 from app.calculations.pipeline import CalculationDispatch
 from app.calculations.pool import CalcPool
-from app.calculations.routes import REQUEST_MODELS, ROUTES_BY_PATH, warm_up
+from app.calculations.routes import ROUTES_BY_PATH, warm_up
 from app.calculations.routes import router as calculations_router
 from app.calculations.store import CalculationRecorder
 from app.config import Settings, get_settings
@@ -29,7 +25,6 @@ from app.db.engine import Database
 from app.errors import PROBLEM_TYPES, install_error_handlers, problem
 from app.health.router import router as health_router
 from app.idempotency.middleware import IdempotencyMiddleware
-from app.idempotency.routes import applies as idempotency_applies
 from app.instruments.router import router as instruments_router
 from app.logging import configure_logging
 from app.login.router import router as auth_router
@@ -37,6 +32,8 @@ from app.login.sso_router import router as sso_router
 from app.middleware import RequestContextMiddleware
 from app.observability.middleware import MetricsMiddleware
 from app.observability.router import router as metrics_router
+from app.openapi import DESCRIPTION, operation_id
+from app.openapi import install as install_openapi
 from app.ratelimit.client_ip import parse_networks
 from app.ratelimit.gate import RateLimits
 from app.ratelimit.limiter import Limiter
@@ -48,56 +45,6 @@ from app.secrets import load_secrets
 from app.services import Services
 from app.widget.router import router as widget_router
 from app.widget.service import WidgetService
-
-DESCRIPTION = """
-Risk calculations for retail forex/CFD trading: position size, pip value, margin, P&L, reward-to-risk,
-Kelly, risk of ruin, for any account currency and instrument.
-
-* JSON is camelCase. Every response names the conventions it used (`conventions`) and the rates it
-  converted with (`ratesUsed`).
-* Every error is `application/problem+json` (RFC 9457) with `errors[].field` naming the field at fault
-  and `request_id`.
-* Add `?explain=true` to a calculation to get its ordered steps with formulas, inputs and values.
-
-Flag codes: """ + ", ".join(f"`{c}`" for c in FLAG_CODES)
-
-
-def operation_id(route: APIRoute) -> str:
-    tag = route.tags[0] if route.tags else "default"
-    return f"{tag}-{route.name}"
-
-
-IDEMPOTENCY_PARAM = {
-    "name": "Idempotency-Key", "in": "header", "required": False, "schema": {"type": "string", "maxLength": 255},
-    "description": "Optional. The same key with the same request within 24 h replays the first response "
-                   "(`Idempotent-Replayed: true`); with a different request 422; while the first still runs 409.",
-}
-RATE_LIMIT_HEADERS = {name: {"schema": {"type": "string"}, "description": text} for name, text in (
-    ("RateLimit-Policy", 'The tier\'s policy, e.g. `"free";q=40;w=120` (IETF draft).'),
-    ("RateLimit", 'Current state, e.g. `"free";r=39;t=3`: remaining units and seconds until reset.'),
-    ("RateLimit-Limit", "Bucket depth (burst)."),
-    ("RateLimit-Remaining", "Units left now."),
-    ("RateLimit-Reset", "Seconds until the bucket is full again, or until the next unit when none is left."),
-)}
-
-
-def document_platform_headers(schema: dict[str, Any]) -> None:
-    """Add what the platform layer does to every API operation: rate-limit headers and the 429, and
-    Idempotency-Key where the idempotency middleware honours it."""
-    for path, operations in schema.get("paths", {}).items():
-        if not path.startswith("/api/v1/"):
-            continue
-        for method, op in operations.items():
-            if not isinstance(op, dict) or "responses" not in op:
-                continue
-            op["responses"].setdefault("429", {
-                "description": "Rate limit exceeded (problem+json) with `Retry-After`",
-                "headers": {**RATE_LIMIT_HEADERS, "Retry-After": {"schema": {"type": "integer"}}}})
-            for status, response in op["responses"].items():
-                if status.startswith("2"):
-                    response.setdefault("headers", {}).update(RATE_LIMIT_HEADERS)
-            if idempotency_applies(method.upper(), path):
-                op.setdefault("parameters", []).append(IDEMPOTENCY_PARAM)
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -149,7 +96,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     app = FastAPI(
         title="ForexRisk API", version="0.1.0", description=DESCRIPTION, lifespan=lifespan,
-        generate_unique_id_function=operation_id, docs_url="/docs", redoc_url=None,
+        generate_unique_id_function=operation_id, docs_url=None, redoc_url=None,
     )
     install_error_handlers(app)
     app.include_router(health_router)
@@ -172,21 +119,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         return Response(f'{{"type":"/problems/{slug}","title":"{title}","description":"{meaning}"}}',
                         media_type="application/json")
 
-    def custom_openapi() -> dict[str, Any]:
-        if app.openapi_schema:
-            return app.openapi_schema
-        schema = get_openapi(title=app.title, version=app.version, description=app.description, routes=app.routes)
-        components = schema.setdefault("components", {}).setdefault("schemas", {})
-        for model in REQUEST_MODELS:
-            model_schema = model.model_json_schema(by_alias=True, ref_template="#/components/schemas/{model}")
-            for name, sub in model_schema.pop("$defs", {}).items():
-                components.setdefault(name, sub)
-            components.setdefault(model.__name__, model_schema)
-        document_platform_headers(schema)
-        app.openapi_schema = schema
-        return schema
-
-    app.openapi = custom_openapi  # type: ignore[method-assign]
+    install_openapi(app)
     # Calculations are served by their pipeline before FastAPI's router (innermost, so idempotency,
     # request ids, the body limit, rate-limit headers and metrics all apply to them).
     app.add_middleware(CalculationDispatch, routes=ROUTES_BY_PATH)

@@ -7,6 +7,8 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
 from pydantic.alias_generators import to_camel
 
+from app.calc.flags import FLAG_CODES
+
 
 class ApiModel(BaseModel):
     """Request models: unknown fields are errors (a typo such as `stoploss` must not be ignored),
@@ -86,7 +88,9 @@ class InstrumentOverride(ApiModel):
 
 
 class Flag(OutModel):
-    code: str = Field(examples=["RAISED_TO_MIN_LOT_RISK_EXCEEDS_TARGET"])
+    """A condition the trader must see beside the figures (app.calc.flags holds every code)."""
+
+    code: str = Field(json_schema_extra={"enum": list(FLAG_CODES)})
     message: str
     data: dict[str, object] | None = None
 

@@ -23,6 +23,8 @@ from app.config import Settings
 from app.main import create_app
 from app.redisdb import embedded as embedded_redis
 
+pytest_plugins = ["tests.openapi_conformance"]
+
 ADMIN_PASSWORD = "correct horse battery staple"
 
 

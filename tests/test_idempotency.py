@@ -341,7 +341,7 @@ class Probe:
         install_error_handlers(app)
         base = main.state.services
         app.state.services = dataclasses.replace(base, db=db or base.db)  # the real auth; a lost db when asked
-        app.add_api_route("/api/v1/billing/counter", self.counter, methods=["POST"])
+        app.add_api_route("/api/v1/billing/counter", self.counter, methods=["POST"], status_code=201)
         app.add_api_route("/api/v1/billing/slow", self.slow, methods=["POST"])
         app.add_api_route("/api/v1/billing/boom", self.boom, methods=["POST"])
         app.add_api_route("/api/v1/billing/busy", self.busy, methods=["POST"])

@@ -15,6 +15,9 @@ FLAG_CODES: dict[str, str] = {
     "ROUNDED_TO_LOT_STEP": "The given lots are not a multiple of the lot step; they are rounded down.",
     "NO_EDGE": "The expected value is not positive: the recommended fraction is 0.",
     "RISK_ABOVE_10_PERCENT": "More than 10 % of the account is at risk on one trade.",
+    "UNBOUNDED_RISK": "At least one position has no stop: total risk counts only positions with stops.",
+    "SINGULAR_COVARIANCE_FALLBACK": "The covariance matrix is singular; its eigenvalues were clipped at zero "
+                                    "(covarianceFallback eigen-clip).",
 }
 
 

@@ -70,8 +70,7 @@ def open_positions(account: str, balance: float | None, positions: list[Position
         "totalMargin": r10(total_margin),
         "marginByPosition": [row["requiredMargin"] for row in rows],
         "ratesUsed": used,
-        "flags": [] if all_have_stops else [flag(
-            "UNBOUNDED_RISK", "At least one position has no stop: total risk counts only positions with stops.")],
+        "flags": [] if all_have_stops else [flag("UNBOUNDED_RISK")],
     }
     stops = [(i, row["riskAtStop"]) for i, row in enumerate(rows) if row["riskAtStop"] is not None]
     if stops:

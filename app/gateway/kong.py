@@ -100,7 +100,8 @@ AREAS: tuple[Area, ...] = (
                               # A broker's own domain serves its full-page calculator at exactly `/`
                               # (the widget work, issue 6); a prefix `/` would swallow every path.
                               ("forexrisk-broker-domain-root", "~/$")), large_bodies=False),
-    Area("forexrisk-docs", (("forexrisk-docs", "/docs"),
+    Area("forexrisk-docs", (("forexrisk-docs", "/docs"),  # also /docs-assets/ (Swagger UI, ReDoc served offline)
+                            ("forexrisk-redoc", "/redoc"),
                             ("forexrisk-openapi", "/openapi.json"),
                             ("forexrisk-problems", "/problems/")), large_bodies=False),
 )

@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 
 from app.calc.errors import CalcError, UnknownInstrument
+from app.calc.flags import flag
 from app.calc.instruments import normalise_currency, normalise_symbol, resolve, split_pair
 from app.calc.risk import drawdown as dd
 from app.calc.risk import stress as st
@@ -182,8 +183,7 @@ def var(req: s.VarRequest, explain: bool = False) -> dict[str, Any]:
                              "standardError": "VaR: sqrt(a(1-a)/N)/f(q) with the simulated normal density; "
                                               "ES: sqrt((Var(L|tail) + (1-a)(ES-VaR)^2)/(N a))"}
     if res.extra.get("singularCovariance"):
-        out["flags"].append({"code": "SINGULAR_COVARIANCE_FALLBACK", "message": "The covariance matrix is singular; "
-                             "its eigenvalues were clipped at zero (covarianceFallback eigen-clip)."})
+        out["flags"].append(flag("SINGULAR_COVARIANCE_FALLBACK"))
     out["calculationId"] = new_id()
     return out
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import statistics
 import tempfile
 import time
@@ -63,22 +64,24 @@ async def drive(app: ASGIApp, path: str, headers: list[tuple[bytes, bytes]], n: 
 
 
 async def main(n: int, rounds: int) -> None:
+    data_dir = Path(tempfile.mkdtemp(prefix="forexrisk-layers-"))
+    data_dir.chmod(0o755)
+    os.environ["FOREXRISK_DATA_DIR"] = str(data_dir)  # read when bench.apps builds the app
     import bench.apps as apps
     from app.admin.brokers.schemas import BrokerCreate
     from app.admin.brokers.service import create_broker
     from app.observability.middleware import MetricsMiddleware
+    from app.services import services
 
     api: Any = apps.api
-    data_dir = Path(tempfile.mkdtemp(prefix="forexrisk-layers-"))
-    data_dir.chmod(0o755)
-    api.state.settings.data_dir = data_dir
     async with api.router.lifespan_context(api):
-        broker = await create_broker(api.state.db, api.state.auth, BrokerCreate(name="Layers", tier="enterprise"))
+        svc = services(api)
+        broker = await create_broker(svc.db, svc.auth, BrokerCreate(name="Layers", tier="enterprise"))
         headers = [(b"authorization", f"Bearer {broker['secretKey']}".encode()),
                    (b"content-type", b"application/json")]
         stack = api.middleware_stack or api.build_middleware_stack()
         api.middleware_stack = stack
-        gates = api.state.ratelimits
+        gates = svc.ratelimits
 
         def without_metrics() -> ASGIApp:
             # The stack is built outermost-first; skip the MetricsMiddleware wrapper.

@@ -19,6 +19,7 @@ from sqlalchemy import text
 from sqlalchemy.engine import URL, Connection, make_url
 from sqlalchemy.ext.asyncio import create_async_engine
 
+from app import keeper
 from app.config import Settings
 from app.db import embedded
 from app.secrets import AppSecrets
@@ -96,7 +97,8 @@ async def prepare(settings: Settings, secrets: AppSecrets) -> DatabaseUrls:
             owner = owner.set(drivername="postgresql+asyncpg")
         is_embedded = False
     else:
-        server = make_url(embedded.start(settings.data_dir, settings.embedded_cleanup))
+        keeper.join(settings.data_dir, settings.embedded_cleanup)  # the caller leaves: release(settings)
+        server = make_url(embedded.url(settings.data_dir))
         await _ensure_database(server.render_as_string(hide_password=False), EMBEDDED_DATABASE)
         owner = server.set(database=EMBEDDED_DATABASE)
         is_embedded = True
@@ -105,12 +107,22 @@ async def prepare(settings: Settings, secrets: AppSecrets) -> DatabaseUrls:
     try:
         async with engine.begin() as conn:
             await conn.run_sync(_bootstrap_sync, settings, secrets)
+    except BaseException:
+        if is_embedded:
+            keeper.leave(settings.data_dir)
+        raise
     finally:
         await engine.dispose()
     app_url = settings.database_app_url or _with_role(owner, settings.db_app_role, secrets.db_app_password)
     platform_url = settings.database_platform_url or _with_role(owner, settings.db_platform_role,
                                                                 secrets.db_platform_password)
     return DatabaseUrls(owner=owner_str, app=app_url, platform=platform_url, embedded=is_embedded)
+
+
+def release(settings: Settings, urls: DatabaseUrls) -> None:
+    """The process is done with the database prepare() gave it (the embedded one stops with its last user)."""
+    if urls.embedded:
+        keeper.leave(settings.data_dir)
 
 
 def prepare_blocking(settings: Settings, secrets: AppSecrets) -> DatabaseUrls:

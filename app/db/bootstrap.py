@@ -59,7 +59,8 @@ async def _ensure_database(server_url: str, name: str) -> None:
                 try:
                     await conn.execute(text(f'create database "{name}"'))
                 except Exception as exc:  # another process created it between our check and create
-                    if "already exists" not in str(exc):
+                    # ("already exists", or the unique index on pg_database when both created it at once)
+                    if "already exists" not in str(exc) and "pg_database_datname_index" not in str(exc):
                         raise
     finally:
         await engine.dispose()

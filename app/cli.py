@@ -23,15 +23,29 @@ def example_request(base_url: str, secret_key: str) -> str:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    import uvicorn
-
-    from app.admin.provisioning import ensure_demo_broker
-
     settings = Settings()
     base = f"http://{args.host}:{args.port}"
     print(f"ForexRisk API on {base}  (docs: {base}/docs)")
     where = "DATABASE_URL" if settings.database_url else f"embedded Postgres under {settings.data_dir.resolve()}"
     print(f"Database: {where}", flush=True)
+    if settings.database_url is None or settings.redis_url is None:
+        from app import keeper
+
+        # This process uses the embedded engines for as long as it runs, so they start once for the demo
+        # broker and every worker; when it and its workers are gone (Ctrl-C, a crash), the keeper stops them.
+        keeper.join(settings.data_dir, settings.embedded_cleanup)
+        try:
+            return _serve(args, settings, base)
+        finally:
+            keeper.leave(settings.data_dir)
+    return _serve(args, settings, base)
+
+
+def _serve(args: argparse.Namespace, settings: Settings, base: str) -> int:
+    import uvicorn
+
+    from app.admin.provisioning import ensure_demo_broker
+
     if settings.demo_broker and not settings.database_url:
         demo = asyncio.run(ensure_demo_broker(settings, base))
         print(f"Demo broker '{demo['slug']}' ({demo['brokerId']})")

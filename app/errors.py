@@ -5,15 +5,18 @@ from __future__ import annotations
 import re
 from typing import Any
 
+import asyncpg
 import orjson
 import structlog
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from pydantic import ValidationError
+from sqlalchemy.exc import SQLAlchemyError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
 from app.calc.errors import CalcError, MissingRate
+from app.db.errors import database_unreachable
 
 PROBLEM_JSON = "application/problem+json"
 log = structlog.get_logger(__name__)
@@ -286,6 +289,11 @@ def error_response(exc: BaseException, request_id: str | None, instance: str | N
         return calc_problem(request_id, exc, instance)
     if isinstance(exc, ValidationError | RequestValidationError):
         return validation_problem(request_id, list(exc.errors()), instance)
+    if database_unreachable(exc):  # stored data while Postgres is down: retry later, not a 500
+        log.warning("database_unreachable", path=instance, error=f"{type(exc).__name__}: {exc}")
+        return app_error_response(ServiceUnavailable("Stored data cannot be reached right now (database "
+                                                     "unavailable); retry after the indicated time."),
+                                  request_id, instance)
     return None
 
 
@@ -307,6 +315,9 @@ def install_error_handlers(app: FastAPI) -> None:
         return problem(request_id_of(request), exc.status_code, slug, str(exc.detail),
                        instance=request.url.path, headers=dict(exc.headers or {}))
 
-    for kind in (AppError, CalcError, ValidationError, RequestValidationError, Exception):
+    # Database errors are named so they are answered here (503 when Postgres is unreachable) instead of
+    # passing through the outermost server-error layer.
+    for kind in (AppError, CalcError, ValidationError, RequestValidationError, OSError, SQLAlchemyError,
+                 asyncpg.PostgresError, asyncpg.InterfaceError, Exception):
         app.add_exception_handler(kind, on_error)
     app.add_exception_handler(StarletteHTTPException, on_http)

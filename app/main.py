@@ -20,7 +20,7 @@ from app.calculations.routes import ROUTES_BY_PATH, warm_up
 from app.calculations.routes import router as calculations_router
 from app.calculations.store import CalculationRecorder
 from app.config import Settings, get_settings
-from app.db.bootstrap import prepare
+from app.db.bootstrap import prepare, release
 from app.db.engine import Database
 from app.errors import PROBLEM_TYPES, install_error_handlers, problem
 from app.health.router import router as health_router
@@ -58,9 +58,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         urls = await prepare(settings, secrets)
         db = Database.connect(urls, settings.db_pool_size)
         auth = AuthService(settings, secrets, db)
-        recorder = CalculationRecorder(db, auth.key_usage)
+        recorder = CalculationRecorder(db, auth.key_usage, settings.data_dir / "journal")
         # Redis (embedded unless REDIS_URL is set): rate-limit buckets, L2 result cache, invalidation.
-        redis_url = settings.redis_url or embedded_redis.acquire(settings.data_dir)
+        redis_url = settings.redis_url or embedded_redis.acquire(settings.data_dir, settings.embedded_cleanup)
         hub = RedisHub(redis_url, timeout=settings.redis_timeout_ms / 1000, retry_seconds=settings.redis_retry_seconds)
         invalidation = Invalidation(hub, auth.invalidated, auth.clear_caches)
         auth.announce = invalidation.publish
@@ -93,6 +93,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             await db.dispose()
             if settings.redis_url is None:
                 embedded_redis.release(settings.data_dir)
+            release(settings, urls)
 
     app = FastAPI(
         title="ForexRisk API", version="0.1.0", description=DESCRIPTION, lifespan=lifespan,

@@ -21,7 +21,6 @@ from app.admin.brokers.schemas import BrokerConfig, BrokerCreate
 from app.admin.brokers.service import create_broker
 from app.config import Settings
 from app.main import create_app
-from app.redisdb import embedded as embedded_redis
 
 pytest_plugins = ["tests.openapi_conformance"]
 
@@ -56,11 +55,8 @@ def settings() -> Iterator[Settings]:
                    # CI shares 2 cores between two test workers and their servers: a 50 ms Redis timeout
                    # (production) would mark Redis down on scheduling hiccups and make cache tests flaky.
                    redis_timeout_ms=1000)
-    embedded_redis.stop(data_dir)  # whichever app of this process started it
-    # pgserver stops Postgres and deletes data_dir/pg when this process exits; the rest goes now.
-    for child in data_dir.iterdir():
-        if child.name != "pg":
-            shutil.rmtree(child, ignore_errors=True) if child.is_dir() else child.unlink(missing_ok=True)
+    # The last app of the session has left: the keeper has stopped the engines and deleted data_dir/pg.
+    shutil.rmtree(data_dir, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")

@@ -23,7 +23,7 @@ from app.admin.brokers.service import create_broker
 from app.audit import service as audit
 from app.auth.service import AuthService
 from app.config import Settings
-from app.db.bootstrap import prepare
+from app.db.bootstrap import prepare, release
 from app.db.engine import Database
 from app.models import Broker, User
 from app.secrets import load_secrets
@@ -41,6 +41,7 @@ async def services(settings: Settings) -> AsyncIterator[tuple[Database, AuthServ
         yield db, AuthService(settings, secrets_, db)
     finally:
         await db.dispose()
+        release(settings, urls)
 
 
 async def new_broker(settings: Settings, spec: BrokerCreate) -> dict[str, Any]:

@@ -18,6 +18,7 @@ from sqlalchemy import text
 from sqlalchemy.engine import URL, Connection, make_url
 from sqlalchemy.ext.asyncio import create_async_engine
 
+from app import keeper
 from app.config import Settings
 from app.db import embedded
 from app.secrets import AppSecrets
@@ -57,7 +58,8 @@ async def _ensure_database(server_url: str, name: str) -> None:
                 try:
                     await conn.execute(text(f'create database "{name}"'))
                 except Exception as exc:  # another process created it between our check and create
-                    if "already exists" not in str(exc):
+                    # ("already exists", or the unique index on pg_database when both created it at once)
+                    if "already exists" not in str(exc) and "pg_database_datname_index" not in str(exc):
                         raise
     finally:
         await engine.dispose()
@@ -87,6 +89,15 @@ def _bootstrap_sync(conn: Connection, settings: Settings, secrets: AppSecrets) -
         command.upgrade(cfg, "head")
 
 
+def ensure_postgres(data_dir: Path) -> None:
+    """Postgres stopped while the keeper runs (an operator, an outage test): start it again."""
+    if embedded.answers(data_dir):
+        return
+    with keeper.Control(data_dir):
+        if not embedded.answers(data_dir):
+            embedded.start(data_dir)
+
+
 async def prepare(settings: Settings, secrets: AppSecrets) -> DatabaseUrls:
     """Start the embedded server when no DATABASE_URL is set, create roles, migrate; return the URLs."""
     if settings.database_url:
@@ -95,7 +106,9 @@ async def prepare(settings: Settings, secrets: AppSecrets) -> DatabaseUrls:
             owner = owner.set(drivername="postgresql+asyncpg")
         is_embedded = False
     else:
-        server = make_url(embedded.start(settings.data_dir, settings.embedded_cleanup))
+        keeper.join(settings.data_dir, settings.embedded_cleanup)  # the caller leaves: release(settings)
+        ensure_postgres(settings.data_dir)
+        server = make_url(embedded.url(settings.data_dir))
         await _ensure_database(server.render_as_string(hide_password=False), EMBEDDED_DATABASE)
         owner = server.set(database=EMBEDDED_DATABASE)
         is_embedded = True
@@ -104,6 +117,10 @@ async def prepare(settings: Settings, secrets: AppSecrets) -> DatabaseUrls:
     try:
         async with engine.begin() as conn:
             await conn.run_sync(_bootstrap_sync, settings, secrets)
+    except BaseException:
+        if is_embedded:
+            keeper.leave(settings.data_dir)
+        raise
     finally:
         await engine.dispose()
     app_url = settings.database_app_url or _with_role(owner, settings.db_app_role, secrets.db_app_password)
@@ -111,3 +128,8 @@ async def prepare(settings: Settings, secrets: AppSecrets) -> DatabaseUrls:
                                                                 secrets.db_platform_password)
     return DatabaseUrls(owner=owner_str, app=app_url, platform=platform_url, embedded=is_embedded)
 
+
+def release(settings: Settings, urls: DatabaseUrls) -> None:
+    """The process is done with the database prepare() gave it (the embedded one stops with its last user)."""
+    if urls.embedded:
+        keeper.leave(settings.data_dir)

@@ -48,6 +48,8 @@ async def readyz(request: Request) -> Response:
         status = "degraded"
     else:
         status = "ok"
-    body = {"status": status, "checks": checks, "bufferedCalculations": len(svc.recorder.buffer),
+    # Every calculation not yet stored: in memory, being inserted, or in the journal (an outage).
+    body = {"status": status, "checks": checks, "bufferedCalculations": svc.recorder.waiting,
+            "journaledCalculations": svc.recorder.journal.rows,
             "heavyCalculationsRunning": svc.pool.in_flight}
     return Response(orjson.dumps(body), status_code=503 if status == "down" else 200, media_type="application/json")

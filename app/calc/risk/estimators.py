@@ -136,7 +136,7 @@ def historical(pnl: F64, confidences: Sequence[float], quantile: QuantileMethod 
 
 
 def sample_covariance(returns: F64, ddof: int = 1) -> F64:
-    centred = returns - returns.mean(axis=0)
+    centred = returns - returns.sum(axis=0) / returns.shape[0]
     return np.asarray(centred.T @ centred / (returns.shape[0] - ddof), dtype=np.float64)
 
 
@@ -175,16 +175,18 @@ DEGENERATE_VARIANCE = 1e-100
 
 
 def moments(pnl: F64) -> Moments:
-    mean = pnl.mean(axis=0)
+    n = pnl.shape[0]  # sum / n is what .mean() computes, without its per-call overhead (~4 us)
+    mean = pnl.sum(axis=0) / n
     c = pnl - mean
     c2 = c * c
-    m2 = c2.mean(axis=0)
-    m3 = (c2 * c).mean(axis=0)
-    m4 = (c2 * c2).mean(axis=0)
+    m2 = c2.sum(axis=0) / n
+    m3 = (c2 * c).sum(axis=0) / n
+    m4 = (c2 * c2).sum(axis=0) / n
     with np.errstate(divide="ignore", invalid="ignore"):
         ok = m2 > DEGENERATE_VARIANCE
-        skew = np.where(ok, m3 / np.where(ok, m2, 1.0) ** 1.5, 0.0)
-        kurt = np.where(ok, m4 / np.where(ok, m2, 1.0) ** 2 - 3.0, 0.0)
+        safe_m2 = np.where(ok, m2, 1.0)
+        skew = np.where(ok, m3 / safe_m2**1.5, 0.0)
+        kurt = np.where(ok, m4 / safe_m2**2 - 3.0, 0.0)
     return Moments(mean, m2, skew, kurt)
 
 

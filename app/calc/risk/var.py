@@ -116,24 +116,31 @@ def _cornish_fisher(inp: VarInput, r: F64, scenarios: F64) -> VarResult:
 
 def _cf_gradient(r: F64, pnl: F64, confidence: float, horizon: float) -> F64:
     """dVaR_CF/dw: through the mean and the central moments m2, m3, m4 of the P&L (co-moments with
-    each pair), the chain rule over S = m3 m2^-1.5 and K = m4 m2^-2 - 3."""
+    each pair), the chain rule over S = m3 m2^-1.5 and K = m4 m2^-2 - 3.
+
+    Every partial derivative below is a plain float; only dm_j/dw = j E[d c^(j-1)] (d: the pairs'
+    centred returns, c: the centred P&L) is a vector, so the whole gradient is one product d' v."""
     n = pnl.size
-    c = pnl - pnl.mean()
+    c = pnl - pnl.sum() / n
     c2 = c * c
-    m2, m3, m4 = float(c2 @ np.ones(n)) / n, float(c2 @ c) / n, float(c2 @ c2) / n
+    m2, m3, m4 = float(c2.sum()) / n, float(c2 @ c) / n, float(c2 @ c2) / n
     if m2 <= est.DEGENERATE_VARIANCE:
         return np.zeros(r.shape[1])
-    mean_r = r.mean(axis=0)
-    co = (r - mean_r).T @ np.column_stack((c, c2, c2 * c)) / n  # (f, 3): E[d c], E[d c^2], E[d c^3]
-    dm2, dm3, dm4 = 2 * co[:, 0], 3 * co[:, 1], 4 * co[:, 2]
     s, k = m3 / m2**1.5, m4 / m2**2 - 3.0
-    ds = dm3 / m2**1.5 - 1.5 * m3 / m2**2.5 * dm2
-    dk = dm4 / m2**2 - 2 * m4 / m2**3 * dm2
     z = ndtri(1.0 - confidence)
     zcf = float(est.cf_z(z, s, k))
-    dz = ((z * z - 1) / 6 - 2 * (2 * z**3 - 5 * z) * s / 36) * ds + (z**3 - 3 * z) / 24 * dk
     sd = math.sqrt(m2)
-    return np.asarray(-(horizon * mean_r + math.sqrt(horizon) * (dz * sd + zcf * dm2 / (2 * sd))), dtype=np.float64)
+    dz_ds = (z * z - 1) / 6 - 2 * (2 * z**3 - 5 * z) * s / 36
+    dz_dk = (z**3 - 3 * z) / 24
+    ds_dm2, ds_dm3 = -1.5 * m3 / m2**2.5, 1 / m2**1.5
+    dk_dm2, dk_dm4 = -2 * m4 / m2**3, 1 / m2**2
+    # d(z_cf sd)/dm_j: the quantile's sensitivity to each central moment of the P&L.
+    g2 = sd * (dz_ds * ds_dm2 + dz_dk * dk_dm2) + zcf / (2 * sd)
+    g3 = sd * dz_ds * ds_dm3
+    g4 = sd * dz_dk * dk_dm4
+    mean_r = r.sum(axis=0) / n
+    v = (2 * g2 + (3 * g3 + 4 * g4 * c) * c) * c / n  # sum_j g_j dm_j/dw = d' v
+    return np.asarray(-(horizon * mean_r + math.sqrt(horizon) * ((r - mean_r).T @ v)), dtype=np.float64)
 
 
 def covariance(inp: VarInput, r: F64) -> F64:

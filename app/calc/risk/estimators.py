@@ -217,7 +217,7 @@ def cornish_fisher(mo: Moments, confidences: Sequence[float], horizon: float) ->
         i0, i1, i2, i3 = a, -phi, a - z * phi, -(z * z + 2) * phi
         quantile_rows.append((z, (z * z - 1) / 6, (z**3 - 3 * z) / 24, -(2 * z**3 - 5 * z) / 36))
         tail_rows.append((i1 / a, (i2 - i0) / 6 / a, (i3 - 3 * i1) / 24 / a, -(2 * i3 - 5 * i1) / 36 / a))
-    basis = np.stack((np.ones_like(s), s, k, s * s))  # (4, columns)
+    basis = np.array((np.ones(s.size), s, k, s * s))  # (4, columns)
     zcf = np.array(quantile_rows) @ basis
     tail = np.array(tail_rows) @ basis
     return -(m + zcf * sd), -(m + tail * sd), zcf

@@ -163,7 +163,7 @@ def _parametric(inp: VarInput, r: F64, w: F64) -> VarResult:
     # catastrophically when the position is most of the book.
     rest_w = np.repeat(w[None, :], e.size, axis=0)
     rest_w[np.arange(e.size), f] -= e
-    rest_sigma = np.sqrt(np.clip(np.einsum("pf,fg,pg->p", rest_w, cov, rest_w), 0.0, None))
+    rest_sigma = np.sqrt(np.maximum(np.einsum("pf,fg,pg->p", rest_w, cov, rest_w), 0.0))
     # One call for the book, each position alone and the book without each position.
     alone_mean = e * mu[f]
     var, es = est.normal_var_es(np.concatenate(([sigma], alone_sigma, rest_sigma)),

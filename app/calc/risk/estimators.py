@@ -155,10 +155,19 @@ def normal_var_es(sigma: F64 | float, mean: F64 | float, confidences: Sequence[f
     """Delta-normal VaR = z sigma sqrt(T) - mean T; ES = sigma sqrt(T) pdf(z) / alpha - mean T."""
     s = np.atleast_1d(np.asarray(sigma, dtype=np.float64)) * math.sqrt(horizon)
     m = np.atleast_1d(np.asarray(mean, dtype=np.float64)) * horizon
+    z, tail = _normal_coefficients(tuple(confidences))
+    return z * s - m, tail * s - m
+
+
+@lru_cache(maxsize=256)
+def _normal_coefficients(confidences: tuple[float, ...]) -> tuple[F64, F64]:
+    """(z, pdf(z) / alpha) per confidence, as read-only (m, 1) columns."""
     zs = [ndtri(c) for c in confidences]
     z = np.array(zs)[:, None]
     tail = np.array([pdf(zi) / (1.0 - c) for zi, c in zip(zs, confidences, strict=True)])[:, None]
-    return z * s - m, tail * s - m
+    z.setflags(write=False)
+    tail.setflags(write=False)
+    return z, tail
 
 
 @dataclass(frozen=True, slots=True)
@@ -208,7 +217,17 @@ def cornish_fisher(mo: Moments, confidences: Sequence[float], horizon: float) ->
     m = mo.mean * horizon
     s, k = mo.skewness, mo.excess_kurtosis
     # z_cf (cf_z) and the tail mean are both linear in (1, S, K, S^2) with coefficients that depend on
-    # the confidence only: one row of plain floats per confidence, then one product for all columns.
+    # the confidence only: one product gives every confidence and column.
+    quantile_rows, tail_rows = _cf_coefficients(tuple(confidences))
+    basis = np.array((np.ones(s.size), s, k, s * s))  # (4, columns)
+    zcf = quantile_rows @ basis
+    tail = tail_rows @ basis
+    return -(m + zcf * sd), -(m + tail * sd), zcf
+
+
+@lru_cache(maxsize=256)
+def _cf_coefficients(confidences: tuple[float, ...]) -> tuple[F64, F64]:
+    """Coefficients of (1, S, K, S^2) in z_cf and in the tail mean, one row per confidence (read-only)."""
     quantile_rows, tail_rows = [], []
     for c in confidences:
         a = 1.0 - c
@@ -217,10 +236,10 @@ def cornish_fisher(mo: Moments, confidences: Sequence[float], horizon: float) ->
         i0, i1, i2, i3 = a, -phi, a - z * phi, -(z * z + 2) * phi
         quantile_rows.append((z, (z * z - 1) / 6, (z**3 - 3 * z) / 24, -(2 * z**3 - 5 * z) / 36))
         tail_rows.append((i1 / a, (i2 - i0) / 6 / a, (i3 - 3 * i1) / 24 / a, -(2 * i3 - 5 * i1) / 36 / a))
-    basis = np.array((np.ones(s.size), s, k, s * s))  # (4, columns)
-    zcf = np.array(quantile_rows) @ basis
-    tail = np.array(tail_rows) @ basis
-    return -(m + zcf * sd), -(m + tail * sd), zcf
+    q, t = np.array(quantile_rows), np.array(tail_rows)
+    q.setflags(write=False)
+    t.setflags(write=False)
+    return q, t
 
 
 def check_covariance(cov: F64, names: Sequence[str], fallback: bool) -> tuple[F64, bool]:

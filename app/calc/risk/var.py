@@ -96,10 +96,22 @@ def _historical(inp: VarInput, r: F64, scenarios: F64) -> VarResult:
     standalone, rest = var[0, 1:p + 1] * root_t, var[0, p + 1:] * root_t
     # Euler contributions of a quantile: the positions' P&L in the scenario(s) that set the VaR.
     tw = est.var_weights(scenarios.shape[0], 1.0 - inp.confidences[0], inp.quantile)
-    rows = np.argsort(scenarios[:, 0], kind="stable")[tw.positions]
+    rows = _scenario_rows(scenarios[:, 0], tw, float(var[0, 0]))
     marginal_f = -(tw.weights @ r[rows]) * root_t
     return _result(inp, var[:, 0] * root_t, es[:, 0] * root_t, marginal_f, standalone, rest,
                    {"varScenarioIndices": rows.tolist()})
+
+
+def _scenario_rows(pnl: F64, tw: est.TailWeights, var0: float) -> NDArray[np.intp]:
+    """np.argsort(pnl, kind="stable")[tw.positions]: the observations whose P&L sets the VaR (var0,
+    before the horizon scaling). A VaR on one order statistic is minus that observation's P&L, so no
+    sort is needed: among the observations equal to it, in series order, the one at its rank."""
+    if tw.positions.size == 1:
+        ties = np.flatnonzero(pnl == -var0)
+        rank = int(tw.positions[0]) - int(np.count_nonzero(pnl < -var0))
+        if 0 <= rank < ties.size:
+            return ties[rank:rank + 1]
+    return np.argsort(pnl, kind="stable")[tw.positions]
 
 
 def _cornish_fisher(inp: VarInput, r: F64, scenarios: F64) -> VarResult:

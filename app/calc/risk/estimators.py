@@ -94,9 +94,12 @@ def es_weights(n: int, alpha: float, method: EsMethod) -> TailWeights:
 
 def apply_weights(sorted_pnl: F64, tw: TailWeights) -> F64:
     """-(weights . order statistics), per column of an ascending-sorted (T, k) matrix."""
+    first, last = int(tw.positions[0]), int(tw.positions[-1])
     if tw.weights.size == 1 and tw.weights[0] == 1.0:  # one order statistic (a discrete VaR): the row itself
-        return np.asarray(-sorted_pnl[int(tw.positions[0])], dtype=np.float64)
-    return np.asarray(-(tw.weights @ sorted_pnl[tw.positions]), dtype=np.float64)
+        return np.asarray(-sorted_pnl[first], dtype=np.float64)
+    # The positions are a run (the tail for ES, two neighbours for a linear VaR): a view, not a copy.
+    rows = sorted_pnl[first:last + 1] if last - first + 1 == tw.positions.size else sorted_pnl[tw.positions]
+    return np.asarray(-(tw.weights @ rows), dtype=np.float64)
 
 
 def _tail_positions(n: int, confidences: Sequence[float], quantile: QuantileMethod,
@@ -153,8 +156,8 @@ def ewma_covariance(returns: F64, lam: float) -> F64:
 def normal_var_es(sigma: F64 | float, mean: F64 | float, confidences: Sequence[float],
                   horizon: float) -> tuple[F64, F64]:
     """Delta-normal VaR = z sigma sqrt(T) - mean T; ES = sigma sqrt(T) pdf(z) / alpha - mean T."""
-    s = np.atleast_1d(np.asarray(sigma, dtype=np.float64)) * math.sqrt(horizon)
-    m = np.atleast_1d(np.asarray(mean, dtype=np.float64)) * horizon
+    s = np.array(sigma, dtype=np.float64, ndmin=1) * math.sqrt(horizon)
+    m = np.array(mean, dtype=np.float64, ndmin=1) * horizon
     z, tail = _normal_coefficients(tuple(confidences))
     return z * s - m, tail * s - m
 

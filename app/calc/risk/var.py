@@ -81,8 +81,7 @@ def _scenarios(r: F64, w: F64, factor_of: NDArray[np.intp], exposures: F64) -> F
     position. One estimator call on it values the book, standalone and incremental VaR at once."""
     p = exposures.size
     out = np.empty((r.shape[0], 1 + 2 * p), order="F")
-    pnl = out[:, 0]
-    pnl[:] = r @ w
+    pnl = np.matmul(r, w, out=out[:, 0])
     alone = out[:, 1:p + 1]
     np.multiply(r[:, factor_of], exposures, out=alone)
     np.subtract(pnl[:, None], alone, out=out[:, p + 1:])
@@ -168,7 +167,7 @@ def _parametric(inp: VarInput, r: F64, w: F64) -> VarResult:
     book_mean = float(mu @ w)
     z0 = ndtri(inp.confidences[0])
     root_t = math.sqrt(inp.horizon)
-    marginal_f = (z0 * root_t * sw / sigma if sigma > 0 else np.zeros_like(sw)) - mu * inp.horizon
+    marginal_f = (sw * (z0 * root_t / sigma) if sigma > 0 else np.zeros_like(sw)) - mu * inp.horizon
     f, e = inp.factor_of, inp.exposures
     alone_sigma = np.abs(e) * np.sqrt(cov.diagonal()[f])
     # The book without each position, as its own quadratic form: sigma^2 - 2 e (Sw)_f + e^2 S_ff cancels

@@ -194,8 +194,10 @@ def moments(pnl: F64) -> Moments:
     m2 = c2.sum(axis=0) / n
     m3 = (c2 * c).sum(axis=0) / n
     m4 = (c2 * c2).sum(axis=0) / n
+    ok = m2 > DEGENERATE_VARIANCE
+    if ok.all():  # the usual case, without the masking below
+        return Moments(mean, m2, m3 / m2**1.5, m4 / m2**2 - 3.0)
     with np.errstate(divide="ignore", invalid="ignore"):
-        ok = m2 > DEGENERATE_VARIANCE
         safe_m2 = np.where(ok, m2, 1.0)
         skew = np.where(ok, m3 / safe_m2**1.5, 0.0)
         kurt = np.where(ok, m4 / safe_m2**2 - 3.0, 0.0)

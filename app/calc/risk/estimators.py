@@ -59,7 +59,8 @@ def _frozen(positions: NDArray[np.intp], weights: F64) -> TailWeights:
     return TailWeights(positions, weights)
 
 
-# The weights depend only on (n, alpha, method) and are read-only: built once, not on every call.
+# The weights depend only on (n, alpha, method) and are read-only: built once, not on every call
+# (at most two numbers each).
 @lru_cache(maxsize=1024)
 def var_weights(n: int, alpha: float, method: QuantileMethod) -> TailWeights:
     if method == "discrete":  # k = ceil(alpha n): the k-th worst P&L (riskfolio, numpy inverted_cdf)
@@ -74,7 +75,6 @@ def var_weights(n: int, alpha: float, method: QuantileMethod) -> TailWeights:
     return _frozen(np.array([lo, lo + 1]), np.array([1.0 - frac, frac]))
 
 
-@lru_cache(maxsize=1024)
 def es_weights(n: int, alpha: float, method: EsMethod) -> TailWeights:
     if method == "tail-mean":  # empyrical: plain mean of the floor((n-1) alpha) + 1 worst
         m = _floor((n - 1) * alpha) + 1
@@ -102,13 +102,20 @@ def apply_weights(sorted_pnl: F64, tw: TailWeights) -> F64:
     return np.asarray(-(tw.weights @ rows), dtype=np.float64)
 
 
+# Plans for windows up to this many observations are cached (64 of them): the ES weights hold
+# alpha x n numbers, so longer series (Monte Carlo paths) build theirs per call, where it is cheap
+# next to the simulation.
+CACHED_PLAN_OBSERVATIONS = 5_000
+
+
 def _tail_positions(n: int, confidences: Sequence[float], quantile: QuantileMethod,
                     es: EsMethod) -> tuple[list[tuple[TailWeights, TailWeights]], list[int]]:
-    plans, kth = _tail_plan(n, tuple(confidences), quantile, es)
+    plan = _tail_plan if n <= CACHED_PLAN_OBSERVATIONS else _tail_plan.__wrapped__
+    plans, kth = plan(n, tuple(confidences), quantile, es)
     return list(plans), list(kth)
 
 
-@lru_cache(maxsize=1024)
+@lru_cache(maxsize=64)
 def _tail_plan(n: int, confidences: tuple[float, ...], quantile: QuantileMethod,
                es: EsMethod) -> tuple[tuple[tuple[TailWeights, TailWeights], ...], tuple[int, ...]]:
     plans: list[tuple[TailWeights, TailWeights]] = []

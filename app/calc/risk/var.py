@@ -62,11 +62,11 @@ def factor_exposures(inp: VarInput) -> F64:
 
 
 def portfolio_var(inp: VarInput) -> VarResult:
-    # Column-major: every per-factor (per-column) mean, moment and partition below then runs over
-    # contiguous memory (a row-major (T, f) matrix is reduced f elements at a time).
     w = factor_exposures(inp)
     if inp.method == "monte-carlo":
         return _monte_carlo(inp, inp.returns, w)
+    # Column-major: every per-factor (per-column) sum, moment and partition below then runs over
+    # contiguous memory (a row-major (T, f) matrix is reduced f elements at a time).
     r = np.asfortranarray(inp.returns)
     if inp.method in ("parametric", "ewma"):
         return _parametric(inp, r, w)

@@ -199,8 +199,8 @@ def moments(pnl: F64) -> Moments:
     c = pnl - mean
     c2 = c * c
     m2 = c2.sum(axis=0) / n
-    m3 = (c2 * c).sum(axis=0) / n
-    m4 = (c2 * c2).sum(axis=0) / n
+    m3 = np.multiply(c, c2, out=c).sum(axis=0) / n  # in place (c is c^3 from here): no new (T, k) temporaries
+    m4 = np.multiply(c2, c2, out=c2).sum(axis=0) / n
     ok = m2 > DEGENERATE_VARIANCE
     if ok.all():  # the usual case, without the masking below
         return Moments(mean, m2, m3 / m2**1.5, m4 / m2**2 - 3.0)

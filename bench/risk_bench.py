@@ -33,23 +33,28 @@ TARGETS_US = {"a": 36.0, "b": 755.0, "c": 41_000.0, "d": 1_000.0, "e": 500.0}  #
 ROUNDS = 15  # interleaved rounds per side and workload
 
 
-def _loops(fn: Callable[[], object], round_s: float) -> int:
+TIMERS: dict[str, Callable[[], float]] = {"wall": time.perf_counter, "cpu": time.process_time}
+
+
+def _loops(fn: Callable[[], object], round_s: float, timer: Callable[[], float]) -> int:
     """Calls per round so that one round of fn takes about round_s (fn is warmed up first)."""
     fn()
-    t = timeit.Timer(fn)
+    t = timeit.Timer(fn, timer=timer)
     once = max(min(t.repeat(3, 1)), 1e-7)
     return max(1, int(round_s / once))
 
 
 def interleaved(ours: Callable[[], object], base: Callable[[], object], rounds: int = ROUNDS,
-                budget_s: float = 0.6) -> dict[str, float]:
+                budget_s: float = 0.6, timer: str = "wall") -> dict[str, float]:
     """Per-call µs of ours and the baseline, timed in alternating rounds A, B, A, B, ... (each round the
     mean over a loop sized to ~budget/rounds), so load drift during the run lands on both sides.
 
     Returns the per-side medians over rounds, their ratio baseline / ours, and the median of the
-    per-round ratios (each round's ours against the baseline timed right after it)."""
-    lo, lb = _loops(ours, budget_s / rounds), _loops(base, budget_s / rounds)
-    to, tb = timeit.Timer(ours), timeit.Timer(base)
+    per-round ratios (each round's ours against the baseline timed right after it). timer "cpu" counts
+    this process's CPU time instead of wall time (all its threads: BLAS threads count too)."""
+    clock = TIMERS[timer]
+    lo, lb = _loops(ours, budget_s / rounds, clock), _loops(base, budget_s / rounds, clock)
+    to, tb = timeit.Timer(ours, timer=clock), timeit.Timer(base, timer=clock)
     o_us: list[float] = []
     b_us: list[float] = []
     for _ in range(rounds):
@@ -113,11 +118,11 @@ def np_cf(r: np.ndarray, w: np.ndarray, z: float = -1.6448536269514722) -> float
     return -(float(pnl.mean()) + zcf * math.sqrt(m2))
 
 
-def library(rounds: int = ROUNDS) -> list[dict[str, Any]]:
+def library(rounds: int = ROUNDS, timer: str = "wall") -> list[dict[str, Any]]:
     rows: list[dict[str, Any]] = []
 
     def row(key: str, what: str, ours: Callable[[], object], base: Callable[[], object], base_name: str) -> None:
-        t = interleaved(ours, base, rounds)
+        t = interleaved(ours, base, rounds, timer=timer)
         target = TARGETS_US.get(key)
         rows.append({"workload": key, "what": what, "baseline": base_name, **t, "target_us": target,
                      "meets_target": None if target is None else t["ours_us"] <= target})
@@ -193,9 +198,12 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--http", action="store_true", help="also load /var at 16 connections")
     p.add_argument("--duration", type=int, default=10)
     p.add_argument("--rounds", type=int, default=ROUNDS, help=f"interleaved rounds per side (default {ROUNDS})")
+    p.add_argument("--timer", choices=sorted(TIMERS), default="wall",
+                   help="wall clock (default) or this process's CPU time (steadier on a shared, busy machine)")
     args = p.parse_args(argv)
-    rows = library(args.rounds)
-    print(f"Median per-call µs over {args.rounds} interleaved rounds per side (ours, baseline, ours, ...).\n")
+    rows = library(args.rounds, args.timer)
+    print(f"Median per-call µs ({args.timer} time) over {args.rounds} interleaved rounds per side "
+          "(ours, baseline, ours, ...).\n")
     print("| workload | ours (us) | baseline | baseline (us) | baseline/ours | paired | target (us) | met |")
     print("|---|---:|---|---:|---:|---:|---:|---|")
     for r in rows:
@@ -206,7 +214,8 @@ def main(argv: list[str] | None = None) -> None:
     missing = [k for k, v in anchors().items() if v is None]
     if missing:
         print(f"\nLibrary anchors not installed here (not run): {', '.join(missing)}")
-    out: dict[str, Any] = {"library": rows, "anchors_missing": missing, "time": time.strftime("%Y-%m-%dT%H:%M:%S")}
+    out: dict[str, Any] = {"library": rows, "anchors_missing": missing, "timer": args.timer, "rounds": args.rounds,
+                           "time": time.strftime("%Y-%m-%dT%H:%M:%S")}
     if args.http:
         h = http_p99(args.duration)
         out["http_var"] = h

@@ -49,14 +49,14 @@ def drawdown(equity: F64, initial_equity: float | None = None) -> Drawdown:
     dd = eq / peak - 1.0
     trough = int(np.argmin(dd))
     worst = float(dd[trough])
-    below = dd < 0
-    spell = _longest_spell(below)
     current = float(dd[-1])
     money = float(eq[-1] - peak[-1])
-    bars = int(below[offset:].sum())
-    if worst >= 0:
-        return Drawdown(0.0, 0.0, None, None, None, float(peak[-1]), float(peak[-1]), None, current, money, bars,
+    if worst >= 0:  # never below the running peak
+        return Drawdown(0.0, 0.0, None, None, None, float(peak[-1]), float(peak[-1]), None, current, money, 0,
                         dd[offset:])
+    below = dd < 0
+    spell = _longest_spell(below)
+    bars = int(np.count_nonzero(below[offset:]))
     top = peak[trough]
     # The peak of this drawdown: the last bar at the running maximum before the trough.
     peak_at = trough - int(np.argmax(eq[trough::-1] == top))
@@ -72,10 +72,11 @@ def drawdown(equity: F64, initial_equity: float | None = None) -> Drawdown:
 
 def _longest_spell(below: NDArray[np.bool_]) -> tuple[int, int, bool] | None:
     """(first, last, recovered) of the longest run of True; the earliest of equal runs."""
-    if not below.any():
+    # Where below changes, with False on either side: up, down, up, down, ...
+    padded = np.concatenate(([False], below, [False]))
+    edges = np.flatnonzero(padded[1:] != padded[:-1])
+    if not edges.size:
         return None
-    edges = np.diff(np.concatenate(([0], below.astype(np.int8), [0])))
-    starts = np.flatnonzero(edges == 1)
-    ends = np.flatnonzero(edges == -1)  # one past the last bar of the run
+    starts, ends = edges[::2], edges[1::2]  # ends: one past the last bar of the run
     i = int(np.argmax(ends - starts))
     return int(starts[i]), int(ends[i] - 1), bool(ends[i] < below.size)

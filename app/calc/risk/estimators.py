@@ -1,6 +1,8 @@
 """VaR/ES estimators on P&L scenarios and covariance estimates. Everything works column-wise on a
 (T, k) matrix so one call values a portfolio, its positions alone and the portfolio without each
-position (standalone and incremental VaR) at once.
+position (standalone and incremental VaR) at once. Give them column-major (Fortran-order) matrices:
+each column is then contiguous and a per-column reduction or partition costs a few µs, where a
+row-major (T, k) matrix is reduced k elements at a time.
 
 Conventions (calc-conventions.md): alpha = 1 - confidence; VaR and ES are positive losses.
 """
@@ -10,7 +12,8 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Literal
+from functools import lru_cache
+from typing import Any, Literal
 
 import numpy as np
 from numpy.typing import NDArray
@@ -50,23 +53,32 @@ class TailWeights:
     weights: F64
 
 
+def _frozen(positions: NDArray[np.intp], weights: F64) -> TailWeights:
+    positions.setflags(write=False)
+    weights.setflags(write=False)
+    return TailWeights(positions, weights)
+
+
+# The weights depend only on (n, alpha, method) and are read-only: built once, not on every call
+# (at most two numbers each).
+@lru_cache(maxsize=1024)
 def var_weights(n: int, alpha: float, method: QuantileMethod) -> TailWeights:
     if method == "discrete":  # k = ceil(alpha n): the k-th worst P&L (riskfolio, numpy inverted_cdf)
-        return TailWeights(np.array([_ceil(alpha * n) - 1]), np.array([1.0]))
+        return _frozen(np.array([_ceil(alpha * n) - 1]), np.array([1.0]))
     if method == "discrete-loss":  # lower quantile of the loss distribution at the confidence (skfolio)
-        return TailWeights(np.array([n - _ceil((1.0 - alpha) * n)]), np.array([1.0]))
+        return _frozen(np.array([n - _ceil((1.0 - alpha) * n)]), np.array([1.0]))
     h = (n - 1) * alpha  # linear interpolation, Hyndman-Fan type 7 (numpy default, empyrical)
     lo = min(_floor(h), n - 2) if n > 1 else 0
     frac = max(h - lo, 0.0)
     if frac <= TAIL_EPS or n == 1:
-        return TailWeights(np.array([lo]), np.array([1.0]))
-    return TailWeights(np.array([lo, lo + 1]), np.array([1.0 - frac, frac]))
+        return _frozen(np.array([lo]), np.array([1.0]))
+    return _frozen(np.array([lo, lo + 1]), np.array([1.0 - frac, frac]))
 
 
 def es_weights(n: int, alpha: float, method: EsMethod) -> TailWeights:
     if method == "tail-mean":  # empyrical: plain mean of the floor((n-1) alpha) + 1 worst
         m = _floor((n - 1) * alpha) + 1
-        return TailWeights(np.arange(m), np.full(m, 1.0 / m))
+        return _frozen(np.arange(m), np.full(m, 1.0 / m))
     # Rockafellar-Uryasev: the floor(k) worst in full and the boundary observation by the remainder.
     k = alpha * n
     if abs(k - round(k)) <= TAIL_EPS:
@@ -77,16 +89,35 @@ def es_weights(n: int, alpha: float, method: EsMethod) -> TailWeights:
     w = np.full(size, 1.0 / k)
     if frac > 0:
         w[-1] = frac / k
-    return TailWeights(np.arange(size), w)
+    return _frozen(np.arange(size), w)
 
 
 def apply_weights(sorted_pnl: F64, tw: TailWeights) -> F64:
     """-(weights . order statistics), per column of an ascending-sorted (T, k) matrix."""
-    return np.asarray(-(tw.weights @ sorted_pnl[tw.positions]), dtype=np.float64)
+    first, last = int(tw.positions[0]), int(tw.positions[-1])
+    if tw.weights.size == 1 and tw.weights[0] == 1.0:  # one order statistic (a discrete VaR): the row itself
+        return np.asarray(-sorted_pnl[first], dtype=np.float64)
+    # The positions are a run (the tail for ES, two neighbours for a linear VaR): a view, not a copy.
+    rows = sorted_pnl[first:last + 1] if last - first + 1 == tw.positions.size else sorted_pnl[tw.positions]
+    return np.asarray(-(tw.weights @ rows), dtype=np.float64)
+
+
+# Plans for windows up to this many observations are cached (64 of them): the ES weights hold
+# alpha x n numbers, so longer series (Monte Carlo paths) build theirs per call, where it is cheap
+# next to the simulation.
+CACHED_PLAN_OBSERVATIONS = 5_000
 
 
 def _tail_positions(n: int, confidences: Sequence[float], quantile: QuantileMethod,
                     es: EsMethod) -> tuple[list[tuple[TailWeights, TailWeights]], list[int]]:
+    plan = _tail_plan if n <= CACHED_PLAN_OBSERVATIONS else _tail_plan.__wrapped__
+    plans, kth = plan(n, tuple(confidences), quantile, es)
+    return list(plans), list(kth)
+
+
+@lru_cache(maxsize=64)
+def _tail_plan(n: int, confidences: tuple[float, ...], quantile: QuantileMethod,
+               es: EsMethod) -> tuple[tuple[tuple[TailWeights, TailWeights], ...], tuple[int, ...]]:
     plans: list[tuple[TailWeights, TailWeights]] = []
     kth: set[int] = set()
     for c in confidences:
@@ -95,7 +126,7 @@ def _tail_positions(n: int, confidences: Sequence[float], quantile: QuantileMeth
         kth.update(int(p) for p in vw.positions)
         # The ES weights are equal up to the last position: the sum needs only the split before it.
         kth.update(int(p) for p in ew.positions[-2:])
-    return plans, sorted(kth)
+    return tuple(plans), tuple(sorted(kth))
 
 
 def historical(pnl: F64, confidences: Sequence[float], quantile: QuantileMethod = "discrete",
@@ -115,7 +146,7 @@ def historical(pnl: F64, confidences: Sequence[float], quantile: QuantileMethod 
 
 
 def sample_covariance(returns: F64, ddof: int = 1) -> F64:
-    centred = returns - returns.mean(axis=0)
+    centred = returns - returns.sum(axis=0) / returns.shape[0]
     return np.asarray(centred.T @ centred / (returns.shape[0] - ddof), dtype=np.float64)
 
 
@@ -132,11 +163,21 @@ def ewma_covariance(returns: F64, lam: float) -> F64:
 def normal_var_es(sigma: F64 | float, mean: F64 | float, confidences: Sequence[float],
                   horizon: float) -> tuple[F64, F64]:
     """Delta-normal VaR = z sigma sqrt(T) - mean T; ES = sigma sqrt(T) pdf(z) / alpha - mean T."""
-    s = np.atleast_1d(np.asarray(sigma, dtype=np.float64)) * math.sqrt(horizon)
-    m = np.atleast_1d(np.asarray(mean, dtype=np.float64)) * horizon
-    z = np.array([ndtri(c) for c in confidences])
-    tail = np.array([pdf(zi) / (1.0 - c) for zi, c in zip(z, confidences, strict=True)])
-    return z[:, None] * s[None, :] - m[None, :], tail[:, None] * s[None, :] - m[None, :]
+    s = np.array(sigma, dtype=np.float64, ndmin=1) * math.sqrt(horizon)
+    m = np.array(mean, dtype=np.float64, ndmin=1) * horizon
+    z, tail = _normal_coefficients(tuple(confidences))
+    return z * s - m, tail * s - m
+
+
+@lru_cache(maxsize=256)
+def _normal_coefficients(confidences: tuple[float, ...]) -> tuple[F64, F64]:
+    """(z, pdf(z) / alpha) per confidence, as read-only (m, 1) columns."""
+    zs = [ndtri(c) for c in confidences]
+    z = np.array(zs)[:, None]
+    tail = np.array([pdf(zi) / (1.0 - c) for zi, c in zip(zs, confidences, strict=True)])[:, None]
+    z.setflags(write=False)
+    tail.setflags(write=False)
+    return z, tail
 
 
 @dataclass(frozen=True, slots=True)
@@ -153,20 +194,24 @@ DEGENERATE_VARIANCE = 1e-100
 
 
 def moments(pnl: F64) -> Moments:
-    mean = pnl.mean(axis=0)
+    n = pnl.shape[0]  # sum / n is what .mean() computes, without its per-call overhead (~4 us)
+    mean = pnl.sum(axis=0) / n
     c = pnl - mean
     c2 = c * c
-    m2 = c2.mean(axis=0)
-    m3 = (c2 * c).mean(axis=0)
-    m4 = (c2 * c2).mean(axis=0)
+    m2 = c2.sum(axis=0) / n
+    m3 = np.multiply(c, c2, out=c).sum(axis=0) / n  # in place (c is c^3 from here): no new (T, k) temporaries
+    m4 = np.multiply(c2, c2, out=c2).sum(axis=0) / n
+    ok = m2 > DEGENERATE_VARIANCE
+    if ok.all():  # the usual case, without the masking below
+        return Moments(mean, m2, m3 / m2**1.5, m4 / m2**2 - 3.0)
     with np.errstate(divide="ignore", invalid="ignore"):
-        ok = m2 > DEGENERATE_VARIANCE
-        skew = np.where(ok, m3 / np.where(ok, m2, 1.0) ** 1.5, 0.0)
-        kurt = np.where(ok, m4 / np.where(ok, m2, 1.0) ** 2 - 3.0, 0.0)
+        safe_m2 = np.where(ok, m2, 1.0)
+        skew = np.where(ok, m3 / safe_m2**1.5, 0.0)
+        kurt = np.where(ok, m4 / safe_m2**2 - 3.0, 0.0)
     return Moments(mean, m2, skew, kurt)
 
 
-def cf_z(z: float, s: F64, k: F64) -> F64:
+def cf_z(z: float, s: F64 | float, k: F64 | float) -> F64:
     """Cornish-Fisher quantile (PerformanceAnalytics VaR.CornishFisher), z = ndtri(alpha) < 0."""
     return np.asarray(z + (z * z - 1) * s / 6 + (z**3 - 3 * z) * k / 24 - (2 * z**3 - 5 * z) * s * s / 36,
                       dtype=np.float64)
@@ -183,19 +228,30 @@ def cornish_fisher(mo: Moments, confidences: Sequence[float], horizon: float) ->
     sd = np.sqrt(mo.m2 * horizon)
     m = mo.mean * horizon
     s, k = mo.skewness, mo.excess_kurtosis
-    var = np.empty((len(confidences), sd.size))
-    es = np.empty_like(var)
-    zcf = np.empty_like(var)
-    for i, c in enumerate(confidences):
+    # z_cf (cf_z) and the tail mean are both linear in (1, S, K, S^2) with coefficients that depend on
+    # the confidence only: one product gives every confidence and column.
+    quantile_rows, tail_rows = _cf_coefficients(tuple(confidences))
+    basis = np.array((np.ones(s.size), s, k, s * s))  # (4, columns)
+    zcf = quantile_rows @ basis
+    tail = tail_rows @ basis
+    return -(m + zcf * sd), -(m + tail * sd), zcf
+
+
+@lru_cache(maxsize=256)
+def _cf_coefficients(confidences: tuple[float, ...]) -> tuple[F64, F64]:
+    """Coefficients of (1, S, K, S^2) in z_cf and in the tail mean, one row per confidence (read-only)."""
+    quantile_rows, tail_rows = [], []
+    for c in confidences:
         a = 1.0 - c
         z = ndtri(a)
         phi = pdf(z)
         i0, i1, i2, i3 = a, -phi, a - z * phi, -(z * z + 2) * phi
-        tail = (i1 + s / 6 * (i2 - i0) + k / 24 * (i3 - 3 * i1) - s * s / 36 * (2 * i3 - 5 * i1)) / a
-        zcf[i] = cf_z(z, s, k)
-        var[i] = -(m + zcf[i] * sd)
-        es[i] = -(m + tail * sd)
-    return var, es, zcf
+        quantile_rows.append((z, (z * z - 1) / 6, (z**3 - 3 * z) / 24, -(2 * z**3 - 5 * z) / 36))
+        tail_rows.append((i1 / a, (i2 - i0) / 6 / a, (i3 - 3 * i1) / 24 / a, -(2 * i3 - 5 * i1) / 36 / a))
+    q, t = np.array(quantile_rows), np.array(tail_rows)
+    q.setflags(write=False)
+    t.setflags(write=False)
+    return q, t
 
 
 def check_covariance(cov: F64, names: Sequence[str], fallback: bool) -> tuple[F64, bool]:
@@ -205,15 +261,21 @@ def check_covariance(cov: F64, names: Sequence[str], fallback: bool) -> tuple[F6
     others) is reported as an error; with fallback its negative/zero eigenvalues are clipped at 0 and
     the eigen square root is used instead. Returns (factor, singular)."""
     vals, vecs = np.linalg.eigh(cov)
-    top = float(vals[-1]) if vals.size else 0.0
-    singular = top <= 0 or float(vals[0]) <= 1e-12 * top
-    if not singular:
+    if not singular_covariance(cov, vals, names, fallback):
         return np.asarray(np.linalg.cholesky(cov), dtype=np.float64), False
-    if not fallback:
+    return np.asarray(vecs * np.sqrt(np.clip(vals, 0.0, None)), dtype=np.float64), True
+
+
+def singular_covariance(cov: F64, eigenvalues: NDArray[np.floating[Any]], names: Sequence[str], fallback: bool) -> bool:
+    """Whether cov (with these ascending eigenvalues) is singular; raises the error check_covariance
+    describes unless fallback. Parametric VaR needs only this, not the factor: np.linalg.eigvalsh."""
+    top = float(eigenvalues[-1]) if eigenvalues.size else 0.0
+    singular = top <= 0 or float(eigenvalues[0]) <= 1e-12 * top
+    if singular and not fallback:
         flat = [names[int(i)] for i in np.flatnonzero(np.diag(cov) <= 1e-12 * max(top, 1e-300))]
         why = (f"{', '.join(flat)} {'has' if len(flat) == 1 else 'have'} zero variance" if flat
                else "some pair is a linear combination of the others, or there are too few observations")
         raise CalcError("returns.series", f"The covariance matrix is singular ({why}). Send "
                         "covarianceFallback: 'eigen-clip' to use the nearest positive semi-definite matrix.",
                         "SINGULAR_COVARIANCE")
-    return np.asarray(vecs * np.sqrt(np.clip(vals, 0.0, None)), dtype=np.float64), True
+    return singular

@@ -62,70 +62,96 @@ def factor_exposures(inp: VarInput) -> F64:
 
 
 def portfolio_var(inp: VarInput) -> VarResult:
-    r = inp.returns
     w = factor_exposures(inp)
     if inp.method == "monte-carlo":
-        return _monte_carlo(inp, r, w)
+        return _monte_carlo(inp, inp.returns, w)
+    # Column-major: every per-factor (per-column) sum, moment and partition below then runs over
+    # contiguous memory (a row-major (T, f) matrix is reduced f elements at a time).
+    r = np.asfortranarray(inp.returns)
     if inp.method in ("parametric", "ewma"):
         return _parametric(inp, r, w)
-    pnl = r @ w
-    alone = r[:, inp.factor_of] * inp.exposures  # (T, P) each position by itself
-    without = pnl[:, None] - alone  # (T, P) the book without each position
+    scenarios = _scenarios(r, w, inp.factor_of, inp.exposures)
     if inp.method == "historical":
-        return _historical(inp, r, pnl, alone, without)
-    return _cornish_fisher(inp, r, pnl, alone, without)
+        return _historical(inp, r, scenarios)
+    return _cornish_fisher(inp, r, scenarios)
 
 
-def _historical(inp: VarInput, r: F64, pnl: F64, alone: F64, without: F64) -> VarResult:
+def _scenarios(r: F64, w: F64, factor_of: NDArray[np.intp], exposures: F64) -> F64:
+    """(T, 1 + 2P), column-major: the book's P&L, each position by itself, the book without each
+    position. One estimator call on it values the book, standalone and incremental VaR at once."""
+    p = exposures.size
+    out = np.empty((r.shape[0], 1 + 2 * p), order="F")
+    pnl = np.matmul(r, w, out=out[:, 0])
+    alone = out[:, 1:p + 1]
+    np.multiply(r[:, factor_of], exposures, out=alone)
+    np.subtract(pnl[:, None], alone, out=out[:, p + 1:])
+    return out
+
+
+def _historical(inp: VarInput, r: F64, scenarios: F64) -> VarResult:
     root_t = math.sqrt(inp.horizon)
-    var, es = est.historical(pnl[:, None], inp.confidences, inp.quantile, inp.es_method)
+    p = inp.exposures.size
+    var, es = est.historical(scenarios, inp.confidences, inp.quantile, inp.es_method)
+    standalone, rest = var[0, 1:p + 1] * root_t, var[0, p + 1:] * root_t
     # Euler contributions of a quantile: the positions' P&L in the scenario(s) that set the VaR.
-    order = np.argsort(pnl, kind="stable")
-    tw = est.var_weights(pnl.size, 1.0 - inp.confidences[0], inp.quantile)
-    marginal_f = -(tw.weights @ r[order[tw.positions]]) * root_t
-    c0 = inp.confidences[:1]
-    standalone = est.historical(alone, c0, inp.quantile, inp.es_method)[0][0] * root_t
-    rest = est.historical(without, c0, inp.quantile, inp.es_method)[0][0] * root_t
-    total = var[:, 0] * root_t
-    scenario_rows = [int(i) for i in order[tw.positions]]
-    return _result(inp, total, es[:, 0] * root_t, marginal_f, standalone, rest,
-                   {"varScenarioIndices": scenario_rows})
+    tw = est.var_weights(scenarios.shape[0], 1.0 - inp.confidences[0], inp.quantile)
+    rows = _scenario_rows(scenarios[:, 0], tw, float(var[0, 0]))
+    marginal_f = -(tw.weights @ r[rows]) * root_t
+    return _result(inp, var[:, 0] * root_t, es[:, 0] * root_t, marginal_f, standalone, rest,
+                   {"varScenarioIndices": rows.tolist()})
 
 
-def _cornish_fisher(inp: VarInput, r: F64, pnl: F64, alone: F64, without: F64) -> VarResult:
-    mo = est.moments(pnl[:, None])
+def _scenario_rows(pnl: F64, tw: est.TailWeights, var0: float) -> NDArray[np.intp]:
+    """np.argsort(pnl, kind="stable")[tw.positions]: the observations whose P&L sets the VaR (var0,
+    before the horizon scaling). A VaR on one order statistic is minus that observation's P&L, so no
+    sort is needed: among the observations equal to it, in series order, the one at its rank."""
+    if tw.positions.size == 1:
+        ties = np.flatnonzero(pnl == -var0)
+        rank = int(tw.positions[0]) - int(np.count_nonzero(pnl < -var0))
+        if 0 <= rank < ties.size:
+            return ties[rank:rank + 1]
+    return np.argsort(pnl, kind="stable")[tw.positions]
+
+
+def _cornish_fisher(inp: VarInput, r: F64, scenarios: F64) -> VarResult:
+    p = inp.exposures.size
+    mo = est.moments(scenarios)  # the book, each position alone, the book without each position
     var, es, zcf = est.cornish_fisher(mo, inp.confidences, inp.horizon)
-    marginal_f = _cf_gradient(r, pnl, inp.confidences[0], inp.horizon)
-    c0 = inp.confidences[:1]
-    standalone = est.cornish_fisher(est.moments(alone), c0, inp.horizon)[0][0]
-    rest = est.cornish_fisher(est.moments(without), c0, inp.horizon)[0][0]
-    gaussian = est.cornish_fisher(est.Moments(mo.mean, mo.m2, np.zeros(1), np.zeros(1)), inp.confidences,
-                                  inp.horizon)[0][:, 0]
+    marginal_f = _cf_gradient(r, scenarios[:, 0], inp.confidences[0], inp.horizon)
+    standalone, rest = var[0, 1:p + 1], var[0, p + 1:]
+    # The normal VaR with the same (population) variance: Cornish-Fisher with S = K = 0.
+    gaussian = est.normal_var_es(math.sqrt(mo.m2[0]), mo.mean[0], inp.confidences, inp.horizon)[0][:, 0]
     return _result(inp, var[:, 0], es[:, 0], marginal_f, standalone, rest,
                    {"zCornishFisher": zcf[:, 0], "gaussianVarPopulation": gaussian})
 
 
 def _cf_gradient(r: F64, pnl: F64, confidence: float, horizon: float) -> F64:
     """dVaR_CF/dw: through the mean and the central moments m2, m3, m4 of the P&L (co-moments with
-    each pair), the chain rule over S = m3 m2^-1.5 and K = m4 m2^-2 - 3."""
+    each pair), the chain rule over S = m3 m2^-1.5 and K = m4 m2^-2 - 3.
+
+    Every partial derivative below is a plain float; only dm_j/dw = j E[d c^(j-1)] (d: the pairs'
+    centred returns, c: the centred P&L) is a vector, so the whole gradient is one product d' v."""
     n = pnl.size
-    c = pnl - pnl.mean()
-    d = r - r.mean(axis=0)
+    c = pnl - pnl.sum() / n
     c2 = c * c
-    m2, m3, m4 = float(c2.mean()), float((c2 * c).mean()), float((c2 * c2).mean())
+    m2, m3, m4 = float(c2.sum()) / n, float(c2 @ c) / n, float(c2 @ c2) / n
     if m2 <= est.DEGENERATE_VARIANCE:
         return np.zeros(r.shape[1])
-    co = d.T @ np.column_stack((c, c2, c2 * c)) / n  # (f, 3): E[d c], E[d c^2], E[d c^3]
-    dm2, dm3, dm4 = 2 * co[:, 0], 3 * co[:, 1], 4 * co[:, 2]
     s, k = m3 / m2**1.5, m4 / m2**2 - 3.0
-    ds = dm3 / m2**1.5 - 1.5 * m3 / m2**2.5 * dm2
-    dk = dm4 / m2**2 - 2 * m4 / m2**3 * dm2
     z = ndtri(1.0 - confidence)
-    zcf = float(est.cf_z(z, np.array([s]), np.array([k]))[0])
-    dz = ((z * z - 1) / 6 - 2 * (2 * z**3 - 5 * z) * s / 36) * ds + (z**3 - 3 * z) / 24 * dk
+    zcf = float(est.cf_z(z, s, k))
     sd = math.sqrt(m2)
-    return np.asarray(-(horizon * r.mean(axis=0) + math.sqrt(horizon) * (dz * sd + zcf * dm2 / (2 * sd))),
-                      dtype=np.float64)
+    dz_ds = (z * z - 1) / 6 - 2 * (2 * z**3 - 5 * z) * s / 36
+    dz_dk = (z**3 - 3 * z) / 24
+    ds_dm2, ds_dm3 = -1.5 * m3 / m2**2.5, 1 / m2**1.5
+    dk_dm2, dk_dm4 = -2 * m4 / m2**3, 1 / m2**2
+    # d(z_cf sd)/dm_j: the quantile's sensitivity to each central moment of the P&L.
+    g2 = sd * (dz_ds * ds_dm2 + dz_dk * dk_dm2) + zcf / (2 * sd)
+    g3 = sd * dz_ds * ds_dm3
+    g4 = sd * dz_dk * dk_dm4
+    mean_r = r.sum(axis=0) / n
+    v = (2 * g2 + (3 * g3 + 4 * g4 * c) * c) * c / n  # sum_j g_j dm_j/dw = d' v
+    return np.asarray(-(horizon * mean_r + math.sqrt(horizon) * ((r - mean_r).T @ v)), dtype=np.float64)
 
 
 def covariance(inp: VarInput, r: F64) -> F64:
@@ -134,25 +160,27 @@ def covariance(inp: VarInput, r: F64) -> F64:
 
 def _parametric(inp: VarInput, r: F64, w: F64) -> VarResult:
     cov = covariance(inp, r)
-    _, singular = est.check_covariance(cov, inp.factor_names, inp.covariance_fallback)
+    singular = est.singular_covariance(cov, np.linalg.eigvalsh(cov), inp.factor_names, inp.covariance_fallback)
     mu = r.mean(axis=0) if inp.mean_adjusted else np.zeros(r.shape[1])
     sw = cov @ w
     sigma = math.sqrt(max(float(w @ sw), 0.0))
-    var, es = est.normal_var_es(sigma, float(mu @ w), inp.confidences, inp.horizon)
+    book_mean = float(mu @ w)
     z0 = ndtri(inp.confidences[0])
     root_t = math.sqrt(inp.horizon)
-    marginal_f = (z0 * root_t * sw / sigma if sigma > 0 else np.zeros_like(sw)) - mu * inp.horizon
+    marginal_f = (sw * (z0 * root_t / sigma) if sigma > 0 else np.zeros_like(sw)) - mu * inp.horizon
     f, e = inp.factor_of, inp.exposures
-    diag = np.diag(cov)[f]
-    alone_sigma = np.abs(e) * np.sqrt(diag)
+    alone_sigma = np.abs(e) * np.sqrt(cov.diagonal()[f])
     # The book without each position, as its own quadratic form: sigma^2 - 2 e (Sw)_f + e^2 S_ff cancels
     # catastrophically when the position is most of the book.
     rest_w = np.repeat(w[None, :], e.size, axis=0)
     rest_w[np.arange(e.size), f] -= e
-    rest_sigma = np.sqrt(np.clip(np.einsum("pf,fg,pg->p", rest_w, cov, rest_w), 0.0, None))
-    c0 = inp.confidences[:1]
-    standalone = est.normal_var_es(alone_sigma, e * mu[f], c0, inp.horizon)[0][0]
-    rest = est.normal_var_es(rest_sigma, float(mu @ w) - e * mu[f], c0, inp.horizon)[0][0]
+    rest_sigma = np.sqrt(np.maximum(np.einsum("pf,fg,pg->p", rest_w, cov, rest_w), 0.0))
+    # One call for the book, each position alone and the book without each position.
+    alone_mean = e * mu[f]
+    var, es = est.normal_var_es(np.concatenate(([sigma], alone_sigma, rest_sigma)),
+                                np.concatenate(([book_mean], alone_mean, book_mean - alone_mean)),
+                                inp.confidences, inp.horizon)
+    standalone, rest = var[0, 1:e.size + 1], var[0, e.size + 1:]
     extra: dict[str, Any] = {"sigma": sigma, "sigmaHorizon": sigma * root_t, "singularCovariance": singular}
     return _result(inp, var[:, 0], es[:, 0], marginal_f, standalone, rest, extra)
 

@@ -98,6 +98,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app = FastAPI(
         title="ForexRisk API", version="0.1.0", description=DESCRIPTION, lifespan=lifespan,
         generate_unique_id_function=operation_id, docs_url=None, redoc_url=None,
+        telemetry={"tracing": settings.telemetry, "metrics": settings.telemetry, "logs": settings.telemetry},
     )
     install_error_handlers(app)
     app.include_router(health_router)

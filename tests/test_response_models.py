@@ -8,8 +8,11 @@ response can contain forbids undeclared properties.
 
 from __future__ import annotations
 
+import json
+import re
 from typing import Any
 
+import pytest
 from fastapi.testclient import TestClient
 
 CALC = "/api/v1/calculate/"
@@ -55,6 +58,9 @@ def test_published_objects_are_closed(client: TestClient) -> None:
                     for media in response.get("content", {}).values():
                         visit(media.get("schema", {}), f"{method.upper()} {path} {status}")
     assert not open_objects, open_objects
+    dangling = sorted({ref for ref in re.findall(r'"\$ref": "#/components/schemas/([^"]+)"', json.dumps(doc))
+                       if ref not in schemas})
+    assert dangling == []  # ReDoc refuses a document with one
 
 
 def test_drawdown_with_dates_and_series(client: TestClient) -> None:
@@ -141,3 +147,11 @@ def test_batch_columns_with_explain_and_item_errors(client: TestClient) -> None:
     rows = post(client, "batch", {"items": [item, missing_rate], "fields": ["lotSize", "flags"]})
     assert rows["results"][0]["result"].keys() == {"lotSize", "flags"}
     assert rows["results"][1]["ok"] is False
+
+
+def test_readiness_down_is_its_own_documented_body(client: TestClient, monkeypatch: pytest.MonkeyPatch) -> None:
+    import app.health.router as health
+
+    monkeypatch.setattr(health, "CATALOGUE", {})
+    r = client.get("/readyz")
+    assert r.status_code == 503 and r.json()["status"] == "down" and r.json()["checks"]["catalogue"] == "down"

@@ -55,7 +55,8 @@ async def _database(request: Request) -> str:
         return "down"
 
 
-@router.get("/readyz", response_model=Readiness, summary="Readiness: dependencies the calculation path needs")
+@router.get("/readyz", response_model=Readiness, summary="Readiness: dependencies the calculation path needs",
+            responses={503: {"model": Readiness, "description": "Down: calculations cannot be served (the same body)"}})
 async def readyz(request: Request) -> Response:
     # Calculations need the in-memory catalogue. Without the database, known keys keep working from
     # the in-process cache and stored calculations stay buffered, so the service is degraded, not down.

@@ -157,7 +157,11 @@ def complete(schema: dict[str, Any]) -> None:
                 if status == "429" and not path.startswith("/api/v1/"):
                     continue
                 entry = responses.setdefault(status, {"description": text})
-                entry["content"] = problem_ref
+                # A route's own body for an error status (e.g. /readyz's 503) stays beside the Problem;
+                # FastAPI's default 422 body is never sent (our 422 is a Problem).
+                own = {media: c for media, c in entry.get("content", {}).items()
+                       if c.get("schema", {}).get("$ref") != "#/components/schemas/HTTPValidationError"}
+                entry["content"] = {**own, **problem_ref}
             if path.startswith("/api/v1/"):
                 responses["429"]["headers"] = {**RATE_LIMIT_HEADERS, "Retry-After": {"schema": {"type": "integer"}}}
                 for status, response in responses.items():

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
 from pydantic.alias_generators import to_camel
@@ -27,9 +27,31 @@ class ApiModel(BaseModel):
 
 
 class OutModel(BaseModel):
-    """Response models (documentation of the wire format; responses are serialised directly)."""
+    """Response models: the wire format, exactly. Undeclared fields are refused (the published schema says
+    additionalProperties: false, and FastAPI will not send a field the model does not declare)."""
 
-    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="allow")
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid")
+
+
+def _no_default(schema: dict[str, Any]) -> None:
+    schema.pop("default", None)
+
+
+def Omitted(description: str | None = None, **kwargs: Any) -> Any:  # noqa: N802 (a Field factory)
+    """A response field that is left out when it does not apply, and never null: not required in the
+    published schema, and typed without null (use `X | None = None` only where the code sends null)."""
+    return Field(default=None, description=description, json_schema_extra=_no_default, **kwargs)
+
+
+class Quote(OutModel):
+    bid: float
+    ask: float
+
+
+RatesUsed = Annotated[
+    dict[str, float | Quote],
+    Field(description="The rates a calculation converted with: symbol -> price, or {bid, ask} when sided"),
+]
 
 
 # Bounds keep every product of inputs far from float overflow and reject absurd values early.
@@ -92,7 +114,7 @@ class Flag(OutModel):
 
     code: str = Field(json_schema_extra={"enum": list(FLAG_CODES)})
     message: str
-    data: dict[str, object] | None = None
+    data: dict[str, object] = Omitted("The figures behind the flag (e.g. minLot, requested/applied)")
 
 
 class ExplainStep(OutModel):

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import Field
 
@@ -38,3 +38,19 @@ class MfaConfirm(ApiModel):
 class MfaConfirmed(OutModel):
     enabled: bool
     recovery_codes: list[str]
+
+
+class Jwk(OutModel):
+    """A public signing key (RFC 7517): P-256 EC, ES256."""
+
+    kty: Literal["EC"]
+    crv: Literal["P-256"]
+    x: str
+    y: str
+    kid: str = Field(description="Key id (RFC 7638 thumbprint); the `kid` of the access tokens it verifies")
+    use: Literal["sig"]
+    alg: Literal["ES256"]
+
+
+class JwkSet(OutModel):
+    keys: list[Jwk]

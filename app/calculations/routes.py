@@ -15,6 +15,7 @@ from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
 from app.calculations import batch, cost, service
+from app.calculations import responses as out
 from app.calculations import schemas as s
 from app.calculations.pipeline import (
     EXPLAIN_PARAM,
@@ -23,6 +24,7 @@ from app.calculations.pipeline import (
     Outcome,
     handle,
 )
+from app.calculations.risk import responses as rout
 from app.calculations.risk import schemas as rs
 from app.calculations.risk import service as risk
 from app.policy import BrokerPolicy
@@ -102,38 +104,38 @@ ROUTES_BY_PATH = _declare(
               summary="Risk of ruin (fixed risk units) and the fixed-fractional ruin bound",
               example={"winRate": 0.55, "payoffRatio": 1, "capitalUnits": 10},
               cost_doc=f"{cost.ROR_BASE:.0f} us + {cost.ROR_PER_CELL} us per Monte Carlo path x trade, {UNIT}."),
-    CalcRoute("/lots", s.LotsRequest, None, service.lots, cost.single,
+    CalcRoute("/lots", s.LotsRequest, out.LotsResponse, service.lots, cost.single,
               summary="Units and lots: lot classes, tradeable lots by the lot step and min-lot policy",
               example={"currencyPair": "EURUSD", "units": 66666.67}),
-    CalcRoute("/portfolio", s.PortfolioRequest, None, service.portfolio_risk, cost.portfolio,
+    CalcRoute("/portfolio", s.PortfolioRequest, out.PortfolioResponse, service.portfolio_risk, cost.portfolio,
               summary="Open positions: risk at the stops, margin, largest contributor",
               example={"accountCurrency": "USD", "accountBalance": 10000, "positions": [
                   {"currencyPair": "EURUSD", "side": "long", "lots": 0.5, "entryPrice": 1.1, "stopLossPips": 30}]},
               cost_doc=f"{cost.PORTFOLIO_PER_POSITION:.0f} us per position + {cost.RETURNS_PER_CELL} us per return "
                        f"observation x pair, {UNIT}."),
-    CalcRoute("/multi-leg", s.MultiLegRequest, None, service.multi_leg, cost.multi_leg,
+    CalcRoute("/multi-leg", s.MultiLegRequest, out.MultiLegResponse, service.multi_leg, cost.multi_leg,
               summary="One trade entered at several prices with a shared stop",
               example={"accountCurrency": "USD", "currencyPair": "EURUSD",
                        "entries": [{"price": 1.1}, {"price": 1.101}], "stopLoss": 1.106, "riskAmount": 300}),
-    CalcRoute("/projection", s.ProjectionRequest, None, service.projection, cost.projection,
+    CalcRoute("/projection", s.ProjectionRequest, out.ProjectionResponse, service.projection, cost.projection,
               summary="Equity path of a win/loss sequence at a fixed-fractional risk",
               example={"startBalance": 10000, "riskPercentage": 1, "rewardToRisk": 2, "outcomes": ["W", "L", "W"]},
               cost_doc=f"{cost.PROJECTION_MC_BASE:.0f} us + {cost.PROJECTION_PER_CELL} us per path x trade (Monte "
                        f"Carlo) or "
                        f"{cost.PROJECTION_PER_OUTCOME} us per outcome, {UNIT}."),
-    CalcRoute("/atr", s.AtrRequest, None, service.atr, cost.atr,
+    CalcRoute("/atr", s.AtrRequest, out.AtrResponse, service.atr, cost.atr,
               summary="Average true range (Wilder)",
               example={"previousAtr": 0.0134, "trueRange": 0.028, "period": 20},
               cost_doc=f"{cost.ATR_PER_BAR} us per bar, {UNIT}."),
-    CalcRoute("/cross-rate", s.CrossRateRequest, None, service.cross_rate, cost.single,
+    CalcRoute("/cross-rate", s.CrossRateRequest, out.CrossRateResponse, service.cross_rate, cost.single,
               summary="Cross rate (bid/ask) from quoted pairs",
               example={"target": "EURAUD", "conversionRates": {"EURUSD": {"bid": 1.2166, "ask": 1.2171},
                                                                "AUDUSD": {"bid": 0.6834, "ask": 0.6839}}}),
-    CalcRoute("/convert", s.ConvertRequest, None, service.convert, cost.single,
+    CalcRoute("/convert", s.ConvertRequest, out.ConvertResponse, service.convert, cost.single,
               summary="Convert an amount between currencies (mid, loss side, profit side)",
               example={"amount": 200, "from": "GBP", "to": "USD",
                        "conversionRates": {"GBPUSD": {"bid": 1.2698, "ask": 1.2702}}}),
-    BatchRoute("/batch", s.BatchRequest, s.BatchResponse, service.position_size, cost.single,
+    BatchRoute("/batch", s.BatchRequest, out.PositionSizeBatchResponse, service.position_size, cost.single,
                summary="Up to 10,000 position sizes in one call, computed vectorised",
                description="`items`: position-size requests. Results come back in order, one per item, each with "
                            "`ok` and either `result` or its own `error` (problem detail naming the field). Send "
@@ -143,7 +145,7 @@ ROUTES_BY_PATH = _declare(
                cost_doc=f"at least one unit per {cost.BATCH_ITEMS_PER_UNIT} items; {cost.BATCH_PER_ITEM} us per "
                         f"plain item, {cost.BATCH_PER_ITEM_SLOW} us per item with take-profits or a broker policy, "
                         f"{cost.BATCH_PER_ITEM_EXPLAIN} us per item with explain, {UNIT}."),
-    CalcRoute("/var", rs.VarRequest, None, risk.var, cost.var, tags=("risk",),
+    CalcRoute("/var", rs.VarRequest, rout.VarResponse, risk.var, cost.var, tags=("risk",),
               summary="Value at risk and expected shortfall, with Euler components",
               description="Historical (discrete or linear quantile; Rockafellar-Uryasev or tail-mean ES), parametric "
                           "(zero mean, sample covariance), EWMA (RiskMetrics, lambda 0.94), Cornish-Fisher or Monte "
@@ -154,7 +156,7 @@ ROUTES_BY_PATH = _declare(
               example=rs.VAR_EXAMPLE, explain=False,
               cost_doc=f"{cost.VAR_BASE:.0f} us + {cost.RETURNS_PER_CELL} us per observation x pair (+10 % per "
                        f"extra confidence), Monte Carlo {cost.VAR_MC_PER_CELL} us per path x position; {UNIT}."),
-    CalcRoute("/stress", rs.StressRequest, None, risk.stress, cost.stress, tags=("risk",),
+    CalcRoute("/stress", rs.StressRequest, rout.StressResponse, risk.stress, cost.stress, tags=("risk",),
               summary="Stress P&L under shocks per pair or currency, named and built-in historical scenarios",
               description="Built-in: chf-depeg-2015, chf-depeg-2015-intraday, gbp-flash-crash-2016, "
                           "covid-usd-squeeze-2020. With `returns`: the worst realised 1- and 5-day P&L of today's "
@@ -163,7 +165,7 @@ ROUTES_BY_PATH = _declare(
                        "shocks": {"CHF": 0.15}, "builtinScenarios": "all"}, explain=False,
               cost_doc=f"{cost.STRESS_PER_SCENARIO_POSITION} us per scenario x position, {cost.RETURNS_PER_CELL} "
                        f"us per observation x pair + {cost.STRESS_PER_WINDOW_CELL} us per window, {UNIT}."),
-    CalcRoute("/drawdown", rs.DrawdownRequest, None, risk.drawdown, cost.drawdown, tags=("risk",),
+    CalcRoute("/drawdown", rs.DrawdownRequest, rout.DrawdownResponse, risk.drawdown, cost.drawdown, tags=("risk",),
               summary="Maximum and current drawdown of an equity or P&L series",
               description="Compounded drawdown with `initialEquity` as the first peak (a first-bar loss counts); "
                           "peak, trough and recovery indices (-1 = initialEquity), longest underwater spell.",

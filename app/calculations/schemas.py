@@ -6,7 +6,9 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Field
 
+from app.calculations.responses import Explained, LeverageLimits
 from app.calculations.risk.schemas import ReturnsHistory
+from app.instruments.schemas import Instrument
 from app.schemas import (
     ApiModel,
     ConversionRates,
@@ -21,9 +23,11 @@ from app.schemas import (
     Lots,
     Money,
     MoneyNonNeg,
+    Omitted,
     OutModel,
     Price,
     Probability,
+    RatesUsed,
     Symbol,
     Units,
 )
@@ -103,6 +107,29 @@ class PositionSizeResponse(OutModel):
     rates_used: dict[str, Any]
     conventions: dict[str, Any]
     explain: list[ExplainStep] | None = None
+    direction_source: Literal["stopLoss", "direction", "takeProfit", "assumed"] = Field(
+        description="What set the direction: the stop's side, the request, the take-profit's side, or long assumed")
+    entry_price: float
+    stop_loss: float = Field(description="The stop price (computed from a pips, points or ATR stop)")
+    stop_distance: float = Field(description="Price units")
+    target_risk_percentage: float = Field(description="The target risk in % of balance")
+    loss_per_lot: float = Field(description="Loss of one lot at the stop, round-turn commission included")
+    commission: float = Field(description="Round-turn commission of the tradeable size")
+    margin_per_lot: float
+    notional: float = Field(description="Notional of the tradeable size, account currency")
+    leverage_limits: LeverageLimits
+    pip_value_needed: float = Field(description="Pip value that loses exactly the target at the stop")
+    target_risk_amount_quote: float = Field(description="The target risk in the quote currency")
+    max_loss_at_stop_rate: float = Field(
+        description="maxLoss with the quote->account rate taken at the stop (differs for a self-converting pair)")
+    exact_pip_value: float
+    exact_required_margin: float
+    exact_margin_percentage: float
+    max_lots_by_margin: float = Omitted("With freeMargin: the most lots the free margin carries")
+    margin_limited_lot_size: float = Omitted("With freeMargin, when the size exceeds it (EXCEEDS_MAX_SIZE_BY_MARGIN)")
+    margin_limited_position_size: float = Omitted("Units of marginLimitedLotSize")
+    break_even_win_rate: float = Omitted("With takeProfit")
+    instrument: Instrument
 
 
 class PipValueRequest(ApiModel):
@@ -123,6 +150,20 @@ class PipValueResponse(OutModel):
     pip_value_quote: float
     tick_value_per_lot: float
     rates_used: dict[str, Any]
+    currency_pair: str
+    account_currency: str
+    quote_currency: str
+    pip_size: float
+    tick_size: float
+    points_per_pip: float
+    units: float
+    lots: float
+    pip_value_per_lot_quote: float
+    tick_value: float
+    quote_to_account_rate: float = Field(description="X(quote -> account) used for the values")
+    pip_value_base: float = Omitted("Pip value in the base currency (a pair whose base is not the account's)")
+    base_currency: str = Omitted("With pipValueBase")
+    explain: Explained = Omitted()
 
 
 class MarginRequest(ApiModel):
@@ -151,6 +192,26 @@ class MarginResponse(OutModel):
     effective_leverage: float
     max_lots_by_margin: float | None = None
     rates_used: dict[str, Any]
+    currency_pair: str
+    account_currency: str
+    units: float
+    lots: float
+    price: float | None = Field(description="The fill price used; null for an FX margin computed without it")
+    margin_mode: Literal["fx", "cfd", "cfd-leverage"]
+    margin_rate: float
+    leverage_limits: LeverageLimits
+    margin_per_lot: float
+    margin_currency: str
+    margin_requirement_rate: float | None = Field(description="requiredMargin / notional (null for a zero notional)")
+    margin_in_margin_currency: float = Omitted("FX margin mode: the margin in the margin currency")
+    unrealized_pnl: float = Omitted("With openPrice, side and accountBalance")
+    equity: float = Omitted("With openPrice, side and accountBalance: balance + unrealizedPnl")
+    margin_percentage: float = Omitted("With accountBalance")
+    free_margin: float = Omitted("With accountBalance: equity - requiredMargin")
+    margin_level: float | None = Omitted("With accountBalance: equity / requiredMargin x 100 (null for zero margin)")
+    max_lots_by_margin_exact: float = Omitted("With freeMargin")
+    free_margin_after: float = Omitted("With freeMargin")
+    explain: Explained = Omitted()
 
 
 class PnlRequest(ApiModel):
@@ -174,6 +235,18 @@ class PnlResponse(OutModel):
     gross_pnl: float
     net_pnl: float
     rates_used: dict[str, Any]
+    currency_pair: str
+    side: Direction
+    account_currency: str
+    quote_currency: str
+    units: float
+    lots: float
+    price_change: float = Field(description="closePrice - openPrice")
+    commission: float = Field(description="Round-turn commission")
+    swap: float
+    pnl: float = Field(description="Same as netPnl")
+    return_on_notional: float = Field(description="Price move / openPrice, signed by the side")
+    explain: Explained = Omitted()
 
 
 class RiskRewardRequest(ApiModel):
@@ -199,12 +272,45 @@ class RiskRewardRequest(ApiModel):
     instrument: InstrumentOverride | None = None
 
 
+class UnroundedRatios(OutModel):
+    """The ratios to 15 significant digits (the top-level ones are rounded to 10 decimals)."""
+
+    risk_reward_ratio: float
+    gross_risk_reward_ratio: float
+    break_even_win_rate: float
+    break_even_win_rate_without_costs: float
+
+
+class RewardAtTakeProfit(OutModel):
+    price: float
+    share: float
+    reward: float = Field(description="Account currency")
+
+
 class RiskRewardResponse(OutModel):
     calculation_id: str
     risk_reward_ratio: float
     break_even_win_rate: float
     expectancy_r: float | None = None
     expectancy: float | None = None
+    gross_risk_reward_ratio: float = Field(description="reward / risk, before costs")
+    break_even_win_rate_without_costs: float
+    unrounded: UnroundedRatios
+    risk_with_costs: float = Omitted("With a cost: risk + round-turn cost")
+    reward_net_of_costs: float = Omitted("With a cost: reward - round-turn cost")
+    direction: Direction = Omitted("Price levels")
+    risk_distance: float = Omitted("Price levels: |entry - stop|, price units")
+    reward_distance: float = Omitted("Price levels: share-weighted |takeProfit - entry|, price units")
+    risk_pips: float = Omitted("Price levels with a pip size")
+    reward_pips: float = Omitted("Price levels with a pip size")
+    cost_pips: float = Omitted("Price levels with costPips")
+    lots: float = Omitted("Price levels with lots")
+    risk_amount: float = Omitted("Money amounts, or price levels with lots (account currency)")
+    reward_amount: float = Omitted("Money amounts, or price levels with lots (account currency)")
+    commission: float = Omitted("Round-turn cost in money")
+    rates_used: RatesUsed = Omitted("Price levels with lots")
+    take_profits: list[RewardAtTakeProfit] = Omitted("Price levels with lots")
+    explain: Explained = Omitted()
 
 
 class KellyRequest(ApiModel):
@@ -221,6 +327,16 @@ class KellyResponse(OutModel):
     recommended_fraction: float
     log_optimal_fraction: float | None = None
     flags: list[Flag]
+    recommended_half_kelly: float
+    win_rate: float
+    payoff_ratio: float
+    expectancy_r: float
+    trades: int = Omitted("With trades: their count")
+    worst_loss: float = Omitted("With trades: the worst result (negative)")
+    log_optimal_growth_per_trade: float = Omitted("With winning and losing trades: mean log growth at the optimum")
+    log_optimal_risk_fraction: float = Omitted("With winning and losing trades: share of equity lost if the "
+                                               "worst trade repeats")
+    explain: Explained = Omitted()
 
 
 class RiskOfRuinRequest(ApiModel):
@@ -237,11 +353,31 @@ class RiskOfRuinRequest(ApiModel):
     seed: Annotated[int, Field(ge=0, le=2**63 - 1)] | None = None
 
 
+class RuinMonteCarlo(OutModel):
+    paths: int
+    trades: int
+    seed: int | None = Field(description="The request's seed; null when none was given")
+    ruin_probability: float
+    standard_error: float
+
+
 class RiskOfRuinResponse(OutModel):
     calculation_id: str
     risk_of_ruin: float | None = None
     fixed_fractional_ruin_bound: float | None = None
     edge: float
+    win_rate: float
+    payoff_ratio: float
+    expectancy_r: float
+    flags: list[Flag]
+    ruin_root: float = Field(description="x in (0, 1] with p x^(b+1) - x + q = 0; riskOfRuin = x^capitalUnits")
+    capital_units: float = Omitted("With capitalUnits")
+    method: Literal["root"] = Omitted("With capitalUnits")
+    risk_fraction: float = Omitted("With riskFraction")
+    ruin_level: float = Omitted("With riskFraction")
+    lundberg_exponent: float | None = Omitted("With riskFraction; null when the log growth is not positive")
+    monte_carlo: RuinMonteCarlo = Omitted("With monteCarloPaths")
+    explain: Explained = Omitted()
 
 
 class LotsRequest(ApiModel):

@@ -3,20 +3,43 @@
 from __future__ import annotations
 
 import asyncio
+from typing import Literal
 
 import orjson
 from fastapi import APIRouter, Request
+from pydantic import Field
 from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 from starlette.responses import Response
 
 from app.calc.instruments import CATALOGUE
+from app.schemas import OutModel
 from app.services import services
 
 router = APIRouter(tags=["health"])
 
+State = Literal["ok", "down"]
 
-@router.get("/healthz", summary="Liveness: the process serves requests")
+
+class Liveness(OutModel):
+    status: Literal["ok"]
+
+
+class ReadinessChecks(OutModel):
+    catalogue: State
+    database: State
+    redis: State
+
+
+class Readiness(OutModel):
+    status: Literal["ok", "degraded", "down"] = Field(
+        description="down (503): no catalogue; degraded: the database or Redis is down, calculations still run")
+    checks: ReadinessChecks
+    buffered_calculations: int = Field(description="Stored calculations waiting for the database")
+    heavy_calculations_running: int = Field(description="Calculations running in the process pool now")
+
+
+@router.get("/healthz", response_model=Liveness, summary="Liveness: the process serves requests")
 async def healthz() -> Response:
     return Response(b'{"status":"ok"}', media_type="application/json")
 
@@ -32,7 +55,8 @@ async def _database(request: Request) -> str:
         return "down"
 
 
-@router.get("/readyz", summary="Readiness: dependencies the calculation path needs")
+@router.get("/readyz", response_model=Readiness, summary="Readiness: dependencies the calculation path needs",
+            responses={503: {"model": Readiness, "description": "Down: calculations cannot be served (the same body)"}})
 async def readyz(request: Request) -> Response:
     # Calculations need the in-memory catalogue. Without the database, known keys keep working from
     # the in-process cache and stored calculations stay buffered, so the service is degraded, not down.

@@ -10,6 +10,7 @@ from starlette.responses import Response
 
 from app.calc.instruments import CATALOGUE, resolve
 from app.calc.leverage import ESMA_CAPS, regulatory_cap
+from app.instruments.schemas import CatalogueInstrument, InstrumentList
 
 router = APIRouter(prefix="/api/v1/instruments", tags=["instruments"])
 
@@ -22,7 +23,7 @@ def _with_caps(spec_public: dict[str, Any], symbol: str) -> dict[str, Any]:
     return spec_public
 
 
-@router.get("", summary="All catalogue instruments")
+@router.get("", response_model=InstrumentList, summary="All catalogue instruments")
 async def list_instruments(
     asset_class: Annotated[str | None, Query(alias="assetClass", description="e.g. fx-major, metal, index")] = None,
 ) -> Response:
@@ -32,7 +33,8 @@ async def list_instruments(
                                   "esmaLeverageCaps": ESMA_CAPS}), media_type="application/json")
 
 
-@router.get("/{symbol}", summary="One instrument (EURUSD, EUR/USD and eur_usd all work)")
+@router.get("/{symbol}", response_model=CatalogueInstrument,
+            summary="One instrument (EURUSD, EUR/USD and eur_usd all work)")
 async def get_instrument(symbol: Annotated[str, Path(max_length=32)]) -> Response:
     spec = resolve(symbol, field="symbol")
     return Response(orjson.dumps(_with_caps(spec.public(), spec.symbol)), media_type="application/json")

@@ -8,7 +8,15 @@ from fastapi import APIRouter, Request
 from starlette.responses import Response
 
 from app.auth import login as service
-from app.auth.schemas import LoginRequest, MfaConfirm, MfaConfirmed, MfaEnrolment, RefreshRequest, TokenPair
+from app.auth.schemas import (
+    JwkSet,
+    LoginRequest,
+    MfaConfirm,
+    MfaConfirmed,
+    MfaEnrolment,
+    RefreshRequest,
+    TokenPair,
+)
 from app.deps import Auth, CurrentPrincipal
 
 router = APIRouter(tags=["auth"])
@@ -43,6 +51,6 @@ async def mfa_confirm(req: MfaConfirm, principal: CurrentPrincipal, auth: Auth, 
     return await service.mfa_confirm(auth, principal, req.code, request)
 
 
-@router.get("/.well-known/jwks.json", summary="Public keys that verify our access tokens")
+@router.get("/.well-known/jwks.json", response_model=JwkSet, summary="Public keys that verify our access tokens")
 async def jwks(auth: Auth) -> dict[str, Any]:
     return auth.signer.jwks()

@@ -51,3 +51,7 @@ class KeyOut(OutModel):
 
 class KeyCreated(KeyOut):
     key: str = Field(description="The full key. Shown once; store it now.")
+
+
+class KeyRotated(KeyCreated):
+    previous_key_expires_at: datetime = Field(description="When the rotated key stops working (the overlap's end)")

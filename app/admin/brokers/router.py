@@ -9,7 +9,7 @@ from fastapi import APIRouter, Request
 from starlette.responses import Response
 
 from app.admin.api_keys import service as key_service
-from app.admin.api_keys.schemas import KeyCreate, KeyCreated, KeyOut, KeyRotate
+from app.admin.api_keys.schemas import KeyCreate, KeyCreated, KeyOut, KeyRotate, KeyRotated
 from app.admin.brokers import service
 from app.admin.brokers.schemas import BrokerConfig, BrokerCreate, BrokerCreated, BrokerOut
 from app.auth.service import require
@@ -76,7 +76,7 @@ async def create_key(broker_id: uuid.UUID, spec: KeyCreate, principal: CurrentPr
         return await key_service.create(session, auth, principal, target, spec, request)
 
 
-@router.post("/{broker_id}/api-keys/{key_id}/rotate", status_code=201, response_model=KeyCreated,
+@router.post("/{broker_id}/api-keys/{key_id}/rotate", status_code=201, response_model=KeyRotated,
              summary="Rotate: a new key now, the old one keeps working for the overlap window")
 async def rotate_key(broker_id: uuid.UUID, key_id: uuid.UUID, principal: CurrentPrincipal, db: DB, auth: Auth,
                      request: Request, body: KeyRotate | None = None) -> dict[str, Any]:

@@ -50,3 +50,4 @@ class BrokerCreated(BrokerOut):
     keys: CreatedKeys
     secret_key: str
     publishable_key: str
+    admin_user_id: uuid.UUID | None = Field(description="The first admin user (with adminEmail); null without")

@@ -42,7 +42,26 @@ class UserOut(OutModel):
     last_login_at: datetime | None
 
 
+class AuditEvent(OutModel):
+    id: uuid.UUID
+    action: str = Field(description="e.g. user.created, api_key.rotated, auth.login")
+    actor_type: str
+    actor_id: str | None
+    target_type: str | None
+    target_id: str | None
+    ip: str | None
+    request_id: str | None
+    details: dict[str, Any] = Field(description="Action-specific facts (never secrets)")
+    created_at: datetime
+
+
+class CalculationRef(OutModel):
+    calculation_id: uuid.UUID
+    kind: str = Field(description="The calculation route's last path segment, e.g. position-size")
+    created_at: datetime
+
+
 class ActivityOut(OutModel):
     user_id: uuid.UUID
-    events: list[dict[str, Any]]
-    calculations: list[dict[str, Any]]
+    events: list[AuditEvent] = Field(description="Audit events by or about the user, newest first")
+    calculations: list[CalculationRef] = Field(description="The user's stored calculations, newest first")

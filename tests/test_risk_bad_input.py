@@ -78,6 +78,11 @@ def test_singular_covariance_falls_back_only_when_asked(client: TestClient) -> N
     ("projection", {"startBalance": 1000, "riskPercentage": 1, "winRate": 0.5}, "rewardToRisk"),
     ("projection", {"startBalance": 1000, "riskPercentage": 1, "trades": [1, -1], "paths": 100_000,
                     "numberOfTrades": 10_000}, "paths"),
+    # Compounding beyond the largest JSON number: refused naming the driver, never a 500 (OverflowError).
+    ("projection", {"startBalance": 10_000, "riskPercentage": 100, "rewardToRisk": 10_000, "winRate": 1,
+                    "numberOfTrades": 200}, "numberOfTrades"),
+    ("projection", {"startBalance": 10_000, "riskPercentage": 100, "rewardToRisk": 10_000, "winRate": 1,
+                    "numberOfTrades": 200, "paths": 1000, "seed": 1}, "numberOfTrades"),
 ])
 def test_other_bad_input(client: TestClient, path: str, body: dict[str, Any], field: str) -> None:
     assert_problem(client.post(f"/api/v1/calculate/{path}", json=body), 422, field)

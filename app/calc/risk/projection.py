@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from app.calc.errors import CalcError
 from app.calc.risk.estimators import F64
 from app.calc.risk.normal import ndtri
 
@@ -120,5 +121,12 @@ def analytic(start: float, n_trades: int, risk_fraction: float, fixed_risk: floa
     mean = n_trades * mean_r * fixed_risk
     sd = math.sqrt(n_trades) * sd_r * fixed_risk
     q = {f"q{int(round(p * 100)):02d}": mean + ndtri(p) * sd if p != 0.5 else mean for p in (0.05, 0.5, 0.95)}
-    return Analytic(mean, sd, q, start * math.exp(n_trades * mean_log_growth),
-                    start * (1 + risk_fraction * mean_r) ** n_trades)
+    try:
+        median_equity = start * math.exp(n_trades * mean_log_growth)
+        mean_equity = start * (1 + risk_fraction * mean_r) ** n_trades
+    except OverflowError:
+        # Compounding a large edge over many trades leaves the range of a JSON number (~1.8e308): the
+        # figure is determined but cannot be written, so the request is refused naming what drives it.
+        raise CalcError("numberOfTrades", f"The compounded equity after {n_trades} trades exceeds 1e308; use fewer "
+                        "trades or a smaller riskPercentage or rewardToRisk.", "OUT_OF_RANGE") from None
+    return Analytic(mean, sd, q, median_equity, mean_equity)

@@ -3,6 +3,7 @@ header contract on 200 and 429, tenant isolation, the pre-auth IP limiter and X-
 
 from __future__ import annotations
 
+import asyncio
 import re
 from collections.abc import Iterator
 from typing import Any
@@ -173,3 +174,38 @@ def test_a_batch_costs_one_unit_per_hundred_items(limited: tuple[TestClient, Fak
     r = c.post("/api/v1/calculate/batch", json={"items": [BODY] * 250}, headers=broker.auth)
     assert r.status_code == 200, r.text
     assert rl(r)[0] == before - 3
+
+
+def test_a_busy_bucket_holds_one_lease_and_tops_it_up_once_at_a_time(client: TestClient) -> None:
+    """Many requests of one loop tick find the lease low together: one background top-up, not one each
+    (each used to schedule its own, and one worker ended up holding thousands of units of a bucket)."""
+    from app.ratelimit.limiter import Limiter
+
+    hub = client.app.state.services.redis  # type: ignore[attr-defined]
+    limit = TIERS["enterprise"]
+    clock = FakeClock()
+
+    async def scenario() -> tuple[int, int, int]:
+        limiter = Limiter(hub, clock_us=clock, prefix="rl-lease-test:")
+        calls = {"top_up": 0}
+        original = limiter._refill
+
+        async def counting(key: str, lease: Any, bucket: Any, need: int, now: int, top_up: bool = False) -> None:
+            calls["top_up"] += top_up
+            await original(key, lease, bucket, need, now, top_up)
+
+        limiter._refill = counting  # type: ignore[method-assign]
+        for _ in range(600):  # a steady rate first: the lease grows to its cap
+            clock.advance(0.0001)
+            assert (await limiter.acquire("b:lease", limit, "enterprise")).allowed
+        await asyncio.gather(*limiter._tasks)
+        calls["top_up"] = 0
+        decisions = await asyncio.gather(*(limiter.acquire("b:lease", limit, "enterprise") for _ in range(600)))
+        await asyncio.gather(*limiter._tasks)
+        lease = limiter.leases["b:lease"]
+        return sum(d.allowed for d in decisions), calls["top_up"], lease.tokens
+
+    allowed, top_ups, held = client.portal.call(scenario)
+    assert allowed == 600
+    assert 1 <= top_ups <= 6  # renewed ahead, one at a time (before: none here, the lease ran dry on the request path)
+    assert held <= 2 * 256  # one lease of at most 256 units plus one top-up

@@ -91,7 +91,8 @@ class Decision:
 
 
 class _Lease:
-    __slots__ = ("tokens", "expires_us", "tat_us", "denied_until_us", "fetch", "last_us", "gap_us", "low_water")
+    __slots__ = ("tokens", "expires_us", "tat_us", "denied_until_us", "fetch", "last_us", "gap_us", "low_water",
+                 "topping")
 
     def __init__(self, now_us: int) -> None:
         self.tokens = 0
@@ -102,6 +103,7 @@ class _Lease:
         self.last_us = now_us
         self.gap_us = 1_000_000.0  # smoothed time between this worker's requests on the bucket
         self.low_water = 0  # top up in the background when fewer units than this are left
+        self.topping = False  # a background top-up is scheduled or running (at most one per lease)
 
 
 class Limiter:
@@ -150,10 +152,11 @@ class Limiter:
         for _ in range(4):
             if lease.tokens >= need and lease.expires_us > now:
                 lease.tokens -= need
-                if lease.tokens < lease.low_water and lease.fetch is None and self.hub is not None \
+                if lease.low_water and not lease.topping and lease.fetch is None and self.hub is not None \
+                        and (lease.tokens < lease.low_water or lease.expires_us - now < self.lease_ttl_us // 3) \
                         and self.hub.available:
-                    # Top up in the background while the rest of the lease is spent: a busy bucket
-                    # never makes a request wait for Redis.
+                    # Top up (and renew) in the background while the rest of the lease is spent, before
+                    # it runs low or expires: a busy bucket never makes a request wait for Redis.
                     self._top_up(key, lease, bucket, now)
                 return self._decided(policy, limit, bucket, lease, now, True, need)
             if lease.denied_until_us > now:
@@ -173,7 +176,9 @@ class Limiter:
     def _want(self, lease: _Lease, bucket: gcra.Bucket, need: int) -> int:
         cap = max(1, min(self.lease_max, bucket.burst // 20))
         want = max(need, min(cap, int(self.lease_window_us / max(lease.gap_us, 1.0))))
-        lease.low_water = want // 4 if want >= 8 else 0  # small leases (exact low tiers): no top-up
+        # Top up at half the lease: the refill has the other half (~50 ms of this bucket's traffic) to
+        # arrive, even on a loaded event loop. Small leases (exact low tiers): no top-up.
+        lease.low_water = want // 2 if want >= 8 else 0
         return want
 
     async def _refill(self, key: str, lease: _Lease, bucket: gcra.Bucket, need: int, now: int,
@@ -201,11 +206,17 @@ class Limiter:
             future.set_result(None)
 
     def _top_up(self, key: str, lease: _Lease, bucket: gcra.Bucket, now: int) -> None:
+        # Marked before the task starts: the other requests of this loop tick must not schedule their own
+        # (they did, and one worker ended up holding thousands of units of a bucket).
+        lease.topping = True
+
         async def run() -> None:
             try:
                 await self._refill(key, lease, bucket, 1, now, top_up=True)
             except RedisUnavailable:
                 pass  # the next request that finds the lease empty falls back locally
+            finally:
+                lease.topping = False
 
         task = asyncio.get_running_loop().create_task(run())
         self._tasks.add(task)

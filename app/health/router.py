@@ -35,7 +35,9 @@ class Readiness(OutModel):
     status: Literal["ok", "degraded", "down"] = Field(
         description="down (503): no catalogue; degraded: the database or Redis is down, calculations still run")
     checks: ReadinessChecks
-    buffered_calculations: int = Field(description="Stored calculations waiting for the database")
+    buffered_calculations: int = Field(description="Stored calculations waiting for the database (in memory, "
+                                                   "being inserted, or in the journal)")
+    journaled_calculations: int = Field(description="Of those, rows in this worker's on-disk journal")
     heavy_calculations_running: int = Field(description="Calculations running in the process pool now")
 
 

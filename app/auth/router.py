@@ -9,7 +9,7 @@ from starlette.responses import Response
 
 from app.auth import login as service
 from app.auth.schemas import LoginRequest, MfaConfirm, MfaConfirmed, MfaEnrolment, RefreshRequest, TokenPair
-from app.deps import Auth, CurrentPrincipal
+from app.deps import Auth, EnrollingPrincipal
 
 router = APIRouter(tags=["auth"])
 
@@ -33,13 +33,13 @@ async def logout(req: RefreshRequest, auth: Auth, request: Request) -> Response:
 
 
 @router.post("/api/v1/auth/mfa/enrol", response_model=MfaEnrolment, summary="Start TOTP enrolment")
-async def mfa_enrol(principal: CurrentPrincipal, auth: Auth, request: Request) -> dict[str, Any]:
+async def mfa_enrol(principal: EnrollingPrincipal, auth: Auth, request: Request) -> dict[str, Any]:
     return await service.mfa_enrol(auth, principal, request)
 
 
 @router.post("/api/v1/auth/mfa/confirm", response_model=MfaConfirmed,
              summary="Confirm TOTP with a first code; returns recovery codes once")
-async def mfa_confirm(req: MfaConfirm, principal: CurrentPrincipal, auth: Auth, request: Request) -> dict[str, Any]:
+async def mfa_confirm(req: MfaConfirm, principal: EnrollingPrincipal, auth: Auth, request: Request) -> dict[str, Any]:
     return await service.mfa_confirm(auth, principal, req.code, request)
 
 

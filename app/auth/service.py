@@ -53,6 +53,8 @@ class AuthService:
         self.hasher = PasswordHasher(time_cost=settings.argon2_time_cost, memory_cost=settings.argon2_memory_kib)
         # Verified against when the user does not exist, so "no such user" costs what "wrong password" costs.
         self.dummy_hash = self.hasher.hash(uuid.uuid4().hex)
+        # Compared against when no key has the presented id, so "no such key" takes the wrong-secret path.
+        self.dummy_key_hash = keys.hash_secret(secrets.pepper, uuid.uuid4().hex)
         self.keys: TtlCache[str, KeyRecord] = TtlCache(settings.key_cache_seconds)
         self.brokers: TtlCache[uuid.UUID, BrokerRecord] = TtlCache(settings.key_cache_seconds)
         # key row id -> (last used, ip); written in batches by the background writer, never per request
@@ -152,11 +154,12 @@ class AuthService:
         parsed = keys.parse(raw)
         if parsed is None:
             raise Unauthorized("Malformed API key (bad format or checksum).")
+        # One path for an unknown id and a wrong secret: the lookup (cached, misses too), one HMAC of the
+        # secret, one constant-time compare (against a dummy digest when no key has this id), one answer.
         record = await self.keys.get(parsed.key_id, self._load_key)
-        if record is None or not hmac.compare_digest(record.secret_hash,
-                                                     keys.hash_secret(self.secrets.pepper, parsed.secret)):
-            raise Unauthorized("Unknown API key.")
-        if record.kind != parsed.kind or record.mode != parsed.mode:
+        digest = keys.hash_secret(self.secrets.pepper, parsed.secret)
+        matches = hmac.compare_digest(record.secret_hash if record is not None else self.dummy_key_hash, digest)
+        if record is None or not matches or record.kind != parsed.kind or record.mode != parsed.mode:
             raise Unauthorized("Unknown API key.")
         if record.status != "active":
             raise Unauthorized("This API key has been revoked.")
@@ -201,8 +204,17 @@ class MfaEnrolmentRequired(Forbidden):
     slug = "mfa-required"
 
 
+def require_platform_mfa(principal: Principal) -> None:
+    """A platform operator (SUPERADMIN) reaches every tenant: no route serves one without a second factor,
+    not even a read. Only the MFA enrolment routes themselves are exempt (app.deps)."""
+    if principal.kind == "user" and principal.is_superadmin and "otp" not in principal.amr:
+        raise MfaEnrolmentRequired("A platform operator needs MFA for every route: enrol at /api/v1/auth/mfa/enrol, "
+                                   "confirm, log in again with a code.")
+
+
 def require(principal: Principal, permission: str) -> None:
     """The one permission check. API keys carry scopes; users carry a role and, for admin powers, MFA."""
+    require_platform_mfa(principal)
     if not principal.can(permission):
         raise Forbidden(f"This credential lacks the permission {permission}.")
     if principal.kind == "user" and permission in ADMIN_PERMISSIONS and "otp" not in principal.amr:

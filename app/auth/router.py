@@ -10,8 +10,9 @@ from starlette.responses import Response
 from app.auth import login as service
 from app.auth.schemas import LoginRequest, MfaConfirm, MfaConfirmed, MfaEnrolment, RefreshRequest, TokenPair
 from app.deps import Auth, EnrollingPrincipal
+from app.jsonbody import StrictRoute
 
-router = APIRouter(tags=["auth"])
+router = APIRouter(tags=["auth"], route_class=StrictRoute)
 
 
 @router.post("/api/v1/auth/token", response_model=TokenPair,

@@ -15,8 +15,9 @@ from app.admin.brokers.schemas import BrokerConfig, BrokerCreate, BrokerCreated,
 from app.auth.service import require
 from app.deps import DB, Auth, CurrentPrincipal, TenantDB, target_broker
 from app.errors import UnsupportedMediaType
+from app.jsonbody import StrictRoute
 
-router = APIRouter(prefix="/api/v1/brokers", tags=["brokers"])
+router = APIRouter(prefix="/api/v1/brokers", tags=["brokers"], route_class=StrictRoute)
 
 
 @router.get("", response_model=list[BrokerOut], summary="Brokers the caller may see (its own; all for SUPERADMIN)")

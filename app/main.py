@@ -117,6 +117,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         hub = RedisHub(redis_url, timeout=settings.redis_timeout_ms / 1000, retry_seconds=settings.redis_retry_seconds)
         invalidation = Invalidation(hub, auth.invalidated, auth.clear_caches)
         auth.announce = invalidation.publish
+        auth.use_redis(hub, invalidation.subscribed)  # login throttle counters; session revocations
         limiter = Limiter(hub, local_divisor=settings.rate_limit_workers, prefix=settings.rate_limit_prefix)
         pre_auth = TierLimit("free", settings.pre_auth_per_minute, settings.pre_auth_burst)
         services = Services(

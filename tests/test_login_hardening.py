@@ -4,6 +4,7 @@ per IP; disabling a user, a logout or a family revocation rejects that session's
 
 from __future__ import annotations
 
+import time
 import uuid
 from typing import Any
 
@@ -13,14 +14,18 @@ from fastapi.testclient import TestClient
 from app.admin.brokers.schemas import BrokerConfig, BrokerCreate
 from app.admin.brokers.service import create_broker
 from app.auth import keys
+from app.config import Settings
 from tests.conftest import ADMIN_PASSWORD, BrokerFixture, make_broker
 from tests.helpers_auth import (
+    NO_AUTH,
     assert_problem,
+    audit_rows,
     bearer,
     calculate,
     login,
     token_of,
 )
+from tests.platform_apps import app_on
 
 pytestmark = pytest.mark.usefixtures("no_server_errors")
 
@@ -89,3 +94,113 @@ def test_unknown_key_id_and_wrong_secret_take_the_same_path(client: TestClient, 
             paths.append((len(loads), len(hashed), body["detail"]))
     assert paths[0] == paths[2] == (1, 1, "Unknown API key.")
     assert paths[1] == paths[3] == (0, 1, "Unknown API key.")
+
+
+# --- login throttle ------------------------------------------------------------------------------
+class FrozenClock:
+    """The throttle's clock, moved by the test: no test here depends on how fast the machine is."""
+
+    def __init__(self) -> None:
+        self.now = time.time()
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def clock(client: TestClient, monkeypatch: pytest.MonkeyPatch) -> FrozenClock:
+    frozen = FrozenClock()
+    monkeypatch.setattr(services(client).auth.throttle, "clock", frozen)
+    return frozen
+
+
+def attempt(client: TestClient, slug: str, email: str, password: str) -> tuple[int, int | None]:
+    resp = login(client, slug, email, password)
+    if resp.status_code == 429:
+        assert_problem(resp, 429, "too-many-attempts")
+    retry = resp.headers.get("retry-after")
+    return resp.status_code, int(retry) if retry else None
+
+
+def test_450_wrong_passwords_get_429_and_a_lockout(client: TestClient, broker: BrokerFixture,
+                                                   clock: FrozenClock) -> None:
+    settings = services(client).settings
+    free, lock = settings.login_free_failures, settings.login_lockout_failures
+    statuses = [attempt(client, broker.slug, broker.admin_email, f"wrong {i}")[0] for i in range(450)]
+    assert statuses[: free + 1] == [401] * (free + 1)  # the (free + 1)th failure starts the delays
+    assert statuses[free + 1:] == [429] * (450 - free - 1)
+    # The right password does not get through a wait either.
+    assert attempt(client, broker.slug, broker.admin_email, ADMIN_PASSWORD)[0] == 429
+    # A client that waits as told: delays 1, 2, 4 ... s, then the lockout.
+    waits: list[int] = []
+    retry: int | None = None
+    for _ in range(3 * lock):
+        status, retry = attempt(client, broker.slug, broker.admin_email, "still wrong")
+        if status == 401:
+            continue
+        assert status == 429 and retry is not None
+        if retry > 60:
+            break
+        waits.append(retry)
+        clock.now += retry
+    assert waits == [2 ** i for i in range(lock - free - 1)]
+    assert retry == settings.login_lockout_seconds
+    locked = [r for r in audit_rows(client, broker.id, "auth.login_locked")]
+    assert len(locked) == 1 and locked[0].details["failures"] == lock
+    clock.now += settings.login_lockout_seconds - 1
+    assert attempt(client, broker.slug, broker.admin_email, ADMIN_PASSWORD)[0] == 429
+    clock.now += 1
+    assert attempt(client, broker.slug, broker.admin_email, ADMIN_PASSWORD)[0] == 200
+    # A success clears the account's count.
+    assert [attempt(client, broker.slug, broker.admin_email, "x")[0] for _ in range(free + 1)] == [401] * (free + 1)
+
+
+def test_the_throttle_reveals_no_account(client: TestClient, broker: BrokerFixture, clock: FrozenClock) -> None:
+    def run(email: str) -> list[tuple[int, int | None]]:
+        seen = []
+        for _ in range(14):
+            seen.append(attempt(client, broker.slug, email, "wrong password"))
+            clock.now += 1.5
+        return seen
+
+    assert run(broker.admin_email) == run(f"nobody-{uuid.uuid4().hex[:6]}@example.com")
+
+
+def test_failures_from_one_address_throttle_every_account(settings: Settings,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    # Its own app behind a trusted proxy, so requests can come from different client addresses.
+    with app_on(settings, client=("10.1.2.3", 40000), trusted_proxies=["10.0.0.0/8"], login_ip_free_failures=2,
+                login_ip_lockout_failures=4, login_lockout_seconds=600) as c:
+        frozen = FrozenClock()
+        monkeypatch.setattr(services(c).auth.throttle, "clock", frozen)
+        broker = make_broker(c)
+        address = {"X-Forwarded-For": "203.0.113.7"}
+        statuses = [login(c, broker.slug, f"user{i}@example.com", "wrong", headers=address).status_code
+                    for i in range(5)]
+        assert statuses == [401, 401, 401, 429, 429]  # five accounts, one address
+        frozen.now += 1
+        assert login(c, broker.slug, "user9@example.com", "wrong", headers=address).status_code == 401
+        # Four failures: the address is locked, for every account; another address is not.
+        locked = login(c, broker.slug, broker.admin_email, ADMIN_PASSWORD, headers=address)
+        assert_problem(locked, 429, "too-many-attempts")
+        assert int(locked.headers["retry-after"]) == 600
+        elsewhere = login(c, broker.slug, broker.admin_email, ADMIN_PASSWORD,
+                          headers={"X-Forwarded-For": "198.51.100.9"})
+        assert elsewhere.status_code == 200
+        # Refresh attempts count against (and are refused for) the address too.
+        refused = c.post("/api/v1/auth/refresh", json={"refreshToken": "fxr_rt_" + "0" * 32 + "_" + "A" * 43},
+                         headers={**NO_AUTH, **address})
+        assert_problem(refused, 429, "too-many-attempts")
+        other = c.post("/api/v1/auth/refresh", json={"refreshToken": "fxr_rt_" + "0" * 32 + "_" + "A" * 43},
+                       headers={**NO_AUTH, "X-Forwarded-For": "198.51.100.10"})
+        assert_problem(other, 401, "unauthorized")
+
+
+def test_the_throttle_holds_while_redis_is_down(client: TestClient, broker: BrokerFixture, clock: FrozenClock,
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    hub = services(client).redis
+    monkeypatch.setattr(hub, "down_until", float("inf"))  # Redis counts as unreachable: local counters
+    free = services(client).settings.login_free_failures
+    statuses = [attempt(client, broker.slug, broker.admin_email, "wrong")[0] for _ in range(free + 3)]
+    assert statuses == [401] * (free + 1) + [429, 429]
+    assert services(client).auth.throttle.local  # counted in this worker's memory

@@ -10,7 +10,7 @@ from sqlalchemy import func, select
 from starlette.requests import HTTPConnection
 
 from app.audit import service as audit
-from app.auth import mfa, refresh
+from app.auth import mfa, refresh, throttle
 from app.auth.principal import Principal
 from app.auth.schemas import LoginRequest
 from app.auth.service import AuthService
@@ -36,15 +36,26 @@ async def _password_ok(auth: AuthService, user: User | None, password: str) -> b
 
 
 async def login(auth: AuthService, req: LoginRequest, conn: HTTPConnection) -> dict[str, Any]:
+    # Throttled per account (what was typed, existing or not) and per client IP, before any check
+    # (app.auth.throttle): during a wait or a lockout even the right password gets the 429.
+    account, address = throttle.account_key("login", req.broker, req.email), throttle.ip_key(auth.client_ip(conn))
+    await auth.throttle.check(account, address)
     broker_id = await broker_id_by_slug(auth, req.broker)
     if broker_id is None:
         await _password_ok(auth, None, req.password)
+        await auth.throttle.failed(account, address)
         raise Unauthorized("Wrong broker, email or password.")
     async with auth.db.tenant(broker_id) as s:
         user = (await s.execute(select(User).where(func.lower(User.email) == req.email.lower()))).scalar_one_or_none()
         if not await _password_ok(auth, user, req.password) or user is None or user.status != "active":
             await audit.record(s, broker_id=broker_id, action="auth.login_failed", conn=conn, actor_type="anonymous",
                                actor_id=str(user.id) if user else None, details={"email": req.email})
+            verdict = await auth.throttle.failed(account, address)
+            if verdict.locked:
+                await audit.record(s, broker_id=broker_id, action="auth.login_locked", conn=conn,
+                                   actor_type="anonymous", actor_id=str(user.id) if user else None,
+                                   details={"email": req.email, "failures": verdict.failures,
+                                            "lockoutSeconds": auth.settings.login_lockout_seconds})
             await s.commit()
             raise Unauthorized("Wrong broker, email or password.")
         amr = ["pwd"]
@@ -60,6 +71,8 @@ async def login(auth: AuthService, req: LoginRequest, conn: HTTPConnection) -> d
                 await audit.record(s, broker_id=broker_id, action="auth.mfa_failed", conn=conn, actor_type="user",
                                    actor_id=str(user.id), target_type="user", target_id=user.id)
                 await s.commit()
+                # Per account the code is locked in the database (app.auth.mfa); the address counts here.
+                await auth.throttle.failed(address)
                 raise
             amr.append("otp" if method == "otp" else "recovery")
             if method == "recovery":
@@ -70,12 +83,18 @@ async def login(auth: AuthService, req: LoginRequest, conn: HTTPConnection) -> d
         await audit.record(s, broker_id=broker_id, action="auth.login", conn=conn, actor_type="user",
                            actor_id=str(user.id), target_type="user", target_id=user.id, details={"amr": amr})
         await s.commit()
+        await auth.throttle.succeeded(account)
         return token_pair(auth, user, token, sorted(set(amr)))
 
 
 async def refresh_tokens(auth: AuthService, token: str, conn: HTTPConnection) -> dict[str, Any]:
+    # A refresh token is 256 random bits: guessing one is hopeless, so refused refreshes are throttled per
+    # client IP. (Per account would let anyone holding a dead token of a user block that user's live ones.)
+    address = throttle.ip_key(auth.client_ip(conn))
+    await auth.throttle.check(address)
     broker_id = refresh.broker_of(token)
     if broker_id is None or await auth.broker(broker_id) is None:
+        await auth.throttle.failed(address)
         raise Unauthorized("Invalid refresh token.")
     async with auth.db.tenant(broker_id) as s:
         outcome = await refresh.rotate(s, auth.settings, auth.secrets.pepper, token)
@@ -84,8 +103,10 @@ async def refresh_tokens(auth: AuthService, token: str, conn: HTTPConnection) ->
                                actor_type="user", actor_id=str(outcome.user_id), target_type="refresh_family",
                                target_id=outcome.family_id, details={"familyRevoked": True})
             await s.commit()
+            await auth.throttle.failed(address)
             raise Unauthorized("Refresh token reuse detected; this session has been revoked. Log in again.")
         if outcome.token is None or outcome.user_id is None:
+            await auth.throttle.failed(address)
             raise Unauthorized("Invalid or expired refresh token.")
         user = await s.get(User, outcome.user_id)
         if user is None or user.status != "active":
@@ -136,11 +157,14 @@ async def mfa_confirm(auth: AuthService, principal: Principal, code: str, conn: 
             raise InvalidField("code", "start with POST /api/v1/auth/mfa/enrol", "not_enrolled")
         if user.totp_enabled:
             raise InvalidField("code", "MFA is already enabled", "already_enabled")
+        address = throttle.ip_key(auth.client_ip(conn))
+        await auth.throttle.check(address)
         secret = auth.fernet.decrypt(user.totp_secret_enc.encode()).decode()
         try:
             mfa.verify(user, secret, code, None, auth.secrets.pepper, auth.settings, field="code")
         except AppError:
             await s.commit()
+            await auth.throttle.failed(address)
             raise
         codes, hashes = mfa.new_recovery_codes(auth.secrets.pepper)
         user.totp_enabled = True

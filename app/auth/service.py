@@ -10,6 +10,7 @@ app/widget/session.py) stands for a publishable key whose page Origin was checke
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import uuid
 from collections.abc import Callable
@@ -26,12 +27,15 @@ from app.auth import keys, widget_session
 from app.auth.cache import BrokerRecord, KeyRecord, TtlCache
 from app.auth.permissions import PUBLISHABLE_SCOPES, ROLE_PERMISSIONS, permissions_for_scopes
 from app.auth.principal import Principal
+from app.auth.throttle import Policy, Throttle
 from app.auth.tokens import InvalidToken, TokenSigner
 from app.auth.widget_tokens import WidgetTokenSigner
 from app.config import Settings
 from app.db.engine import Database
 from app.errors import Forbidden, OriginNotAllowed, Unauthorized
 from app.models import ApiKey, Broker
+from app.ratelimit.client_ip import client_ip, parse_networks
+from app.redisdb.hub import RedisHub
 from app.secrets import AppSecrets
 
 
@@ -61,6 +65,21 @@ class AuthService:
         self.key_usage: dict[uuid.UUID, tuple[datetime, str | None]] = {}
         # Set in the lifespan when Redis is there: tells every worker to drop a changed key or broker.
         self.announce: Callable[[str], None] | None = None
+        self.subscribed: asyncio.Event | None = None
+        self.trusted_proxies = parse_networks(settings.trusted_proxies)
+        self.throttle = Throttle(
+            Policy(settings.login_free_failures, settings.login_lockout_failures, settings.login_lockout_seconds),
+            Policy(settings.login_ip_free_failures, settings.login_ip_lockout_failures, settings.login_lockout_seconds),
+            window_seconds=settings.login_lockout_seconds)
+
+    def use_redis(self, hub: RedisHub, subscribed: asyncio.Event | None = None) -> None:
+        """Called in the lifespan: the login throttle counts in Redis (shared by every worker); `subscribed`
+        is set while this worker receives the invalidation channel (app.redisdb.invalidation)."""
+        self.throttle.use(hub)
+        self.subscribed = subscribed
+
+    def client_ip(self, conn: HTTPConnection) -> str:
+        return client_ip(conn.scope, self.trusted_proxies)
 
     # --- loaders (platform role: no tenant is known before authentication) -------------------------
     async def hash_password(self, password: str) -> str:

@@ -101,7 +101,7 @@ class FrozenClock:
     """The throttle's clock, moved by the test: no test here depends on how fast the machine is."""
 
     def __init__(self) -> None:
-        self.now = time.time()
+        self.now = float(int(time.time()))
 
     def __call__(self) -> float:
         return self.now

@@ -145,7 +145,7 @@ class Throttle:
             script = self._script
             try:
                 raw = await self.hub.run("throttle", lambda: script(
-                    keys=[self.prefix + k for k in keys], args=[f"{now:.3f}", int(self.window_seconds * 1000)]))
+                    keys=[self.prefix + k for k in keys], args=[repr(now), int(self.window_seconds * 1000)]))
                 counts = [int(c) for c in raw]
             except RedisUnavailable:
                 counts = None

@@ -18,11 +18,15 @@ from app.config import Settings
 from tests.conftest import ADMIN_PASSWORD, BrokerFixture, make_broker
 from tests.helpers_auth import (
     NO_AUTH,
+    USER_PASSWORD,
     assert_problem,
     audit_rows,
     bearer,
     calculate,
+    create_user,
+    jwt_claims,
     login,
+    sql,
     token_of,
 )
 from tests.platform_apps import app_on
@@ -204,3 +208,90 @@ def test_the_throttle_holds_while_redis_is_down(client: TestClient, broker: Brok
     statuses = [attempt(client, broker.slug, broker.admin_email, "wrong")[0] for _ in range(free + 3)]
     assert statuses == [401] * (free + 1) + [429, 429]
     assert services(client).auth.throttle.local  # counted in this worker's memory
+
+
+# --- revocation on every worker ------------------------------------------------------------------
+def until(condition: Any, what: str, timeout: float = 20.0) -> float:
+    """Wait for a condition of the system (not for a time): the seconds it took. The timeout only stops
+    a broken run; the assertions are about the condition."""
+    start = time.monotonic()
+    while not condition():
+        assert time.monotonic() - start < timeout, f"never happened: {what}"
+        time.sleep(0.005)
+    return time.monotonic() - start
+
+
+@pytest.fixture
+def worker_b(settings: Settings) -> Any:
+    """A second worker of the same deployment (same Postgres and Redis), receiving the invalidation channel."""
+    with app_on(settings) as other:
+        until(lambda: services(other).auth.live(), "worker B subscribed and synced")
+        yield other
+
+
+def session_of(client: TestClient, broker: BrokerFixture) -> tuple[uuid.UUID, dict[str, Any]]:
+    uid, email = create_user(client, broker, "BROKER_USER")
+    pair = login(client, broker.slug, email, USER_PASSWORD).json()
+    return uid, pair
+
+
+def test_logout_ends_the_access_tokens_on_every_worker(client: TestClient, worker_b: TestClient,
+                                                      broker: BrokerFixture) -> None:
+    _, pair = session_of(client, broker)
+    access = bearer(pair["accessToken"])
+    sid = jwt_claims(pair["accessToken"])["sid"]
+    assert calculate(client, access).status_code == 200 and calculate(worker_b, access).status_code == 200
+    assert client.post("/api/v1/auth/logout", json={"refreshToken": pair["refreshToken"]},
+                       headers=NO_AUTH).status_code == 204
+    assert_problem(calculate(client, access), 401, "unauthorized")  # this worker: at once
+    until(lambda: sid in services(worker_b).auth.revocations.sessions, "worker B heard of the logout")
+    assert_problem(calculate(worker_b, access), 401, "unauthorized")
+
+
+def test_disabling_a_user_ends_its_access_tokens_on_every_worker(client: TestClient, worker_b: TestClient,
+                                                                broker: BrokerFixture) -> None:
+    uid, pair = session_of(client, broker)
+    access = bearer(pair["accessToken"])
+    assert calculate(worker_b, access).status_code == 200
+    assert client.patch(f"/api/v1/users/{uid}", json={"status": "disabled"}, headers=broker.auth).status_code == 200
+    assert_problem(calculate(client, access), 401, "unauthorized")
+    until(lambda: str(uid) in services(worker_b).auth.revocations.users, "worker B heard of the disabled user")
+    assert_problem(calculate(worker_b, access), 401, "unauthorized")
+    # Enabled again: a new login works (its tokens are issued after the revocation).
+    assert client.patch(f"/api/v1/users/{uid}", json={"status": "active"}, headers=broker.auth).status_code == 200
+
+
+def test_refresh_reuse_ends_the_session_access_tokens(client: TestClient, broker: BrokerFixture) -> None:
+    uid, pair = session_of(client, broker)
+    second = client.post("/api/v1/auth/refresh", json={"refreshToken": pair["refreshToken"]}, headers=NO_AUTH).json()
+    access = bearer(second["accessToken"])
+    assert calculate(client, access).status_code == 200
+    sql(client, "update refresh_tokens set used_at = used_at - interval '120 seconds' "
+                "where user_id = :u and used_at is not null", {"u": uid})
+    replay = client.post("/api/v1/auth/refresh", json={"refreshToken": pair["refreshToken"]}, headers=NO_AUTH)
+    assert_problem(replay, 401, "unauthorized")
+    assert_problem(calculate(client, access), 401, "unauthorized")
+    assert_problem(calculate(client, bearer(pair["accessToken"])), 401, "unauthorized")
+
+
+def test_a_worker_that_missed_the_message_asks_postgres(client: TestClient, worker_b: TestClient,
+                                                        broker: BrokerFixture, monkeypatch: pytest.MonkeyPatch) -> None:
+    _, pair = session_of(client, broker)
+    access = bearer(pair["accessToken"])
+    b_auth = services(worker_b).auth
+    assert calculate(worker_b, access).status_code == 200
+    # Worker A revokes without telling anyone (its message is lost) ...
+    monkeypatch.setattr(services(client).auth, "announce", None)
+    client.post("/api/v1/auth/logout", json={"refreshToken": pair["refreshToken"]}, headers=NO_AUTH)
+    assert jwt_claims(pair["accessToken"])["sid"] not in b_auth.revocations.sessions
+    # ... B, while its subscription is down, asks Postgres for every session (no cache here) ...
+    monkeypatch.setattr(b_auth, "revocation_check_seconds", 0.0)
+    b_auth.subscribed.clear()
+    assert_problem(calculate(worker_b, access), 401, "unauthorized")
+    # ... and when it subscribes again it reloads the revocations before trusting its memory.
+    b_auth._checked.clear()
+    worker_b.portal.call(b_auth.clear_caches)
+    b_auth.subscribed.set()
+    until(b_auth.live, "worker B reloaded")
+    assert jwt_claims(pair["accessToken"])["sid"] in b_auth.revocations.sessions
+    assert_problem(calculate(worker_b, access), 401, "unauthorized")

@@ -24,8 +24,9 @@ async def broker_id_by_slug(auth: AuthService, slug: str) -> uuid.UUID | None:
     return row.id if row is not None and row.status == "active" else None
 
 
-def token_pair(auth: AuthService, user: User, refresh_token: str, amr: list[str]) -> dict[str, Any]:
-    access, lifetime = auth.signer.issue(user_id=user.id, broker_id=user.broker_id, role=user.role, amr=amr)
+def token_pair(auth: AuthService, user: User, refresh_token: str, amr: list[str], sid: uuid.UUID) -> dict[str, Any]:
+    """The pair of a session; `sid` (the refresh family) lets a logout or revocation reject its access tokens."""
+    access, lifetime = auth.signer.issue(user_id=user.id, broker_id=user.broker_id, role=user.role, amr=amr, sid=sid)
     return {"accessToken": access, "tokenType": "Bearer", "expiresIn": lifetime, "refreshToken": refresh_token}
 
 
@@ -78,13 +79,13 @@ async def login(auth: AuthService, req: LoginRequest, conn: HTTPConnection) -> d
             if method == "recovery":
                 amr.append("otp")  # a recovery code stands in for the second factor
         user.last_login_at = datetime.now(UTC)
-        token = await refresh.issue(s, auth.settings, auth.secrets.pepper, broker_id=broker_id, user_id=user.id,
-                                    amr=amr)
+        token, sid = await refresh.issue(s, auth.settings, auth.secrets.pepper, broker_id=broker_id, user_id=user.id,
+                                         amr=amr)
         await audit.record(s, broker_id=broker_id, action="auth.login", conn=conn, actor_type="user",
                            actor_id=str(user.id), target_type="user", target_id=user.id, details={"amr": amr})
         await s.commit()
         await auth.throttle.succeeded(account)
-        return token_pair(auth, user, token, sorted(set(amr)))
+        return token_pair(auth, user, token, sorted(set(amr)), sid)
 
 
 async def refresh_tokens(auth: AuthService, token: str, conn: HTTPConnection) -> dict[str, Any]:
@@ -103,6 +104,8 @@ async def refresh_tokens(auth: AuthService, token: str, conn: HTTPConnection) ->
                                actor_type="user", actor_id=str(outcome.user_id), target_type="refresh_family",
                                target_id=outcome.family_id, details={"familyRevoked": True})
             await s.commit()
+            if outcome.family_id is not None:
+                auth.revoke_session(outcome.family_id)  # its access tokens too, on every worker
             await auth.throttle.failed(address)
             raise Unauthorized("Refresh token reuse detected; this session has been revoked. Log in again.")
         if outcome.token is None or outcome.user_id is None:
@@ -114,7 +117,8 @@ async def refresh_tokens(auth: AuthService, token: str, conn: HTTPConnection) ->
         # Refreshed tokens carry exactly the login's amr: a refresh never adds a factor (an SSO or
         # password session of a user who enrolled TOTP later stays without "otp") and never drops one.
         await s.commit()
-        return token_pair(auth, user, outcome.token, list(outcome.amr))
+        assert outcome.family_id is not None
+        return token_pair(auth, user, outcome.token, list(outcome.amr), outcome.family_id)
 
 
 async def logout(auth: AuthService, token: str, conn: HTTPConnection) -> None:
@@ -128,6 +132,7 @@ async def logout(auth: AuthService, token: str, conn: HTTPConnection) -> None:
             await audit.record(s, broker_id=broker_id, action="auth.logout", conn=conn, actor_type="user",
                                actor_id=str(row.user_id), target_type="refresh_family", target_id=row.family_id)
             await s.commit()
+            auth.revoke_session(row.family_id)  # its access tokens too, on every worker
 
 
 async def mfa_enrol(auth: AuthService, principal: Principal, conn: HTTPConnection) -> dict[str, Any]:

@@ -135,3 +135,22 @@ def test_kelly_from_trades_with_a_denormal_loss_is_a_number_or_422(client: TestC
         assert finite_numbers(resp.json()) == [] and None not in resp.json().values()
     else:
         assert_problem(resp, 422)
+
+
+@pytest.mark.parametrize(("path", "field", "value"), [
+    ("/api/v1/calculate/pip-value", "price", 5e-324),
+    ("/api/v1/calculate/pnl", "openPrice", 1e-310),
+    ("/api/v1/calculate/position-size", "accountBalance", 5e-324),
+    ("/api/v1/calculate/portfolio", "accountBalance", 1e-310),
+])
+def test_denormal_amounts_and_prices_are_422_not_null(client: TestClient, path: str, field: str,
+                                                      value: float) -> None:
+    from app.calculations.routes import ROUTES_BY_PATH
+
+    example = ROUTES_BY_PATH[path].example
+    assert example is not None and field in example
+    resp = client.post(path, json={**example, field: value})
+    assert_problem(resp, 422, "validation-error")
+    assert problem_fields(resp) == [field]
+    ok = client.post(path, json=example)
+    assert ok.status_code == 200 and finite_numbers(ok.json()) == []

@@ -8,6 +8,7 @@ import time
 import uuid
 from typing import Any
 
+import pyotp
 import pytest
 from fastapi.testclient import TestClient
 
@@ -26,8 +27,11 @@ from tests.helpers_auth import (
     create_user,
     jwt_claims,
     login,
+    mfa_login,
+    reset_totp_step,
     sql,
     token_of,
+    wait_for_stable_step,
 )
 from tests.platform_apps import app_on
 
@@ -295,3 +299,33 @@ def test_a_worker_that_missed_the_message_asks_postgres(client: TestClient, work
     until(b_auth.live, "worker B reloaded")
     assert jwt_claims(pair["accessToken"])["sid"] in b_auth.revocations.sessions
     assert_problem(calculate(worker_b, access), 401, "unauthorized")
+
+
+# --- MFA codes: growing waits per account after the code lock -------------------------------------
+def test_wrong_mfa_codes_wait_longer_and_longer(client: TestClient, broker: BrokerFixture,
+                                                clock: FrozenClock) -> None:
+    from tests.test_mfa import wrong_code
+
+    _, user = mfa_login(client, broker.slug, broker.admin_email)
+    settings = services(client).settings
+    limit, lock = settings.mfa_max_failures, settings.mfa_lockout_seconds
+    reset_totp_step(client, user.user_id)
+
+    def unlock_code_lock() -> None:  # the code lock of app.auth.mfa runs on the database's time
+        sql(client, "update users set mfa_locked_until = null where id = :u", {"u": user.user_id})
+
+    for _ in range(limit):
+        assert login(client, broker.slug, broker.admin_email, totp=wrong_code(user.secret)).status_code == 422
+    waits = []
+    for _ in range(4):
+        unlock_code_lock()
+        assert login(client, broker.slug, broker.admin_email, totp=wrong_code(user.secret)).status_code == 422
+        refused = login(client, broker.slug, broker.admin_email, totp=wrong_code(user.secret))
+        assert_problem(refused, 429, "too-many-attempts")
+        waits.append(int(refused.headers["retry-after"]))
+        clock.now += waits[-1]
+    assert waits == [lock, 2 * lock, 4 * lock, 8 * lock]  # 5, 10, 20, 40 minutes
+    # The right code after the wait works, and clears the count.
+    unlock_code_lock()
+    wait_for_stable_step()
+    assert login(client, broker.slug, broker.admin_email, totp=pyotp.TOTP(user.secret).now()).status_code == 200

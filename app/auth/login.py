@@ -14,7 +14,7 @@ from app.auth import mfa, refresh, throttle
 from app.auth.principal import Principal
 from app.auth.schemas import LoginRequest
 from app.auth.service import AuthService
-from app.errors import AppError, Forbidden, InvalidField, MfaRequired, Unauthorized
+from app.errors import AppError, Forbidden, InvalidField, MfaRequired, TooManyAttempts, Unauthorized
 from app.models import Broker, User
 
 
@@ -65,15 +65,17 @@ async def login(auth: AuthService, req: LoginRequest, conn: HTTPConnection) -> d
                 raise MfaRequired("This account has MFA: send totpCode (or recoveryCode) with the password.",
                                   errors=[{"field": "totpCode", "pointer": "#/totpCode", "code": "mfa_required",
                                            "detail": "required for this account"}])
+            second = throttle.mfa_key(user.id)
+            await auth.throttle.check(second)
             secret = auth.fernet.decrypt(user.totp_secret_enc.encode()).decode()
             try:
                 method = mfa.verify(user, secret, req.totp_code, req.recovery_code, auth.secrets.pepper, auth.settings)
-            except AppError:
+            except AppError as exc:
                 await audit.record(s, broker_id=broker_id, action="auth.mfa_failed", conn=conn, actor_type="user",
                                    actor_id=str(user.id), target_type="user", target_id=user.id)
                 await s.commit()
-                # Per account the code is locked in the database (app.auth.mfa); the address counts here.
-                await auth.throttle.failed(address)
+                if not isinstance(exc, TooManyAttempts):  # a wrong code; a refusal while locked is no guess
+                    await auth.throttle.failed(second, address)
                 raise
             amr.append("otp" if method == "otp" else "recovery")
             if method == "recovery":
@@ -85,6 +87,8 @@ async def login(auth: AuthService, req: LoginRequest, conn: HTTPConnection) -> d
                            actor_id=str(user.id), target_type="user", target_id=user.id, details={"amr": amr})
         await s.commit()
         await auth.throttle.succeeded(account)
+        if "otp" in amr:
+            await auth.throttle.succeeded(throttle.mfa_key(user.id))
         return token_pair(auth, user, token, sorted(set(amr)), sid)
 
 
@@ -162,14 +166,15 @@ async def mfa_confirm(auth: AuthService, principal: Principal, code: str, conn: 
             raise InvalidField("code", "start with POST /api/v1/auth/mfa/enrol", "not_enrolled")
         if user.totp_enabled:
             raise InvalidField("code", "MFA is already enabled", "already_enabled")
-        address = throttle.ip_key(auth.client_ip(conn))
-        await auth.throttle.check(address)
+        address, second = throttle.ip_key(auth.client_ip(conn)), throttle.mfa_key(user.id)
+        await auth.throttle.check(second, address)
         secret = auth.fernet.decrypt(user.totp_secret_enc.encode()).decode()
         try:
             mfa.verify(user, secret, code, None, auth.secrets.pepper, auth.settings, field="code")
-        except AppError:
+        except AppError as exc:
             await s.commit()
-            await auth.throttle.failed(address)
+            if not isinstance(exc, TooManyAttempts):
+                await auth.throttle.failed(second, address)
             raise
         codes, hashes = mfa.new_recovery_codes(auth.secrets.pepper)
         user.totp_enabled = True

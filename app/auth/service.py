@@ -79,7 +79,9 @@ class AuthService:
         self.throttle = Throttle(
             Policy(settings.login_free_failures, settings.login_lockout_failures, settings.login_lockout_seconds),
             Policy(settings.login_ip_free_failures, settings.login_ip_lockout_failures, settings.login_lockout_seconds),
-            window_seconds=settings.login_lockout_seconds)
+            window_seconds=settings.login_lockout_seconds,
+            mfa=Policy(settings.mfa_max_failures, 3 * settings.mfa_max_failures, 86_400,
+                       base_delay=settings.mfa_lockout_seconds, max_delay=86_400, window=86_400))
 
     def use_redis(self, hub: RedisHub, subscribed: asyncio.Event | None = None) -> None:
         """Called in the lifespan: the login throttle counts in Redis (shared by every worker); `subscribed`

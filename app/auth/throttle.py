@@ -10,6 +10,10 @@ failures counted (the count lapses `window_seconds` after the last failure):
   (1, 2, 4, 8 ... s, at most `max_delay`);
 - from `lockout_after` failures: locked for `lockout_seconds` after the last failure.
 
+A user's one-time codes have their own, slower policy (`mfa:` keys): after the code lock of
+app.auth.mfa (5 wrong codes: 5 minutes) every further wrong code doubles the wait (5, 10, 20 ... min) and
+15 lock the second factor for a day, so a guesser holding the password gets a handful of tries a day.
+
 An attempt inside a wait is refused before the password (or code) is even checked: 429
 `too-many-attempts` with Retry-After, so the right password does not work during a lockout either. A
 success clears the account's counter, never the IP's (a guesser cannot reset its address with an
@@ -51,6 +55,7 @@ class Policy:
     lockout_seconds: float
     base_delay: float = 1.0
     max_delay: float = 60.0
+    window: float | None = None  # how long a count lasts after the last failure (default: the throttle's)
 
     def wait(self, failures: int, last: float, now: float) -> float:
         """Seconds until the next attempt may be made (0: now)."""
@@ -90,11 +95,17 @@ def ip_key(ip: str) -> str:
     return f"auth:ip:{ip}"
 
 
+def mfa_key(user_id: object) -> str:
+    """A user's second factor: wrong codes grow its waits well past the code lock of app.auth.mfa."""
+    return f"mfa:{user_id}"
+
+
 class Throttle:
-    def __init__(self, account: Policy, ip: Policy, *, window_seconds: float, prefix: str = "thr:",
-                 clock: Callable[[], float] = time.time, max_local: int = 100_000) -> None:
+    def __init__(self, account: Policy, ip: Policy, *, window_seconds: float, mfa: Policy | None = None,
+                 prefix: str = "thr:", clock: Callable[[], float] = time.time, max_local: int = 100_000) -> None:
         self.account = account
         self.ip = ip
+        self.mfa = mfa or account
         self.window_seconds = window_seconds
         self.prefix = prefix
         self.clock = clock
@@ -108,7 +119,12 @@ class Throttle:
         self._script = hub.script(FAILED)
 
     def _policy(self, key: str) -> Policy:
-        return self.ip if key.startswith("auth:ip:") else self.account
+        if key.startswith("auth:ip:"):
+            return self.ip
+        return self.mfa if key.startswith("mfa:") else self.account
+
+    def _window(self, key: str) -> float:
+        return self._policy(key).window or self.window_seconds
 
     async def _read(self, keys: list[str]) -> list[tuple[int, float]]:
         if self.hub is not None and self.hub.available:
@@ -123,7 +139,7 @@ class Throttle:
 
     def _local_get(self, key: str, now: float) -> tuple[int, float]:
         n, last = self.local.get(key, (0, 0.0))
-        return (n, last) if now - last < self.window_seconds else (0, 0.0)
+        return (n, last) if now - last < self._window(key) else (0, 0.0)
 
     async def check(self, *keys: str) -> None:
         """Raise Throttled when any of the keys (an account, an IP) must still wait."""
@@ -143,9 +159,10 @@ class Throttle:
         counts: list[int] | None = None
         if self.hub is not None and self.hub.available and self._script is not None:
             script = self._script
+            ttl_ms = int(max(self._window(k) for k in keys) * 1000)
             try:
                 raw = await self.hub.run("throttle", lambda: script(
-                    keys=[self.prefix + k for k in keys], args=[repr(now), int(self.window_seconds * 1000)]))
+                    keys=[self.prefix + k for k in keys], args=[repr(now), ttl_ms]))
                 counts = [int(c) for c in raw]
             except RedisUnavailable:
                 counts = None

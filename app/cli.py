@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import getpass
 import json
 import sys
 from pathlib import Path
@@ -62,21 +63,37 @@ def _serve(args: argparse.Namespace, settings: Settings, base: str) -> int:
     return 0
 
 
-def cmd_create_broker(args: argparse.Namespace) -> int:
-    from pydantic import ValidationError
+NO_PASSWORD_ARGS = ("Passwords are never taken on the command line (shell history, `ps`): type it at the prompt, "
+                    "or pipe it on stdin.")
 
+
+def read_password(what: str) -> str:
+    """A password from the terminal (asked twice, not echoed) or, when stdin is not a terminal, its first line."""
+    if not sys.stdin.isatty():
+        return sys.stdin.readline().rstrip("\r\n")
+    first = getpass.getpass(f"{what}: ")
+    if getpass.getpass(f"{what} (again): ") != first:
+        raise ValueError("the two passwords differ")
+    return first
+
+
+def cmd_create_broker(args: argparse.Namespace) -> int:
     from app.admin.brokers.schemas import BrokerCreate
     from app.admin.provisioning import new_broker
     from app.errors import AppError
 
+    if args.admin_password is not None:
+        print(f"error: {NO_PASSWORD_ARGS}", file=sys.stderr)
+        return 2
     try:
+        password = read_password(f"Password for {args.admin_email}") if args.admin_email else None
         spec = BrokerCreate.model_validate({
             "name": args.name, "tier": args.tier, "slug": args.slug, "domains": args.domain or [],
-            "adminEmail": args.admin_email, "adminPassword": args.admin_password,
+            "adminEmail": args.admin_email, "adminPassword": password,
             "config": {"allowedOrigins": args.origin or []},
         })
-        out = asyncio.run(new_broker(Settings(), spec))
-    except ValidationError as exc:
+        out = asyncio.run(new_broker(Settings(), spec, force=args.force))
+    except ValueError as exc:  # pydantic's ValidationError too
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except AppError as exc:
@@ -99,7 +116,18 @@ def cmd_create_broker(args: argparse.Namespace) -> int:
 def cmd_create_superadmin(args: argparse.Namespace) -> int:
     from app.admin.provisioning import new_superadmin
 
-    out = asyncio.run(new_superadmin(Settings(), args.email, args.password))
+    if args.password is not None:
+        print(f"error: {NO_PASSWORD_ARGS}", file=sys.stderr)
+        return 2
+    try:
+        password = read_password(f"Password for {args.email}")
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    if len(password) < 12:
+        print("error: the password needs at least 12 characters", file=sys.stderr)
+        return 2
+    out = asyncio.run(new_superadmin(Settings(), args.email, password))
     print(json.dumps({k: str(v) for k, v in out.items()}))
     return 0
 
@@ -139,13 +167,15 @@ def main(argv: list[str] | None = None) -> int:
     cb.add_argument("--slug")
     cb.add_argument("--domain", action="append", help="a domain of the broker (repeatable)")
     cb.add_argument("--origin", action="append", help="an allowed origin for the widget (repeatable)")
-    cb.add_argument("--admin-email")
-    cb.add_argument("--admin-password")
+    cb.add_argument("--admin-email", help="also create a BROKER_ADMIN; its password is asked for (or read from stdin)")
+    cb.add_argument("--admin-password", help=argparse.SUPPRESS)  # refused with an explanation
+    cb.add_argument("--force", action="store_true", help="create it even when a broker has this name")
     cb.add_argument("--json", action="store_true", help="print {brokerId, slug, secretKey, publishableKey}")
     cb.set_defaults(func=cmd_create_broker)
-    sa = admin_sub.add_parser("create-superadmin", help="create a platform operator (SUPERADMIN) user")
+    sa = admin_sub.add_parser("create-superadmin", help="create a platform operator (SUPERADMIN) user; the password "
+                              "is asked for at the terminal or read from stdin (e.g. `< secret-file`)")
     sa.add_argument("--email", required=True)
-    sa.add_argument("--password", required=True)
+    sa.add_argument("--password", help=argparse.SUPPRESS)  # refused: the password comes from a prompt or stdin
     sa.set_defaults(func=cmd_create_superadmin)
 
     gateway = sub.add_parser("gateway", help="gateway config generated from the tier table and settings")

@@ -94,6 +94,15 @@ class Settings(BaseSettings):
     key_cache_seconds: float = Field(default=10, ge=0, le=300)
     mfa_max_failures: int = Field(default=5, ge=1)
     mfa_lockout_seconds: int = Field(default=300, ge=1)
+    # Failed logins, MFA codes and refreshes (app.auth.throttle): per account, `login_free_failures` cost
+    # nothing, then each attempt waits 1, 2, 4 ... s, and `login_lockout_failures` lock for
+    # `login_lockout_seconds` (the count lapses that long after the last failure); per client IP the same
+    # with the `login_ip_*` counts (offices share an address).
+    login_free_failures: int = Field(default=3, ge=0)
+    login_lockout_failures: int = Field(default=10, ge=1)
+    login_lockout_seconds: int = Field(default=900, ge=1)
+    login_ip_free_failures: int = Field(default=20, ge=0)
+    login_ip_lockout_failures: int = Field(default=100, ge=1)
     argon2_time_cost: int = Field(default=2, ge=1)
     argon2_memory_kib: int = Field(default=19_456, ge=1024)  # OWASP minimum profile
     # Widget session tokens (fxw_...): the iframe renews its token before this runs out.

@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.auth.admission import Caller
 from app.auth.principal import Principal
-from app.auth.service import AuthService
+from app.auth.service import AuthService, require_platform_mfa
 from app.db.engine import Database
 from app.errors import Forbidden, NotFound
 from app.ratelimit.gate import RateLimits
@@ -49,9 +49,17 @@ async def get_stored_data_principal(principal: Annotated[Principal, Depends(get_
     return principal
 
 
+async def get_platform_principal(principal: Annotated[Principal, Depends(get_stored_data_principal)]) -> Principal:
+    """Every stored-data and admin route: a SUPERADMIN only with MFA (its reach is every tenant)."""
+    require_platform_mfa(principal)
+    return principal
+
+
 DB = Annotated[Database, Depends(get_db)]
 Auth = Annotated[AuthService, Depends(get_auth)]
-CurrentPrincipal = Annotated[Principal, Depends(get_stored_data_principal)]
+CurrentPrincipal = Annotated[Principal, Depends(get_platform_principal)]
+# The MFA enrolment routes only: a principal that may still lack its second factor.
+EnrollingPrincipal = Annotated[Principal, Depends(get_stored_data_principal)]
 
 
 async def tenant_db(principal: CurrentPrincipal, db: DB) -> AsyncIterator[AsyncSession]:
@@ -66,6 +74,7 @@ TenantDB = Annotated[AsyncSession, Depends(tenant_db)]
 def target_broker(principal: Principal, broker_id: uuid.UUID) -> uuid.UUID:
     """The tenant a broker-scoped path acts on. Only the platform operator reaches other brokers; for
     everyone else another broker's id is indistinguishable from one that does not exist."""
+    require_platform_mfa(principal)
     if principal.is_superadmin or broker_id == principal.broker_id:
         return broker_id
     raise NotFound("No broker with this id.")

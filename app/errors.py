@@ -104,6 +104,13 @@ class NotFound(AppError):
     slug = "not-found"
 
 
+class Conflict(AppError):
+    """409: the request is well-formed but clashes with what exists (a rotated key, a taken name)."""
+
+    status = 409
+    slug = "conflict"
+
+
 class InvalidField(AppError):
     """A well-formed value the domain refuses (a duplicate email, an unknown config key)."""
 

@@ -19,6 +19,7 @@ from app.calculations.pool import CalcPool
 from app.calculations.routes import ROUTES_BY_PATH, warm_up
 from app.calculations.routes import router as calculations_router
 from app.calculations.store import CalculationRecorder
+from app.client_ip import parse_networks
 from app.config import Settings, get_settings
 from app.db.bootstrap import prepare, release
 from app.db.engine import Database
@@ -34,7 +35,6 @@ from app.observability.middleware import MetricsMiddleware
 from app.observability.router import router as metrics_router
 from app.openapi import DESCRIPTION, operation_id
 from app.openapi import install as install_openapi
-from app.ratelimit.client_ip import parse_networks
 from app.ratelimit.gate import RateLimits
 from app.ratelimit.limiter import Limiter
 from app.ratelimit.tiers import TierLimit
@@ -64,6 +64,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         hub = RedisHub(redis_url, timeout=settings.redis_timeout_ms / 1000, retry_seconds=settings.redis_retry_seconds)
         invalidation = Invalidation(hub, auth.invalidated, auth.clear_caches)
         auth.announce = invalidation.publish
+        auth.use_redis(hub, invalidation.subscribed)  # login throttle counters; session revocations
         limiter = Limiter(hub, local_divisor=settings.rate_limit_workers, prefix=settings.rate_limit_prefix)
         pre_auth = TierLimit("free", settings.pre_auth_per_minute, settings.pre_auth_burst)
         services = Services(

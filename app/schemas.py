@@ -54,11 +54,13 @@ RatesUsed = Annotated[
 ]
 
 
-# Bounds keep every product of inputs far from float overflow and reject absurd values early.
-Money = Annotated[float, Field(gt=0, le=1e13, description="Amount in the account currency")]
+# Bounds keep every product and quotient of inputs far from float overflow (a denormal divisor such as
+# 5e-324 made results infinite, i.e. null in JSON) and reject absurd values early. Prices and distances
+# resolve to 10 decimals (calc-conventions), so nothing smaller than 1e-10 is meaningful there.
+Money = Annotated[float, Field(ge=1e-6, le=1e13, description="Amount in the account currency")]
 MoneyNonNeg = Annotated[float, Field(ge=0, le=1e13)]
-Price = Annotated[float, Field(gt=0, le=1e9)]
-Distance = Annotated[float, Field(gt=0, le=1e9)]
+Price = Annotated[float, Field(ge=1e-10, le=1e9)]
+Distance = Annotated[float, Field(ge=1e-10, le=1e9)]
 Lots = Annotated[float, Field(gt=0, le=1e7)]
 Units = Annotated[float, Field(gt=0, le=1e13)]
 LeverageValue = Annotated[float, Field(ge=1, le=10_000)]

@@ -31,7 +31,7 @@ def _env(data_dir: Path) -> dict[str, str]:
 def test_create_broker_json_while_the_server_runs(client: TestClient, settings: Settings) -> None:
     # The session app serves on settings.data_dir; the CLI joins the same embedded Postgres.
     proc = subprocess.run([sys.executable, "-m", "app.cli", "admin", "create-broker", "--name", "Acme Forex",
-                           "--tier", "standard", "--json"], cwd=ROOT, env=_env(settings.data_dir),
+                           "--tier", "standard", "--json", "--force"], cwd=ROOT, env=_env(settings.data_dir),
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
     out = json.loads(proc.stdout)

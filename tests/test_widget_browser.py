@@ -150,7 +150,8 @@ def stack(settings: Settings) -> Iterator[Stack]:
     spec = BrokerCreate(name=name, slug=slug, tier="standard", config=config,  # type: ignore[call-arg]
                         admin_email=f"admin@{slug}.example.com", admin_password="correct horse battery staple")
     svc = app.state.services
-    made = asyncio.run_coroutine_threadsafe(create_broker(svc.db, svc.auth, spec), loop).result(60)
+    # force: the name is the one the CLI test gives its broker on the same database
+    made = asyncio.run_coroutine_threadsafe(create_broker(svc.db, svc.auth, spec, force=True), loop).result(60)
     stack = Stack(api=api, host=host, stranger=stranger, slug=slug, name=name,
                   publishable_key=made["publishableKey"], pages=pages)
     pages["/embed.html"] = host_page(api, stack.publishable_key, slug)

@@ -44,9 +44,9 @@ async def services(settings: Settings) -> AsyncIterator[tuple[Database, AuthServ
         release(settings, urls)
 
 
-async def new_broker(settings: Settings, spec: BrokerCreate) -> dict[str, Any]:
+async def new_broker(settings: Settings, spec: BrokerCreate, force: bool = False) -> dict[str, Any]:
     async with services(settings) as (db, auth):
-        return await create_broker(db, auth, spec)
+        return await create_broker(db, auth, spec, force=force)
 
 
 async def new_superadmin(settings: Settings, email: str, password: str) -> dict[str, Any]:

@@ -201,11 +201,11 @@ async def exchange(auth: AuthService, token: str, conn: HTTPConnection) -> dict[
             await s.rollback()
             raise ExchangeRefused("account not an active end user")
         user.last_login_at = now
-        refresh_token = await refresh.issue(s, auth.settings, auth.secrets.pepper, broker_id=broker.id,
-                                            user_id=user.id, amr=list(EXCHANGE_AMR))
+        refresh_token, sid = await refresh.issue(s, auth.settings, auth.secrets.pepper, broker_id=broker.id,
+                                                 user_id=user.id, amr=list(EXCHANGE_AMR))
         await audit.record(s, broker_id=broker.id, action="auth.exchange", conn=conn, actor_type="user",
                            actor_id=str(user.id), target_type="user", target_id=user.id,
                            details={"keyPrefix": row.prefix, "jti": str(claims["jti"]), "provisioned": created,
                                     "amr": EXCHANGE_AMR})
         await s.commit()
-        return token_pair(auth, user, refresh_token, EXCHANGE_AMR)
+        return token_pair(auth, user, refresh_token, EXCHANGE_AMR, sid)

@@ -55,15 +55,17 @@ def new_token(broker_id: uuid.UUID) -> str:
 
 
 async def issue(session: AsyncSession, settings: Settings, pepper: bytes, *, broker_id: uuid.UUID,
-                user_id: uuid.UUID, amr: list[str]) -> str:
-    """A new family for a fresh login; `amr` is how that login authenticated."""
+                user_id: uuid.UUID, amr: list[str]) -> tuple[str, uuid.UUID]:
+    """A new family for a fresh login; `amr` is how that login authenticated. The token and the family
+    id (the session id `sid` of the access tokens issued with it)."""
     token = new_token(broker_id)
     now = datetime.now(UTC)
-    session.add(RefreshToken(broker_id=broker_id, user_id=user_id, family_id=uuid.uuid4(),
+    family_id = uuid.uuid4()
+    session.add(RefreshToken(broker_id=broker_id, user_id=user_id, family_id=family_id,
                              token_hash=_hash(pepper, token), issued_at=now, amr=sorted(set(amr)),
                              expires_at=now + timedelta(days=settings.refresh_absolute_days),
                              idle_expires_at=now + timedelta(days=settings.refresh_idle_days)))
-    return token
+    return token, family_id
 
 
 async def rotate(session: AsyncSession, settings: Settings, pepper: bytes, token: str,

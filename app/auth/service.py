@@ -10,28 +10,35 @@ app/widget/session.py) stands for a publishable key whose page Origin was checke
 
 from __future__ import annotations
 
+import asyncio
 import hmac
+import time
 import uuid
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import anyio.to_thread
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from cryptography.fernet import Fernet
-from sqlalchemy import select
+from sqlalchemy import exists, func, select
+from sqlalchemy.exc import SQLAlchemyError
 from starlette.requests import HTTPConnection
 
 from app.auth import keys, widget_session
 from app.auth.cache import BrokerRecord, KeyRecord, TtlCache
 from app.auth.permissions import PUBLISHABLE_SCOPES, ROLE_PERMISSIONS, permissions_for_scopes
 from app.auth.principal import Principal
-from app.auth.tokens import InvalidToken, TokenSigner
+from app.auth.revocation import Revocations
+from app.auth.throttle import Policy, Throttle
+from app.auth.tokens import LEEWAY_SECONDS, AccessClaims, InvalidToken, TokenSigner
 from app.auth.widget_tokens import WidgetTokenSigner
+from app.client_ip import client_ip, parse_networks
 from app.config import Settings
 from app.db.engine import Database
 from app.errors import Forbidden, OriginNotAllowed, Unauthorized
-from app.models import ApiKey, Broker
+from app.models import ApiKey, Broker, RefreshToken, User
+from app.redisdb.hub import RedisHub
 from app.secrets import AppSecrets
 
 
@@ -53,12 +60,37 @@ class AuthService:
         self.hasher = PasswordHasher(time_cost=settings.argon2_time_cost, memory_cost=settings.argon2_memory_kib)
         # Verified against when the user does not exist, so "no such user" costs what "wrong password" costs.
         self.dummy_hash = self.hasher.hash(uuid.uuid4().hex)
+        # Compared against when no key has the presented id, so "no such key" takes the wrong-secret path.
+        self.dummy_key_hash = keys.hash_secret(secrets.pepper, uuid.uuid4().hex)
         self.keys: TtlCache[str, KeyRecord] = TtlCache(settings.key_cache_seconds)
         self.brokers: TtlCache[uuid.UUID, BrokerRecord] = TtlCache(settings.key_cache_seconds)
         # key row id -> (last used, ip); written in batches by the background writer, never per request
         self.key_usage: dict[uuid.UUID, tuple[datetime, str | None]] = {}
         # Set in the lifespan when Redis is there: tells every worker to drop a changed key or broker.
         self.announce: Callable[[str], None] | None = None
+        self.subscribed: asyncio.Event | None = None
+        # Ended sessions and disabled users (app.auth.revocation); `synced` once reloaded after a subscribe.
+        self.revocations = Revocations(horizon_s=settings.access_token_minutes * 60 + LEEWAY_SECONDS + 5)
+        self.synced = False
+        self._sync_task: asyncio.Task[None] | None = None
+        self._checked: dict[str, tuple[float, bool]] = {}  # sid or user -> (valid until, active); not live only
+        self.revocation_check_seconds = 1.0
+        self.trusted_proxies = parse_networks(settings.trusted_proxies)
+        self.throttle = Throttle(
+            Policy(settings.login_free_failures, settings.login_lockout_failures, settings.login_lockout_seconds),
+            Policy(settings.login_ip_free_failures, settings.login_ip_lockout_failures, settings.login_lockout_seconds),
+            window_seconds=settings.login_lockout_seconds,
+            mfa=Policy(settings.mfa_max_failures, 3 * settings.mfa_max_failures, 86_400,
+                       base_delay=settings.mfa_lockout_seconds, max_delay=86_400, window=86_400))
+
+    def use_redis(self, hub: RedisHub, subscribed: asyncio.Event | None = None) -> None:
+        """Called in the lifespan: the login throttle counts in Redis (shared by every worker); `subscribed`
+        is set while this worker receives the invalidation channel (app.redisdb.invalidation)."""
+        self.throttle.use(hub)
+        self.subscribed = subscribed
+
+    def client_ip(self, conn: HTTPConnection) -> str:
+        return client_ip(conn.scope, self.trusted_proxies)
 
     # --- loaders (platform role: no tenant is known before authentication) -------------------------
     async def hash_password(self, password: str) -> str:
@@ -105,9 +137,11 @@ class AuthService:
             self.announce(f"broker:{broker_id}")
 
     def invalidated(self, message: str) -> None:
-        """Another worker (or this one) changed a key or broker: drop the cached copy."""
+        """Another worker (or this one) changed a key or broker, or revoked a session or user."""
         kind, _, ident = message.partition(":")
-        if kind == "key":
+        if kind in ("sid", "user"):
+            self.revocations.message(kind, ident)
+        elif kind == "key":
             self.keys.drop(ident)
         elif kind == "broker":
             try:
@@ -116,8 +150,77 @@ class AuthService:
                 pass
 
     def clear_caches(self) -> None:
+        """The invalidation channel was (re)subscribed: messages may have been missed meanwhile."""
         self.keys.clear()
         self.brokers.clear()
+        self.synced = False
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            return
+        self._sync_task = loop.create_task(self._sync_revocations())
+
+    # --- revocation (app.auth.revocation) ---------------------------------------------------------
+    def revoke_session(self, sid: uuid.UUID) -> None:
+        """A logged-out or revoked refresh family: its access tokens stop here now, elsewhere on the message."""
+        self.revocations.revoke_session(str(sid))
+        if self.announce is not None:
+            self.announce(f"sid:{sid}")
+
+    def revoke_user(self, user_id: uuid.UUID) -> None:
+        """A disabled user: every access token issued to it before now stops."""
+        now = time.time()
+        self.revocations.revoke_user(str(user_id), now)
+        if self.announce is not None:
+            self.announce(f"user:{user_id}@{now!r}")
+
+    def live(self) -> bool:
+        """True while this worker receives every revocation message (subscribed, and reloaded since)."""
+        return self.synced and self.subscribed is not None and self.subscribed.is_set()
+
+    async def _sync_revocations(self) -> None:
+        """Reload the revocations of the last token lifetime from Postgres (retried until it works)."""
+        while True:
+            since = datetime.now(UTC) - timedelta(seconds=self.revocations.horizon_s)
+            try:
+                async with self.db.platform() as s:
+                    families = (await s.execute(
+                        select(RefreshToken.family_id, func.max(RefreshToken.revoked_at))
+                        .where(RefreshToken.revoked_at > since).group_by(RefreshToken.family_id))).all()
+                    users = (await s.execute(select(User.id, User.updated_at).where(
+                        User.status != "active", User.updated_at > since))).all()
+            except (SQLAlchemyError, OSError):
+                await asyncio.sleep(1.0)
+                continue
+            for family_id, revoked_at in families:
+                if revoked_at is not None:
+                    self.revocations.revoke_session(str(family_id), revoked_at.timestamp())
+            for user_id, updated_at in users:
+                self.revocations.revoke_user(str(user_id), updated_at.timestamp())
+            self.revocations.prune()
+            self.synced = True
+            return
+
+    async def _session_active(self, claims: AccessClaims) -> bool:
+        """Postgres's word on a token's session, for a worker that may have missed revocation messages."""
+        key = claims.sid or str(claims.sub)
+        now = time.monotonic()
+        hit = self._checked.get(key)
+        if hit is not None and hit[0] > now:
+            return hit[1]
+        try:
+            async with self.db.tenant(claims.broker_id) as s:
+                status = await s.scalar(select(User.status).where(User.id == claims.sub))
+                revoked = claims.sid is not None and bool(await s.scalar(select(
+                    exists().where(RefreshToken.family_id == uuid.UUID(claims.sid),
+                                   RefreshToken.revoked_at.is_not(None)))))
+        except (SQLAlchemyError, OSError, ValueError):
+            return True  # Postgres is unreachable too: the signature stands, as a cached key's record does
+        if len(self._checked) >= 50_000:
+            self._checked.clear()
+        active = status == "active" and not revoked
+        self._checked[key] = (now + self.revocation_check_seconds, active)
+        return active
 
     # --- the credential --------------------------------------------------------------------------
     @staticmethod
@@ -152,11 +255,12 @@ class AuthService:
         parsed = keys.parse(raw)
         if parsed is None:
             raise Unauthorized("Malformed API key (bad format or checksum).")
+        # One path for an unknown id and a wrong secret: the lookup (cached, misses too), one HMAC of the
+        # secret, one constant-time compare (against a dummy digest when no key has this id), one answer.
         record = await self.keys.get(parsed.key_id, self._load_key)
-        if record is None or not hmac.compare_digest(record.secret_hash,
-                                                     keys.hash_secret(self.secrets.pepper, parsed.secret)):
-            raise Unauthorized("Unknown API key.")
-        if record.kind != parsed.kind or record.mode != parsed.mode:
+        digest = keys.hash_secret(self.secrets.pepper, parsed.secret)
+        matches = hmac.compare_digest(record.secret_hash if record is not None else self.dummy_key_hash, digest)
+        if record is None or not matches or record.kind != parsed.kind or record.mode != parsed.mode:
             raise Unauthorized("Unknown API key.")
         if record.status != "active":
             raise Unauthorized("This API key has been revoked.")
@@ -185,6 +289,9 @@ class AuthService:
             claims = self.signer.verify(token)
         except InvalidToken as exc:
             raise Unauthorized("Invalid or expired access token.") from exc
+        if self.revocations.revoked(str(claims.sub), claims.sid, claims.iat) or \
+                (not self.live() and not await self._session_active(claims)):
+            raise Unauthorized("This session has ended (logged out, revoked, or the user was disabled); log in again.")
         await self.active_broker(claims.broker_id)
         perms = ROLE_PERMISSIONS.get(claims.role)
         if perms is None:
@@ -201,8 +308,17 @@ class MfaEnrolmentRequired(Forbidden):
     slug = "mfa-required"
 
 
+def require_platform_mfa(principal: Principal) -> None:
+    """A platform operator (SUPERADMIN) reaches every tenant: no route serves one without a second factor,
+    not even a read. Only the MFA enrolment routes themselves are exempt (app.deps)."""
+    if principal.kind == "user" and principal.is_superadmin and "otp" not in principal.amr:
+        raise MfaEnrolmentRequired("A platform operator needs MFA for every route: enrol at /api/v1/auth/mfa/enrol, "
+                                   "confirm, log in again with a code.")
+
+
 def require(principal: Principal, permission: str) -> None:
     """The one permission check. API keys carry scopes; users carry a role and, for admin powers, MFA."""
+    require_platform_mfa(principal)
     if not principal.can(permission):
         raise Forbidden(f"This credential lacks the permission {permission}.")
     if principal.kind == "user" and permission in ADMIN_PERMISSIONS and "otp" not in principal.amr:

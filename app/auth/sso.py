@@ -362,10 +362,10 @@ async def _callback(auth: AuthService, broker_id: uuid.UUID, code: str | None, s
             await s.rollback()
             raise Unauthorized("This account is disabled.")
         user.last_login_at = datetime.now(UTC)
-        refresh_token = await refresh.issue(s, auth.settings, auth.secrets.pepper, broker_id=broker_id,
-                                            user_id=user.id, amr=amr)
+        refresh_token, sid = await refresh.issue(s, auth.settings, auth.secrets.pepper, broker_id=broker_id,
+                                                 user_id=user.id, amr=amr)
         await audit.record(s, broker_id=broker_id, action="auth.sso_login", conn=conn, actor_type="user",
                            actor_id=str(user.id), target_type="user", target_id=user.id,
                            details={"issuer": sso.issuer, "provisioned": created, "amr": amr})
         await s.commit()
-        return token_pair(auth, user, refresh_token, amr)
+        return token_pair(auth, user, refresh_token, amr, sid)

@@ -34,6 +34,8 @@ class AccessClaims:
     jti: str
     exp: int
     amr: tuple[str, ...]
+    iat: int = 0
+    sid: str | None = None  # the session (refresh family) the token belongs to
 
 
 class TokenSigner:
@@ -50,13 +52,16 @@ class TokenSigner:
         return self._jwks
 
     def issue(self, *, user_id: uuid.UUID, broker_id: uuid.UUID, role: str, amr: list[str],
-              audience: str = "forexrisk-api", now: float | None = None) -> tuple[str, int]:
+              audience: str = "forexrisk-api", now: float | None = None,
+              sid: uuid.UUID | None = None) -> tuple[str, int]:
         issued = int(now if now is not None else time.time())
         claims = {
             "iss": self.issuer, "aud": audience, "sub": str(user_id), "broker_id": str(broker_id), "role": role,
             "iat": issued, "nbf": issued, "exp": issued + self.lifetime, "jti": secrets.token_urlsafe(16),
             "amr": amr,
         }
+        if sid is not None:
+            claims["sid"] = str(sid)
         header = {"alg": "ES256", "kid": self.kid, "typ": ACCESS_TYP}
         return jwt.encode(header, claims, self.key, algorithms=["ES256"]), self.lifetime
 
@@ -81,6 +86,7 @@ class TokenSigner:
             registry.validate(claims)
             return AccessClaims(sub=uuid.UUID(claims["sub"]), broker_id=uuid.UUID(claims["broker_id"]),
                                 role=str(claims["role"]), jti=str(claims["jti"]), exp=int(claims["exp"]),
-                                amr=tuple(claims.get("amr") or ()))
+                                amr=tuple(claims.get("amr") or ()), iat=int(claims["iat"]),
+                                sid=str(claims["sid"]) if claims.get("sid") else None)
         except (JoseError, ValueError, TypeError, KeyError) as exc:
             raise InvalidToken(f"bad claims: {type(exc).__name__}") from exc

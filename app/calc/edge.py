@@ -74,7 +74,11 @@ def kelly_from_trades(results: Sequence[float]) -> dict[str, Any]:
         base.update({"logOptimalFraction": 0.0, "trades": int(r.size), "worstLoss": r10(float(losses.min()))})
         return base
     w = wins.size / r.size
-    payoff = float(wins.mean() / -losses.mean())
+    with np.errstate(over="ignore", divide="ignore"):
+        payoff = float(wins.mean() / -losses.mean())
+    if not 0 < payoff < math.inf:  # losses of denormal size: the ratio overflows
+        raise CalcError("trades", "The average win over the average loss is not a finite number; give trade "
+                        "results in money or R multiples of ordinary size.")
     out = kelly_formula(w, payoff)
     worst = float(-losses.min())
     x = r / worst  # worst loss -> -1

@@ -80,7 +80,11 @@ def resolve_stop(inp: PositionSizeInput, ex: Explain | None) -> StopLevels:
             ex.add("direction", "stopLoss < entryPrice ? long : short",
                    {"entryPrice": entry, "stopLoss": inp.stop_loss}, direction)
         # r10: 1.1850 - 1.1820 is 0.0030000000000001137 in binary; prices never carry 10 decimals.
-        return StopLevels(direction, "stopLoss", inp.stop_loss, r10(abs(entry - inp.stop_loss)))
+        distance = r10(abs(entry - inp.stop_loss))
+        if distance <= 0:  # e.g. entryPrice 1e-20, stopLoss 5e-21: no loss per lot to divide by
+            raise CalcError("stopLoss", "stopLoss is within 1e-10 of entryPrice: prices resolve to 10 decimals, so "
+                            "the stop distance is zero.", "STOP_EQUALS_ENTRY")
+        return StopLevels(direction, "stopLoss", inp.stop_loss, distance)
 
     if inp.direction is not None:
         direction, source = inp.direction, "direction"

@@ -192,7 +192,7 @@ def compute(cand: list[int], cols: dict[str, Any], shared: RateTable, rest: list
     ok &= has_sl ^ has_pips
     ok &= has_pct ^ has_amt
     ok &= ~(has_amt & (amount > balance))
-    ok &= ~(has_sl & (sl == entry))
+    ok &= ~(has_sl & (np.abs(sl - entry) < 1e-9))  # at or near zero distance: the scalar path explains it
     dir_table = np.array([{"long": 1, "short": -1}[v] for v in lit_values["direction"]] + [0], dtype=np.int64)
     given_dir = dir_table[lit_code["direction"]]  # code -1 picks the trailing 0: no direction given
     sl_long = sl < entry

@@ -13,11 +13,12 @@ from app.auth.principal import Principal
 from app.auth.service import require
 from app.deps import CurrentPrincipal, TenantDB
 from app.errors import NotFound
+from app.jsonbody import StrictRoute
 from app.models import Calculation
 from app.schemas import OutModel
 from app.services import services
 
-router = APIRouter(prefix="/api/v1/calculations", tags=["stored calculations"])
+router = APIRouter(prefix="/api/v1/calculations", tags=["stored calculations"], route_class=StrictRoute)
 
 
 class StoredCalculation(OutModel):

@@ -35,6 +35,7 @@ from app.auth.service import require
 from app.calculations.cache import ResultCache
 from app.calculations.cost import Work
 from app.errors import UnsupportedMediaType, error_response, unexpected_response
+from app.jsonbody import check as check_body
 from app.services import Services, services
 
 JSON = "application/json"
@@ -160,6 +161,7 @@ async def serve(route: CalcRoute, scope: Scope, receive: Receive, send: Send) ->
     check_json(scope)
     raw = await read_body(receive)
     explain = route.explain and wants_explain(scope["query_string"])
+    check_body(raw)  # duplicate keys (400) and control characters (422), as on every route (app.jsonbody)
     req = route.apply_policy(route.parse(raw, svc), caller)
     work = route.price(req, explain)
     # 3. charge (before anything runs)

@@ -315,7 +315,8 @@ class RiskRewardResponse(OutModel):
 
 class KellyRequest(ApiModel):
     win_rate: Probability | None = None
-    payoff_ratio: Annotated[float, Field(gt=0, le=1e6)] | None = None
+    # From 1e-6: (1 - W) / R of a denormal R is infinite, which JSON can only say as null.
+    payoff_ratio: Annotated[float, Field(ge=1e-6, le=1e6)] | None = None
     trades: Annotated[list[Annotated[float, Field(ge=-1e13, le=1e13)]], Field(min_length=2, max_length=100_000)] \
         | None = Field(default=None, description="Trade results (money or R multiples)")
 

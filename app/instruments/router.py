@@ -11,8 +11,9 @@ from starlette.responses import Response
 from app.calc.instruments import CATALOGUE, resolve
 from app.calc.leverage import ESMA_CAPS, regulatory_cap
 from app.instruments.schemas import CatalogueInstrument, InstrumentList
+from app.jsonbody import StrictRoute
 
-router = APIRouter(prefix="/api/v1/instruments", tags=["instruments"])
+router = APIRouter(prefix="/api/v1/instruments", tags=["instruments"], route_class=StrictRoute)
 
 _JURISDICTIONS = ("esma", "fca", "asic", "nfa")
 

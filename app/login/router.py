@@ -17,9 +17,10 @@ from app.auth.schemas import (
     RefreshRequest,
     TokenPair,
 )
-from app.deps import Auth, CurrentPrincipal
+from app.deps import Auth, EnrollingPrincipal
+from app.jsonbody import StrictRoute
 
-router = APIRouter(tags=["auth"])
+router = APIRouter(tags=["auth"], route_class=StrictRoute)
 
 
 @router.post("/api/v1/auth/token", response_model=TokenPair,
@@ -41,13 +42,13 @@ async def logout(req: RefreshRequest, auth: Auth, request: Request) -> Response:
 
 
 @router.post("/api/v1/auth/mfa/enrol", response_model=MfaEnrolment, summary="Start TOTP enrolment")
-async def mfa_enrol(principal: CurrentPrincipal, auth: Auth, request: Request) -> dict[str, Any]:
+async def mfa_enrol(principal: EnrollingPrincipal, auth: Auth, request: Request) -> dict[str, Any]:
     return await service.mfa_enrol(auth, principal, request)
 
 
 @router.post("/api/v1/auth/mfa/confirm", response_model=MfaConfirmed,
              summary="Confirm TOTP with a first code; returns recovery codes once")
-async def mfa_confirm(req: MfaConfirm, principal: CurrentPrincipal, auth: Auth, request: Request) -> dict[str, Any]:
+async def mfa_confirm(req: MfaConfirm, principal: EnrollingPrincipal, auth: Auth, request: Request) -> dict[str, Any]:
     return await service.mfa_confirm(auth, principal, req.code, request)
 
 

@@ -12,9 +12,10 @@ from app.auth import exchange as exchange_service
 from app.auth import sso
 from app.auth.schemas import TokenPair
 from app.deps import Auth
+from app.jsonbody import StrictRoute
 from app.schemas import ApiModel
 
-router = APIRouter(tags=["auth"])
+router = APIRouter(tags=["auth"], route_class=StrictRoute)
 
 
 class ExchangeRequest(ApiModel):

@@ -13,8 +13,8 @@ from starlette.requests import HTTPConnection
 
 from app.auth.admission import Caller, admit
 from app.auth.service import AuthService
+from app.client_ip import Network, client_ip
 from app.errors import OriginNotAllowed, RateLimited, Unauthorized
-from app.ratelimit.client_ip import Network, client_ip
 from app.ratelimit.limiter import Decision, Limiter
 from app.ratelimit.tiers import TierLimit, tier_limit
 

@@ -17,12 +17,13 @@ from starlette.responses import HTMLResponse, Response
 from app.auth.service import AuthService
 from app.auth.widget_tokens import PREFIX
 from app.errors import NotFound, Unauthorized
+from app.jsonbody import StrictRoute
 from app.services import services
 from app.widget.assets import ASSETS, asset_response
 from app.widget.schemas import LOCALES, WID_PATTERN, DisplayOptions, WidgetConfig, WidgetSession
 from app.widget.service import PREFLIGHT_HEADERS, Document, WidgetService
 
-router = APIRouter(tags=["widget"])
+router = APIRouter(tags=["widget"], route_class=StrictRoute)
 
 
 async def get_widget(request: Request) -> WidgetService:

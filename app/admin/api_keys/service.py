@@ -16,7 +16,7 @@ from app.auth import keys
 from app.auth.permissions import PUBLISHABLE_SCOPES, SCOPES
 from app.auth.principal import Principal
 from app.auth.service import AuthService
-from app.errors import Forbidden, NotFound
+from app.errors import Conflict, Forbidden, NotFound
 from app.models import ApiKey
 
 
@@ -77,9 +77,18 @@ async def _get(session: AsyncSession, key_row_id: uuid.UUID) -> ApiKey:
 
 async def rotate(session: AsyncSession, auth: AuthService, principal: Principal, broker_id: uuid.UUID,
                  key_row_id: uuid.UUID, overlap_hours: float | None, conn: HTTPConnection) -> dict[str, Any]:
-    old = await _get(session, key_row_id)
+    # The row is locked, so two concurrent rotations of one key cannot both make a successor.
+    old = (await session.execute(select(ApiKey).where(ApiKey.id == key_row_id).with_for_update())).scalar_one_or_none()
+    if old is None:
+        raise NotFound("No API key with this id.")
     if old.status != "active":
         raise NotFound("No active API key with this id.")
+    successor = await session.scalar(select(ApiKey.id).where(ApiKey.rotated_from == old.id).limit(1))
+    if successor is not None:
+        raise Conflict(f"This key was already rotated (its successor is {successor}); rotate the successor, or "
+                       f"revoke this one to end its overlap.",
+                       errors=[{"field": "keyId", "pointer": "#", "code": "already_rotated",
+                                "detail": f"successor {successor}"}])
     _within_own_scopes(principal, old.kind, list(old.scopes))
     hours = auth.settings.key_rotation_overlap_hours if overlap_hours is None else overlap_hours
     expires = datetime.now(UTC) + timedelta(hours=hours)

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import uuid
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Body, Query, Request
 from starlette.responses import Response
 
 from app.admin.api_keys import service as key_service
@@ -14,8 +14,10 @@ from app.admin.brokers import service
 from app.admin.brokers.schemas import BrokerConfig, BrokerCreate, BrokerCreated, BrokerOut
 from app.auth.service import require
 from app.deps import DB, Auth, CurrentPrincipal, TenantDB, target_broker
+from app.errors import UnsupportedMediaType
+from app.jsonbody import StrictRoute
 
-router = APIRouter(prefix="/api/v1/brokers", tags=["brokers"])
+router = APIRouter(prefix="/api/v1/brokers", tags=["brokers"], route_class=StrictRoute)
 
 
 @router.get("", response_model=list[BrokerOut], summary="Brokers the caller may see (its own; all for SUPERADMIN)")
@@ -26,10 +28,11 @@ async def list_brokers(principal: CurrentPrincipal, db: DB, session: TenantDB) -
 
 @router.post("", status_code=201, response_model=BrokerCreated,
              summary="Create a broker with its first keys (platform operator only)")
-async def create_broker(spec: BrokerCreate, principal: CurrentPrincipal, db: DB, auth: Auth,
-                        request: Request) -> dict[str, Any]:
+async def create_broker(spec: BrokerCreate, principal: CurrentPrincipal, db: DB, auth: Auth, request: Request,
+                        force: Annotated[bool, Query(description="Create it even when a broker has this name "
+                                                                 "(otherwise 409)")] = False) -> dict[str, Any]:
     require(principal, "brokers:create:any")
-    return await service.create_broker(db, auth, spec, principal=principal, conn=request)
+    return await service.create_broker(db, auth, spec, principal=principal, conn=request, force=force)
 
 
 @router.get("/{broker_id}", response_model=BrokerOut, summary="One broker")
@@ -49,7 +52,30 @@ async def delete_broker(broker_id: uuid.UUID, principal: CurrentPrincipal, db: D
     return Response(status_code=204)
 
 
-@router.put("/{broker_id}/config", response_model=BrokerOut, summary="Replace the broker's configuration")
+MERGE_PATCH = "application/merge-patch+json"
+
+
+@router.patch("/{broker_id}/config", response_model=BrokerOut,
+              summary="Change part of the broker's configuration (JSON Merge Patch, RFC 7396)",
+              description="Send only what changes: `{\"branding\": {\"primaryColor\": \"#0a7f5a\"}}` changes the "
+                          "colour and nothing else; `null` resets a key to its default. Content-Type "
+                          "`application/merge-patch+json` (`application/json` is accepted too).")
+async def patch_config(broker_id: uuid.UUID, patch: Annotated[dict[str, Any], Body(media_type=MERGE_PATCH)],
+                       principal: CurrentPrincipal, db: DB, auth: Auth, request: Request) -> dict[str, Any]:
+    media = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+    if media not in (MERGE_PATCH, "application/json"):
+        raise UnsupportedMediaType(f"Send the patch as {MERGE_PATCH} (got {media or 'none'}).",
+                                   errors=[{"field": "content-type", "pointer": "#", "code": "unsupported_media_type",
+                                            "detail": f"expected {MERGE_PATCH} or application/json"}])
+    target = target_broker(principal, broker_id)
+    require(principal, "brokers:update:own")
+    async with db.tenant(target) as session:
+        return await service.patch_config(session, auth, principal, target, patch, request)
+
+
+@router.put("/{broker_id}/config", response_model=BrokerOut,
+            summary="Replace the whole configuration (keys left out go back to their defaults; to change one "
+                    "setting use PATCH)")
 async def put_config(broker_id: uuid.UUID, config: BrokerConfig, principal: CurrentPrincipal, db: DB, auth: Auth,
                      request: Request) -> dict[str, Any]:
     target = target_broker(principal, broker_id)

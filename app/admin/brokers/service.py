@@ -8,7 +8,8 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import select, update
+import orjson
+from sqlalchemy import func, select, text, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.requests import HTTPConnection
@@ -20,7 +21,7 @@ from app.audit import service as audit
 from app.auth.principal import Principal
 from app.auth.service import AuthService
 from app.db.engine import Database
-from app.errors import InvalidField, NotFound
+from app.errors import Conflict, InvalidField, NotFound
 from app.models import ApiKey, Broker, User
 
 
@@ -35,15 +36,35 @@ def slug_from_name(name: str) -> str:
     return base
 
 
+def name_key(name: str) -> str:
+    """Names compare without case and surrounding or repeated spaces: "Acme  Forex " is "acme forex"."""
+    return " ".join(name.split()).lower()
+
+
 async def create_broker(db: Database, auth: AuthService, spec: BrokerCreate, *, principal: Principal | None = None,
                         conn: HTTPConnection | None = None, is_platform: bool = False,
-                        admin_role: str = "BROKER_ADMIN") -> dict[str, Any]:
-    """Create a broker with its first secret and publishable keys (and an admin user when asked)."""
+                        admin_role: str = "BROKER_ADMIN", force: bool = False) -> dict[str, Any]:
+    """Create a broker with its first secret and publishable keys (and an admin user when asked).
+
+    A broker whose name is taken (by a broker not deleted) is a 409 unless `force`: running the same
+    command twice must not silently make a second tenant."""
     try:
         config = spec.config.normalised()
     except ValueError as exc:
         raise InvalidField("config.instrumentOverrides", str(exc)) from exc
     async with db.platform() as session:
+        key = name_key(spec.name)
+        # Serialises creates of one name, so two concurrent ones cannot both pass the check below.
+        await session.execute(text("select pg_advisory_xact_lock(hashtext(:k))"), {"k": "broker-name:" + key})
+        if not force:
+            same_name = func.lower(func.regexp_replace(func.btrim(Broker.name), r"\s+", " ", "g")) == key
+            taken = (await session.execute(select(Broker.id, Broker.slug).where(same_name, Broker.status != "deleted")
+                                           .limit(1))).one_or_none()
+            if taken is not None:
+                raise Conflict(f"A broker named {spec.name!r} exists ({taken.slug}, {taken.id}); pass force to "
+                               f"create another one anyway.",
+                               errors=[{"field": "name", "pointer": "#/name", "code": "duplicate",
+                                        "detail": f"taken by {taken.slug}"}])
         slug = spec.slug
         if slug is None:
             slug = slug_from_name(spec.name)
@@ -102,9 +123,39 @@ async def get_broker(session: AsyncSession, broker_id: uuid.UUID) -> Broker:
     return row
 
 
+def merge_patch(target: Any, patch: Any) -> Any:
+    """RFC 7396 JSON Merge Patch: objects merge key by key, `null` removes a key, anything else replaces."""
+    if not isinstance(patch, dict):
+        return patch
+    out = dict(target) if isinstance(target, dict) else {}
+    for key, value in patch.items():
+        if value is None:
+            out.pop(key, None)
+        else:
+            out[key] = merge_patch(out.get(key), value)
+    return out
+
+
+async def _locked_broker(session: AsyncSession, broker_id: uuid.UUID) -> Broker:
+    row = (await session.execute(select(Broker).where(Broker.id == broker_id).with_for_update())).scalar_one_or_none()
+    if row is None or row.status == "deleted":
+        raise NotFound("No broker with this id.")
+    return row
+
+
+async def patch_config(session: AsyncSession, auth: AuthService, principal: Principal, broker_id: uuid.UUID,
+                       patch: dict[str, Any], conn: HTTPConnection) -> dict[str, Any]:
+    """Change only what the patch names (a removed key goes back to its default); the merged whole is
+    validated exactly like a PUT body. The row is locked, so concurrent patches do not lose each other."""
+    row = await _locked_broker(session, broker_id)
+    merged = merge_patch(row.config or {}, patch)
+    config = BrokerConfig.model_validate_json(orjson.dumps(merged))
+    return await update_config(session, auth, principal, broker_id, config, conn, row=row)
+
+
 async def update_config(session: AsyncSession, auth: AuthService, principal: Principal, broker_id: uuid.UUID,
-                        config: BrokerConfig, conn: HTTPConnection) -> dict[str, Any]:
-    row = await get_broker(session, broker_id)
+                        config: BrokerConfig, conn: HTTPConnection, row: Broker | None = None) -> dict[str, Any]:
+    row = row or await _locked_broker(session, broker_id)
     try:
         new = config.normalised().as_json()
     except ValueError as exc:

@@ -12,8 +12,9 @@ from app.admin.sso import service
 from app.admin.sso.schemas import SsoConfigIn, SsoConfigOut
 from app.auth.service import require
 from app.deps import DB, Auth, CurrentPrincipal, target_broker
+from app.jsonbody import StrictRoute
 
-router = APIRouter(prefix="/api/v1/brokers", tags=["sso"])
+router = APIRouter(prefix="/api/v1/brokers", tags=["sso"], route_class=StrictRoute)
 
 
 @router.get("/{broker_id}/sso", response_model=SsoConfigOut, summary="The OIDC connection (never its secret)")

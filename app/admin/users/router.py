@@ -11,8 +11,9 @@ from app.admin.users import service
 from app.admin.users.schemas import ActivityOut, UserCreate, UserOut, UserUpdate
 from app.auth.service import require
 from app.deps import DB, Auth, CurrentPrincipal, TenantDB, target_broker
+from app.jsonbody import StrictRoute
 
-router = APIRouter(tags=["users"])
+router = APIRouter(tags=["users"], route_class=StrictRoute)
 
 
 @router.get("/api/v1/brokers/{broker_id}/users", response_model=list[UserOut], summary="The broker's users")

@@ -106,6 +106,8 @@ async def update(session: AsyncSession, auth: AuthService, principal: Principal,
                        details={"fields": sorted(k if k != "password_hash" else "password" for k in changes),
                                 **({"role": changes["role"]} if "role" in changes else {})})
     await session.commit()
+    if changes.get("status") == "disabled":
+        auth.revoke_user(row.id)  # its access tokens stop on every worker, not in up to 15 minutes
     return user_out(row)
 
 

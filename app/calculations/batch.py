@@ -24,7 +24,8 @@ _TOP_KEYS = frozenset({"items", "columns", "conversionRates", "format", "fields"
 
 BATCH_FIELDS = ("direction", "stopLoss", "stopDistancePips", "positionSize", "lotSize", "exactPositionSize",
                 "exactLotSize", "targetRiskAmount", "maxLoss", "riskPercentage", "lossPerLot", "pipValue",
-                "pipValuePerLot", "requiredMargin", "marginPercentage", "leverage", "leverageCap", "flags")
+                "pipValuePerLot", "requiredMargin", "marginPercentage", "leverage", "leverageCap", "flags",
+                "ratesUsed", "conventions")
 
 
 

@@ -44,7 +44,10 @@ class PositionSizeRequest(ApiModel):
     stop_loss_points: Distance | None = Field(default=None, description="Stop distance in ticks (MT5 points)")
     atr: Distance | None = Field(default=None, description="Average true range, in price units")
     atr_multiplier: Annotated[float, Field(gt=0, le=100)] = 1.0
-    spread: Annotated[float, Field(ge=0, le=1e6)] = 0.0
+    spread: Annotated[float, Field(ge=0, le=1e6)] | None = Field(
+        default=None, description="Spread as a price distance (0.00008 on EURUSD); or give spreadPips")
+    spread_pips: Annotated[float, Field(ge=0, le=1e6)] | None = Field(
+        default=None, description="Spread in pips of the instrument (0.8); converted with its pipSize")
     spread_adjust_stop: bool = Field(default=False, description="Push an ATR stop out by the spread")
     risk_percentage: Annotated[float, Field(gt=0, le=100)] | None = None
     risk_amount: Money | None = None
@@ -91,8 +94,8 @@ class PositionSizeResponse(OutModel):
     risk_percentage: float = Field(description="Actual risk at the tradeable size, in % of balance")
     pip_value: float
     pip_value_per_lot: float
-    required_margin: float
-    margin_percentage: float
+    required_margin: float | None = Field(description="null (flag MARGIN_UNAVAILABLE) when no rate converts it")
+    margin_percentage: float | None
     leverage: float
     leverage_cap: str = Field(description="Rule that set the leverage: requested, esma, fca, asic, nfa, broker, "
                               "esma-default")
@@ -101,6 +104,8 @@ class PositionSizeResponse(OutModel):
     take_profits: list[TakeProfitLeg] | None = None
     flags: list[Flag]
     rates_used: dict[str, Any]
+    conversion_paths: list[dict[str, Any]] | None = Field(
+        default=None, description="Each conversion: currencies visited, pairs used, their rates and sources")
     conventions: dict[str, Any]
     explain: list[ExplainStep] | None = None
 
@@ -123,6 +128,7 @@ class PipValueResponse(OutModel):
     pip_value_quote: float
     tick_value_per_lot: float
     rates_used: dict[str, Any]
+    conversion_paths: list[dict[str, Any]] | None = None
 
 
 class MarginRequest(ApiModel):
@@ -150,7 +156,10 @@ class MarginResponse(OutModel):
     leverage_cap: str
     effective_leverage: float
     max_lots_by_margin: float | None = None
+    free_margin_before: float | None = Field(default=None, description="freeMargin given, else equity")
+    free_margin_after: float | None = Field(default=None, description="freeMarginBefore - requiredMargin")
     rates_used: dict[str, Any]
+    conversion_paths: list[dict[str, Any]] | None = None
 
 
 class PnlRequest(ApiModel):
@@ -174,6 +183,7 @@ class PnlResponse(OutModel):
     gross_pnl: float
     net_pnl: float
     rates_used: dict[str, Any]
+    conversion_paths: list[dict[str, Any]] | None = None
 
 
 class RiskRewardRequest(ApiModel):

@@ -256,8 +256,6 @@ def risk_of_ruin(req: s.RiskOfRuinRequest, explain: bool = False) -> dict[str, A
     ex = Explain() if explain else None
     if req.capital_units is None and req.risk_fraction is None:
         raise CalcError("capitalUnits", "Give capitalUnits (fixed risk units) and/or riskFraction.", "MISSING_FIELD")
-    if req.monte_carlo_paths and req.risk_fraction is None:
-        raise CalcError("monteCarloPaths", "The Monte Carlo check needs riskFraction.", "MISSING_FIELD")
     if req.monte_carlo_paths * req.monte_carlo_trades > 10_000_000:
         raise CalcError("monteCarloPaths", "monteCarloPaths x monteCarloTrades must not exceed 10,000,000.")
     out = edge.risk_of_ruin(req.win_rate, req.payoff_ratio, req.capital_units, req.risk_fraction, req.ruin_level,

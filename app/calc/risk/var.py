@@ -95,14 +95,48 @@ def _historical(inp: VarInput, r: F64, pnl: F64, alone: F64, without: F64) -> Va
 def _cornish_fisher(inp: VarInput, r: F64, pnl: F64, alone: F64, without: F64) -> VarResult:
     mo = est.moments(pnl[:, None])
     var, es, zcf = est.cornish_fisher(mo, inp.confidences, inp.horizon)
-    marginal_f = _cf_gradient(r, pnl, inp.confidences[0], inp.horizon)
     c0 = inp.confidences[:1]
-    standalone = est.cornish_fisher(est.moments(alone), c0, inp.horizon)[0][0]
-    rest = est.cornish_fisher(est.moments(without), c0, inp.horizon)[0][0]
-    gaussian = est.cornish_fisher(est.Moments(mo.mean, mo.m2, np.zeros(1), np.zeros(1)), inp.confidences,
-                                  inp.horizon)[0][:, 0]
-    return _result(inp, var[:, 0], es[:, 0], marginal_f, standalone, rest,
-                   {"zCornishFisher": zcf[:, 0], "gaussianVarPopulation": gaussian})
+    gauss_mo = est.Moments(mo.mean, mo.m2, np.zeros(1), np.zeros(1))
+    gaussian, gaussian_es, _ = est.cornish_fisher(gauss_mo, inp.confidences, inp.horizon)
+    standalone = _cf_safe(alone, c0, inp.horizon)
+    rest = _cf_safe(without, c0, inp.horizon)
+    extra: dict[str, Any] = {"zCornishFisher": zcf[:, 0], "gaussianVarPopulation": gaussian[:, 0],
+                             "cornishFisherVar": var[:, 0].copy(), "cornishFisherEs": es[:, 0].copy()}
+    in_domain = bool(est.cf_in_domain(mo.skewness, mo.excess_kurtosis)[0])
+    has_losses = bool((pnl < 0).any())
+    extra["inDomain"] = in_domain
+    if in_domain and not (has_losses and (var[:, 0] < 0).any()):
+        marginal_f = _cf_gradient(r, pnl, inp.confidences[0], inp.horizon)
+        return _result(inp, var[:, 0], np.maximum(es[:, 0], var[:, 0]), marginal_f, standalone, rest, extra)
+    # Out of the domain (or a negative VaR for a book that has lost money): the safe value is the larger
+    # of the Gaussian (population moments, mean included) and the historical (discrete, R-U) figures;
+    # ES is at least the VaR. Components: the historical scenario allocation scaled to that VaR.
+    root_t = math.sqrt(inp.horizon)
+    h_var, h_es = est.historical(pnl[:, None], inp.confidences)
+    safe = np.maximum(gaussian[:, 0], h_var[:, 0] * root_t)
+    safe_es = np.maximum(np.maximum(gaussian_es[:, 0], h_es[:, 0] * root_t), safe)
+    order = np.argsort(pnl, kind="stable")
+    tw = est.var_weights(pnl.size, 1.0 - inp.confidences[0], "discrete")
+    marginal_h = -(tw.weights @ r[order[tw.positions]]) * root_t
+    h0 = float(h_var[0, 0]) * root_t
+    marginal_f = marginal_h * (float(safe[0]) / h0) if h0 != 0 else np.zeros_like(marginal_h)
+    extra["outOfDomain"] = True
+    extra["safeRule"] = "max(gaussian, historical)"
+    return _result(inp, safe, safe_es, marginal_f, standalone, rest, extra)
+
+
+def _cf_safe(cols: F64, confidences: Sequence[float], horizon: float) -> F64:
+    """Cornish-Fisher VaR per column at one confidence, with the same safe rule where a column leaves the
+    domain (or would report a negative VaR despite losses)."""
+    mo = est.moments(cols)
+    var = est.cornish_fisher(mo, confidences, horizon)[0][0]
+    bad = ~est.cf_in_domain(mo.skewness, mo.excess_kurtosis) | ((var < 0) & (cols < 0).any(axis=0))
+    if not bad.any():
+        return np.asarray(var, dtype=np.float64)
+    gauss = est.cornish_fisher(est.Moments(mo.mean, mo.m2, np.zeros_like(mo.m2), np.zeros_like(mo.m2)),
+                               confidences, horizon)[0][0]
+    hist = est.historical(cols, confidences)[0][0] * math.sqrt(horizon)
+    return np.asarray(np.where(bad, np.maximum(gauss, hist), var), dtype=np.float64)
 
 
 def _cf_gradient(r: F64, pnl: F64, confidence: float, horizon: float) -> F64:

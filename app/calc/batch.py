@@ -35,7 +35,7 @@ FLAG_BITS = {DIRECTION_ASSUMED: "DIRECTION_ASSUMED", CAPPED: "CAPPED_AT_MAX_LOT"
 def r10(x: F) -> F:
     """numpy twin of app.calc.numbers.r10 (round(x * 1e10) / 1e10 with the same guard)."""
     y = x * 1e10
-    out: F = np.where(np.abs(y) < 9e15, np.rint(y) / 1e10, x)
+    out: F = np.where(np.abs(y) < 9e15, np.rint(y) / 1e10 + 0.0, x)
     return out
 
 

@@ -36,10 +36,10 @@ def r10(x: float) -> float:
     y = x * 1e10
     if abs(y) >= 9e15 or not math.isfinite(y):
         return x
-    return round(y) / 1e10
+    return round(y) / 1e10 + 0.0  # + 0.0: -1e-12 rounds to -0.0, and no answer shows a negative zero
 
 
 def s15(x: float) -> float:
     """Drop binary-float noise relative to the value (15 significant digits) for ratios and
     probabilities, where r10's absolute 1e-10 would cost precision (1/3 -> 0.3333333333)."""
-    return float(f"{x:.15g}") if math.isfinite(x) else x
+    return float(f"{x:.15g}") + 0.0 if math.isfinite(x) else x

@@ -216,6 +216,8 @@ class RateTable:
             hint += f" (or {other}, which links through the rates given)"
         elif "USD" not in (base, quote):
             hint += f", or {market_symbol(base, 'USD')} and {market_symbol('USD', quote)}"
+        if instrument is not None and market_symbol(base, quote) == instrument:
+            hint += f"; or send the price of {instrument}"
         return MissingRate(field_name, f"No rate to convert {base} to {quote}: {hint}.", needed=needed)
 
     def _leg(self, base: str, quote: str) -> Cross | None:

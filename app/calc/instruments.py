@@ -198,6 +198,15 @@ def normalise_currency(raw: str, field: str) -> str:
     return c
 
 
+def normalise_node(raw: str, field: str) -> str:
+    """A node of the conversion graph: a currency, a metal or a crypto asset (BTC)."""
+    c = raw.strip().upper()
+    if c not in RATE_NODES:
+        raise UnknownCurrency(field, f"Unknown currency '{raw}'; expected an ISO 4217 code such as USD, a metal "
+                              "(XAU) or a crypto asset (BTC).")
+    return c
+
+
 def split_pair(symbol: str) -> tuple[str, str] | None:
     """Base and quote of a currency pair symbol, or None when it is not one."""
     if len(symbol) == 6 and symbol[:3] in RATE_NODES and symbol[3:] in RATE_NODES:

@@ -9,7 +9,14 @@ from typing import Any, Literal
 from app.calc import edge, portfolio, series, sizing, trade
 from app.calc.errors import CalcError
 from app.calc.flags import Explain
-from app.calc.instruments import InstrumentSpec, normalise_currency, normalise_symbol, resolve, split_pair
+from app.calc.instruments import (
+    InstrumentSpec,
+    normalise_currency,
+    normalise_node,
+    normalise_symbol,
+    resolve,
+    split_pair,
+)
 from app.calc.numbers import r10
 from app.calculations import schemas as s
 from app.calculations.common import new_id, rate_table
@@ -425,8 +432,8 @@ def cross_rate(req: s.CrossRateRequest, explain: bool = False) -> dict[str, Any]
 
 
 def convert(req: s.ConvertRequest, explain: bool = False) -> dict[str, Any]:
-    src = normalise_currency(req.from_currency, "from")
-    dst = normalise_currency(req.to_currency, "to")
+    src = normalise_node(req.from_currency, "from")
+    dst = normalise_node(req.to_currency, "to")
     table = rate_table(req.conversion_rates)
     c = table.cross(src, dst, "conversionRates")
     amount = req.amount

@@ -156,3 +156,12 @@ def test_historical_var_names_its_own_rule(client: TestClient) -> None:
     rule = post(client, "var", body)["conventions"]["quantile"]
     assert "riskfolio" not in rule and "ceil(alpha n - 1e-9)" in rule
     assert math.isfinite(post(client, "var", body)["results"][0]["var"])
+
+
+def test_cornish_fisher_never_negative_for_a_book_with_losses(client: TestClient) -> None:
+    # 99 gains of 1 % and one loss of 0.1 %: the Gaussian and the 95 % historical figures are both gains, but the
+    # book has lost money in its history, so the reported VaR is not below zero.
+    r = post(client, "var", cf_body([0.01] * 99 + [-0.001]))
+    assert "CORNISH_FISHER_OUT_OF_DOMAIN" in codes(r)
+    for row in r["results"]:
+        assert row["var"] >= 0 and row["es"] >= row["var"]

@@ -114,6 +114,8 @@ def _cornish_fisher(inp: VarInput, r: F64, pnl: F64, alone: F64, without: F64) -
     root_t = math.sqrt(inp.horizon)
     h_var, h_es = est.historical(pnl[:, None], inp.confidences)
     safe = np.maximum(gaussian[:, 0], h_var[:, 0] * root_t)
+    if has_losses:  # never a VaR below zero for a book that has lost money
+        safe = np.maximum(safe, 0.0)
     safe_es = np.maximum(np.maximum(gaussian_es[:, 0], h_es[:, 0] * root_t), safe)
     order = np.argsort(pnl, kind="stable")
     tw = est.var_weights(pnl.size, 1.0 - inp.confidences[0], "discrete")

@@ -365,6 +365,14 @@ def conventions(spec: InstrumentSpec, conversion_at: str, rate_side: str, lot_ro
     }
 
 
+# The per-item choices a batch item echoes (the prose of the conventions is given once per batch).
+ITEM_CONVENTION_KEYS = ("version", "conversionAt", "rateSide", "lotRounding", "minLotPolicy", "marginMode", "pipSize")
+
+
+def item_conventions(conv: dict[str, Any]) -> dict[str, Any]:
+    return {k: conv[k] for k in ITEM_CONVENTION_KEYS}
+
+
 def _opt(x: float | None) -> float | None:
     return None if x is None else r10(x)
 

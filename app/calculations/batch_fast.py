@@ -19,7 +19,7 @@ from app.calc.flags import flag
 from app.calc.instruments import CURRENCIES, InstrumentSpec, resolve
 from app.calc.leverage import ESMA_CAPS, regulatory_cap
 from app.calc.numbers import r10, step_decimals
-from app.calc.sizing import OWN_RATE_FLAG, own_pair
+from app.calc.sizing import OWN_RATE_FLAG, item_conventions, own_pair
 from app.calc.sizing import conventions as sizing_conventions
 from app.calculations.schemas import PositionSizeRequest
 
@@ -334,7 +334,7 @@ def compute(cand: list[int], cols: dict[str, Any], shared: RateTable, rest: list
         rates_used.append(ru)
         ck = (sym_l[k], pol_l[k])
         if ck not in conv_cache:
-            conv_cache[ck] = sizing_conventions(spec, "entry", "mid", "down", policy_names[pol_l[k]])
+            conv_cache[ck] = item_conventions(sizing_conventions(spec, "entry", "mid", "down", policy_names[pol_l[k]]))
         conventions.append(conv_cache[ck])
     out["ratesUsed"] = np.array(rates_used + [None], dtype=object)[:-1]
     out["conventions"] = np.array(conventions + [None], dtype=object)[:-1]

@@ -221,3 +221,14 @@ def test_asic_major_pairs_include_the_australian_dollar(client: TestClient) -> N
     assert post(client, "position-size", nzd)["leverage"] == 20
     out = post(client, "batch", {"items": [{**body, "jurisdiction": "asic"}]})
     assert out["results"][0]["result"]["leverage"] == 30
+
+
+def test_portfolio_risk_is_not_blocked_by_a_margin_rate(client: TestClient) -> None:
+    # The risk at the stop needs GBP -> JPY only; the margin of an XAU-margined position cannot be converted.
+    body = {"accountCurrency": "JPY", "accountBalance": 1_000_000, "conversionRates": {"GBPJPY": 190.5},
+            "positions": [{"currencyPair": "XAUGBP", "side": "long", "lots": 1, "entryPrice": 2000,
+                           "stopLoss": 1990, "instrument": {"marginMode": "fx", "marginCurrency": "CHF",
+                                                            "quoteCurrency": "GBP"}}]}
+    r = post(client, "portfolio", body)
+    assert r["totalRisk"] == pytest.approx(10 * 100_000 * 190.5) and r["totalMargin"] is None  # FX rule spec
+    assert r["totalMarginComplete"] is False and "MARGIN_UNAVAILABLE" in codes(r)

@@ -609,7 +609,7 @@ ${field('pn', t('trades'), `required inputmode="numeric" value="100"`, t('trades
     $('qout').innerHTML = '<dl class="kv">' +
       `<div><dt>${t('totalRisk')}</dt><dd id="q-risk">${money(d.totalRisk, c)}${d.totalRiskPercentage != null
         ? ` <span class="mut">(${pct(d.totalRiskPercentage)})</span>` : ''}</dd></div>` +
-      `<div><dt>${t('totalMargin')}</dt><dd>${money(d.totalMargin, c)}${d.marginPercentage != null
+      `<div><dt>${t('totalMargin')}</dt><dd>${d.totalMargin == null ? '\u2014' : money(d.totalMargin, c)}${d.marginPercentage != null
         ? ` <span class="mut">(${pct(d.marginPercentage)})</span>` : ''}</dd></div>` +
       (d.largestContributor ? `<div><dt>${t('largest')}</dt><dd>${esc(d.largestContributor.currencyPair)} · ${
         money(d.largestContributor.riskAtStop, c)}</dd></div>` : '') +

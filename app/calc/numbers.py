@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from decimal import Decimal
+from typing import Any
 
 # A quotient like 0.29 / 0.01 is 28.999999999999996 in binary floating point; a value this close to
 # the next whole step is that step (calc-conventions: "epsilon snap of 1e-9 steps").
@@ -43,3 +44,18 @@ def s15(x: float) -> float:
     """Drop binary-float noise relative to the value (15 significant digits) for ratios and
     probabilities, where r10's absolute 1e-10 would cost precision (1/3 -> 0.3333333333)."""
     return float(f"{x:.15g}") + 0.0 if math.isfinite(x) else x
+
+
+def no_negative_zero(obj: Any) -> Any:
+    """The answer with every -0.0 replaced by 0.0 (dicts and lists walked in place; -0.0 + 0.0 is 0.0)."""
+    if isinstance(obj, float):
+        return obj + 0.0
+    if isinstance(obj, dict):
+        for k, v in obj.items():
+            if isinstance(v, float | dict | list):
+                obj[k] = no_negative_zero(v)
+    elif isinstance(obj, list):
+        for i, v in enumerate(obj):
+            if isinstance(v, float | dict | list):
+                obj[i] = no_negative_zero(v)
+    return obj

@@ -17,7 +17,7 @@ from app.calc.instruments import (
     resolve,
     split_pair,
 )
-from app.calc.numbers import r10
+from app.calc.numbers import no_negative_zero, r10
 from app.calculations import schemas as s
 from app.calculations.common import new_id, rate_table
 from app.calculations.risk.extensions import portfolio_extras, projection_mc
@@ -43,7 +43,7 @@ def _finish(out: dict[str, Any], ex: Explain | None) -> dict[str, Any]:
     out["calculationId"] = new_id()
     if ex is not None:
         out["explain"] = ex.steps
-    return out
+    return no_negative_zero(out)  # type: ignore[no-any-return]
 
 
 def take_profits(tp: float | list[s.TakeProfitLevel] | None) -> list[sizing.TakeProfit]:

@@ -12,6 +12,7 @@ import numpy as np
 
 from app.calc.errors import CalcError, UnknownInstrument
 from app.calc.instruments import normalise_currency, normalise_symbol, resolve, split_pair
+from app.calc.numbers import no_negative_zero
 from app.calc.risk import drawdown as dd
 from app.calc.risk import stress as st
 from app.calc.risk.estimators import DEGENERATE_VARIANCE, F64, min_observations
@@ -223,7 +224,7 @@ def var(req: s.VarRequest, explain: bool = False) -> dict[str, Any]:
         out["flags"].append({"code": "SINGULAR_COVARIANCE_FALLBACK", "message": "The covariance matrix is singular; "
                              "its eigenvalues were clipped at zero (covarianceFallback eigen-clip)."})
     out["calculationId"] = new_id()
-    return out
+    return no_negative_zero(out)  # type: ignore[no-any-return]
 
 
 def _frac(x: float, gross: float) -> float | None:
@@ -351,7 +352,7 @@ def stress(req: s.StressRequest, explain: bool = False) -> dict[str, Any]:
         "historicalWindows": "sum of the daily P&L of today's exposures over overlapping windows",
     }
     out["calculationId"] = new_id()
-    return out
+    return no_negative_zero(out)  # type: ignore[no-any-return]
 
 
 def _scenario(name: str, description: str | None, shocks: dict[str, float], field: str) -> st.Scenario:
@@ -415,4 +416,4 @@ def drawdown(req: s.DrawdownRequest, explain: bool = False) -> dict[str, Any]:
         "indices": "0-based bars of the given series; -1 = initialEquity; recovery = first bar at or above the peak",
     }
     out["calculationId"] = new_id()
-    return out
+    return no_negative_zero(out)  # type: ignore[no-any-return]

@@ -74,6 +74,7 @@ Jurisdiction = Literal["esma", "fca", "asic", "nfa", "none"]
 class SidedRate(ApiModel):
     bid: Price
     ask: Price
+    mid: Price | None = Field(default=None, description="The quote's own mid (default (bid + ask) / 2)")
 
 
 RateValue = Price | SidedRate

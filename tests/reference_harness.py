@@ -96,6 +96,10 @@ def ps_body(i: dict[str, Any]) -> dict[str, Any]:
     for src, dst in (("direction", "direction"), ("leverage", "leverage"), ("lots_given", "lots")):
         if src in i:
             body[dst] = i[src]
+    if "stopLoss" not in body and "direction" not in body:
+        # A stop given as a distance leaves the side open; the vector's figures do not depend on it, and
+        # the API flags an assumed side (DIRECTION_ASSUMED), so the harness states it.
+        body["direction"] = "long"
     if i.get("rates"):
         body["conversionRates"] = i["rates"]
     if i.get("conversion_rate_point") == "stop_loss":

@@ -121,6 +121,8 @@ def test_batch_matches_single_requests(rows: list[tuple[Any, ...]]) -> None:
             assert cols["columns"][key][i] == value
             if isinstance(value, float):
                 assert abs(value - single[key]) <= 1e-9 * max(1.0, abs(single[key])), (key, value, single[key])
+            elif key == "conventions":  # an item echoes its own choices; the prose is once per batch
+                assert value and value == {k: single[key][k] for k in value}, (value, single[key])
             else:
                 assert value == single[key], (key, value, single[key])
 

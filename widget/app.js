@@ -417,8 +417,9 @@ ${FEAT.advancedScenarios ? projPanel() : ''}${FEAT.correlationAnalysis ? portPan
       row(t('stopDist'), t('pips', { n: num(d.stopDistancePips, 0, 1) })) +
       row(t('pipValue'), `<span id="r-pip">${money(d.pipValue, c)}</span> <span class="mut">` +
         `${t('perLot', { v: money(d.pipValuePerLot, c) })}</span>`) +
-      row(t('margin'), `<span id="r-margin">${money(d.requiredMargin, c)}</span> <span class="mut">` +
-        `${t('marginOf', { p: pct(d.marginPercentage), lev: num(d.leverage, 0, 2) })}</span>`);
+      (d.requiredMargin == null ? row(t('margin'), '<span id="r-margin">\u2014</span>') :
+        row(t('margin'), `<span id="r-margin">${money(d.requiredMargin, c)}</span> <span class="mut">` +
+          `${t('marginOf', { p: pct(d.marginPercentage), lev: num(d.leverage, 0, 2) })}</span>`));
     if (d.riskRewardRatio != null) {
       html += row(t('rr'), `<span id="r-rr">1 : ${num(d.riskRewardRatio, 2)}</span> <span class="mut">` +
         `${t('profit', { v: money(d.potentialProfit, c) })}</span>`);
@@ -608,7 +609,7 @@ ${field('pn', t('trades'), `required inputmode="numeric" value="100"`, t('trades
     $('qout').innerHTML = '<dl class="kv">' +
       `<div><dt>${t('totalRisk')}</dt><dd id="q-risk">${money(d.totalRisk, c)}${d.totalRiskPercentage != null
         ? ` <span class="mut">(${pct(d.totalRiskPercentage)})</span>` : ''}</dd></div>` +
-      `<div><dt>${t('totalMargin')}</dt><dd>${money(d.totalMargin, c)}${d.marginPercentage != null
+      `<div><dt>${t('totalMargin')}</dt><dd>${d.totalMargin == null ? '\u2014' : money(d.totalMargin, c)}${d.marginPercentage != null
         ? ` <span class="mut">(${pct(d.marginPercentage)})</span>` : ''}</dd></div>` +
       (d.largestContributor ? `<div><dt>${t('largest')}</dt><dd>${esc(d.largestContributor.currencyPair)} · ${
         money(d.largestContributor.riskAtStop, c)}</dd></div>` : '') +

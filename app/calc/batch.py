@@ -23,15 +23,19 @@ REFUSED = 4
 EXCEEDS = 8
 ABOVE_10 = 16
 LEV_CAPPED = 32
-FLAG_BITS = {CAPPED: "CAPPED_AT_MAX_LOT", RAISED: "RAISED_TO_MIN_LOT_RISK_EXCEEDS_TARGET",
-             REFUSED: "BELOW_MIN_LOT_NO_TRADE", EXCEEDS: "RISK_EXCEEDS_TARGET", ABOVE_10: "RISK_ABOVE_10_PERCENT",
-             LEV_CAPPED: "LEVERAGE_CAPPED"}
+DIRECTION_ASSUMED = 64
+MARGIN_OVER_BALANCE = 128
+# In the order the single-request path raises them.
+FLAG_BITS = {DIRECTION_ASSUMED: "DIRECTION_ASSUMED", CAPPED: "CAPPED_AT_MAX_LOT",
+             RAISED: "RAISED_TO_MIN_LOT_RISK_EXCEEDS_TARGET", REFUSED: "BELOW_MIN_LOT_NO_TRADE",
+             EXCEEDS: "RISK_EXCEEDS_TARGET", ABOVE_10: "RISK_ABOVE_10_PERCENT", LEV_CAPPED: "LEVERAGE_CAPPED",
+             MARGIN_OVER_BALANCE: "MARGIN_EXCEEDS_BALANCE"}
 
 
 def r10(x: F) -> F:
     """numpy twin of app.calc.numbers.r10 (round(x * 1e10) / 1e10 with the same guard)."""
     y = x * 1e10
-    out: F = np.where(np.abs(y) < 9e15, np.rint(y) / 1e10, x)
+    out: F = np.where(np.abs(y) < 9e15, np.rint(y) / 1e10 + 0.0, x)
     return out
 
 
@@ -80,6 +84,7 @@ def position_sizes(a: SizeArrays) -> tuple[dict[str, F], NDArray[np.int64]]:
     flags |= np.where(risk_pct > 10.0, ABOVE_10, 0)
     pip_value_per_lot = a.pip * a.contract * a.xq
     margin = lots * a.margin_per_lot
+    flags |= np.where(margin > a.balance * (1 + 1e-12), MARGIN_OVER_BALANCE, 0)
     return {
         "lots": lots,
         "exact": exact,

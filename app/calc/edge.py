@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
+from numpy.typing import NDArray
 
 from app.calc.errors import CalcError
 from app.calc.flags import flag
@@ -43,9 +44,19 @@ def reward_risk(risk: float, reward: float, cost: float = 0.0, win_rate: float |
     return out
 
 
+# A computed edge this close to zero is zero: p b - q and W - (1 - W)/R are differences of floats
+# (0.4 x 1.5 - 0.6 is 1.1e-16), and a sign read from rounding noise must not decide NO_EDGE.
+EDGE_TOLERANCE = 1e-12
+
+
+def _z(x: float) -> float:
+    """No negative zero (and no float noise around zero) in an answer."""
+    return 0.0 if abs(x) <= EDGE_TOLERANCE else x
+
+
 def kelly_formula(win_rate: float, payoff: float) -> dict[str, Any]:
-    f = win_rate - (1.0 - win_rate) / payoff
-    flags = [] if f > 0 else [flag("NO_EDGE")]
+    f = _z(win_rate - (1.0 - win_rate) / payoff)
+    flags = [] if f > 0 else [flag("NO_EDGE", tolerance=EDGE_TOLERANCE)]
     return {
         "kellyFraction": r10(f),
         "halfKelly": r10(f / 2.0),
@@ -53,17 +64,40 @@ def kelly_formula(win_rate: float, payoff: float) -> dict[str, Any]:
         "recommendedHalfKelly": r10(max(f / 2.0, 0.0)),
         "winRate": win_rate,
         "payoffRatio": payoff,
-        "expectancyR": r10(win_rate * payoff - (1.0 - win_rate)),
+        "expectancyR": r10(_z(win_rate * payoff - (1.0 - win_rate))),
         "flags": flags,
     }
 
 
-def kelly_from_trades(results: Sequence[float]) -> dict[str, Any]:
-    """Formula Kelly from the list's win rate and payoff, and the log-optimal fraction.
+def _growth_root(x: NDArray[np.float64], upper: float) -> float:
+    """f in [0, upper) with mean(x / (1 + f x)) = 0 (the maximum of the concave mean(log(1 + f x))); 0
+    when the slope at 0 is not positive, by bisection."""
+    def slope(f: float) -> float:
+        return float(np.mean(x / (1.0 + f * x)))
 
-    Each result is expressed in units of the worst loss (Vince's optimal f), so the fraction f is the
-    share of equity lost if the worst trade repeats; the growth G(f) = mean(log(1 + f r_i)) is concave
-    and maximised by bisection on G'(f) over [0, 1).
+    if slope(0.0) <= EDGE_TOLERANCE:
+        return 0.0
+    lo, hi = 0.0, upper * (1.0 - 1e-12)
+    if slope(hi) > 0:
+        return hi
+    for _ in range(200):
+        mid = (lo + hi) / 2
+        if slope(mid) > 0:
+            lo = mid
+        else:
+            hi = mid
+    return (lo + hi) / 2
+
+
+def kelly_from_trades(results: Sequence[float]) -> dict[str, Any]:
+    """Formula Kelly from the list's win rate and payoff, the growth-optimal fraction to risk per 1R,
+    and Vince's optimal f.
+
+    The trades are R multiples (a result of -1 lost exactly the amount risked). The growth-optimal
+    fraction of equity to risk per 1R, comparable with kellyFraction, is the root f* of
+    mean(r / (1 + f r)) = 0, the maximum of G(f) = mean(log(1 + f r)) on 0 <= f < 1 / worst loss.
+    Vince's optimal f is the same optimum in other units: the fraction of equity lost if the worst trade
+    repeats, f_Vince = f* x |worst loss|.
     """
     r = np.asarray(results, dtype=np.float64)
     wins, losses = r[r > 0], r[r < 0]
@@ -71,7 +105,8 @@ def kelly_from_trades(results: Sequence[float]) -> dict[str, Any]:
         raise CalcError("trades", "The trade list has no losing trade: the Kelly fraction is unbounded.")
     if wins.size == 0:
         base = kelly_formula(0.0, 1.0)
-        base.update({"logOptimalFraction": 0.0, "trades": int(r.size), "worstLoss": r10(float(losses.min()))})
+        base.update({"logOptimalFraction": 0.0, "logOptimalRiskFraction": 0.0, "vinceOptimalF": 0.0,
+                     "trades": int(r.size), "worstLoss": r10(float(losses.min()))})
         return base
     w = wins.size / r.size
     with np.errstate(over="ignore", divide="ignore"):
@@ -81,32 +116,23 @@ def kelly_from_trades(results: Sequence[float]) -> dict[str, Any]:
                         "results in money or R multiples of ordinary size.")
     out = kelly_formula(w, payoff)
     worst = float(-losses.min())
-    x = r / worst  # worst loss -> -1
-
-    def slope(f: float) -> float:
-        return float(np.mean(x / (1.0 + f * x)))
-
-    if slope(0.0) <= 0:
-        f_opt = 0.0
-    else:
-        lo, hi = 0.0, 1.0 - 1e-12
-        if slope(hi) > 0:
-            f_opt = hi
-        else:
-            for _ in range(100):
-                mid = (lo + hi) / 2
-                if slope(mid) > 0:
-                    lo = mid
-                else:
-                    hi = mid
-            f_opt = (lo + hi) / 2
-    growth = float(np.mean(np.log1p(f_opt * x)))
+    f_r = _growth_root(r, 1.0 / worst)
+    growth = float(np.mean(np.log1p(f_r * r)))
     out.update({
         "trades": int(r.size),
         "worstLoss": r10(-worst),
-        "logOptimalFraction": r10(f_opt),
-        "logOptimalGrowthPerTrade": r10(growth),
-        "logOptimalRiskFraction": r10(f_opt),
+        "logOptimalRiskFraction": r10(f_r),
+        "logOptimalFraction": r10(f_r),
+        "logOptimalGrowthPerTrade": r10(_z(growth)),
+        "vinceOptimalF": r10(f_r * worst),
+        "units": {
+            "trades": "R multiples (1 = the amount risked)",
+            "kellyFraction": "W - (1 - W) / payoffRatio with payoffRatio = mean win / mean loss: the fraction "
+                             "to risk per trade if every loss were the mean loss",
+            "logOptimalRiskFraction": "fraction of equity to risk per 1R: root of mean(r / (1 + f r)) = 0",
+            "vinceOptimalF": "fraction of equity lost if the worst trade repeats (Vince); = "
+                             "logOptimalRiskFraction x |worstLoss|; risk per 1R = vinceOptimalF / |worstLoss|",
+        },
     })
     return out
 
@@ -138,15 +164,24 @@ def ruin_root(win_rate: float, payoff: float) -> float:
 def risk_of_ruin(win_rate: float, payoff: float, capital_units: float | None, risk_fraction: float | None,
                  ruin_level: float, mc_paths: int, mc_trades: int, seed: int | None) -> dict[str, Any]:
     p, q, b = win_rate, 1.0 - win_rate, payoff
-    edge = p * b - q
+    edge = _z(p * b - q)
     out: dict[str, Any] = {"winRate": p, "payoffRatio": b, "edge": r10(edge), "expectancyR": r10(edge),
-                           "flags": [] if edge > 0 else [flag("NO_EDGE")]}
-    x = ruin_root(p, b)
+                           "flags": [] if edge > 0 else [flag("NO_EDGE", tolerance=EDGE_TOLERANCE)]}
+    x = ruin_root(p, b) if edge > 0 else 1.0
     out["ruinRoot"] = s15(x)
+    whole = float(b).is_integer()
     if capital_units is not None:
         out["capitalUnits"] = capital_units
         out["riskOfRuin"] = s15(x ** capital_units) if x < 1.0 else 1.0
-        out["method"] = "root"
+        # The root formula is exact for a walk of +b / -1 with b whole (and a whole capital); otherwise
+        # the walk can stop between levels and x^U only bounds the ruin probability from above.
+        exact = x >= 1.0 or (whole and float(capital_units).is_integer())
+        out["method"] = "root" if exact else "root-bound"
+        out["riskOfRuinKind"] = "exact" if exact else "bound"
+        if not exact:
+            out["flags"].append(flag("RUIN_BOUND", payoffRatio=b, capitalUnits=capital_units))
+        if mc_paths > 0 and risk_fraction is None:
+            out["monteCarlo"] = _mc_ruin_units(p, b, capital_units, mc_paths, mc_trades, seed)
     if risk_fraction is not None:
         theta = _lundberg_theta(p, b, risk_fraction)
         out["riskFraction"] = risk_fraction
@@ -154,9 +189,21 @@ def risk_of_ruin(win_rate: float, payoff: float, capital_units: float | None, ri
         out["lundbergExponent"] = s15(theta) if theta is not None else None
         bound = 1.0 if theta is None else ruin_level ** theta
         out["fixedFractionalRuinBound"] = s15(bound)
+        out["fixedFractionalRuinKind"] = "bound"
         if mc_paths > 0:
             out["monteCarlo"] = _mc_ruin(p, b, risk_fraction, ruin_level, mc_paths, mc_trades, seed)
     return out
+
+
+def _mc_ruin_units(p: float, b: float, units: float, paths: int, trades: int, seed: int | None) -> dict[str, Any]:
+    """Fixed risk units: capital U, each trade +b or -1; ruin = capital at or below 0 within `trades`."""
+    rng = np.random.default_rng(seed)
+    wins = rng.random((paths, trades)) < p
+    capital = units + np.cumsum(np.where(wins, b, -1.0), axis=1)
+    prob = float((capital <= 1e-12).any(axis=1).mean())
+    se = math.sqrt(prob * (1 - prob) / paths)
+    return {"paths": paths, "trades": trades, "seed": seed, "ruinProbability": r10(prob),
+            "standardError": r10(se), "horizon": "ruin within monteCarloTrades trades (the root is for ever)"}
 
 
 def _lundberg_theta(p: float, b: float, f: float) -> float | None:

@@ -18,6 +18,20 @@ FLAG_CODES: dict[str, str] = {
     "UNBOUNDED_RISK": "At least one position has no stop: total risk counts only positions with stops.",
     "SINGULAR_COVARIANCE_FALLBACK": "The covariance matrix is singular; its eigenvalues were clipped at zero "
                                     "(covarianceFallback eigen-clip).",
+    "MARGIN_UNAVAILABLE": "The margin cannot be converted to the account currency with the rates given; the "
+                          "size does not depend on it. Add the rate named in data.neededRate for the margin.",
+    "MARGIN_EXCEEDS_BALANCE": "The required margin is above the account balance (no freeMargin given): the "
+                              "position cannot be opened at this leverage.",
+    "DIRECTION_ASSUMED": "No stopLoss price, takeProfit or direction gives the side: long is assumed. Send "
+                         "direction to be sure the stop is on the right side.",
+    "OWN_RATE_DIFFERS_FROM_PRICE": "The instrument's own rate in conversionRates differs from the trade's price "
+                                   "level by more than 1 %; the rate is used for conversion.",
+    "NOT_OFFERED_TO_US_RETAIL": "Under NFA/CFTC rules CFDs on indices, metals, commodities, shares and crypto "
+                                "are not offered to US retail clients; no US regulatory leverage cap applies.",
+    "CORNISH_FISHER_OUT_OF_DOMAIN": "The skewness and kurtosis are outside the domain where the Cornish-Fisher "
+                                    "expansion is a quantile function; the safe fallback value is reported.",
+    "RUIN_BOUND": "The payoff is not a whole number of risk units: the root formula is an upper bound on the "
+                  "risk of ruin, not its value; ask for monteCarloPaths for an estimate.",
 }
 
 

@@ -23,6 +23,9 @@ CURRENCIES: frozenset[str] = frozenset(
     "USD EUR GBP JPY CHF CAD AUD NZD SGD HKD ZAR MXN TRY SEK NOK DKK PLN HUF CZK CNH CNY THB ILS INR "
     "KRW BRL RUB AED SAR RON BGN ISK KWD QAR TWD IDR MYR PHP CLP COP XAU XAG XPT XPD".split()
 )
+# Crypto assets that may be nodes of the conversion graph (BTCUSD, ETHBTC in conversionRates).
+CRYPTO = frozenset({"BTC", "ETH", "LTC", "XRP", "SOL", "BCH", "ADA", "DOT", "DOG"})
+RATE_NODES = CURRENCIES | CRYPTO
 ESMA_MAJOR = frozenset({"USD", "EUR", "JPY", "GBP", "CAD", "CHF"})
 NFA_MAJOR = frozenset({"USD", "EUR", "GBP", "JPY", "CHF", "CAD", "AUD", "NZD", "SEK", "NOK", "DKK"})
 # Quote currencies whose pip is the second decimal.
@@ -194,12 +197,21 @@ def normalise_currency(raw: str, field: str) -> str:
     return c
 
 
+def normalise_node(raw: str, field: str) -> str:
+    """A node of the conversion graph: a currency, a metal or a crypto asset (BTC)."""
+    c = raw.strip().upper()
+    if c not in RATE_NODES:
+        raise UnknownCurrency(field, f"Unknown currency '{raw}'; expected an ISO 4217 code such as USD, a metal "
+                              "(XAU) or a crypto asset (BTC).")
+    return c
+
+
 def split_pair(symbol: str) -> tuple[str, str] | None:
     """Base and quote of a currency pair symbol, or None when it is not one."""
-    if len(symbol) == 6 and symbol[:3] in CURRENCIES and symbol[3:] in CURRENCIES:
+    if len(symbol) == 6 and symbol[:3] in RATE_NODES and symbol[3:] in RATE_NODES:
         return symbol[:3], symbol[3:]
     spec = CATALOGUE.get(symbol)
-    if spec is not None and spec.base in CURRENCIES:
+    if spec is not None and spec.base in RATE_NODES:
         return spec.base, spec.quote
     return None
 
@@ -226,8 +238,7 @@ def resolve(symbol_raw: str, overrides: dict[str, Any] | None = None, field: str
     ov = dict(overrides or {})
     spec = CATALOGUE.get(symbol)
     if spec is None:
-        pair = split_pair(symbol)
-        if pair is not None:
+        if len(symbol) == 6 and symbol[:3] in CURRENCIES and symbol[3:] in CURRENCIES:
             spec = _fx(symbol, "fx-exotic")
         elif {"quoteCurrency", "contractSize"} <= ov.keys() and ("pipSize" in ov or "pipPosition" in ov):
             quote = normalise_currency(str(ov["quoteCurrency"]), f"{override_field}.quoteCurrency")

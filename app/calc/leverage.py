@@ -16,13 +16,25 @@ ESMA_CAPS: dict[str, float] = {
 }
 
 
+# ASIC Corporations (Product Intervention Order - Contracts for Difference) Instrument 2020/986: a major
+# currency pair is any two of the Australian, Canadian and US dollar, the British pound, the euro, the
+# Japanese yen and the Swiss franc -- ESMA's six plus AUD, so AUDUSD is 30:1 in Australia, 20:1 in the EU.
+ASIC_MAJOR = frozenset({"AUD", "CAD", "USD", "GBP", "EUR", "JPY", "CHF"})
+
+
 def regulatory_cap(spec: InstrumentSpec, jurisdiction: str) -> float:
+    """The retail leverage cap; inf when the jurisdiction sets none (or, for NFA, when the product is
+    not offered to US retail clients at all: CFDs other than FX, see sizing.not_offered_to_us_retail)."""
+    fx = spec.asset_class.startswith("fx")
+    if jurisdiction == "asic" and fx:
+        return 30 if spec.base in ASIC_MAJOR and spec.quote in ASIC_MAJOR else 20
     if jurisdiction in ("esma", "fca", "asic"):
         return ESMA_CAPS[spec.leverage_class]
     if jurisdiction == "nfa":
-        # NFA: 50:1 on pairs of major currencies, 20:1 on everything else.
-        fx_major = spec.asset_class.startswith("fx") and spec.base in NFA_MAJOR and spec.quote in NFA_MAJOR
-        return 50 if fx_major else 20
+        if not fx:
+            return math.inf
+        # NFA: 50:1 on pairs of major currencies, 20:1 on the other currency pairs.
+        return 50 if spec.base in NFA_MAJOR and spec.quote in NFA_MAJOR else 20
     return math.inf
 
 

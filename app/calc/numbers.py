@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from decimal import Decimal
+from typing import Any
 
 # A quotient like 0.29 / 0.01 is 28.999999999999996 in binary floating point; a value this close to
 # the next whole step is that step (calc-conventions: "epsilon snap of 1e-9 steps").
@@ -36,10 +37,25 @@ def r10(x: float) -> float:
     y = x * 1e10
     if abs(y) >= 9e15 or not math.isfinite(y):
         return x
-    return round(y) / 1e10
+    return round(y) / 1e10 + 0.0  # + 0.0: -1e-12 rounds to -0.0, and no answer shows a negative zero
 
 
 def s15(x: float) -> float:
     """Drop binary-float noise relative to the value (15 significant digits) for ratios and
     probabilities, where r10's absolute 1e-10 would cost precision (1/3 -> 0.3333333333)."""
-    return float(f"{x:.15g}") if math.isfinite(x) else x
+    return float(f"{x:.15g}") + 0.0 if math.isfinite(x) else x
+
+
+def no_negative_zero(obj: Any) -> Any:
+    """The answer with every -0.0 replaced by 0.0 (dicts and lists walked in place; -0.0 + 0.0 is 0.0)."""
+    if isinstance(obj, float):
+        return obj + 0.0
+    if isinstance(obj, dict):
+        for k, v in obj.items():
+            if isinstance(v, float | dict | list):
+                obj[k] = no_negative_zero(v)
+    elif isinstance(obj, list):
+        for i, v in enumerate(obj):
+            if isinstance(v, float | dict | list):
+                obj[i] = no_negative_zero(v)
+    return obj

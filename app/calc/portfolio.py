@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from app.calc.conversion import RateTable
-from app.calc.errors import CalcError
+from app.calc.errors import CalcError, MissingRate
 from app.calc.flags import flag
 from app.calc.instruments import InstrumentSpec
 from app.calc.leverage import resolve_leverage
@@ -33,13 +33,14 @@ def open_positions(account: str, balance: float | None, positions: list[Position
     total_margin = 0.0
     all_have_stops = True
     used: dict[str, Any] = {}
+    margin_flags: list[dict[str, Any]] = []
     for pos in positions:
         spec = pos.spec
         table = with_own_pair(spec, rates, pos.entry)
         row: dict[str, Any] = {"currencyPair": spec.symbol, "side": pos.side, "lots": r10(pos.lots),
                                "units": r10(pos.lots * spec.contract_size)}
         if pos.stop_distance is not None:
-            x = table.convert_factor(spec.quote, account, "mid", f"{pos.field}.conversionRates")
+            x = table.convert_factor(spec.quote, account, "mid", f"{pos.field}.conversionRates", spec.symbol)
             risk = pos.lots * pos.stop_distance * spec.contract_size * x
             row["riskAtStop"] = r10(risk)
             row["stopDistancePips"] = r10(pos.stop_distance / spec.pip_size)
@@ -49,10 +50,16 @@ def open_positions(account: str, balance: float | None, positions: list[Position
             row["riskAtStop"] = None
         if pos.entry is not None or spec.margin_mode == "fx":
             lev, rule, _ = resolve_leverage(spec, pos.leverage, jurisdiction)
-            mpl, notional = margin_per_lot(spec, pos.entry or 0.0, lev, table, account)
-            row.update({"requiredMargin": r10(mpl * pos.lots), "notional": r10(notional * pos.lots),
-                        "leverage": lev, "leverageCap": rule})
-            total_margin += mpl * pos.lots
+            try:
+                mpl, notional = margin_per_lot(spec, pos.entry or 0.0, lev, table, account)
+            except MissingRate as exc:  # the risk figures do not need it: margin null, flagged
+                margin_flags.append(flag("MARGIN_UNAVAILABLE", neededRate=exc.needed, position=pos.field,
+                                         detail=exc.detail))
+                row.update({"requiredMargin": None, "notional": None, "leverage": lev, "leverageCap": rule})
+            else:
+                row.update({"requiredMargin": r10(mpl * pos.lots), "notional": r10(notional * pos.lots),
+                            "leverage": lev, "leverageCap": rule})
+                total_margin += mpl * pos.lots
         else:
             raise CalcError(f"{pos.field}.entryPrice", f"{spec.symbol} margin needs the entry price.")
         row["ratesUsed"] = table.used_public()
@@ -67,10 +74,11 @@ def open_positions(account: str, balance: float | None, positions: list[Position
         "riskByPosition": [row["riskAtStop"] for row in rows],
         "totalRisk": r10(total_risk),
         "totalRiskComplete": all_have_stops,
-        "totalMargin": r10(total_margin),
+        "totalMargin": None if margin_flags else r10(total_margin),
+        "totalMarginComplete": not margin_flags,
         "marginByPosition": [row["requiredMargin"] for row in rows],
         "ratesUsed": used,
-        "flags": [] if all_have_stops else [flag("UNBOUNDED_RISK")],
+        "flags": ([] if all_have_stops else [flag("UNBOUNDED_RISK")]) + margin_flags,
     }
     stops = [(i, row["riskAtStop"]) for i, row in enumerate(rows) if row["riskAtStop"] is not None]
     if stops:
@@ -79,10 +87,12 @@ def open_positions(account: str, balance: float | None, positions: list[Position
                                      "riskAtStop": rows[i]["riskAtStop"]}
     if balance is not None:
         out["totalRiskPercentage"] = r10(total_risk / balance * 100.0)
-        out["marginPercentage"] = r10(total_margin / balance * 100.0)
-        out["freeMarginAfter"] = r10((free_margin if free_margin is not None else balance) - total_margin)
-    elif free_margin is not None:
-        out["freeMarginAfter"] = r10(free_margin - total_margin)
+    if not margin_flags:
+        if balance is not None:
+            out["marginPercentage"] = r10(total_margin / balance * 100.0)
+            out["freeMarginAfter"] = r10((free_margin if free_margin is not None else balance) - total_margin)
+        elif free_margin is not None:
+            out["freeMarginAfter"] = r10(free_margin - total_margin)
     return out
 
 

@@ -10,15 +10,21 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from app.calc.conversion import Quote, RateTable, Side
-from app.calc.errors import CalcError
+from app.calc.conversion import Quote, RateTable, Side, merge_used
+from app.calc.errors import CalcError, MissingRate
 from app.calc.flags import Explain, flag
 from app.calc.instruments import InstrumentSpec, split_pair
 from app.calc.leverage import resolve_leverage
 from app.calc.numbers import floor_to_step, nearest_step, r10, step_decimals
 
 Direction = Literal["long", "short"]
-CONVENTIONS_VERSION = "2026-11-01"
+CONVENTIONS_VERSION = "2026-12-02"
+
+# The instrument's own pair in conversionRates is the market now; entryPrice is the trader's level. They
+# may differ (a pending order), but not by much: above OWN_RATE_FLAG (relative) the answer is flagged,
+# above OWN_RATE_REFUSE it is a 422 (USDJPY 100 against an entry of 150 changes the size by 50 %).
+OWN_RATE_FLAG = 0.01
+OWN_RATE_REFUSE = 0.20
 
 
 @dataclass(slots=True)
@@ -40,7 +46,7 @@ class PositionSizeInput:
     stop_loss_points: float | None = None
     atr: float | None = None
     atr_multiplier: float = 1.0
-    spread: float = 0.0
+    spread: float = 0.0  # price distance (spreadPips x pipSize when given in pips)
     spread_adjust_stop: bool = False
     risk_percentage: float | None = None
     risk_amount: float | None = None
@@ -134,12 +140,31 @@ def rate_tables(inp: PositionSizeInput, stop: float) -> tuple[RateTable, RateTab
     market = inp.rates
     if pair is not None and not market.has(*pair):
         market = market.copy()  # the caller's table stays as given
-        market.set(pair[0], pair[1], Quote(inp.entry, inp.entry))
+        market.set(pair[0], pair[1], Quote(inp.entry, inp.entry), "entryPrice")
     if inp.conversion_at == "stop" and pair is not None:
         loss = market.copy()
-        loss.set(pair[0], pair[1], Quote(stop, stop))
+        loss.set(pair[0], pair[1], Quote(stop, stop), "stopLoss")
         return market, loss
     return market, market
+
+
+def check_own_rate(spec: InstrumentSpec, rates: RateTable, level: float, level_field: str,
+                   flags: list[dict[str, Any]]) -> None:
+    """The own pair's rate in conversionRates against the trader's price level (entry or close): flag
+    above OWN_RATE_FLAG relative difference, 422 above OWN_RATE_REFUSE."""
+    pair = own_pair(spec)
+    if pair is None or not rates.has(*pair):
+        return
+    rate = rates.quotes[pair].mid
+    diff = abs(rate / level - 1.0)
+    if diff > OWN_RATE_REFUSE:
+        raise CalcError(f"conversionRates.{spec.symbol}",
+                        f"conversionRates.{spec.symbol} = {rate:g} is {diff:.0%} away from {level_field} {level:g} "
+                        f"(more than {OWN_RATE_REFUSE:.0%}): one of them is wrong. The rate converts the "
+                        f"instrument's own currencies; {level_field} is the trade's level.", "RATE_LEVEL_MISMATCH")
+    if diff > OWN_RATE_FLAG:
+        data: dict[str, Any] = {"rate": rate, level_field: level, "relativeDifference": round(diff, 6)}
+        flags.append(flag("OWN_RATE_DIFFERS_FROM_PRICE", **data))
 
 
 def loss_side(rate_side: str) -> Side:
@@ -155,10 +180,10 @@ def margin_per_lot(spec: InstrumentSpec, price: float, leverage: float, market: 
                    field_name: str = "conversionRates") -> tuple[float, float]:
     """(margin for one lot in account currency, notional of one lot in account currency)."""
     if spec.margin_mode == "fx":
-        x = market.convert_factor(spec.margin_currency, account, "mid", field_name)
+        x = market.convert_factor(spec.margin_currency, account, "mid", field_name, spec.symbol)
         notional = spec.contract_size * x
     else:
-        x = market.convert_factor(spec.quote, account, "mid", field_name)
+        x = market.convert_factor(spec.quote, account, "mid", field_name, spec.symbol)
         notional = spec.contract_size * price * x
     if spec.margin_mode == "cfd":
         return notional * spec.margin_rate, notional
@@ -177,9 +202,12 @@ def position_size(inp: PositionSizeInput, ex: Explain | None = None) -> dict[str
             raise CalcError(tp.field, f"A {direction} position needs its take-profit {side} entryPrice "
                             f"({tp.price} vs {entry}).", "TAKE_PROFIT_WRONG_SIDE")
 
+    if lv.direction_source == "assumed":
+        flags.append(flag("DIRECTION_ASSUMED", direction="long"))
+    check_own_rate(spec, inp.rates, entry, "entryPrice", flags)
     market, loss_rates = rate_tables(inp, lv.stop)
     account = inp.account_currency
-    xq_loss = loss_rates.convert_factor(spec.quote, account, loss_side(inp.rate_side))
+    xq_loss = loss_rates.convert_factor(spec.quote, account, loss_side(inp.rate_side), instrument=spec.symbol)
     commission_rt = 2.0 * inp.commission_per_lot
     value_per_lot = lv.distance * spec.contract_size * xq_loss
     loss_per_lot = value_per_lot + commission_rt
@@ -239,16 +267,24 @@ def position_size(inp: PositionSizeInput, ex: Explain | None = None) -> dict[str
     leverage, rule, limits = resolve_leverage(spec, inp.leverage, inp.jurisdiction, inp.broker_max_leverage)
     if inp.leverage is not None and leverage < inp.leverage:
         flags.append(flag("LEVERAGE_CAPPED", requested=inp.leverage, applied=leverage, rule=rule))
-    mpl, notional_per_lot = margin_per_lot(spec, entry, leverage, market, account)
-    margin = lots * mpl
+    if not_offered_to_us_retail(spec, inp.jurisdiction):
+        flags.append(flag("NOT_OFFERED_TO_US_RETAIL", assetClass=spec.asset_class))
+    # Margin never blocks the size: without a rate for it the size comes back with margin null.
+    mpl_or_none: float | None
+    try:
+        mpl_or_none, notional_or_none = margin_per_lot(spec, entry, leverage, market, account)
+    except MissingRate as exc:
+        mpl_or_none = notional_or_none = None
+        flags.append(flag("MARGIN_UNAVAILABLE", neededRate=exc.needed, detail=exc.detail))
+    margin = None if mpl_or_none is None else lots * mpl_or_none
     if ex:
         ex.add("maxLoss", "lots x lossPerLot", {"lots": lots}, r10(max_loss))
         ex.add("leverage", "min(requested, regulatory cap, broker max)", dict(limits), leverage)
         ex.add("requiredMargin", _margin_formula(spec), {"lots": lots, "leverage": leverage,
-               "marginRate": spec.margin_rate}, r10(margin))
+               "marginRate": spec.margin_rate}, None if margin is None else r10(margin))
 
     stop_x = _stop_rate_factor(inp, market, lv.stop, xq_loss)
-    exact_margin = exact_lots * mpl
+    exact_margin = None if mpl_or_none is None else exact_lots * mpl_or_none
     out: dict[str, Any] = {
         "direction": direction,
         "directionSource": lv.direction_source,
@@ -268,10 +304,10 @@ def position_size(inp: PositionSizeInput, ex: Explain | None = None) -> dict[str
         "commission": r10(commission_rt * lots),
         "pipValue": r10(pip_value_per_lot * lots),
         "pipValuePerLot": r10(pip_value_per_lot),
-        "requiredMargin": r10(margin),
-        "marginPercentage": r10(margin / balance * 100.0),
-        "marginPerLot": r10(mpl),
-        "notional": r10(notional_per_lot * lots),
+        "requiredMargin": _opt(margin),
+        "marginPercentage": None if margin is None else r10(margin / balance * 100.0),
+        "marginPerLot": _opt(mpl_or_none),
+        "notional": None if notional_or_none is None else r10(notional_or_none * lots),
         "leverage": leverage,
         "leverageCap": rule,
         "leverageLimits": limits,
@@ -282,10 +318,16 @@ def position_size(inp: PositionSizeInput, ex: Explain | None = None) -> dict[str
         # (differs from maxLoss when the pair converts itself and conversionAt is "entry").
         "maxLossAtStopRate": r10(lots * (lv.distance * spec.contract_size * stop_x + commission_rt)),
         "exactPipValue": r10(pip_value_per_lot * exact_lots),
-        "exactRequiredMargin": r10(exact_margin),
-        "exactMarginPercentage": r10(exact_margin / balance * 100.0),
+        "exactRequiredMargin": _opt(exact_margin),
+        "exactMarginPercentage": None if exact_margin is None else r10(exact_margin / balance * 100.0),
+        "spread": inp.spread,
     }
-    if inp.free_margin is not None:
+    if margin is not None and inp.free_margin is None and margin > balance * (1 + 1e-12):
+        # No free margin given: the balance is the most that could carry the position.
+        flags.append(flag("MARGIN_EXCEEDS_BALANCE", requiredMargin=r10(margin), accountBalance=balance,
+                          marginPercentage=r10(margin / balance * 100.0)))
+    if inp.free_margin is not None and mpl_or_none is not None:
+        mpl = mpl_or_none
         max_by_margin = floor_to_step(inp.free_margin / mpl, step) if mpl > 0 else spec.max_lot
         out["maxLotsByMargin"] = max_by_margin
         if lots > max_by_margin + 1e-12:
@@ -299,19 +341,50 @@ def position_size(inp: PositionSizeInput, ex: Explain | None = None) -> dict[str
         out.update(_take_profit(inp, lots, entry, lv, loss_per_lot, max_loss, xq_profit, commission_rt))
 
     out["flags"] = flags
-    out["ratesUsed"] = market.used_public() | loss_rates.used_public()
+    out["ratesUsed"], out["conversionPaths"] = merge_used(market, loss_rates)
     out["instrument"] = spec.public()
-    out["conventions"] = {
+    out["conventions"] = conventions(spec, inp.conversion_at, inp.rate_side, inp.lot_rounding, inp.min_lot_policy)
+    return out
+
+
+def conventions(spec: InstrumentSpec, conversion_at: str, rate_side: str, lot_rounding: str,
+                min_lot_policy: str) -> dict[str, Any]:
+    """The conventions one position size used (the batch's fast path builds the same dict)."""
+    return {
         "version": CONVENTIONS_VERSION,
-        "conversionAt": inp.conversion_at,
-        "rateSide": inp.rate_side,
-        "lotRounding": inp.lot_rounding,
-        "minLotPolicy": inp.min_lot_policy,
+        "conversionAt": conversion_at,
+        "rateSide": rate_side,
+        "lotRounding": lot_rounding,
+        "minLotPolicy": min_lot_policy,
         "commission": "commissionPerLot is one way, charged on open and close, in account currency",
         "marginMode": spec.margin_mode,
         "pipSize": spec.pip_size,
+        "spread": "price distance (spreadPips x pipSize when given in pips)",
+        "direction": "from the levels (stopLoss, else takeProfit), else the direction field; with none of "
+                     "them long is assumed and flagged DIRECTION_ASSUMED",
+        "conversion": "shortest path in the graph of conversionRates plus the instrument's own price "
+                      "(fewest hops, then USD, EUR, alphabetical); see conversionPaths",
+        "ownRateCheck": f"conversionRates' own-pair rate vs entryPrice: flag above {OWN_RATE_FLAG:.0%}, "
+                        f"422 above {OWN_RATE_REFUSE:.0%}",
     }
-    return out
+
+
+# The per-item choices a batch item echoes (the prose of the conventions is given once per batch).
+ITEM_CONVENTION_KEYS = ("version", "conversionAt", "rateSide", "lotRounding", "minLotPolicy", "marginMode", "pipSize")
+
+
+def item_conventions(conv: dict[str, Any]) -> dict[str, Any]:
+    return {k: conv[k] for k in ITEM_CONVENTION_KEYS}
+
+
+def _opt(x: float | None) -> float | None:
+    return None if x is None else r10(x)
+
+
+def not_offered_to_us_retail(spec: InstrumentSpec, jurisdiction: str | None) -> bool:
+    """NFA/CFTC: retail forex only; CFDs on indices, metals, commodities, crypto and shares are not
+    offered to US retail clients (no regulatory leverage exists for them)."""
+    return jurisdiction == "nfa" and not spec.asset_class.startswith("fx")
 
 
 def _stop_rate_factor(inp: PositionSizeInput, market: RateTable, stop: float, current: float) -> float:
@@ -319,8 +392,9 @@ def _stop_rate_factor(inp: PositionSizeInput, market: RateTable, stop: float, cu
     if pair is None or inp.conversion_at == "stop":
         return current
     at_stop = market.copy()
-    at_stop.set(pair[0], pair[1], Quote(stop, stop))
-    return at_stop.convert_factor(inp.spec.quote, inp.account_currency, loss_side(inp.rate_side))
+    at_stop.set(pair[0], pair[1], Quote(stop, stop), "stopLoss")
+    return at_stop.convert_factor(inp.spec.quote, inp.account_currency, loss_side(inp.rate_side),
+                                  instrument=inp.spec.symbol)
 
 
 def _margin_formula(spec: InstrumentSpec) -> str:

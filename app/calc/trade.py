@@ -4,22 +4,23 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from app.calc.conversion import Quote, RateTable
+from app.calc.conversion import Quote, RateTable, merge_used
 from app.calc.errors import CalcError
 from app.calc.flags import Explain, flag
 from app.calc.instruments import InstrumentSpec
 from app.calc.leverage import resolve_leverage
 from app.calc.numbers import floor_to_step, nearest_step, r10
-from app.calc.sizing import margin_per_lot, own_pair
+from app.calc.sizing import check_own_rate, margin_per_lot, own_pair
 
 
-def with_own_pair(spec: InstrumentSpec, rates: RateTable, price: float | None) -> RateTable:
+def with_own_pair(spec: InstrumentSpec, rates: RateTable, price: float | None,
+                  source: str = "price") -> RateTable:
     """The table with the instrument's own pair at `price` when the table lacks it. A copy, never the
     caller's table: positions on one pair at different prices must not see each other's price."""
     pair = own_pair(spec)
     if pair is not None and price is not None and not rates.has(*pair):
         rates = rates.copy()
-        rates.set(pair[0], pair[1], Quote(price, price))
+        rates.set(pair[0], pair[1], Quote(price, price), source)
     return rates
 
 
@@ -33,7 +34,7 @@ def units_and_lots(spec: InstrumentSpec, lots: float | None, units: float | None
 def pip_value(spec: InstrumentSpec, account: str, rates: RateTable, units: float, lots: float,
               price: float | None, ex: Explain | None = None) -> dict[str, Any]:
     rates = with_own_pair(spec, rates, price)
-    x = rates.convert_factor(spec.quote, account)
+    x = rates.convert_factor(spec.quote, account, instrument=spec.symbol)
     per_unit_quote = spec.pip_size
     out: dict[str, Any] = {
         "accountCurrency": account,
@@ -63,7 +64,7 @@ def pip_value(spec: InstrumentSpec, account: str, rates: RateTable, units: float
     if ex:
         ex.add("pipValue", "pipSize x units x X(quote->account)",
                {"pipSize": spec.pip_size, "units": units, "X": x}, out["pipValue"])
-    out["ratesUsed"] = rates.used_public()
+    out["ratesUsed"], out["conversionPaths"] = merge_used(rates)
     return out
 
 
@@ -83,7 +84,7 @@ def margin(spec: InstrumentSpec, account: str, rates: RateTable, units: float, l
     if pair is not None and price is not None:
         # Margin is fixed at the fill price (an explicit price wins over the table's quote).
         rates = rates.copy()
-        rates.set(pair[0], pair[1], Quote(price, price))
+        rates.set(pair[0], pair[1], Quote(price, price), "price")
     lev, rule, limits = resolve_leverage(spec, leverage, jurisdiction, broker_max)
     mpl, notional_per_lot = margin_per_lot(spec, price or 0.0, lev, rates, account)
     m = mpl * lots
@@ -114,7 +115,7 @@ def margin(spec: InstrumentSpec, account: str, rates: RateTable, units: float, l
         close = (marks.bid if side == "long" else marks.ask) if marks is not None else price
         assert close is not None
         move = (close - open_price) if side == "long" else (open_price - close)
-        x = rates.convert_factor(spec.quote, account)
+        x = rates.convert_factor(spec.quote, account, instrument=spec.symbol)
         pnl = move * units * x
         out["unrealizedPnl"] = r10(pnl)
         equity = balance + pnl
@@ -122,13 +123,27 @@ def margin(spec: InstrumentSpec, account: str, rates: RateTable, units: float, l
     if balance is not None:
         out["marginPercentage"] = r10(m / balance * 100.0)
     if equity is not None:
-        out["freeMargin"] = r10(equity - m)
         out["marginLevel"] = r10(equity / m * 100.0) if m > 0 else None
-    if free_margin is not None:
-        out["maxLotsByMarginExact"] = r10(free_margin / mpl)
-        out["maxLotsByMargin"] = floor_to_step(free_margin / mpl, spec.lot_step)
-        out["freeMarginAfter"] = r10(free_margin - m)
-    out["ratesUsed"] = rates.used_public()
+    # One free-margin figure per meaning: before this position (the freeMargin given, else the equity)
+    # and after it (before - requiredMargin). `freeMargin` is the "after" figure under its old name.
+    before = free_margin if free_margin is not None else equity
+    if before is not None:
+        out["freeMarginBefore"] = r10(before)
+        out["freeMarginSource"] = "freeMargin" if free_margin is not None else (
+            "equity" if open_price is not None and side is not None else "accountBalance")
+        out["freeMarginAfter"] = r10(before - m)
+        out["freeMargin"] = out["freeMarginAfter"]
+        out["maxLotsByMarginExact"] = r10(before / mpl)
+        out["maxLotsByMargin"] = floor_to_step(before / mpl, spec.lot_step)
+    flags: list[dict[str, Any]] = []
+    if free_margin is None and balance is not None and m > balance * (1 + 1e-12):
+        flags.append(flag("MARGIN_EXCEEDS_BALANCE", requiredMargin=r10(m), accountBalance=balance,
+                          marginPercentage=r10(m / balance * 100.0)))
+    if free_margin is not None and m > free_margin * (1 + 1e-12):
+        flags.append(flag("EXCEEDS_MAX_SIZE_BY_MARGIN", freeMargin=free_margin,
+                          marginLimitedLotSize=out["maxLotsByMargin"]))
+    out["flags"] = flags
+    out["ratesUsed"], out["conversionPaths"] = merge_used(rates)
     return out
 
 
@@ -136,10 +151,12 @@ def pnl(spec: InstrumentSpec, account: str, rates: RateTable, units: float, lots
         side: Literal["long", "short"], open_price: float, close_price: float, commission_per_lot: float,
         swap: float, ex: Explain | None = None) -> dict[str, Any]:
     # Converted at the close: the instrument's own pair is at the close price unless a rate is given.
-    rates = with_own_pair(spec, rates, close_price)
+    flags: list[dict[str, Any]] = []
+    check_own_rate(spec, rates, close_price, "closePrice", flags)
+    rates = with_own_pair(spec, rates, close_price, "closePrice")
     move = close_price - open_price if side == "long" else open_price - close_price
     pnl_quote = move * units
-    x = rates.convert_factor(spec.quote, account)
+    x = rates.convert_factor(spec.quote, account, instrument=spec.symbol)
     gross = pnl_quote * x
     commission = 2.0 * commission_per_lot * lots
     net = gross - commission + swap
@@ -162,7 +179,9 @@ def pnl(spec: InstrumentSpec, account: str, rates: RateTable, units: float, lots
         "netPnl": r10(net),
         "pnl": r10(net),
         "returnOnNotional": r10(move / open_price),
-        "ratesUsed": rates.used_public(),
+        "flags": flags,
+        "ratesUsed": merge_used(rates)[0],
+        "conversionPaths": merge_used(rates)[1],
     }
 
 

@@ -10,7 +10,7 @@ import orjson
 from pydantic import TypeAdapter, ValidationError
 
 from app.calc.errors import CalcError
-from app.calc.sizing import CONVENTIONS_VERSION
+from app.calc.sizing import CONVENTIONS_VERSION, item_conventions
 from app.calculations import batch_fast, service
 from app.calculations import schemas as s
 from app.calculations.common import new_id, rate_table
@@ -24,7 +24,8 @@ _TOP_KEYS = frozenset({"items", "columns", "conversionRates", "format", "fields"
 
 BATCH_FIELDS = ("direction", "stopLoss", "stopDistancePips", "positionSize", "lotSize", "exactPositionSize",
                 "exactLotSize", "targetRiskAmount", "maxLoss", "riskPercentage", "lossPerLot", "pipValue",
-                "pipValuePerLot", "requiredMargin", "marginPercentage", "leverage", "leverageCap", "flags")
+                "pipValuePerLot", "requiredMargin", "marginPercentage", "leverage", "leverageCap", "flags",
+                "ratesUsed", "conventions")
 
 
 
@@ -220,6 +221,7 @@ def _run(body: bytes, limit: int, explain: bool, policy: BrokerPolicy) -> tuple[
         res, err = scalar_item(i, b.item(i), shared, explain, policy)
         if res is not None:
             ok[i] = True
+            res["conventions"] = item_conventions(res["conventions"])
             for name in b.fields:
                 columns[name][i] = res[name]
         else:
@@ -247,5 +249,9 @@ def _run(body: bytes, limit: int, explain: bool, policy: BrokerPolicy) -> tuple[
 CONVENTIONS = {
     "version": CONVENTIONS_VERSION,
     "note": "Each item follows the conventions of POST /position-size for its own options "
-            "(defaults: conversionAt entry, rateSide mid, lotRounding down, minLotPolicy raise).",
+            "(defaults: conversionAt entry, rateSide mid, lotRounding down, minLotPolicy raise); each item "
+            "echoes its own choices in `conventions` and the rates it used in `ratesUsed`.",
+    "conversion": "shortest path in the graph of conversionRates plus the instrument's own price (fewest hops, "
+                  "then USD, EUR, alphabetical)",
+    "direction": "from the levels, else direction; with neither long is assumed and flagged DIRECTION_ASSUMED",
 }

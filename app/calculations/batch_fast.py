@@ -19,7 +19,8 @@ from app.calc.flags import flag
 from app.calc.instruments import CURRENCIES, InstrumentSpec, resolve
 from app.calc.leverage import ESMA_CAPS, regulatory_cap
 from app.calc.numbers import r10, step_decimals
-from app.calc.sizing import own_pair
+from app.calc.sizing import OWN_RATE_FLAG, item_conventions, own_pair
+from app.calc.sizing import conventions as sizing_conventions
 from app.calculations.schemas import PositionSizeRequest
 
 NUM = ("accountBalance", "entryPrice", "stopLoss", "stopLossPips", "riskPercentage", "riskAmount", "leverage",
@@ -127,19 +128,26 @@ def _currency(raw: str) -> str | None:
     return c if c in CURRENCIES else None
 
 
-def _power_law(table: RateTable, spec: InstrumentSpec, src: str, account: str) -> tuple[float, int] | None:
+def _power_law(table: RateTable, spec: InstrumentSpec, src: str, account: str,
+               used: set[str]) -> tuple[float, int] | None:
     """X(src -> account) as c x price^e (e in -1, 0, 1), price being the instrument's own rate when
-    the shared table lacks it; None when a rate is missing."""
+    the shared table lacks it; None when a rate is missing. The path does not depend on the price (the
+    graph's shape does not change), so one law serves every item. `used` collects the symbols used."""
     pair = own_pair(spec)
     try:
         if pair is None or table.has(*pair):
-            return table.convert_factor(src, account), 0
+            t = table.copy()
+            x = t.convert_factor(src, account, instrument=spec.symbol)
+            used.update(t.used)
+            return x, 0
         t1, t2 = table.copy(), table.copy()
         t1.set(pair[0], pair[1], Quote(1.0, 1.0))
         t2.set(pair[0], pair[1], Quote(2.0, 2.0))
-        x1, x2 = t1.convert_factor(src, account), t2.convert_factor(src, account)
+        x1 = t1.convert_factor(src, account, instrument=spec.symbol)
+        x2 = t2.convert_factor(src, account, instrument=spec.symbol)
     except CalcError:
         return None
+    used.update(t1.used)
     ratio = x2 / x1
     e = 1 if abs(ratio - 2.0) < 1e-9 else (-1 if abs(ratio - 0.5) < 1e-9 else 0)
     return x1, e
@@ -204,12 +212,13 @@ def compute(cand: list[int], cols: dict[str, Any], shared: RateTable, rest: list
     uniq, inverse = np.unique(combo, return_inverse=True)
     law_q = np.full((uniq.size, 2), np.nan)
     law_m = np.full((uniq.size, 2), np.nan)
+    used_by_law: list[set[str]] = [set() for _ in range(uniq.size)]
     for u, key in enumerate(uniq.tolist()):
         if key < 0:
             continue
         spec, acc = spec_table[key // n_acc], acc_table[key % n_acc]
-        q = _power_law(shared, spec, spec.quote, acc)
-        m = _power_law(shared, spec, spec.margin_currency, acc) if spec.margin_mode == "fx" else q
+        q = _power_law(shared, spec, spec.quote, acc, used_by_law[u])
+        m = _power_law(shared, spec, spec.margin_currency, acc, used_by_law[u]) if spec.margin_mode == "fx" else q
         if q is not None and m is not None:
             law_q[u], law_m[u] = q, m
     ok &= ~np.isnan(law_q[inverse, 0])
@@ -218,6 +227,14 @@ def compute(cand: list[int], cols: dict[str, Any], shared: RateTable, rest: list
     def attr(get: Any) -> NDArray[np.float64]:
         return np.array([float(get(sp)) for sp in spec_table] or [0.0])[sym_code[sel]]
 
+    # Items the kernel does not flag the way the single-request path does go there instead: an own-pair
+    # rate that disagrees with the entry (flag or 422) and NFA on a non-FX CFD (not offered to US retail).
+    own_rate = np.array([_own_rate(shared, sp) for sp in spec_table] or [math.nan])
+    with np.errstate(invalid="ignore", divide="ignore"):
+        ok &= ~(np.abs(own_rate[np.where(sym_code >= 0, sym_code, 0)] / entry - 1.0) > OWN_RATE_FLAG)
+    nfa_code = lit_values["jurisdiction"].index("nfa") if "nfa" in lit_values["jurisdiction"] else -2
+    non_fx = np.array([not sp.asset_class.startswith("fx") for sp in spec_table] or [False])
+    ok &= ~((lit_code["jurisdiction"] == nfa_code) & non_fx[np.where(sym_code >= 0, sym_code, 0)])
     sel = np.flatnonzero(ok)
     rest = rest + [cand[k] for k in np.flatnonzero(~ok)]
     if sel.size == 0:
@@ -266,6 +283,7 @@ def compute(cand: list[int], cols: dict[str, Any], shared: RateTable, rest: list
     keep = stop > 0
     lev_capped = has_req & (applied < requested)
     bits = bits | np.where(lev_capped, kernel.LEV_CAPPED, 0)
+    bits = bits | np.where(~is_sl & (given_dir[sel] == 0), kernel.DIRECTION_ASSUMED, 0)
     rule_names = np.array(["requested", *juris_names[:-1], "esma-default"], dtype=object)
     rule_idx = np.where(has_req & (applied == requested), 0,
                         np.where(j_code < len(juris_names) - 1, j_code + 1, len(rule_names) - 1))
@@ -295,7 +313,31 @@ def compute(cand: list[int], cols: dict[str, Any], shared: RateTable, rest: list
     for k in np.flatnonzero(bits).tolist():
         flag_lists[k] = _flags(int(bits[k]), spec_table[sym_code[sel[k]]], float(target[k]),
                                float(res["max_loss"][k]), float(requested[k]), float(applied[k]),
-                               str(rule_names[rule_idx[k]]))
+                               str(rule_names[rule_idx[k]]), float(res["margin"][k]), float(bal[k]))
+    # ratesUsed and conventions per item, as the single-request path gives them: the shared rates on the
+    # item's path, and the instrument's own pair at the item's entry when the path used it.
+    shared_public = {sym: shared.quotes[(sym[:3], sym[3:])].public() for sym in
+                     {s for u in used_by_law for s in u} if (sym[:3], sym[3:]) in shared.quotes}
+    policy_names = [*lit_values["minLotPolicy"], "raise"]
+    conv_cache: dict[tuple[int, int], dict[str, Any]] = {}
+    rates_used: list[dict[str, Any]] = []
+    conventions: list[dict[str, Any]] = []
+    inv_l, sym_l, pol_l, entry_l = inv.tolist(), sym_code[sel].tolist(), lit_code["minLotPolicy"][sel].tolist(), \
+        e_.tolist()
+    for k in range(int(sel.size)):
+        spec = spec_table[sym_l[k]]
+        pair = own_pair(spec)
+        own = spec.symbol if pair is not None else None
+        ru = {}
+        for sym in used_by_law[inv_l[k]]:
+            ru[sym] = entry_l[k] if sym == own and sym not in shared_public else shared_public[sym]
+        rates_used.append(ru)
+        ck = (sym_l[k], pol_l[k])
+        if ck not in conv_cache:
+            conv_cache[ck] = item_conventions(sizing_conventions(spec, "entry", "mid", "down", policy_names[pol_l[k]]))
+        conventions.append(conv_cache[ck])
+    out["ratesUsed"] = np.array(rates_used + [None], dtype=object)[:-1]
+    out["conventions"] = np.array(conventions + [None], dtype=object)[:-1]
     indices = [cand[k] for k in sel.tolist()]
     if not keep.all():
         rest += [indices[k] for k in np.flatnonzero(~keep)]
@@ -309,9 +351,17 @@ def compute(cand: list[int], cols: dict[str, Any], shared: RateTable, rest: list
     return FastResult(indices, cols_out, sorted(rest))
 
 
+def _own_rate(table: RateTable, spec: InstrumentSpec) -> float:
+    pair = own_pair(spec)
+    return table.quotes[pair].mid if pair is not None and table.has(*pair) else math.nan
+
+
 def _flags(bits: int, spec: InstrumentSpec, target: float, max_loss: float, requested: float, applied: float,
-           rule: str) -> list[dict[str, Any]]:
+           rule: str, margin: float, balance: float) -> list[dict[str, Any]]:
     data: dict[int, dict[str, Any]] = {
+        kernel.DIRECTION_ASSUMED: {"direction": "long"},
+        kernel.MARGIN_OVER_BALANCE: {"requiredMargin": r10(margin), "accountBalance": balance,
+                                     "marginPercentage": r10(margin / balance * 100.0)},
         kernel.CAPPED: {"maxLot": spec.max_lot}, kernel.RAISED: {"minLot": spec.min_lot},
         kernel.REFUSED: {"minLot": spec.min_lot},
         kernel.EXCEEDS: {"targetRisk": r10(target), "actualRisk": r10(max_loss)},

@@ -17,5 +17,5 @@ def new_id() -> str:
 def rate_table(rates: dict[str, float | SidedRate] | None, field: str = "conversionRates") -> RateTable:
     plain: dict[str, Any] = {}
     for k, v in (rates or {}).items():
-        plain[k] = {"bid": v.bid, "ask": v.ask} if isinstance(v, SidedRate) else v
+        plain[k] = ({"bid": v.bid, "ask": v.ask, "mid": v.mid} if isinstance(v, SidedRate) else v)
     return RateTable.from_mapping(plain, field)

@@ -48,7 +48,10 @@ class PositionSizeRequest(ApiModel):
     stop_loss_points: Distance | None = Field(default=None, description="Stop distance in ticks (MT5 points)")
     atr: Distance | None = Field(default=None, description="Average true range, in price units")
     atr_multiplier: Annotated[float, Field(gt=0, le=100)] = 1.0
-    spread: Annotated[float, Field(ge=0, le=1e6)] = 0.0
+    spread: Annotated[float, Field(ge=0, le=1e6)] | None = Field(
+        default=None, description="Spread as a price distance (0.00008 on EURUSD); or give spreadPips")
+    spread_pips: Annotated[float, Field(ge=0, le=1e6)] | None = Field(
+        default=None, description="Spread in pips of the instrument (0.8); converted with its pipSize")
     spread_adjust_stop: bool = Field(default=False, description="Push an ATR stop out by the spread")
     risk_percentage: Annotated[float, Field(gt=0, le=100)] | None = None
     risk_amount: Money | None = None
@@ -95,8 +98,8 @@ class PositionSizeResponse(OutModel):
     risk_percentage: float = Field(description="Actual risk at the tradeable size, in % of balance")
     pip_value: float
     pip_value_per_lot: float
-    required_margin: float
-    margin_percentage: float
+    required_margin: float | None = Field(description="null (flag MARGIN_UNAVAILABLE) when no rate converts it")
+    margin_percentage: float | None
     leverage: float
     leverage_cap: str = Field(description="Rule that set the leverage: requested, esma, fca, asic, nfa, broker, "
                               "esma-default")
@@ -105,6 +108,8 @@ class PositionSizeResponse(OutModel):
     take_profits: list[TakeProfitLeg] | None = None
     flags: list[Flag]
     rates_used: dict[str, Any]
+    conversion_paths: list[dict[str, Any]] | None = Field(
+        default=None, description="Each conversion: currencies visited, pairs used, their rates and sources")
     conventions: dict[str, Any]
     explain: list[ExplainStep] | None = None
     direction_source: Literal["stopLoss", "direction", "takeProfit", "assumed"] = Field(
@@ -164,6 +169,7 @@ class PipValueResponse(OutModel):
     pip_value_base: float = Omitted("Pip value in the base currency (a pair whose base is not the account's)")
     base_currency: str = Omitted("With pipValueBase")
     explain: Explained = Omitted()
+    conversion_paths: list[dict[str, Any]] | None = None
 
 
 class MarginRequest(ApiModel):
@@ -191,6 +197,8 @@ class MarginResponse(OutModel):
     leverage_cap: str
     effective_leverage: float
     max_lots_by_margin: float | None = None
+    free_margin_before: float | None = Field(default=None, description="freeMargin given, else equity")
+    free_margin_after: float | None = Field(default=None, description="freeMarginBefore - requiredMargin")
     rates_used: dict[str, Any]
     currency_pair: str
     account_currency: str
@@ -210,8 +218,8 @@ class MarginResponse(OutModel):
     free_margin: float = Omitted("With accountBalance: equity - requiredMargin")
     margin_level: float | None = Omitted("With accountBalance: equity / requiredMargin x 100 (null for zero margin)")
     max_lots_by_margin_exact: float = Omitted("With freeMargin")
-    free_margin_after: float = Omitted("With freeMargin")
     explain: Explained = Omitted()
+    conversion_paths: list[dict[str, Any]] | None = None
 
 
 class PnlRequest(ApiModel):
@@ -247,6 +255,7 @@ class PnlResponse(OutModel):
     pnl: float = Field(description="Same as netPnl")
     return_on_notional: float = Field(description="Price move / openPrice, signed by the side")
     explain: Explained = Omitted()
+    conversion_paths: list[dict[str, Any]] | None = None
 
 
 class RiskRewardRequest(ApiModel):

@@ -9,8 +9,15 @@ from typing import Any, Literal
 from app.calc import edge, portfolio, series, sizing, trade
 from app.calc.errors import CalcError
 from app.calc.flags import Explain
-from app.calc.instruments import InstrumentSpec, normalise_currency, normalise_symbol, resolve, split_pair
-from app.calc.numbers import r10
+from app.calc.instruments import (
+    InstrumentSpec,
+    normalise_currency,
+    normalise_node,
+    normalise_symbol,
+    resolve,
+    split_pair,
+)
+from app.calc.numbers import no_negative_zero, r10
 from app.calculations import schemas as s
 from app.calculations.common import new_id, rate_table
 from app.calculations.risk.extensions import portfolio_extras, projection_mc
@@ -36,7 +43,7 @@ def _finish(out: dict[str, Any], ex: Explain | None) -> dict[str, Any]:
     out["calculationId"] = new_id()
     if ex is not None:
         out["explain"] = ex.steps
-    return out
+    return no_negative_zero(out)  # type: ignore[no-any-return]
 
 
 def take_profits(tp: float | list[s.TakeProfitLevel] | None) -> list[sizing.TakeProfit]:
@@ -62,19 +69,43 @@ def position_size_input(req: s.PositionSizeRequest,
     one_of({"riskPercentage": req.risk_percentage, "riskAmount": req.risk_amount, "lots": req.lots}, "the risk")
     if req.risk_amount is not None and req.risk_amount > req.account_balance:
         raise CalcError("riskAmount", "riskAmount exceeds accountBalance.", "RISK_ABOVE_BALANCE")
-    if req.spread_adjust_stop and req.spread == 0:
-        raise CalcError("spread", "spreadAdjustStop needs the spread (in price units).", "MISSING_FIELD")
+    spread = spread_distance(req, spec)
+    if req.spread_adjust_stop and spread == 0:
+        raise CalcError("spread", "spreadAdjustStop needs the spread: spread (a price distance) or spreadPips.",
+                        "MISSING_FIELD")
     table = rate_table(req.conversion_rates)
     return sizing.PositionSizeInput(
         balance=req.account_balance, account_currency=account, spec=spec, entry=req.entry_price, rates=table,
         stop_loss=req.stop_loss, stop_loss_pips=req.stop_loss_pips, stop_loss_points=req.stop_loss_points,
-        atr=req.atr, atr_multiplier=req.atr_multiplier, spread=req.spread, spread_adjust_stop=req.spread_adjust_stop,
+        atr=req.atr, atr_multiplier=req.atr_multiplier, spread=spread, spread_adjust_stop=req.spread_adjust_stop,
         risk_percentage=req.risk_percentage, risk_amount=req.risk_amount, lots=req.lots, direction=req.direction,
         take_profits=take_profits(req.take_profit), leverage=req.leverage, jurisdiction=req.jurisdiction,
         broker_max_leverage=broker_max_leverage, commission_per_lot=req.commission_per_lot,
         free_margin=req.free_margin, min_lot_policy=req.min_lot_policy, conversion_at=req.conversion_at,
         rate_side=req.rate_side, lot_rounding=req.lot_rounding,
     )
+
+
+# A spread given as a price distance above this share of the price, or not below the ATR stop distance
+# it would widen, is a pip count sent in the wrong field (0.8 on EURUSD is 8,000 pips): 422.
+SPREAD_MAX_SHARE_OF_PRICE = 0.05
+
+
+def spread_distance(req: s.PositionSizeRequest, spec: InstrumentSpec) -> float:
+    """The spread as a price distance: `spread` is one already, `spreadPips` is converted with pipSize."""
+    if req.spread is not None and req.spread_pips is not None:
+        raise CalcError("spreadPips", "Give spread (a price distance) or spreadPips, not both.", "CONFLICTING_FIELDS")
+    if req.spread_pips is not None:
+        return r10(req.spread_pips * spec.pip_size)
+    spread = req.spread or 0.0
+    if spread > 0:
+        stop = (req.atr or 0.0) * req.atr_multiplier
+        if spread > SPREAD_MAX_SHARE_OF_PRICE * req.entry_price or (req.atr is not None and spread >= stop):
+            pips = spread / spec.pip_size
+            raise CalcError("spread", f"spread is a price distance: {spread:g} is {pips:,.0f} pips of {spec.symbol}"
+                            f"{', not below the ATR stop distance' if req.atr is not None and spread >= stop else ''}"
+                            ". For a spread in pips send spreadPips.", "SPREAD_UNIT")
+    return spread
 
 
 def position_size(req: s.PositionSizeRequest, explain: bool = False) -> dict[str, Any]:
@@ -192,13 +223,14 @@ def _rr_levels(req: s.RiskRewardRequest, ex: Explain | None) -> dict[str, Any]:
         if spec is None or req.account_currency is None:
             raise CalcError("currencyPair", "Money figures need currencyPair and accountCurrency.", "MISSING_FIELD")
         account = normalise_currency(req.account_currency, "accountCurrency")
-        table = trade.with_own_pair(spec, rate_table(req.conversion_rates), entry)
-        x = table.convert_factor(spec.quote, account)
+        table = trade.with_own_pair(spec, rate_table(req.conversion_rates), entry, "entryPrice")
+        x = table.convert_factor(spec.quote, account, instrument=spec.symbol)
         risk = risk_dist * spec.contract_size * x * req.lots
         reward = reward_dist * spec.contract_size * x * req.lots
         cost = 2.0 * req.commission_per_lot * req.lots
         out.update({"lots": req.lots, "riskAmount": r10(risk), "rewardAmount": r10(reward),
-                    "commission": r10(cost), "ratesUsed": table.used_public()})
+                    "commission": r10(cost), "ratesUsed": table.used_public(),
+                    "conversionPaths": table.paths_public()})
         out["takeProfits"] = [{"price": tp.price, "share": tp.share,
                                "reward": r10(tp.share * abs(tp.price - entry) * spec.contract_size * x * req.lots)}
                               for tp in tps]
@@ -231,8 +263,6 @@ def risk_of_ruin(req: s.RiskOfRuinRequest, explain: bool = False) -> dict[str, A
     ex = Explain() if explain else None
     if req.capital_units is None and req.risk_fraction is None:
         raise CalcError("capitalUnits", "Give capitalUnits (fixed risk units) and/or riskFraction.", "MISSING_FIELD")
-    if req.monte_carlo_paths and req.risk_fraction is None:
-        raise CalcError("monteCarloPaths", "The Monte Carlo check needs riskFraction.", "MISSING_FIELD")
     if req.monte_carlo_paths * req.monte_carlo_trades > 10_000_000:
         raise CalcError("monteCarloPaths", "monteCarloPaths x monteCarloTrades must not exceed 10,000,000.")
     out = edge.risk_of_ruin(req.win_rate, req.payoff_ratio, req.capital_units, req.risk_fraction, req.ruin_level,
@@ -388,7 +418,8 @@ def cross_rate(req: s.CrossRateRequest, explain: bool = False) -> dict[str, Any]
     table = rate_table(req.conversion_rates)
     c = table.cross(pair[0], pair[1], "conversionRates")
     out: dict[str, Any] = {"target": target, "bid": r10(c.bid), "ask": r10(c.ask), "mid": r10(c.mid),
-                           "spread": r10(c.ask - c.bid), "path": list(c.path), "ratesUsed": table.used_public()}
+                           "spread": r10(c.ask - c.bid), "path": list(c.path), "currencyPath": list(c.currencies),
+                           "ratesUsed": table.used_public()}
     if req.decimals is not None:
         out["bidUnrounded"], out["askUnrounded"] = out["bid"], out["ask"]
         out["bid"], out["ask"] = _half_up(c.bid, req.decimals), _half_up(c.ask, req.decimals)
@@ -401,14 +432,15 @@ def cross_rate(req: s.CrossRateRequest, explain: bool = False) -> dict[str, Any]
 
 
 def convert(req: s.ConvertRequest, explain: bool = False) -> dict[str, Any]:
-    src = normalise_currency(req.from_currency, "from")
-    dst = normalise_currency(req.to_currency, "to")
+    src = normalise_node(req.from_currency, "from")
+    dst = normalise_node(req.to_currency, "to")
     table = rate_table(req.conversion_rates)
     c = table.cross(src, dst, "conversionRates")
     amount = req.amount
     # A loss (an amount owed in `from`) is bought at the ask of from/to; a profit is sold at the bid.
     sides: dict[str, Literal["mid", "bid", "ask"]] = {"mid": "mid", "loss": "ask", "profit": "bid"}
     out: dict[str, Any] = {"from": src, "to": dst, "amount": amount, "path": list(c.path),
+                           "currencyPath": list(c.currencies),
                            "rate": {"bid": r10(c.bid), "ask": r10(c.ask), "mid": r10(c.mid)}}
     for name, side in sides.items():
         out[name] = r10(amount * c.side(side))

@@ -217,6 +217,18 @@ def cf_z(z: float, s: F64 | float, k: F64 | float) -> F64:
                       dtype=np.float64)
 
 
+def cf_in_domain(s: F64, k: F64) -> NDArray[np.bool_]:
+    """Where the Cornish-Fisher expansion is a quantile function (Maillard 2012, "A user's guide to the
+    Cornish Fisher expansion"): z_cf(z) is increasing in z for every z. Its derivative is the quadratic
+    a z^2 + b z + c with a = K/8 - S^2/6, b = S/3, c = 1 - K/8 + 5 S^2/36 (S skewness, K excess
+    kurtosis); it stays non-negative iff a >= 0, c > 0 and b^2 - 4 a c <= 0, i.e.
+    S^2/9 - 4 (K/8 - S^2/6)(1 - K/8 + 5 S^2/36) <= 0 with K/8 >= S^2/6."""
+    a = k / 8 - s * s / 6
+    c = 1 - k / 8 + 5 * s * s / 36
+    ok = (a >= -1e-12) & (c > 0) & (s * s / 9 - 4 * a * c <= 1e-12)
+    return np.asarray(ok, dtype=np.bool_)
+
+
 def cornish_fisher(mo: Moments, confidences: Sequence[float], horizon: float) -> tuple[F64, F64, F64]:
     """(VaR, ES, z_cf) per confidence and column. VaR = -(mean T + z_cf sqrt(m2 T)).
 

@@ -1,8 +1,13 @@
-"""Stress tests: linear P&L of today's exposures under shocks per pair or per currency, built-in
-historical scenarios, and the worst realised days of a returns history.
+"""Stress tests: P&L of today's positions under shocks per pair or per currency, revalued exactly,
+built-in historical scenarios, and the worst realised days of a returns history.
 
-Linear (delta) P&L = sum(exposure x pair return) (calc-conventions.md): second-order effects, such as
-the move of the account currency against a position's quote currency, are left out, as in the VaR.
+Exact revaluation (calc-conventions.md): each position's P&L at the shocked price, in its quote
+currency, converted at the shocked rates. With exposure E = units x P0 x X0 (X = quote -> account):
+    P&L = units x (P1 - P0) x X1 = E x r x (X1 / X0),   r = P1 / P0 - 1,
+where X1 / X0 is the product of the shock factors of the legs on the conversion path (a leg used
+inverted contributes 1 / its factor). The linear (delta) figure E x r, which leaves out the move of the
+conversion rate, is reported alongside as `linearPnl`. Long 4 lots USDCHF at 1.02 in a USD account,
+CHF +17 %: r = 1/1.17 - 1, X1/X0 = 1.17, P&L = 400,000 x (1/1.17 - 1) x 1.17 = -68,000 (linear -58,120).
 
 Currency shocks move each currency's value against one common numeraire (1 + s_C), so they are
 consistent across every cross: the return of pair XY is (1 + s_X) / (1 + s_Y) - 1. A currency that is
@@ -69,8 +74,14 @@ class StressResult:
     scenario: Scenario
     returns: F64  # (P,) pair return applied to each position
     shock_source: list[str]  # per position: "pair", "currency" or "none"
-    pnl: F64  # (P,)
+    pnl: F64  # (P,) exact revaluation
     total: float
+    linear_pnl: F64  # (P,) exposure x return
+    conversion_factor: F64  # (P,) X1 / X0 of each position's quote -> account conversion
+
+
+# One leg of a conversion path: (base, quote) of the table pair and whether it was used inverted.
+Leg = tuple[str, str, bool]
 
 
 def pair_returns(pairs: Sequence[tuple[str, str, str]], scenario: Scenario) -> tuple[F64, list[str]]:
@@ -90,10 +101,36 @@ def pair_returns(pairs: Sequence[tuple[str, str, str]], scenario: Scenario) -> t
     return out, source
 
 
-def stress(pairs: Sequence[tuple[str, str, str]], exposures: F64, scenario: Scenario) -> StressResult:
+def leg_factor(base: str, quote: str, scenario: Scenario) -> float:
+    """Shocked / current rate of the table pair base/quote under the scenario."""
+    sym = base + quote
+    if sym in scenario.pair_shocks:
+        return 1.0 + scenario.pair_shocks[sym]
+    cs = scenario.currency_shocks
+    return (1.0 + cs.get(base, 0.0)) / (1.0 + cs.get(quote, 0.0))
+
+
+def conversion_factor(legs: Sequence[Leg] | None, quote: str, account: str, scenario: Scenario) -> float:
+    """X1 / X0 for quote -> account: along the path when known, else from the currency shocks."""
+    if legs is None:
+        cs = scenario.currency_shocks
+        return (1.0 + cs.get(quote, 0.0)) / (1.0 + cs.get(account, 0.0))
+    k = 1.0
+    for base, q, inverted in legs:
+        f = leg_factor(base, q, scenario)
+        k = k / f if inverted else k * f
+    return k
+
+
+def stress(pairs: Sequence[tuple[str, str, str]], exposures: F64, scenario: Scenario,
+           account: str = "", paths: Sequence[Sequence[Leg] | None] | None = None) -> StressResult:
     r, source = pair_returns(pairs, scenario)
-    pnl = exposures * r
-    return StressResult(scenario, r, source, pnl, float(pnl.sum()))
+    legs = paths if paths is not None else [None] * len(pairs)
+    k = np.array([conversion_factor(lg, q, account, scenario) for lg, (_, _, q) in zip(legs, pairs, strict=True)],
+                 dtype=np.float64)
+    linear = exposures * r + 0.0  # + 0.0: no negative zero
+    pnl = exposures * r * k + 0.0
+    return StressResult(scenario, r + 0.0, source, pnl, float(pnl.sum()) + 0.0, linear, k)
 
 
 @dataclass(frozen=True, slots=True)

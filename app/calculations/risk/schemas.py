@@ -51,7 +51,7 @@ class VarRequest(ApiModel):
     horizon_days: Annotated[float, Field(ge=1, le=260)] = Field(
         default=1, description="Scales sigma (and every VaR/ES) by sqrt(T), the mean by T")
     quantile_method: Literal["discrete", "discrete-loss", "linear"] = Field(
-        default="discrete", description="historical: discrete = k-th worst P&L with k = ceil(alpha n) (riskfolio); "
+        default="discrete", description="historical: discrete = k-th worst P&L with k = ceil(alpha n - 1e-9); "
         "discrete-loss = lower quantile of the losses at the confidence (skfolio); linear = numpy/empyrical type 7")
     es_method: Literal["rockafellar-uryasev", "tail-mean"] = Field(
         default="rockafellar-uryasev", description="historical ES: fractional boundary weight (riskfolio, skfolio) "

@@ -13,6 +13,7 @@ import numpy as np
 from app.calc.errors import CalcError, UnknownInstrument
 from app.calc.flags import flag
 from app.calc.instruments import normalise_currency, normalise_symbol, resolve, split_pair
+from app.calc.numbers import no_negative_zero
 from app.calc.risk import drawdown as dd
 from app.calc.risk import stress as st
 from app.calc.risk.estimators import DEGENERATE_VARIANCE, F64, min_observations
@@ -32,12 +33,29 @@ class Book:
     pairs: list[tuple[str, str, str]]  # per position: (symbol, base, quote); base/quote "" for opaque factors
     exposures: F64
     rates_used: dict[str, Any]
+    # Per position: the legs of its quote -> account conversion (None when no rate path is known).
+    paths: list[list[st.Leg] | None] | None = None
+
+
+def _legs(table: Any, quote: str, account: str) -> list[st.Leg] | None:
+    """The conversion path quote -> account in the table, as (base, quote, inverted) legs."""
+    if not quote or quote == account:
+        return [] if quote == account else None
+    try:
+        c = table.copy().cross(quote, account)
+    except CalcError:
+        return None
+    legs: list[st.Leg] = []
+    for u, sym in zip(c.currencies, c.path, strict=False):
+        legs.append((sym[:3], sym[3:], sym[:3] != u))
+    return legs
 
 
 def book(account_raw: str, positions: list[s.RiskPosition], rates: Any) -> Book:
     account = normalise_currency(account_raw, "accountCurrency")
     table = rate_table(rates)
     symbols, pairs, exposures = [], [], []
+    paths: list[list[st.Leg] | None] = []
     used: dict[str, Any] = {}
     for i, p in enumerate(positions):
         f = f"positions[{i}]"
@@ -53,6 +71,13 @@ def book(account_raw: str, positions: list[s.RiskPosition], rates: Any) -> Book:
             except UnknownInstrument:
                 base, quote = "", ""
             exposure = p.exposure
+            if quote:
+                # The conversion path with the own pair in the graph (its level does not matter: only the
+                # shock factors along the path enter the revaluation).
+                own_t = with_own_pair(spec, table, 1.0) if base else table
+                paths.append(_legs(own_t, quote, account))
+            else:
+                paths.append(None)
         else:
             if p.lots is None:
                 raise CalcError(f"{f}.exposure", "Give exposure (signed, account currency) or lots with side.",
@@ -75,10 +100,11 @@ def book(account_raw: str, positions: list[s.RiskPosition], rates: Any) -> Book:
             exposure = (1.0 if p.side == "long" else -1.0) * p.lots * spec.contract_size * price * x
             base, quote = (spec.base, spec.quote) if split_pair(spec.symbol) else ("", spec.quote)
             used.update(own.used_public())
+            paths.append(_legs(own, spec.quote, account))
         symbols.append(symbol)
         pairs.append((symbol, base, quote))
         exposures.append(exposure)
-    return Book(account, symbols, pairs, np.array(exposures, dtype=np.float64), used)
+    return Book(account, symbols, pairs, np.array(exposures, dtype=np.float64), used, paths)
 
 
 @dataclass(frozen=True, slots=True)
@@ -155,6 +181,9 @@ def var(req: s.VarRequest, explain: bool = False) -> dict[str, Any]:
         if req.method == "cornish-fisher":
             row["zCornishFisher"] = float(res.extra["zCornishFisher"][i])
             row["gaussianVar"] = float(res.extra["gaussianVarPopulation"][i])
+            # The raw expansion, named: it is the reported figure only inside its domain.
+            row["cornishFisherVar"] = float(res.extra["cornishFisherVar"][i])
+            row["cornishFisherEs"] = float(res.extra["cornishFisherEs"][i])
         results.append(row)
     total = float(res.var[0])
     components = [{
@@ -182,14 +211,29 @@ def var(req: s.VarRequest, explain: bool = False) -> dict[str, Any]:
         out["monteCarlo"] = {"paths": paths, "seed": seed, "generator": "numpy PCG64, standard normal (ziggurat)",
                              "standardError": "VaR: sqrt(a(1-a)/N)/f(q) with the simulated normal density; "
                                               "ES: sqrt((Var(L|tail) + (1-a)(ES-VaR)^2)/(N a))"}
+    if res.extra.get("outOfDomain"):
+        out["flags"].append({
+            "code": "CORNISH_FISHER_OUT_OF_DOMAIN",
+            "message": "The P&L's skewness and excess kurtosis are outside the domain where the Cornish-Fisher "
+                       "expansion is a monotone quantile function (Maillard 2012), or it gave a negative VaR "
+                       "for a book with losses; var and es are the larger of the Gaussian and historical "
+                       "figures (es at least var). The raw expansion is in cornishFisherVar/cornishFisherEs.",
+            "data": {"skewness": out["pnlStatistics"].get("skewness"),
+                     "excessKurtosis": out["pnlStatistics"].get("excessKurtosis"),
+                     "safeRule": res.extra["safeRule"]}})
     if res.extra.get("singularCovariance"):
         out["flags"].append(flag("SINGULAR_COVARIANCE_FALLBACK"))
     out["calculationId"] = new_id()
-    return out
+    return no_negative_zero(out)  # type: ignore[no-any-return]
 
 
 def _frac(x: float, gross: float) -> float | None:
     return float(x / gross) if gross > 0 else None
+
+
+def _nz(x: float | None) -> float | None:
+    """No negative zero: -0.0 + 0.0 is 0.0."""
+    return None if x is None else x + 0.0
 
 
 def _pnl_stats(pnl: F64, periods: int) -> dict[str, Any]:
@@ -213,7 +257,8 @@ def _var_conventions(req: s.VarRequest, confs: list[float]) -> dict[str, Any]:
               "componentVar = exposure x marginalVar, summing to the total; incrementalVar = VaR - VaR without "
               "the position; diversificationBenefit = sum of standalone VaR - VaR"}
     by_method = {
-        "historical": {"quantile": {"discrete": "k-th worst P&L, k = ceil(alpha n) with a 1e-9 guard (riskfolio)",
+        "historical": {"quantile": {"discrete": "k-th worst P&L, k = ceil(alpha n - 1e-9) (lower empirical "
+                                                "quantile; at integer alpha n it is the (alpha n)-th worst)",
                                     "discrete-loss": "lower quantile of the losses at the confidence (skfolio)",
                                     "linear": "linear interpolation, type 7 (numpy, empyrical)"}[req.quantile_method],
                        "es": {"rockafellar-uryasev": "Rockafellar-Uryasev, fractional boundary weight",
@@ -229,7 +274,13 @@ def _var_conventions(req: s.VarRequest, confs: list[float]) -> dict[str, Any]:
                                         "kurtosis, population variance, mean included",
                            "es": "tail mean of the Cornish-Fisher quantile function (closed form); not PA's "
                                  "Boudt modified ES",
-                           "componentsMethod": "analytic gradient through the P&L co-moments (Euler)"},
+                           "domain": "Maillard (2012): the expansion is used only where it is increasing in z, "
+                                     "S^2/9 - 4 (K/8 - S^2/6)(1 - K/8 + 5 S^2/36) <= 0 with K/8 >= S^2/6; "
+                                     "outside it (or when it gives a negative VaR for a book with losses) var = "
+                                     "max(gaussian, historical), es = max(gaussian ES, historical ES, var), flag "
+                                     "CORNISH_FISHER_OUT_OF_DOMAIN",
+                           "componentsMethod": "analytic gradient through the P&L co-moments (Euler); out of "
+                                               "the domain the historical scenario allocation scaled to var"},
         "monte-carlo": {"distribution": "multivariate normal, sample covariance (Cholesky)",
                         "estimator": "discrete VaR, Rockafellar-Uryasev ES of the simulated P&L",
                         "componentsMethod": "Euler allocation of the simulated normal model, scaled to the "
@@ -256,12 +307,18 @@ def stress(req: s.StressRequest, explain: bool = False) -> dict[str, Any]:
         scenarios.append(st.BUILTIN[name])
     rows: list[dict[str, Any]] = []
     for sc in scenarios:
-        r = st.stress(b.pairs, b.exposures, sc)
+        r = st.stress(b.pairs, b.exposures, sc, b.account, b.paths)
+        linear_total = float(r.linear_pnl.sum()) + 0.0
         rows.append({
             "name": sc.name, "source": sc.source, "description": sc.description, "period": sc.period,
-            "totalPnl": r.total, "totalPnlFraction": _frac(r.total, float(np.abs(b.exposures).sum())),
+            "totalPnl": r.total, "totalPnlFraction": _nz(_frac(r.total, float(np.abs(b.exposures).sum()))),
+            "totalLinearPnl": linear_total,
             "positions": [{"index": i, "currencyPair": b.symbols[i], "exposure": float(b.exposures[i]),
-                           "return": float(r.returns[i]), "shockFrom": r.shock_source[i], "pnl": float(r.pnl[i])}
+                           "return": float(r.returns[i]), "shockFrom": r.shock_source[i], "pnl": float(r.pnl[i]),
+                           "linearPnl": float(r.linear_pnl[i]),
+                           "conversionFactor": float(r.conversion_factor[i]),
+                           "conversionPath": None if b.paths is None or b.paths[i] is None
+                           else [bs + q for bs, q, _ in b.paths[i] or []]}
                           for i in range(len(b.symbols))],
         })
     out: dict[str, Any] = {"accountCurrency": b.account, "scenarios": rows, "ratesUsed": b.rates_used}
@@ -285,14 +342,17 @@ def stress(req: s.StressRequest, explain: bool = False) -> dict[str, Any]:
                 "pnlByPosition": [float(x) for x in ww.by_position]})
         out["historical"] = {"observations": n, "worstWindows": worst_windows}
     out["conventions"] = {
-        "pnl": "linear: exposure x pair return per position, summed",
+        "pnl": "exact revaluation: units x (shocked price - price) in the quote currency, converted at the shocked "
+               "rates = exposure x return x conversionFactor, conversionFactor = X1/X0 of quote -> account along "
+               "the conversion path (from the currency shocks when no path is known)",
+        "linearPnl": "exposure x pair return (delta), shown alongside",
         "exposureMapping": DELTA_MAPPING,
         "currencyShock": "each currency's value moves by (1 + s) against a common numeraire; pair XY returns "
                          "(1 + s_X) / (1 + s_Y) - 1; a pair shock wins over currency shocks",
         "historicalWindows": "sum of the daily P&L of today's exposures over overlapping windows",
     }
     out["calculationId"] = new_id()
-    return out
+    return no_negative_zero(out)  # type: ignore[no-any-return]
 
 
 def _scenario(name: str, description: str | None, shocks: dict[str, float], field: str) -> st.Scenario:
@@ -356,4 +416,4 @@ def drawdown(req: s.DrawdownRequest, explain: bool = False) -> dict[str, Any]:
         "indices": "0-based bars of the given series; -1 = initialEquity; recovery = first bar at or above the peak",
     }
     out["calculationId"] = new_id()
-    return out
+    return no_negative_zero(out)  # type: ignore[no-any-return]

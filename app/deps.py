@@ -78,3 +78,12 @@ def target_broker(principal: Principal, broker_id: uuid.UUID) -> uuid.UUID:
     if principal.is_superadmin or broker_id == principal.broker_id:
         return broker_id
     raise NotFound("No broker with this id.")
+
+
+async def broker_scope(broker_id: uuid.UUID, principal: CurrentPrincipal) -> uuid.UUID:
+    """The `{broker_id}` of a broker-scoped admin path, checked once for every such route."""
+    return target_broker(principal, broker_id)
+
+
+# The tenant a `/brokers/{broker_id}/...` route acts on (its own, or any for the platform operator).
+BrokerScope = Annotated[uuid.UUID, Depends(broker_scope)]

@@ -13,7 +13,7 @@ from app.admin.api_keys.schemas import KeyCreate, KeyCreated, KeyOut, KeyRotate,
 from app.admin.brokers import service
 from app.admin.brokers.schemas import BrokerConfig, BrokerCreate, BrokerCreated, BrokerOut
 from app.auth.service import require
-from app.deps import DB, Auth, CurrentPrincipal, TenantDB, target_broker
+from app.deps import DB, Auth, BrokerScope, CurrentPrincipal, TenantDB
 from app.errors import UnsupportedMediaType
 from app.jsonbody import StrictRoute
 
@@ -36,17 +36,15 @@ async def create_broker(spec: BrokerCreate, principal: CurrentPrincipal, db: DB,
 
 
 @router.get("/{broker_id}", response_model=BrokerOut, summary="One broker")
-async def get_broker(broker_id: uuid.UUID, principal: CurrentPrincipal, db: DB) -> dict[str, Any]:
-    target = target_broker(principal, broker_id)
+async def get_broker(target: BrokerScope, principal: CurrentPrincipal, db: DB) -> dict[str, Any]:
     require(principal, "brokers:read:own")
     async with db.tenant(target) as session:
         return service.broker_out(await service.get_broker(session, target))
 
 
 @router.delete("/{broker_id}", status_code=204, summary="Offboard a broker: mark deleted, revoke its keys")
-async def delete_broker(broker_id: uuid.UUID, principal: CurrentPrincipal, db: DB, auth: Auth,
+async def delete_broker(target: BrokerScope, principal: CurrentPrincipal, db: DB, auth: Auth,
                         request: Request) -> Response:
-    target = target_broker(principal, broker_id)
     require(principal, "brokers:delete:any")
     await service.delete_broker(db, auth, principal, target, request)
     return Response(status_code=204)
@@ -60,14 +58,13 @@ MERGE_PATCH = "application/merge-patch+json"
               description="Send only what changes: `{\"branding\": {\"primaryColor\": \"#0a7f5a\"}}` changes the "
                           "colour and nothing else; `null` resets a key to its default. Content-Type "
                           "`application/merge-patch+json` (`application/json` is accepted too).")
-async def patch_config(broker_id: uuid.UUID, patch: Annotated[dict[str, Any], Body(media_type=MERGE_PATCH)],
+async def patch_config(target: BrokerScope, patch: Annotated[dict[str, Any], Body(media_type=MERGE_PATCH)],
                        principal: CurrentPrincipal, db: DB, auth: Auth, request: Request) -> dict[str, Any]:
     media = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
     if media not in (MERGE_PATCH, "application/json"):
         raise UnsupportedMediaType(f"Send the patch as {MERGE_PATCH} (got {media or 'none'}).",
                                    errors=[{"field": "content-type", "pointer": "#", "code": "unsupported_media_type",
                                             "detail": f"expected {MERGE_PATCH} or application/json"}])
-    target = target_broker(principal, broker_id)
     require(principal, "brokers:update:own")
     async with db.tenant(target) as session:
         return await service.patch_config(session, auth, principal, target, patch, request)
@@ -76,17 +73,15 @@ async def patch_config(broker_id: uuid.UUID, patch: Annotated[dict[str, Any], Bo
 @router.put("/{broker_id}/config", response_model=BrokerOut,
             summary="Replace the whole configuration (keys left out go back to their defaults; to change one "
                     "setting use PATCH)")
-async def put_config(broker_id: uuid.UUID, config: BrokerConfig, principal: CurrentPrincipal, db: DB, auth: Auth,
+async def put_config(target: BrokerScope, config: BrokerConfig, principal: CurrentPrincipal, db: DB, auth: Auth,
                      request: Request) -> dict[str, Any]:
-    target = target_broker(principal, broker_id)
     require(principal, "brokers:update:own")
     async with db.tenant(target) as session:
         return await service.update_config(session, auth, principal, target, config, request)
 
 
 @router.get("/{broker_id}/api-keys", response_model=list[KeyOut], summary="API keys: prefix and last 4 only")
-async def list_keys(broker_id: uuid.UUID, principal: CurrentPrincipal, db: DB) -> list[dict[str, Any]]:
-    target = target_broker(principal, broker_id)
+async def list_keys(target: BrokerScope, principal: CurrentPrincipal, db: DB) -> list[dict[str, Any]]:
     require(principal, "keys:read:own")
     async with db.tenant(target) as session:
         return await key_service.list_keys(session)
@@ -94,9 +89,8 @@ async def list_keys(broker_id: uuid.UUID, principal: CurrentPrincipal, db: DB) -
 
 @router.post("/{broker_id}/api-keys", status_code=201, response_model=KeyCreated,
              summary="Create a key; the full key is in this response only")
-async def create_key(broker_id: uuid.UUID, spec: KeyCreate, principal: CurrentPrincipal, db: DB, auth: Auth,
+async def create_key(target: BrokerScope, spec: KeyCreate, principal: CurrentPrincipal, db: DB, auth: Auth,
                      request: Request) -> dict[str, Any]:
-    target = target_broker(principal, broker_id)
     require(principal, "keys:create:own")
     async with db.tenant(target) as session:
         return await key_service.create(session, auth, principal, target, spec, request)
@@ -104,9 +98,8 @@ async def create_key(broker_id: uuid.UUID, spec: KeyCreate, principal: CurrentPr
 
 @router.post("/{broker_id}/api-keys/{key_id}/rotate", status_code=201, response_model=KeyRotated,
              summary="Rotate: a new key now, the old one keeps working for the overlap window")
-async def rotate_key(broker_id: uuid.UUID, key_id: uuid.UUID, principal: CurrentPrincipal, db: DB, auth: Auth,
+async def rotate_key(target: BrokerScope, key_id: uuid.UUID, principal: CurrentPrincipal, db: DB, auth: Auth,
                      request: Request, body: KeyRotate | None = None) -> dict[str, Any]:
-    target = target_broker(principal, broker_id)
     require(principal, "keys:create:own")
     async with db.tenant(target) as session:
         return await key_service.rotate(session, auth, principal, target, key_id,
@@ -114,15 +107,14 @@ async def rotate_key(broker_id: uuid.UUID, key_id: uuid.UUID, principal: Current
 
 
 @router.delete("/{broker_id}/api-keys/{key_id}", response_model=KeyOut, summary="Revoke a key at once")
-async def revoke_key(broker_id: uuid.UUID, key_id: uuid.UUID, principal: CurrentPrincipal, db: DB, auth: Auth,
+async def revoke_key(target: BrokerScope, key_id: uuid.UUID, principal: CurrentPrincipal, db: DB, auth: Auth,
                      request: Request) -> dict[str, Any]:
-    target = target_broker(principal, broker_id)
     require(principal, "keys:revoke:own")
     async with db.tenant(target) as session:
         return await key_service.revoke(session, auth, principal, target, key_id, request)
 
 
 @router.post("/{broker_id}/api-keys/{key_id}/revoke", response_model=KeyOut, summary="Revoke a key (POST form)")
-async def revoke_key_post(broker_id: uuid.UUID, key_id: uuid.UUID, principal: CurrentPrincipal, db: DB, auth: Auth,
+async def revoke_key_post(target: BrokerScope, key_id: uuid.UUID, principal: CurrentPrincipal, db: DB, auth: Auth,
                           request: Request) -> dict[str, Any]:
-    return await revoke_key(broker_id, key_id, principal, db, auth, request)
+    return await revoke_key(target, key_id, principal, db, auth, request)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import uuid
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -11,32 +10,29 @@ from starlette.responses import Response
 from app.admin.sso import service
 from app.admin.sso.schemas import SsoConfigIn, SsoConfigOut
 from app.auth.service import require
-from app.deps import DB, Auth, CurrentPrincipal, target_broker
+from app.deps import DB, Auth, BrokerScope, CurrentPrincipal
 from app.jsonbody import StrictRoute
 
 router = APIRouter(prefix="/api/v1/brokers", tags=["sso"], route_class=StrictRoute)
 
 
 @router.get("/{broker_id}/sso", response_model=SsoConfigOut, summary="The OIDC connection (never its secret)")
-async def get_sso(broker_id: uuid.UUID, principal: CurrentPrincipal, db: DB, auth: Auth) -> dict[str, Any]:
-    target = target_broker(principal, broker_id)
+async def get_sso(target: BrokerScope, principal: CurrentPrincipal, db: DB, auth: Auth) -> dict[str, Any]:
     require(principal, "sso:manage:own")
     async with db.tenant(target) as session:
         return await service.get(session, auth, target)
 
 
 @router.put("/{broker_id}/sso", response_model=SsoConfigOut, summary="Create or replace the OIDC connection")
-async def put_sso(broker_id: uuid.UUID, spec: SsoConfigIn, principal: CurrentPrincipal, db: DB, auth: Auth,
+async def put_sso(target: BrokerScope, spec: SsoConfigIn, principal: CurrentPrincipal, db: DB, auth: Auth,
                   request: Request) -> dict[str, Any]:
-    target = target_broker(principal, broker_id)
     require(principal, "sso:manage:own")
     async with db.tenant(target) as session:
         return await service.put(session, auth, principal, target, spec, request)
 
 
 @router.delete("/{broker_id}/sso", status_code=204, summary="Remove the OIDC connection")
-async def delete_sso(broker_id: uuid.UUID, principal: CurrentPrincipal, db: DB, request: Request) -> Response:
-    target = target_broker(principal, broker_id)
+async def delete_sso(target: BrokerScope, principal: CurrentPrincipal, db: DB, request: Request) -> Response:
     require(principal, "sso:manage:own")
     async with db.tenant(target) as session:
         await service.remove(session, principal, target, request)

@@ -10,24 +10,22 @@ from fastapi import APIRouter, Query, Request
 from app.admin.users import service
 from app.admin.users.schemas import ActivityOut, UserCreate, UserOut, UserUpdate
 from app.auth.service import require
-from app.deps import DB, Auth, CurrentPrincipal, TenantDB, target_broker
+from app.deps import DB, Auth, BrokerScope, CurrentPrincipal, TenantDB
 from app.jsonbody import StrictRoute
 
 router = APIRouter(tags=["users"], route_class=StrictRoute)
 
 
 @router.get("/api/v1/brokers/{broker_id}/users", response_model=list[UserOut], summary="The broker's users")
-async def list_users(broker_id: uuid.UUID, principal: CurrentPrincipal, db: DB) -> list[dict[str, Any]]:
-    target = target_broker(principal, broker_id)
+async def list_users(target: BrokerScope, principal: CurrentPrincipal, db: DB) -> list[dict[str, Any]]:
     require(principal, "users:read:own")
     async with db.tenant(target) as session:
         return await service.list_users(session)
 
 
 @router.post("/api/v1/brokers/{broker_id}/users", status_code=201, response_model=UserOut, summary="Create a user")
-async def create_user(broker_id: uuid.UUID, spec: UserCreate, principal: CurrentPrincipal, db: DB, auth: Auth,
+async def create_user(target: BrokerScope, spec: UserCreate, principal: CurrentPrincipal, db: DB, auth: Auth,
                       request: Request) -> dict[str, Any]:
-    target = target_broker(principal, broker_id)
     require(principal, "users:create:own")
     async with db.tenant(target) as session:
         return await service.create(session, auth, principal, target, spec, request)

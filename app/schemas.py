@@ -46,11 +46,40 @@ def Omitted(description: str | None = None, **kwargs: Any) -> Any:  # noqa: N802
 class Quote(OutModel):
     bid: float
     ask: float
+    mid: float = Omitted("The quote's own mid, when the request gave one ({bid, ask, mid})")
 
 
 RatesUsed = Annotated[
     dict[str, float | Quote],
-    Field(description="The rates a calculation converted with: symbol -> price, or {bid, ask} when sided"),
+    Field(description="The rates a calculation converted with: symbol -> price, or {bid, ask} (with mid when "
+                      "given) when sided"),
+]
+
+RateSource = Literal["conversionRates", "entryPrice", "stopLoss", "closePrice", "price"]
+
+
+class ConversionLeg(OutModel):
+    pair: str = Field(description="The quoted pair used (as held in the rate table, e.g. USDJPY)")
+    rate: float | Quote = Field(description="Its rate: a price, or {bid, ask} (with mid when given) when sided")
+    source: RateSource = Field(description="Where the rate came from: conversionRates, or the request's own price "
+                               "field for the instrument's pair (entryPrice, stopLoss, closePrice, price)")
+
+
+class ConversionPath(OutModel):
+    """One conversion a calculation made: the shortest path in the graph of rates (fewest hops, then USD,
+    EUR, alphabetical)."""
+
+    from_currency: str = Field(alias="from")
+    to_currency: str = Field(alias="to")
+    path: list[str] = Field(description="The currencies visited, `from` first, `to` last")
+    hops: int = Field(description="Number of pairs multiplied")
+    rate: float = Field(description="The mid rate of the conversion: units of `to` per unit of `from`")
+    legs: list[ConversionLeg] = Field(description="The pairs used, in order")
+
+
+ConversionPaths = Annotated[
+    list[ConversionPath],
+    Field(description="Each conversion made: the currencies visited, the pairs used, their rates and sources"),
 ]
 
 

@@ -142,10 +142,61 @@ def cf_var_es(x: np.ndarray, c: float, h: float) -> tuple[float, float, float]:
     return -(mean * h + zcf * sd), -(mean * h + tail * sd), zcf
 
 
+def cf_monotone(x: np.ndarray) -> bool:
+    """Maillard (2012): the expansion is a quantile function where dz_cf/dz >= 0 for every z. Differentiating
+    cf_quantile gives the quadratic A z^2 + B z + C with A = K/8 - S^2/6, B = S/3, C = 1 - K/8 + 5 S^2/36,
+    non-negative on the whole line iff A >= 0, C > 0 and its discriminant B^2 - 4 A C <= 0 (1e-12 slack
+    on the boundary, as calc-conventions states it)."""
+    _, _, s, k = cf_moments(x)
+    a, b, c = k / 8 - s * s / 6, s / 3, 1 - k / 8 + 5 * s * s / 36
+    return a >= -1e-12 and c > 0 and b * b - 4 * a * c <= 1e-12
+
+
+def cf_needs_fallback(x: np.ndarray, c0: float, h: float) -> bool:
+    """Out of the domain, or a negative VaR (at the first confidence) for a column that has lost money."""
+    return not cf_monotone(x) or (cf_var_es(x, c0, h)[0] < 0 and bool(np.any(x < 0)))
+
+
+def gaussian_var_es(x: np.ndarray, c: float, h: float) -> tuple[float, float]:
+    """Normal VaR and ES with the column's mean and population variance (Cornish-Fisher with S = K = 0)."""
+    mean, m2 = float(np.mean(x)), float(np.mean((x - np.mean(x)) ** 2))
+    z, sd = N.inv_cdf(1.0 - c), math.sqrt(m2 * h)
+    return -(mean * h + z * sd), -mean * h + sd * N.pdf(z) / (1.0 - c)
+
+
+def cf_column_var(x: np.ndarray, c0: float, h: float) -> float:
+    """A position alone or the book without one: the expansion, or max(Gaussian, historical) outside."""
+    if not cf_needs_fallback(x, c0, h):
+        return cf_var_es(x, c0, h)[0]
+    return max(gaussian_var_es(x, c0, h)[0], ref_var(x, c0, "discrete") * math.sqrt(h))
+
+
 def reference_cornish_fisher(inp: VarInput) -> dict[str, Any]:
     r, h, c0 = inp.returns, inp.horizon, inp.confidences[0]
     w = book_weights(inp)
     pnl = r @ w
+    alone = [r[:, f] * e for f, e in zip(inp.factor_of, inp.exposures, strict=True)]
+    book = [cf_var_es(pnl, cf, h) for cf in inp.confidences]
+    gaussian = [gaussian_var_es(pnl, cf, h)[0] for cf in inp.confidences]
+    common = {"standalone": [cf_column_var(x, c0, h) for x in alone],
+              "rest": [cf_column_var(pnl - x, c0, h) for x in alone],
+              "zcf": [b[2] for b in book], "gaussian": gaussian,
+              "cfVar": [b[0] for b in book], "cfEs": [b[1] for b in book], "inDomain": cf_monotone(pnl)}
+    if cf_needs_fallback(pnl, c0, h):
+        # The safe figure: max(Gaussian, historical (discrete VaR, Rockafellar-Uryasev ES)), never below zero
+        # for a book that has lost money; ES at least the VaR; the historical scenario allocation (the
+        # discrete VaR's scenario row) scaled to that VaR.
+        root_t = math.sqrt(h)
+        var = [max(gaussian_var_es(pnl, cf, h)[0], ref_var(pnl, cf, "discrete") * root_t) for cf in inp.confidences]
+        if np.any(pnl < 0):
+            var = [max(v, 0.0) for v in var]
+        es = [max(gaussian_var_es(pnl, cf, h)[1], ref_es(pnl, cf, "rockafellar-uryasev") * root_t, v)
+              for cf, v in zip(inp.confidences, var, strict=True)]
+        order = np.argsort(pnl, kind="stable")
+        marginal_h = -sum(wt * r[order[p]] for p, wt in var_terms(pnl.size, c0, "discrete")) * root_t
+        h0 = ref_var(pnl, c0, "discrete") * root_t
+        marginal_f = marginal_h * (var[0] / h0) if h0 != 0 else np.zeros(r.shape[1])
+        return {"var": var, "es": es, "marginal": marginal_f[inp.factor_of], "outOfDomain": True, **common}
     # The gradient as first written (before it was folded into scalar partials): vectors of
     # dm2/dw, dm3/dw, dm4/dw through the chain rule over S and K.
     n = pnl.size
@@ -160,13 +211,8 @@ def reference_cornish_fisher(inp: VarInput) -> dict[str, Any]:
     dz = ((z * z - 1) / 6 - 2 * (2 * z**3 - 5 * z) * s / 36) * ds + (z**3 - 3 * z) / 24 * dk
     sd = math.sqrt(m2)
     marginal_f = -(h * r.mean(axis=0) + math.sqrt(h) * (dz * sd + cf_quantile(z, s, k) * dm2 / (2 * sd)))
-    alone = [r[:, f] * e for f, e in zip(inp.factor_of, inp.exposures, strict=True)]
-    book = [cf_var_es(pnl, cf, h) for cf in inp.confidences]
-    gaussian = [-(float(pnl.mean()) * h + N.inv_cdf(1.0 - cf) * math.sqrt(m2 * h)) for cf in inp.confidences]
-    return {"var": [b[0] for b in book], "es": [b[1] for b in book], "marginal": marginal_f[inp.factor_of],
-            "standalone": [cf_var_es(x, c0, h)[0] for x in alone],
-            "rest": [cf_var_es(pnl - x, c0, h)[0] for x in alone],
-            "zcf": [b[2] for b in book], "gaussian": gaussian}
+    return {"var": [b[0] for b in book], "es": [max(b[1], b[0]) for b in book],
+            "marginal": marginal_f[inp.factor_of], "outOfDomain": False, **common}
 
 
 def random_input(seed: int, method: str) -> VarInput:
@@ -218,6 +264,11 @@ def test_engine_equals_reference(seed: int, method: str) -> None:
     if method == "cornish-fisher":
         close(got.extra["zCornishFisher"], want["zcf"], 1.0, "zCornishFisher")
         close(got.extra["gaussianVarPopulation"], want["gaussian"], scale, "gaussianVarPopulation")
+        close(got.extra["cornishFisherVar"], want["cfVar"], scale, "cornishFisherVar")
+        close(got.extra["cornishFisherEs"], want["cfEs"], scale, "cornishFisherEs")
+        assert got.extra["inDomain"] is want["inDomain"]
+        assert bool(got.extra.get("outOfDomain")) is want["outOfDomain"]
+        assert np.all(np.asarray(got.es) >= np.asarray(got.var))
     if method in ("parametric", "ewma"):
         close(got.extra["sigma"], want["sigma"], want["sigma"], "sigma")
 

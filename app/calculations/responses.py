@@ -12,7 +12,8 @@ from typing import Annotated, Literal
 
 from pydantic import Field, RootModel
 
-from app.schemas import Direction, ExplainStep, Flag, Omitted, OutModel, RatesUsed
+from app.calc.instruments import MarginMode
+from app.schemas import Direction, ExplainStep, Flag, Omitted, OutModel, Quote, RatesUsed
 
 LeverageRule = Literal["requested", "esma", "fca", "asic", "nfa", "broker", "esma-default"]
 MinLotPolicy = Literal["raise", "refuse"]
@@ -60,8 +61,9 @@ class PortfolioPositionRisk(OutModel):
     units: float
     risk_at_stop: float | None = Field(description="Money lost at the stop, account currency; null without a stop")
     stop_distance_pips: float = Omitted("With a stop")
-    required_margin: float
-    notional: float = Field(description="Account currency")
+    required_margin: float | None = Field(description="null (flag MARGIN_UNAVAILABLE) when no rate converts it")
+    notional: float | None = Field(description="Account currency; null (flag MARGIN_UNAVAILABLE) when no rate "
+                                   "converts it")
     leverage: float
     leverage_cap: LeverageRule
     rates_used: RatesUsed
@@ -93,14 +95,17 @@ class PortfolioResponse(OutModel):
     risk_by_position: list[float | None] = Field(description="riskAtStop per position (null without a stop)")
     total_risk: float = Field(description="Sum of riskAtStop, account currency")
     total_risk_complete: bool = Field(description="false: some position has no stop (UNBOUNDED_RISK)")
-    total_margin: float
-    margin_by_position: list[float]
+    total_margin: float | None = Field(description="Sum of requiredMargin; null when a position's margin cannot be "
+                                       "converted (MARGIN_UNAVAILABLE)")
+    total_margin_complete: bool = Field(description="false: some position's margin could not be converted "
+                                        "(MARGIN_UNAVAILABLE), totalMargin is null")
+    margin_by_position: list[float | None] = Field(description="requiredMargin per position (null when unavailable)")
     rates_used: RatesUsed
     flags: list[Flag]
     largest_contributor: LargestContributor = Omitted("The position with the largest risk at its stop")
     total_risk_percentage: float = Omitted("With accountBalance: totalRisk in % of the balance")
-    margin_percentage: float = Omitted("With accountBalance: totalMargin in % of the balance")
-    free_margin_after: float = Omitted("With accountBalance or freeMargin")
+    margin_percentage: float = Omitted("With accountBalance and totalMarginComplete: totalMargin in % of the balance")
+    free_margin_after: float = Omitted("With accountBalance or freeMargin, and totalMarginComplete")
     net_exposure_by_currency: dict[str, NetExposure]
     net_exposure_complete: bool = Field(description="false: a position's currencies could not be netted")
     correlation_adjusted_risk: float = Omitted(
@@ -290,6 +295,7 @@ class CrossRateResponse(OutModel):
     mid: float
     spread: float = Field(description="ask - bid, unrounded")
     path: list[str] = Field(description="The quoted pairs multiplied, in order")
+    currency_path: list[str] = Field(description="The currencies visited, base first, quote last")
     rates_used: RatesUsed
     bid_unrounded: float = Omitted("With decimals")
     ask_unrounded: float = Omitted("With decimals")
@@ -308,13 +314,36 @@ class ConvertResponse(OutModel):
     from_currency: str = Field(alias="from")
     to_currency: str = Field(alias="to")
     amount: float
-    path: list[str]
+    path: list[str] = Field(description="The quoted pairs multiplied, in order")
+    currency_path: list[str] = Field(description="The currencies visited, `from` first, `to` last")
     rate: ConversionRate = Field(description="Units of `to` per unit of `from`")
     mid: float = Field(description="amount at the mid rate")
     loss: float = Field(description="amount at the ask (an amount owed in `from`)")
     profit: float = Field(description="amount at the bid (an amount received in `from`)")
     rates_used: RatesUsed
     explain: Explained = Omitted()
+
+
+# ---- position-size conventions (also per batch item) ----
+
+class ItemConventions(OutModel):
+    """The options one position size used (a batch item echoes these; the prose is given once per batch)."""
+
+    version: str
+    conversion_at: Literal["entry", "stop"]
+    rate_side: Literal["mid", "conservative"]
+    lot_rounding: Literal["down", "nearest"]
+    min_lot_policy: MinLotPolicy
+    margin_mode: MarginMode
+    pip_size: float
+
+
+class PositionSizeConventions(ItemConventions):
+    commission: str
+    spread: str
+    direction: str
+    conversion: str
+    own_rate_check: str
 
 
 # ---- batch ----
@@ -335,11 +364,13 @@ class BatchItemResult(OutModel):
     loss_per_lot: float = Omitted()
     pip_value: float = Omitted()
     pip_value_per_lot: float = Omitted()
-    required_margin: float = Omitted()
-    margin_percentage: float = Omitted()
+    required_margin: float | None = Omitted("null (flag MARGIN_UNAVAILABLE) when no rate converts it")
+    margin_percentage: float | None = Omitted("null with requiredMargin")
     leverage: float = Omitted()
     leverage_cap: LeverageRule = Omitted()
     flags: list[Flag] = Omitted()
+    rates_used: RatesUsed = Omitted("The rates this item converted with")
+    conventions: ItemConventions = Omitted("This item's own options")
     explain: Explained = Omitted("With ?explain=true")
 
 
@@ -393,6 +424,8 @@ class BatchColumns(OutModel):
     leverage: list[float | None] = Omitted()
     leverage_cap: list[LeverageRule | None] = Omitted()
     flags: list[list[Flag] | None] = Omitted()
+    rates_used: list[dict[str, float | Quote] | None] = Omitted()
+    conventions: list[ItemConventions | None] = Omitted()
     explain: list[list[ExplainStep] | None] = Omitted("With ?explain=true")
 
 
@@ -403,6 +436,8 @@ class BatchItemError(ItemProblem):
 class BatchConventions(OutModel):
     version: str
     note: str
+    conversion: str = Field(description="How every item's conversion path is chosen")
+    direction: str = Field(description="How every item's direction is set")
 
 
 class PositionSizeBatchResponse(OutModel):

@@ -6,11 +6,12 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Field
 
-from app.calculations.responses import Explained, LeverageLimits
+from app.calculations.responses import Explained, LeverageLimits, PositionSizeConventions
 from app.calculations.risk.schemas import ReturnsHistory
 from app.instruments.schemas import Instrument
 from app.schemas import (
     ApiModel,
+    ConversionPaths,
     ConversionRates,
     Currency,
     Direction,
@@ -107,10 +108,9 @@ class PositionSizeResponse(OutModel):
     risk_reward_ratio: float | None = None
     take_profits: list[TakeProfitLeg] | None = None
     flags: list[Flag]
-    rates_used: dict[str, Any]
-    conversion_paths: list[dict[str, Any]] | None = Field(
-        default=None, description="Each conversion: currencies visited, pairs used, their rates and sources")
-    conventions: dict[str, Any]
+    rates_used: RatesUsed
+    conversion_paths: ConversionPaths
+    conventions: PositionSizeConventions
     explain: list[ExplainStep] | None = None
     direction_source: Literal["stopLoss", "direction", "takeProfit", "assumed"] = Field(
         description="What set the direction: the stop's side, the request, the take-profit's side, or long assumed")
@@ -120,16 +120,19 @@ class PositionSizeResponse(OutModel):
     target_risk_percentage: float = Field(description="The target risk in % of balance")
     loss_per_lot: float = Field(description="Loss of one lot at the stop, round-turn commission included")
     commission: float = Field(description="Round-turn commission of the tradeable size")
-    margin_per_lot: float
-    notional: float = Field(description="Notional of the tradeable size, account currency")
+    margin_per_lot: float | None = Field(description="null (flag MARGIN_UNAVAILABLE) when no rate converts it")
+    notional: float | None = Field(description="Notional of the tradeable size, account currency; null with "
+                                   "marginPerLot")
     leverage_limits: LeverageLimits
     pip_value_needed: float = Field(description="Pip value that loses exactly the target at the stop")
     target_risk_amount_quote: float = Field(description="The target risk in the quote currency")
     max_loss_at_stop_rate: float = Field(
         description="maxLoss with the quote->account rate taken at the stop (differs for a self-converting pair)")
     exact_pip_value: float
-    exact_required_margin: float
-    exact_margin_percentage: float
+    exact_required_margin: float | None = Field(description="null (flag MARGIN_UNAVAILABLE) when no rate converts it")
+    exact_margin_percentage: float | None
+    spread: float = Field(description="The spread used, as a price distance (spreadPips x pipSize when given in "
+                          "pips); 0 without one")
     max_lots_by_margin: float = Omitted("With freeMargin: the most lots the free margin carries")
     margin_limited_lot_size: float = Omitted("With freeMargin, when the size exceeds it (EXCEEDS_MAX_SIZE_BY_MARGIN)")
     margin_limited_position_size: float = Omitted("Units of marginLimitedLotSize")
@@ -154,7 +157,7 @@ class PipValueResponse(OutModel):
     pip_value_per_unit: float
     pip_value_quote: float
     tick_value_per_lot: float
-    rates_used: dict[str, Any]
+    rates_used: RatesUsed
     currency_pair: str
     account_currency: str
     quote_currency: str
@@ -169,7 +172,7 @@ class PipValueResponse(OutModel):
     pip_value_base: float = Omitted("Pip value in the base currency (a pair whose base is not the account's)")
     base_currency: str = Omitted("With pipValueBase")
     explain: Explained = Omitted()
-    conversion_paths: list[dict[str, Any]] | None = None
+    conversion_paths: ConversionPaths
 
 
 class MarginRequest(ApiModel):
@@ -196,10 +199,15 @@ class MarginResponse(OutModel):
     leverage: float
     leverage_cap: str
     effective_leverage: float
-    max_lots_by_margin: float | None = None
-    free_margin_before: float | None = Field(default=None, description="freeMargin given, else equity")
-    free_margin_after: float | None = Field(default=None, description="freeMarginBefore - requiredMargin")
-    rates_used: dict[str, Any]
+    max_lots_by_margin: float = Omitted("With freeMargin or accountBalance: freeMarginBefore / marginPerLot, "
+                                        "floored to the lot step")
+    free_margin_before: float = Omitted("With freeMargin or accountBalance: the freeMargin given, else the equity "
+                                        "(balance + unrealizedPnl, or the balance)")
+    free_margin_source: Literal["freeMargin", "equity", "accountBalance"] = Omitted(
+        "With freeMarginBefore: what it is (freeMargin given; equity with openPrice and side; else the balance)")
+    free_margin_after: float = Omitted("With freeMarginBefore: freeMarginBefore - requiredMargin")
+    flags: list[Flag]
+    rates_used: RatesUsed
     currency_pair: str
     account_currency: str
     units: float
@@ -215,11 +223,11 @@ class MarginResponse(OutModel):
     unrealized_pnl: float = Omitted("With openPrice, side and accountBalance")
     equity: float = Omitted("With openPrice, side and accountBalance: balance + unrealizedPnl")
     margin_percentage: float = Omitted("With accountBalance")
-    free_margin: float = Omitted("With accountBalance: equity - requiredMargin")
+    free_margin: float = Omitted("Same as freeMarginAfter (its older name)")
     margin_level: float | None = Omitted("With accountBalance: equity / requiredMargin x 100 (null for zero margin)")
-    max_lots_by_margin_exact: float = Omitted("With freeMargin")
+    max_lots_by_margin_exact: float = Omitted("With freeMarginBefore: freeMarginBefore / marginPerLot, unrounded")
     explain: Explained = Omitted()
-    conversion_paths: list[dict[str, Any]] | None = None
+    conversion_paths: ConversionPaths
 
 
 class PnlRequest(ApiModel):
@@ -242,7 +250,9 @@ class PnlResponse(OutModel):
     pnl_quote: float
     gross_pnl: float
     net_pnl: float
-    rates_used: dict[str, Any]
+    flags: list[Flag] = Field(description="OWN_RATE_DIFFERS_FROM_PRICE when the pair's own rate is far from "
+                              "closePrice")
+    rates_used: RatesUsed
     currency_pair: str
     side: Direction
     account_currency: str
@@ -255,7 +265,7 @@ class PnlResponse(OutModel):
     pnl: float = Field(description="Same as netPnl")
     return_on_notional: float = Field(description="Price move / openPrice, signed by the side")
     explain: Explained = Omitted()
-    conversion_paths: list[dict[str, Any]] | None = None
+    conversion_paths: ConversionPaths
 
 
 class RiskRewardRequest(ApiModel):
@@ -318,6 +328,7 @@ class RiskRewardResponse(OutModel):
     reward_amount: float = Omitted("Money amounts, or price levels with lots (account currency)")
     commission: float = Omitted("Round-turn cost in money")
     rates_used: RatesUsed = Omitted("Price levels with lots")
+    conversion_paths: ConversionPaths = Omitted("Price levels with lots")
     take_profits: list[RewardAtTakeProfit] = Omitted("Price levels with lots")
     explain: Explained = Omitted()
 
@@ -330,12 +341,21 @@ class KellyRequest(ApiModel):
         | None = Field(default=None, description="Trade results (money or R multiples)")
 
 
+class KellyUnits(OutModel):
+    """What each figure of a Kelly from trades is measured in."""
+
+    trades: str
+    kelly_fraction: str
+    log_optimal_risk_fraction: str
+    vince_optimal_f: str
+
+
 class KellyResponse(OutModel):
     calculation_id: str
     kelly_fraction: float
     half_kelly: float
     recommended_fraction: float
-    log_optimal_fraction: float | None = None
+    log_optimal_fraction: float = Omitted("With trades: same as logOptimalRiskFraction")
     flags: list[Flag]
     recommended_half_kelly: float
     win_rate: float
@@ -344,8 +364,11 @@ class KellyResponse(OutModel):
     trades: int = Omitted("With trades: their count")
     worst_loss: float = Omitted("With trades: the worst result (negative)")
     log_optimal_growth_per_trade: float = Omitted("With winning and losing trades: mean log growth at the optimum")
-    log_optimal_risk_fraction: float = Omitted("With winning and losing trades: share of equity lost if the "
-                                               "worst trade repeats")
+    log_optimal_risk_fraction: float = Omitted("With trades: the growth-optimal fraction of equity to risk per 1R "
+                                               "(root of mean(r / (1 + f r)) = 0), comparable with kellyFraction")
+    vince_optimal_f: float = Omitted("With trades: Vince's optimal f, the fraction of equity lost if the worst "
+                                     "trade repeats (logOptimalRiskFraction x |worstLoss|)")
+    units: KellyUnits = Omitted("With winning and losing trades: the unit of each figure")
     explain: Explained = Omitted()
 
 
@@ -369,12 +392,14 @@ class RuinMonteCarlo(OutModel):
     seed: int | None = Field(description="The request's seed; null when none was given")
     ruin_probability: float
     standard_error: float
+    horizon: str = Omitted("capitalUnits without riskFraction: the simulation counts ruin within monteCarloTrades "
+                           "trades (the root is for ever)")
 
 
 class RiskOfRuinResponse(OutModel):
     calculation_id: str
-    risk_of_ruin: float | None = None
-    fixed_fractional_ruin_bound: float | None = None
+    risk_of_ruin: float = Omitted("With capitalUnits: ruinRoot^capitalUnits (see riskOfRuinKind)")
+    fixed_fractional_ruin_bound: float = Omitted("With riskFraction: ruinLevel^lundbergExponent (1 without one)")
     edge: float
     win_rate: float
     payoff_ratio: float
@@ -382,10 +407,15 @@ class RiskOfRuinResponse(OutModel):
     flags: list[Flag]
     ruin_root: float = Field(description="x in (0, 1] with p x^(b+1) - x + q = 0; riskOfRuin = x^capitalUnits")
     capital_units: float = Omitted("With capitalUnits")
-    method: Literal["root"] = Omitted("With capitalUnits")
+    method: Literal["root", "root-bound"] = Omitted(
+        "With capitalUnits: root (x^capitalUnits is exact: whole payoff and capital) or root-bound (an upper bound)")
+    risk_of_ruin_kind: Literal["exact", "bound"] = Omitted("With capitalUnits: whether riskOfRuin is the value or an "
+                                                          "upper bound (flag RUIN_BOUND)")
     risk_fraction: float = Omitted("With riskFraction")
     ruin_level: float = Omitted("With riskFraction")
     lundberg_exponent: float | None = Omitted("With riskFraction; null when the log growth is not positive")
+    fixed_fractional_ruin_kind: Literal["bound"] = Omitted("With riskFraction: fixedFractionalRuinBound is an upper "
+                                                          "bound (Lundberg)")
     monte_carlo: RuinMonteCarlo = Omitted("With monteCarloPaths")
     explain: Explained = Omitted()
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Annotated, Any
 
 import orjson
@@ -20,7 +21,9 @@ _JURISDICTIONS = ("esma", "fca", "asic", "nfa")
 
 def _with_caps(spec_public: dict[str, Any], symbol: str) -> dict[str, Any]:
     spec = CATALOGUE.get(symbol) or resolve(symbol)
-    spec_public["leverageCaps"] = {j: regulatory_cap(spec, j) for j in _JURISDICTIONS}
+    # inf = no cap because the product is not offered (NFA on a non-FX CFD): null, said so explicitly.
+    caps = {j: regulatory_cap(spec, j) for j in _JURISDICTIONS}
+    spec_public["leverageCaps"] = {j: (cap if math.isfinite(cap) else None) for j, cap in caps.items()}
     return spec_public
 
 

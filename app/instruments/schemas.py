@@ -36,7 +36,8 @@ class LeverageCaps(OutModel):
     esma: float
     fca: float
     asic: float
-    nfa: float
+    nfa: float | None = Field(description="null: not offered to US retail clients (NFA/CFTC allow retail forex "
+                                          "only; CFDs on indices, metals, commodities, crypto and shares)")
 
 
 class CatalogueInstrument(Instrument):

@@ -26,6 +26,9 @@ class VarResult(OutModel):
     es_standard_error: float = Omitted("monte-carlo")
     z_cornish_fisher: float = Omitted("cornish-fisher: the adjusted quantile")
     gaussian_var: float = Omitted("cornish-fisher: the normal VaR with the same mean and population variance")
+    cornish_fisher_var: float = Omitted("cornish-fisher: the raw expansion's VaR; it is `var` only inside Maillard's "
+                                        "domain (else flag CORNISH_FISHER_OUT_OF_DOMAIN)")
+    cornish_fisher_es: float = Omitted("cornish-fisher: the raw expansion's ES (closed-form tail mean)")
 
 
 class VarComponent(OutModel):
@@ -80,6 +83,7 @@ class VarConventions(OutModel):
     covariance: str = Omitted("parametric, ewma")
     z: str = Omitted("parametric")
     expansion: str = Omitted("cornish-fisher")
+    domain: str = Omitted("cornish-fisher: Maillard's domain and the fallback outside it")
     estimator: str = Omitted("monte-carlo")
 
 
@@ -114,7 +118,12 @@ class StressPosition(OutModel):
     exposure: float
     return_: float = Field(alias="return", description="Relative move applied to the pair")
     shock_from: Literal["pair", "currency", "none"]
-    pnl: float
+    pnl: float = Field(description="Exact revaluation: exposure x return x conversionFactor")
+    linear_pnl: float = Field(description="exposure x return (delta), without the move of the conversion rate")
+    conversion_factor: float = Field(description="X1 / X0 of the quote -> account conversion under the scenario")
+    conversion_path: list[str] | None = Field(
+        description="The pairs of the quote -> account conversion ([] when the quote is the account currency); "
+                    "null when no rate path is known (conversionFactor from the currency shocks)")
 
 
 class StressScenarioResult(OutModel):
@@ -123,6 +132,7 @@ class StressScenarioResult(OutModel):
     description: str
     period: str | None = Field(description="Built-in scenarios: the dates of the historical move")
     total_pnl: float
+    total_linear_pnl: float = Field(description="Sum of linearPnl")
     total_pnl_fraction: float | None = Field(description="totalPnl / gross exposure; null for a zero exposure")
     positions: list[StressPosition]
 
@@ -149,6 +159,7 @@ class StressHistorical(OutModel):
 
 class StressConventions(OutModel):
     pnl: str
+    linear_pnl: str
     exposure_mapping: str
     currency_shock: str
     historical_windows: str

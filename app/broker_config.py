@@ -102,7 +102,8 @@ class BrokerConfig(ApiModel):
     locale: Locale = "en"
     instrument_overrides: Annotated[dict[str, InstrumentOverride], Field(max_length=500)] = {}
     rounding: RoundingPolicy = RoundingPolicy()
-    # Rate limits per API key instead of per broker (each key gets the tier's full budget).
+    # Rate limits per API key instead of per broker (each key gets the tier's full budget): honoured on the
+    # enterprise tier only (app.ratelimit.gate), so a broker cannot raise its own limit by minting keys.
     rate_limit_per_key: bool = False
 
     def normalised(self) -> BrokerConfig:

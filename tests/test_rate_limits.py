@@ -71,7 +71,9 @@ def test_header_contract_on_200_and_429(limited: tuple[TestClient, FakeClock]) -
         assert r.headers["RateLimit-Limit"] == "40"
         assert r.headers["X-RateLimit-Limit-Minute"] == "20"
         r_value, t_value = rl(r)
-        assert r.headers["RateLimit-Remaining"] == str(r_value) == r.headers["X-RateLimit-Remaining-Minute"]
+        assert r.headers["RateLimit-Remaining"] == str(r_value)
+        # Each pair describes one window: the minute's remaining never exceeds the minute's limit.
+        assert r.headers["X-RateLimit-Remaining-Minute"] == str(min(r_value, 20))
         assert r.headers["RateLimit-Reset"] == str(t_value)
         assert "Retry-After" not in r.headers
         remaining.append(r_value)
@@ -154,17 +156,44 @@ def test_a_tier_change_applies_at_once(limited: tuple[TestClient, FakeClock]) ->
     assert calc(c, broker).headers["RateLimit-Policy"] == '"professional";q=400;w=120'
 
 
-def test_per_key_buckets_when_the_broker_asks_for_them(limited: tuple[TestClient, FakeClock]) -> None:
+def test_per_key_buckets_on_the_enterprise_tier_only(limited: tuple[TestClient, FakeClock]) -> None:
     c, _ = limited
-    broker = make_broker(c, tier="free", config={"rateLimitPerKey": True})
+    broker = make_broker(c, tier="enterprise", config={"rateLimitPerKey": True})
     r = c.post(f"/api/v1/brokers/{broker.id}/api-keys", json={"kind": "secret", "name": "second"},
                headers=broker.auth)
     assert r.status_code == 201, r.text
     second = r.json()["key"]
-    while calc(c, broker).status_code == 200:
-        pass
+    first_left = rl(calc(c, broker))[0]
     r = c.post(CALC, json=BODY, headers={"Authorization": f"Bearer {second}"})
-    assert r.status_code == 200 and rl(r)[0] == 39
+    assert r.status_code == 200 and rl(r)[0] == first_left  # its own bucket (shared, it would be one less)
+
+
+def test_a_broker_cannot_lift_its_own_limit_with_per_key_buckets(limited: tuple[TestClient, FakeClock]) -> None:
+    """Issue 12: a free broker set rateLimitPerKey on its own config and, with 10 new keys, 450 of 450
+    requests passed instead of 40. The flag is honoured on the enterprise tier only (set by the platform)."""
+    c, _ = limited
+    broker = make_broker(c, tier="free", config={"rateLimitPerKey": True})
+    keys = [broker.secret_key]
+    for i in range(9):
+        r = c.post(f"/api/v1/brokers/{broker.id}/api-keys", json={"kind": "secret", "name": f"k{i}"},
+                   headers=broker.auth)
+        assert r.status_code == 201, r.text
+        keys.append(r.json()["key"])
+    admitted = sum(c.post(CALC, json=BODY, headers={"Authorization": f"Bearer {keys[i % 10]}"}).status_code == 200
+                   for i in range(450))
+    assert admitted <= 40 - 9  # the whole tier's burst, less the 9 key creations it was charged for
+
+
+def test_a_refused_costly_request_does_not_refuse_cheaper_ones(limited: tuple[TestClient, FakeClock]) -> None:
+    """Issue 12: after a refused batch, plain requests got 429 for ~3 s while RateLimit said 39 remained."""
+    c, _ = limited
+    broker = make_broker(c, tier="free")
+    for _ in range(10):
+        assert calc(c, broker).status_code == 200
+    big = c.post("/api/v1/calculate/batch", json={"items": [BODY] * 3500}, headers=broker.auth)
+    assert big.status_code == 429, big.text  # 35 units > the 30 left
+    r = calc(c, broker)
+    assert r.status_code == 200 and rl(r)[0] == 29
 
 
 def test_a_batch_costs_one_unit_per_hundred_items(limited: tuple[TestClient, FakeClock]) -> None:

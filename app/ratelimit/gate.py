@@ -73,7 +73,9 @@ class RateLimits:
         if cost > limit.burst:
             raise CostAboveBurst(cost, limit.burst, broker.tier)
         key = f"b:{broker.id}"
-        if principal.api_key_id is not None and broker.config.get("rateLimitPerKey"):
+        # Per-key buckets give each key the tier's whole budget, so they would let a broker multiply its
+        # own limit by minting keys: honoured only on the enterprise tier, which the platform sets.
+        if principal.api_key_id is not None and broker.tier == "enterprise" and broker.config.get("rateLimitPerKey"):
             key += f":k:{principal.api_key_id}"
         decision = await self.limiter.acquire(key, limit, broker.tier, cost)
         self._attach(conn, decision)

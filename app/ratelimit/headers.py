@@ -46,7 +46,9 @@ def header_list(decision: Decision) -> list[tuple[bytes, bytes]]:
         (b"ratelimit-remaining", remaining),
         (b"ratelimit-reset", reset),
         (b"x-ratelimit-limit-minute", str(decision.limit.per_minute).encode()),
-        (b"x-ratelimit-remaining-minute", remaining),
+        # Kong's pair describes one minute: never more remaining than the minute's limit (the bucket
+        # may hold up to the burst, which is larger).
+        (b"x-ratelimit-remaining-minute", str(min(decision.remaining, decision.limit.per_minute)).encode()),
         (b"ratelimit-cost", _units(decision.cost)),
     ]
     if not decision.allowed:

@@ -92,13 +92,14 @@ class Decision:
 
 class _Lease:
     __slots__ = ("tokens", "expires_us", "tat_us", "denied_until_us", "fetch", "last_us", "gap_us", "low_water",
-                 "topping")
+                 "topping", "denied_need")
 
     def __init__(self, now_us: int) -> None:
         self.tokens = 0
         self.expires_us = 0
         self.tat_us = now_us
         self.denied_until_us = 0
+        self.denied_need = 0  # the cost that was refused: a cheaper request may still pass
         self.fetch: asyncio.Future[None] | None = None
         self.last_us = now_us
         self.gap_us = 1_000_000.0  # smoothed time between this worker's requests on the bucket
@@ -159,7 +160,7 @@ class Limiter:
                     # it runs low or expires: a busy bucket never makes a request wait for Redis.
                     self._top_up(key, lease, bucket, now)
                 return self._decided(policy, limit, bucket, lease, now, True, need)
-            if lease.denied_until_us > now:
+            if lease.denied_until_us > now and need >= lease.denied_need:
                 return self._decided(policy, limit, bucket, lease, now, False, need)
             if self.script is None or self.hub is None or not self.hub.available:
                 return self._fallback(key, policy, limit, now, need)
@@ -201,6 +202,7 @@ class Limiter:
             lease.expires_us = now + self.lease_ttl_us
             if lease.tokens < need:
                 lease.denied_until_us = now + gcra.wait_us(bucket, lease.tat_us, now, need)
+                lease.denied_need = need
         finally:
             lease.fetch = None
             future.set_result(None)

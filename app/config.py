@@ -69,10 +69,8 @@ class Settings(BaseSettings):
 
     # --- result cache (app/calculations/cache.py) -------------------------------------------------
     cache_ttl_seconds: int = Field(default=300, ge=1, le=86_400)
-    # Cache a calculation only when computing it costs at least this much CPU time. Measured here
-    # (perf-notes 6): a Redis GET costs ~164 us of event-loop time and GET + SET on a miss ~283 us;
-    # a position size costs ~30 us warm and 100-200 us inside a real request (cold CPU caches).
-    cache_min_compute_us: float = Field(default=300, ge=0)
+    # What is worth caching is decided by the cost model (app.calculations.cost.CACHE_MIN_US), from the
+    # validated input, never from a measured time.
     cache_l1_entries: int = Field(default=2048, ge=0)
 
     # --- secrets (development and test generate them under data_dir; production must set them) --

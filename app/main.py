@@ -73,7 +73,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             ratelimits=RateLimits(auth, limiter, parse_networks(settings.trusted_proxies), pre_auth,
                                   settings.rate_limits_enabled),
             result_cache=ResultCache(hub, ttl_seconds=settings.cache_ttl_seconds,
-                                     min_compute_us=settings.cache_min_compute_us,
                                      l1_entries=settings.cache_l1_entries),
             pool=CalcPool(settings.calc_pool_workers, settings.calc_cpu_budget_seconds,
                           warm_modules=("app.calculations.routes",)),

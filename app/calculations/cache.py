@@ -2,11 +2,12 @@
 
 Measured on this machine (perf-notes 4.4 and 6): one Redis round trip costs ~110-180 us of event-loop
 time, GET + SET on a miss ~283 us; a position size costs ~30 us of CPU warm and 100-200 us inside a real
-request. Caching cheap results makes them slower, so a route is looked up only when its measured
-compute time (CPU time of the worker thread, an EWMA per route and request-size class) is at or
-above `cache_min_compute_us` (default 300 us, the measured cost of the miss path), and results of a
-class are stored only once that estimate is reached. VaR (Monte Carlo, historical with many observations),
-projections and large batches qualify; single position sizes never do.
+request. Caching cheap results makes them slower, so a request is looked up (and stored) only when its
+priced cost (app.calculations.cost: engine CPU estimated from the validated input before it runs) is
+at or above CACHE_MIN_US (300 us, the measured cost of the miss path). The decision is a function of
+the input, never of a measured time, so a loaded machine cannot flip a cheap route into the cache. VaR
+(Monte Carlo, historical with many observations), projections and large batches qualify; single
+position sizes never do.
 
 Two levels: a small in-process LRU (L1, per worker, no round trip) in front of Redis (L2, shared by
 workers, `calc:{brokerId}:{inputHash}`, TTL `cache_ttl_seconds`). The input hash covers the route,
@@ -50,37 +51,15 @@ class Cached:
 
 
 class ResultCache:
-    def __init__(self, hub: RedisHub | None, *, ttl_seconds: int, min_compute_us: float, l1_entries: int,
+    def __init__(self, hub: RedisHub | None, *, ttl_seconds: int, l1_entries: int,
                  l1_max_bytes: int = 32 * 1024 * 1024) -> None:
         self.hub = hub
         self.ttl_seconds = ttl_seconds
-        self.min_compute_us = min_compute_us
         self.l1_entries = l1_entries
         self.l1_max_bytes = l1_max_bytes
         self.l1_bytes = 0
         self.l1: OrderedDict[str, tuple[float, Cached]] = OrderedDict()
-        self.cost_us: dict[tuple[str, int], float] = {}  # EWMA of compute time per (route, size class)
-        self.seen: dict[tuple[str, int], int] = {}
         self._writes: set[asyncio.Task[None]] = set()
-
-    @staticmethod
-    def size_class(body: bytes) -> int:
-        return len(body).bit_length()  # requests within a factor of two of each other share a class
-
-    def observe(self, kind: str, size_class: int, compute_us: float) -> bool:
-        """Record one compute time; True when results of this class are worth storing. One slow
-        outlier (a GC pause, a preempted core) moves the estimate at most 3x, so a cheap route does not
-        flip into the cache on a hiccup; a genuinely costly class gets there within a few requests."""
-        key = (kind, size_class)
-        previous = self.cost_us.get(key)
-        estimate = compute_us if previous is None else 0.8 * previous + 0.2 * min(compute_us, 3 * previous)
-        self.cost_us[key] = estimate
-        seen = self.seen[key] = self.seen.get(key, 0) + 1
-        # The first calls of a route in a process run cold (several times slower): trust the estimate
-        # from the third call on, unless one call alone was an order of magnitude over the threshold.
-        if seen < 3 and compute_us < 10 * self.min_compute_us:
-            return False
-        return estimate >= self.min_compute_us
 
     @staticmethod
     def key(broker_id: uuid.UUID, config_version: int, kind: str, canonical: bytes, explain: bool) -> str:

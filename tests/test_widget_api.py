@@ -24,9 +24,11 @@ from app.admin.brokers.schemas import BrokerConfig, BrokerCreate
 from app.admin.brokers.service import create_broker
 from app.auth.service import AuthService
 from app.auth.widget_tokens import AUDIENCE, PREFIX, TYP, derive_key
+from app.config import Settings
 from app.widget import assets
 from tests.conftest import ADMIN_PASSWORD, BrokerFixture, make_broker
 from tests.helpers_auth import NO_AUTH, assert_problem, bearer, calculate, jwt_claims, shape, sql
+from tests.platform_apps import app_on
 
 pytestmark = pytest.mark.usefixtures("no_server_errors")
 
@@ -554,3 +556,31 @@ def test_static_files_refuse_everything_else(client: TestClient, widget_dir: Pat
 
 def test_missing_static_file_is_a_404_problem(client: TestClient, widget_dir: Path) -> None:
     assert_problem(client.get("/widget/i18n/de.json", headers=NO_AUTH), 404, "not-found")
+
+
+def test_a_widget_session_runs_the_widgets_calculations_only(client: TestClient) -> None:
+    """Issue 12: a widget session could call /batch, charged to the broker."""
+    token = session_token(client, new_broker(client))
+    size = {"accountBalance": 10000, "accountCurrency": "USD", "riskPercentage": 1, "currencyPair": "EURUSD",
+            "entryPrice": 1.1, "stopLoss": 1.099}
+    assert client.post("/api/v1/calculate/position-size", json=size, headers=bearer(token)).status_code == 200
+    batch = client.post("/api/v1/calculate/batch", json={"items": [size] * 10}, headers=bearer(token))
+    assert_problem(batch, 403, "forbidden")
+    assert_problem(client.post("/api/v1/calculate/var", json={}, headers=bearer(token)), 403, "forbidden")
+
+
+def test_one_widget_visitor_cannot_spend_the_brokers_quota(settings: Settings) -> None:
+    """A visitor's own bucket (30 per minute per client address) runs out long before the broker's."""
+    with app_on(settings, rate_limit_prefix="rl-widget-visitor:") as c:
+        broker = make_broker(c, tier="standard", config={"allowedOrigins": [ORIGIN]})
+        size = {"accountBalance": 10000, "accountCurrency": "USD", "riskPercentage": 1, "currencyPair": "EURUSD",
+                "entryPrice": 1.1, "stopLoss": 1.099}
+        statuses = []
+        for _ in range(5):  # a visitor opening new sessions does not get a new bucket
+            token = session_token(c, broker)
+            statuses += [c.post("/api/v1/calculate/position-size", json=size, headers=bearer(token)).status_code
+                         for _ in range(10)]
+        assert statuses.count(200) == 30 and statuses.count(429) == 20
+        left = c.post("/api/v1/calculate/position-size", json=size, headers=broker.auth)
+        assert left.status_code == 200
+        assert int(left.headers["RateLimit-Remaining"]) >= 120 - 30 - 5 - 1 - 1

@@ -19,6 +19,9 @@ class Principal:
     api_key_id: uuid.UUID | None = None
     scopes: tuple[str, ...] = ()
     amr: tuple[str, ...] = field(default=())
+    # A widget session (fxw_): one visitor of a broker's page. It runs the widget's own calculations only
+    # and spends a small per-visitor bucket first (app.ratelimit.gate), so no visitor drains the broker.
+    widget_session: bool = False
 
     def can(self, permission: str) -> bool:
         return permission in self.permissions

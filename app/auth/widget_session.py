@@ -66,4 +66,4 @@ async def authenticate(auth: AuthService, token: str) -> Principal:
     """The principal of a widget session: exactly what its publishable key may do (stateless calculations)."""
     session = await verify(auth, token)
     return Principal(broker_id=session.broker.id, kind="publishable_key", permissions=_PERMISSIONS,
-                     api_key_id=session.key.id, scopes=PUBLISHABLE_SCOPES)
+                     api_key_id=session.key.id, scopes=PUBLISHABLE_SCOPES, widget_session=True)

@@ -34,7 +34,7 @@ from app.auth.admission import Caller
 from app.auth.service import require
 from app.calculations.cache import ResultCache
 from app.calculations.cost import Work
-from app.errors import UnsupportedMediaType, error_response, unexpected_response
+from app.errors import Forbidden, UnsupportedMediaType, error_response, unexpected_response
 from app.jsonbody import check as check_body
 from app.services import Services, services
 
@@ -42,6 +42,8 @@ JSON = "application/json"
 JSON_HEADER = (b"content-type", b"application/json")
 HIT = (b"x-cache", b"HIT")
 MISS = (b"x-cache", b"MISS")
+# What the embedded widget calls (widget/app.js); a widget session may run nothing else (never a batch).
+WIDGET_ROUTES = frozenset({"position-size", "projection", "portfolio"})
 EXPLAIN_VALUES = (b"explain=true", b"explain=1", b"explain")
 EXPLAIN_PARAM = {
     "name": "explain", "in": "query", "required": False,
@@ -157,6 +159,9 @@ async def serve(route: CalcRoute, scope: Scope, receive: Receive, send: Send) ->
     # 1. admit
     caller = await svc.ratelimits.admit(conn)
     require(caller.principal, "calc:run")
+    if caller.principal.widget_session and route.kind not in WIDGET_ROUTES:
+        raise Forbidden(f"A widget session runs the widget's calculations only ({', '.join(sorted(WIDGET_ROUTES))}); "
+                        f"use an API key for {route.kind}.")
     # 2. price
     check_json(scope)
     raw = await read_body(receive)

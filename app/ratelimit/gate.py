@@ -19,6 +19,10 @@ from app.ratelimit.limiter import Decision, Limiter
 from app.ratelimit.tiers import TierLimit, tier_limit
 
 
+# One visitor of a broker's embedded widget: ample for a person at a calculator, a small slice of any tier.
+WIDGET_VISITOR = TierLimit("free", 30, 30)  # name: the GCRA key space; the headers say "widget-visitor"
+
+
 class CostAboveBurst(RateLimited):
     """A request priced above the tier's whole burst: no wait would let it through, so it is refused
     before it runs and before it touches the bucket (no Retry-After)."""
@@ -72,6 +76,8 @@ class RateLimits:
         limit = tier_limit(broker.tier)
         if cost > limit.burst:
             raise CostAboveBurst(cost, limit.burst, broker.tier)
+        if principal.widget_session:
+            await self._charge_visitor(conn, broker.id, cost)
         key = f"b:{broker.id}"
         # Per-key buckets give each key the tier's whole budget, so they would let a broker multiply its
         # own limit by minting keys: honoured only on the enterprise tier, which the platform sets.
@@ -83,6 +89,18 @@ class RateLimits:
             raise RateLimited(
                 f"The {broker.tier} tier allows {limit.per_minute} requests per minute with bursts of "
                 f"{limit.burst}; retry in {decision.retry_after_s} s.")
+
+    async def _charge_visitor(self, conn: HTTPConnection, broker_id: object, cost: int) -> None:
+        """A widget visitor's own small bucket (per broker and client address), spent before the broker's:
+        one visitor, however many sessions it opens, cannot spend more than WIDGET_VISITOR of its quota."""
+        if cost > WIDGET_VISITOR.burst:
+            raise CostAboveBurst(cost, WIDGET_VISITOR.burst, "widget visitor")
+        ip = client_ip(conn.scope, self.trusted_proxies)
+        decision = await self.limiter.acquire(f"wv:{broker_id}:{ip}", WIDGET_VISITOR, "widget-visitor", cost)
+        if not decision.allowed:
+            self._attach(conn, decision)
+            raise RateLimited(f"This page's calculator allows {WIDGET_VISITOR.per_minute} calculations per minute "
+                              f"per visitor; retry in {decision.retry_after_s} s.")
 
     @staticmethod
     def _attach(conn: HTTPConnection, decision: Decision) -> None:

@@ -18,7 +18,6 @@ from app.errors import OriginNotAllowed, RateLimited, Unauthorized
 from app.ratelimit.limiter import Decision, Limiter
 from app.ratelimit.tiers import TierLimit, tier_limit
 
-
 # One visitor of a broker's embedded widget: ample for a person at a calculator, a small slice of any tier.
 WIDGET_VISITOR = TierLimit("free", 30, 30)  # name: the GCRA key space; the headers say "widget-visitor"
 

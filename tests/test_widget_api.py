@@ -182,7 +182,8 @@ def test_config_refuses_a_secret_key(client: TestClient, broker: BrokerFixture) 
     body = assert_problem(resp, 401, "unauthorized")
     assert "never put a secret key in a web page" in body["detail"].lower()
     assert [e["field"] for e in body["errors"]] == ["key"]
-    assert "access-control-allow-origin" not in resp.headers
+    # Sent from one of the broker's own pages: its developer can read this warning (issue 12).
+    assert resp.headers["access-control-allow-origin"] == ORIGIN
 
 
 @pytest.mark.parametrize("key", ["fxr_live_pk_garbage", "not-a-key", "fxr_live_pk_" + "A" * 12 + "_" + "B" * 38])
@@ -584,3 +585,16 @@ def test_one_widget_visitor_cannot_spend_the_brokers_quota(settings: Settings) -
         left = c.post("/api/v1/calculate/position-size", json=size, headers=broker.auth)
         assert left.status_code == 200
         assert int(left.headers["RateLimit-Remaining"]) >= 120 - 30 - 5 - 1 - 1
+
+
+def test_errors_to_the_brokers_own_pages_carry_cors(client: TestClient) -> None:
+    """Issue 12: a web developer on an allowed page sees the real problem, not an opaque CORS failure;
+    a page on any other origin still gets no CORS header."""
+    broker = new_broker(client)
+    wrong_key = broker.publishable_key[:-8] + "AAAAAAAA"
+    own = get_config(client, broker, key=wrong_key)
+    assert_problem(own, 401)
+    assert own.headers["access-control-allow-origin"] == ORIGIN
+    stranger = get_config(client, broker, key=wrong_key, origin="https://evil.example")
+    assert_problem(stranger, 401)
+    assert "access-control-allow-origin" not in stranger.headers

@@ -16,7 +16,7 @@ from starlette.responses import HTMLResponse, Response
 
 from app.auth.service import AuthService
 from app.auth.widget_tokens import PREFIX
-from app.errors import NotFound, Unauthorized
+from app.errors import AppError, NotFound, Unauthorized
 from app.jsonbody import StrictRoute
 from app.services import services
 from app.widget.assets import ASSETS, asset_response
@@ -95,7 +95,15 @@ async def translations(locale: Annotated[str, Path(max_length=16)], request: Req
 @router.get("/api/v1/widget/config", response_model=WidgetConfig,
             summary="Widget config and a 15-minute session, for a page on the broker's allowedOrigins")
 async def widget_config(broker: SlugQuery, key: KeyQuery, widget: Widget, request: Request) -> Response:
-    body, origin = await widget.config(request, broker, key)
+    try:
+        body, origin = await widget.config(request, broker, key)
+    except AppError as exc:
+        # An error answered to one of the broker's own pages carries CORS, so its developer sees the real
+        # problem (a revoked key, a rate limit) instead of an opaque CORS failure; other origins get none.
+        allowed = await widget.allowed_origin(broker, request.headers.get("origin"))
+        if allowed is not None:
+            exc.headers = {**(exc.headers or {}), **_cors(allowed), "Access-Control-Expose-Headers": "X-Request-ID"}
+        raise
     return _json(body, {**_cors(origin), "Cache-Control": "no-store", "Access-Control-Expose-Headers": "X-Request-ID"})
 
 

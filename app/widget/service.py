@@ -145,6 +145,16 @@ class WidgetService:
             raise OriginNotAllowed(detail, errors=_field("origin", "origin_not_allowed", detail))
         return broker, record, origin
 
+    async def allowed_origin(self, slug: str, origin: str | None) -> str | None:
+        """The page's origin when it is on the broker's allow-list (used to let that page read an error)."""
+        if not origin:
+            return None
+        broker_id = await self.slugs.get(slug, self._load_slug)
+        broker = await self.auth.broker(broker_id) if broker_id is not None else None
+        if broker is None or origin.rstrip("/").lower() not in broker.allowed_origins:
+            return None
+        return origin
+
     async def config(self, conn: HTTPConnection, slug: str, raw_key: str) -> tuple[dict[str, Any], str]:
         """The loader's config and a fresh session bound to broker, key and origin; and the origin to allow."""
         broker, record, origin = await self.check(slug, raw_key, conn.headers.get("origin"))

@@ -102,6 +102,9 @@ class BrokerConfig(ApiModel):
     locale: Locale = "en"
     instrument_overrides: Annotated[dict[str, InstrumentOverride], Field(max_length=500)] = {}
     rounding: RoundingPolicy = RoundingPolicy()
+    # The calculator as a page of its own at /w/{slug} and on the broker's domains. Off unless the broker
+    # turns it on: that page mints widget sessions without a key or an Origin, so it is opt-in.
+    full_page: bool = False
     # Rate limits per API key instead of per broker (each key gets the tier's full budget): honoured on the
     # enterprise tier only (app.ratelimit.gate), so a broker cannot raise its own limit by minting keys.
     rate_limit_per_key: bool = False

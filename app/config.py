@@ -61,6 +61,10 @@ class Settings(BaseSettings):
     # Requests without a valid credential, per client IP (invalid keys never touch a tenant's bucket).
     pre_auth_per_minute: int = Field(default=60, ge=1)
     pre_auth_burst: int = Field(default=120, ge=1)
+    # Full calculator pages (/w/{slug}, a broker's domain) mint a widget session per load: per client
+    # address per minute (also the burst), and per broker page.
+    widget_pages_per_ip: int = Field(default=20, ge=1)
+    widget_pages_per_broker: int = Field(default=600, ge=1)
     # Namespace of the bucket keys in Redis (deployments sharing one Redis keep apart by it).
     rate_limit_prefix: str = "rl:"
     # Peers whose X-Forwarded-For is believed (the gateway, the ingress), as IPs or CIDRs (JSON list

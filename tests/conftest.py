@@ -52,6 +52,7 @@ def settings() -> Iterator[Settings]:
     # raised here; tests/test_rate_limits.py checks the real limits on apps of their own.
     yield Settings(environment="test", data_dir=data_dir, embedded_cleanup="delete", argon2_time_cost=1,
                    argon2_memory_kib=8192, pre_auth_per_minute=1_000_000, pre_auth_burst=1_000_000,
+                   widget_pages_per_ip=1_000_000, widget_pages_per_broker=1_000_000,
                    # Likewise the per-IP login throttle (tests/test_login_hardening.py lowers it on purpose).
                    login_ip_free_failures=1_000_000, login_ip_lockout_failures=1_000_000,
                    # CI shares 2 cores between two test workers and their servers: a 50 ms Redis timeout

@@ -41,6 +41,7 @@ CONFIG = {
     "features": {"advancedScenarios": False, "correlationAnalysis": True, "portfolio": True, "projections": False},
     "locale": "de",
     "maxLeverage": 30,
+    "fullPage": True,
 }
 CSP_REST = ("default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' https: data:; "
             "connect-src 'self'; base-uri 'none'; form-action 'none'")
@@ -598,3 +599,18 @@ def test_errors_to_the_brokers_own_pages_carry_cors(client: TestClient) -> None:
     stranger = get_config(client, broker, key=wrong_key, origin="https://evil.example")
     assert_problem(stranger, 401)
     assert "access-control-allow-origin" not in stranger.headers
+
+
+def test_the_full_page_is_opt_in(client: TestClient) -> None:
+    """Issue 12: /w/{slug} handed every broker's visitors a renewable session, with no key and no Origin."""
+    off = new_broker(client, config={**CONFIG, "fullPage": False})
+    assert client.get(f"/w/{off.slug}", headers=NO_AUTH).status_code == 404
+    on = new_broker(client)
+    assert client.get(f"/w/{on.slug}", headers=NO_AUTH).status_code == 200
+
+
+def test_full_pages_are_limited_per_address(settings: Settings) -> None:
+    with app_on(settings, rate_limit_prefix="rl-pages:", widget_pages_per_ip=3) as c:
+        broker = new_broker(c)
+        statuses = [c.get(f"/w/{broker.slug}", headers=NO_AUTH).status_code for _ in range(5)]
+        assert statuses == [200, 200, 200, 429, 429]

@@ -143,7 +143,7 @@ def stack(settings: Settings) -> Iterator[Stack]:
     slug = f"w-{os.getpid()}-{host_port}"
     name = "Acme Forex"
     config = BrokerConfig.model_validate({
-        "allowedOrigins": [host], "maxLeverage": 30, "locale": "en",
+        "allowedOrigins": [host], "maxLeverage": 30, "locale": "en", "fullPage": True,
         "branding": {"primaryColor": PRIMARY, "fontFamily": "system-ui, sans-serif"},
         "features": {"advancedScenarios": True, "correlationAnalysis": True},
     })

@@ -93,7 +93,7 @@ async def ensure_demo_broker(settings: Settings, base_url: str) -> dict[str, Any
             password = secrets.token_urlsafe(12)
             origins = sorted({base_url.rstrip("/"), "http://localhost:8000", "http://127.0.0.1:8000"})
             spec = BrokerCreate(name="Demo Broker", slug=DEMO_SLUG, tier="professional",
-                                config=BrokerConfig.model_validate({"allowedOrigins": origins}),
+                                config=BrokerConfig.model_validate({"allowedOrigins": origins, "fullPage": True}),
                                 admin_email="admin@demo.example.com", admin_password=password)
             out = await create_broker(db, auth, spec)
             data = {"brokerId": str(out["id"]), "slug": DEMO_SLUG, "secretKey": out["secretKey"],

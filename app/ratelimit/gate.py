@@ -38,7 +38,10 @@ class CostAboveBurst(RateLimited):
 
 class RateLimits:
     def __init__(self, auth: AuthService, limiter: Limiter, trusted_proxies: tuple[Network, ...],
-                 pre_auth: TierLimit, enabled: bool = True) -> None:
+                 pre_auth: TierLimit, enabled: bool = True, pages_per_ip: int = 20,
+                 pages_per_broker: int = 600) -> None:
+        self.page_per_ip = TierLimit("free", pages_per_ip, pages_per_ip)
+        self.page_per_broker = TierLimit("free", pages_per_broker, pages_per_broker)
         self.auth = auth
         self.pre_auth_limit = pre_auth
         self.limiter = limiter
@@ -88,6 +91,18 @@ class RateLimits:
             raise RateLimited(
                 f"The {broker.tier} tier allows {limit.per_minute} requests per minute with bursts of "
                 f"{limit.burst}; retry in {decision.retry_after_s} s.")
+
+    async def page_issuance(self, conn: HTTPConnection, page: str) -> None:
+        """A full page mints a widget session for whoever loads it: a few per client address and a bounded
+        number per broker page a minute (settings.widget_pages_*), so nobody farms sessions."""
+        if not self.enabled:
+            return
+        ip = client_ip(conn.scope, self.trusted_proxies)
+        for key, limit in ((f"wp-ip:{ip}", self.page_per_ip), (f"wp:{page}", self.page_per_broker)):
+            decision = await self.limiter.acquire(key, limit, "widget-page")
+            if not decision.allowed:
+                self._attach(conn, decision)
+                raise RateLimited(f"Too many calculator pages opened; retry in {decision.retry_after_s} s.")
 
     async def _charge_visitor(self, conn: HTTPConnection, broker_id: object, cost: int) -> None:
         """A widget visitor's own small bucket (per broker and client address), spent before the broker's:

@@ -131,12 +131,15 @@ async def frame(session: Annotated[str, Query(min_length=1, max_length=4096)], o
 
 
 @router.get("/w/{slug}", response_class=HTMLResponse, include_in_schema=False)
-async def full_page(slug: Annotated[str, Path(max_length=63)], options: Display, widget: Widget) -> HTMLResponse:
+async def full_page(slug: Annotated[str, Path(max_length=63)], options: Display, widget: Widget,
+                    request: Request) -> HTMLResponse:
+    await services(request.app).ratelimits.page_issuance(request, f"slug:{slug}")
     return _html(await widget.page_for_slug(slug, options))
 
 
 @router.get("/", response_class=HTMLResponse, include_in_schema=False)
 async def broker_domain(request: Request, options: Display, widget: Widget) -> HTMLResponse:
+    await services(request.app).ratelimits.page_issuance(request, f"host:{request.headers.get('host', '')}")
     doc = await widget.page_for_host(request.headers.get("host"), options)
     if doc is None:
         raise HTTPException(status_code=404)  # what `/` answered before: the plain 404 problem

@@ -202,7 +202,7 @@ class WidgetService:
     async def _full_page(self, broker_id: uuid.UUID | None, options: DisplayOptions) -> Document:
         """The calculator as a page of its own (no parent): never framable; a server-minted session."""
         broker = await self.auth.broker(broker_id) if broker_id is not None else None
-        if broker is None or broker.status != "active":
+        if broker is None or broker.status != "active" or not broker.config.get("fullPage"):
             raise NotFound(NO_PAGE)
         key_id = await self._page_key(broker.id)
         if key_id is None:

@@ -118,24 +118,26 @@ class InstrumentOverride(ApiModel):
     """Per-request spec overrides; any subset. For a symbol outside the catalogue give at least
     quoteCurrency, contractSize and pipSize."""
 
-    contract_size: Annotated[float, Field(gt=0, le=1e9)] | None = None
-    pip_size: Annotated[float, Field(gt=0, le=1e6)] | None = None
+    # Lower bounds keep every product and quotient of specs far from zero and from float underflow.
+    contract_size: Annotated[float, Field(ge=1e-6, le=1e9)] | None = None
+    pip_size: Annotated[float, Field(ge=1e-12, le=1e6)] | None = None
     pip_position: Annotated[int, Field(ge=-6, le=10)] | None = None
-    tick_size: Annotated[float, Field(gt=0, le=1e6)] | None = None
+    tick_size: Annotated[float, Field(ge=1e-12, le=1e6)] | None = None
     digits: Annotated[int, Field(ge=0, le=10)] | None = None
-    lot_step: Annotated[float, Field(gt=0, le=1e6)] | None = None
-    min_lot: Annotated[float, Field(gt=0, le=1e7)] | None = None
-    max_lot: Annotated[float, Field(gt=0, le=1e9)] | None = None
+    lot_step: Annotated[float, Field(ge=1e-8, le=1e6)] | None = None
+    min_lot: Annotated[float, Field(ge=1e-8, le=1e7)] | None = None
+    max_lot: Annotated[float, Field(ge=1e-8, le=1e9)] | None = None
     margin_mode: Literal["fx", "cfd", "cfd-leverage"] | None = None
-    margin_rate: Annotated[float, Field(gt=0, le=100)] | None = None
+    margin_rate: Annotated[float, Field(ge=1e-6, le=100)] | None = None
     base_currency: Currency | None = None
     quote_currency: Currency | None = None
     margin_currency: Currency | None = None
-    ctrader_lot_size: Annotated[float, Field(gt=0)] | None = Field(
+    # cTrader volumes are whole cents of a unit.
+    ctrader_lot_size: Annotated[float, Field(ge=1, le=1e13)] | None = Field(
         default=None, description="cTrader Open API lotSize (in cents of a unit)")
-    ctrader_min_volume: Annotated[float, Field(gt=0)] | None = None
-    ctrader_step_volume: Annotated[float, Field(gt=0)] | None = None
-    ctrader_max_volume: Annotated[float, Field(gt=0)] | None = None
+    ctrader_min_volume: Annotated[float, Field(ge=1, le=1e15)] | None = None
+    ctrader_step_volume: Annotated[float, Field(ge=1, le=1e15)] | None = None
+    ctrader_max_volume: Annotated[float, Field(ge=1, le=1e15)] | None = None
 
     def as_overrides(self) -> dict[str, object]:
         return self.model_dump(by_alias=True, exclude_none=True)

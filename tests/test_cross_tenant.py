@@ -95,7 +95,8 @@ def _unique_email() -> str:
 # name -> (method, path template, body factory)
 ENDPOINTS: dict[str, tuple[str, str, Callable[[], dict[str, Any]] | None]] = {
     "list-brokers": ("GET", "/api/v1/brokers", None),
-    "create-broker": ("POST", "/api/v1/brokers", lambda: {"name": "New broker", "tier": "free"}),
+    "create-broker": ("POST", "/api/v1/brokers",
+                      lambda: {"name": f"New broker {uuid.uuid4().hex[:8]}", "tier": "free"}),
     "get-broker": ("GET", "/api/v1/brokers/{broker}", None),
     "delete-broker": ("DELETE", "/api/v1/brokers/{broker}", None),
     "put-config": ("PUT", "/api/v1/brokers/{broker}/config", lambda: CONFIG),

@@ -614,3 +614,10 @@ def test_full_pages_are_limited_per_address(settings: Settings) -> None:
         broker = new_broker(c)
         statuses = [c.get(f"/w/{broker.slug}", headers=NO_AUTH).status_code for _ in range(5)]
         assert statuses == [200, 200, 200, 429, 429]
+
+
+def test_widget_sessions_from_the_config_are_limited_per_address(settings: Settings) -> None:
+    with app_on(settings, rate_limit_prefix="rl-config:", widget_pages_per_ip=3) as c:
+        broker = new_broker(c)
+        statuses = [get_config(c, broker).status_code for _ in range(11)]
+        assert statuses == [200] * 9 + [429, 429]  # three times the full-page allowance

@@ -42,6 +42,7 @@ class RateLimits:
                  pages_per_broker: int = 600) -> None:
         self.page_per_ip = TierLimit("free", pages_per_ip, pages_per_ip)
         self.page_per_broker = TierLimit("free", pages_per_broker, pages_per_broker)
+        self.config_per_ip = TierLimit("free", 3 * pages_per_ip, 3 * pages_per_ip)
         self.auth = auth
         self.pre_auth_limit = pre_auth
         self.limiter = limiter
@@ -92,13 +93,18 @@ class RateLimits:
                 f"The {broker.tier} tier allows {limit.per_minute} requests per minute with bursts of "
                 f"{limit.burst}; retry in {decision.retry_after_s} s.")
 
-    async def page_issuance(self, conn: HTTPConnection, page: str) -> None:
+    async def page_issuance(self, conn: HTTPConnection, page: str | None) -> None:
         """A full page mints a widget session for whoever loads it: a few per client address and a bounded
         number per broker page a minute (settings.widget_pages_*), so nobody farms sessions."""
         if not self.enabled:
             return
         ip = client_ip(conn.scope, self.trusted_proxies)
-        for key, limit in ((f"wp-ip:{ip}", self.page_per_ip), (f"wp:{page}", self.page_per_broker)):
+        # The embedded widget's config (page None) loads on every page view of a broker's site, often many
+        # visitors behind one address: three times the full-page allowance, in its own bucket.
+        buckets = [(f"wp-ip:{ip}", self.page_per_ip) if page is not None else (f"wc-ip:{ip}", self.config_per_ip)]
+        if page is not None:
+            buckets.append((f"wp:{page}", self.page_per_broker))
+        for key, limit in buckets:
             decision = await self.limiter.acquire(key, limit, "widget-page")
             if not decision.allowed:
                 self._attach(conn, decision)

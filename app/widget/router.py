@@ -96,6 +96,9 @@ async def translations(locale: Annotated[str, Path(max_length=16)], request: Req
             summary="Widget config and a 15-minute session, for a page on the broker's allowedOrigins")
 async def widget_config(broker: SlugQuery, key: KeyQuery, widget: Widget, request: Request) -> Response:
     try:
+        # Each answer mints a session: limited per client address like a full page (not per broker: a
+        # busy broker's site loads its widget on every page view).
+        await services(request.app).ratelimits.page_issuance(request, None)
         body, origin = await widget.config(request, broker, key)
     except AppError as exc:
         # An error answered to one of the broker's own pages carries CORS, so its developer sees the real

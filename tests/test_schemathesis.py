@@ -11,6 +11,7 @@ the instrument override fields.
 from __future__ import annotations
 
 import json
+import os
 from typing import Any
 
 import pytest
@@ -22,7 +23,7 @@ from app.main import create_app
 
 # The document only (no lifespan: nothing starts); requests go to the session's running app.
 schema = schemathesis.openapi.from_dict(create_app().openapi())
-CASES_PER_OPERATION = 30
+CASES_PER_OPERATION = int(os.environ.get("FOREXRISK_SCHEMATHESIS_EXAMPLES", "30"))  # a longer run: set it higher
 
 
 @pytest.fixture(scope="module")

@@ -31,7 +31,7 @@ from typing import Any
 
 from bench import generators
 from bench.payloads import POSITION_SIZE_BODY
-from bench.server import ROOT, _wait_healthy, free_port, provision
+from bench.server import ROOT, _wait_healthy, free_port, provision, stop
 
 RESULTS = ROOT / "bench" / "results" / "scale-latest.json"
 TARGET_SCALE = 1.7
@@ -62,20 +62,10 @@ def servers(configs: list[tuple[str, int]]) -> Iterator[dict[tuple[str, int], in
             with log.open("wb") as out:
                 proc = subprocess.Popen(command(server, workers, port), cwd=ROOT, stdout=out,
                                         stderr=subprocess.STDOUT, env=env, start_new_session=True)
-            stack.callback(_stop, proc)
+            stack.callback(stop, proc, 20)
             _wait_healthy(proc, port, log, timeout=120)
             ports[(server, workers)] = port
         yield ports
-
-
-def _stop(proc: subprocess.Popen[bytes]) -> None:
-    if proc.poll() is None:
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
 
 
 def _spin() -> None:

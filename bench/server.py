@@ -86,10 +86,15 @@ def running_server() -> Iterator[Server]:
             _wait_healthy(proc, port, log)
             yield Server(port, proc.pid, command)
         finally:
-            if proc.poll() is None:
-                proc.terminate()
-                try:
-                    proc.wait(timeout=10)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
-                    proc.wait()
+            stop(proc, timeout=10)
+
+
+def stop(proc: subprocess.Popen[bytes], timeout: float) -> None:
+    """Terminate a server (its lifespan leaves the embedded engines), kill it if it does not exit."""
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -77,12 +77,17 @@ def _growth_root(x: NDArray[np.float64], upper: float) -> float:
 
     if slope(0.0) <= EDGE_TOLERANCE:
         return 0.0
-    lo, hi = 0.0, upper * (1.0 - 1e-12)
+    hi = upper * (1.0 - 1e-12)
     if slope(hi) > 0:
         return hi
+    return _last_positive(slope, 0.0, hi)
+
+
+def _last_positive(f: Callable[[float], float], lo: float, hi: float) -> float:
+    """Bisection for the sign change of f on (lo, hi), f(lo) > 0 >= f(hi); 200 halvings reach the float limit."""
     for _ in range(200):
         mid = (lo + hi) / 2
-        if slope(mid) > 0:
+        if f(mid) > 0:
             lo = mid
         else:
             hi = mid
@@ -151,14 +156,7 @@ def ruin_root(win_rate: float, payoff: float) -> float:
     # g(0) = q > 0, g(1) = 0 with g'(1) = p(b+1) - 1 > 0 when p b > q: the other root lies below 1,
     # where g is negative just left of 1. Bisection on (0, x_min) with x_min the minimum of g.
     x_min = float((1.0 / (p * (b + 1.0))) ** (1.0 / b))
-    lo, hi = 0.0, min(x_min, 1.0)
-    for _ in range(200):
-        mid = (lo + hi) / 2
-        if g(mid) > 0:
-            lo = mid
-        else:
-            hi = mid
-    return (lo + hi) / 2
+    return _last_positive(g, 0.0, min(x_min, 1.0))
 
 
 def risk_of_ruin(win_rate: float, payoff: float, capital_units: float | None, risk_fraction: float | None,

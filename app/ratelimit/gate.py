@@ -63,11 +63,8 @@ class RateLimits:
         if not self.enabled:
             return
         ip = client_ip(conn.scope, self.trusted_proxies)
-        decision = await self.limiter.acquire("ip:" + ip, self.pre_auth_limit, "pre-auth")
-        self._attach(conn, decision)
-        if not decision.allowed:
-            raise RateLimited(f"Too many requests without valid credentials from this address; "
-                              f"retry in {decision.retry_after_s} s.")
+        await self._take(conn, "ip:" + ip, self.pre_auth_limit, "pre-auth", 1,
+                         "Too many requests without valid credentials from this address; retry in {retry} s.")
 
     async def charge(self, conn: HTTPConnection, caller: Caller, cost: int = 1) -> None:
         """Charge `cost` units to the caller's broker (or key, when the broker limits per key)."""
@@ -86,12 +83,9 @@ class RateLimits:
         # own limit by minting keys: honoured only on the enterprise tier, which the platform sets.
         if principal.api_key_id is not None and broker.tier == "enterprise" and broker.config.get("rateLimitPerKey"):
             key += f":k:{principal.api_key_id}"
-        decision = await self.limiter.acquire(key, limit, broker.tier, cost)
-        self._attach(conn, decision)
-        if not decision.allowed:
-            raise RateLimited(
-                f"The {broker.tier} tier allows {limit.per_minute} requests per minute with bursts of "
-                f"{limit.burst}; retry in {decision.retry_after_s} s.")
+        await self._take(conn, key, limit, broker.tier, cost,
+                         f"The {broker.tier} tier allows {limit.per_minute} requests per minute with bursts of "
+                         f"{limit.burst}; retry in {{retry}} s.")
 
     async def page_issuance(self, conn: HTTPConnection, page: str | None) -> None:
         """A full page mints a widget session for whoever loads it: a few per client address and a bounded
@@ -105,10 +99,9 @@ class RateLimits:
         if page is not None:
             buckets.append((f"wp:{page}", self.page_per_broker))
         for key, limit in buckets:
-            decision = await self.limiter.acquire(key, limit, "widget-page")
-            if not decision.allowed:
-                self._attach(conn, decision)
-                raise RateLimited(f"Too many calculator pages opened; retry in {decision.retry_after_s} s.")
+            # Headers only on a refusal: a page's own answers describe the broker's limits, not this one.
+            await self._take(conn, key, limit, "widget-page", 1,
+                             "Too many calculator pages opened; retry in {retry} s.", headers_when_allowed=False)
 
     async def _charge_visitor(self, conn: HTTPConnection, broker_id: object, cost: int) -> None:
         """A widget visitor's own small bucket (per broker and client address), spent before the broker's:
@@ -116,11 +109,18 @@ class RateLimits:
         if cost > WIDGET_VISITOR.burst:
             raise CostAboveBurst(cost, WIDGET_VISITOR.burst, "widget visitor")
         ip = client_ip(conn.scope, self.trusted_proxies)
-        decision = await self.limiter.acquire(f"wv:{broker_id}:{ip}", WIDGET_VISITOR, "widget-visitor", cost)
-        if not decision.allowed:
+        await self._take(conn, f"wv:{broker_id}:{ip}", WIDGET_VISITOR, "widget-visitor", cost,
+                         f"This page's calculator allows {WIDGET_VISITOR.per_minute} calculations per minute per "
+                         "visitor; retry in {retry} s.", headers_when_allowed=False)
+
+    async def _take(self, conn: HTTPConnection, key: str, limit: TierLimit, policy: str, cost: int, refusal: str,
+                    *, headers_when_allowed: bool = True) -> None:
+        """Take `cost` units of one bucket; refused: a 429 whose `{retry}` is filled in, with the headers."""
+        decision = await self.limiter.acquire(key, limit, policy, cost)
+        if headers_when_allowed or not decision.allowed:
             self._attach(conn, decision)
-            raise RateLimited(f"This page's calculator allows {WIDGET_VISITOR.per_minute} calculations per minute "
-                              f"per visitor; retry in {decision.retry_after_s} s.")
+        if not decision.allowed:
+            raise RateLimited(refusal.format(retry=decision.retry_after_s))
 
     @staticmethod
     def _attach(conn: HTTPConnection, decision: Decision) -> None:

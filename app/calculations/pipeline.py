@@ -34,6 +34,7 @@ from app.auth.admission import Caller
 from app.auth.service import require
 from app.calculations.cache import ResultCache
 from app.calculations.cost import Work
+from app.calculations.pool import CpuBudgetExceeded
 from app.errors import Forbidden, UnsupportedMediaType, error_response, unexpected_response
 from app.jsonbody import check as check_body
 from app.services import Services, services
@@ -169,6 +170,8 @@ async def serve(route: CalcRoute, scope: Scope, receive: Receive, send: Send) ->
     check_body(raw)  # duplicate keys (400) and control characters (422), as on every route (app.jsonbody)
     req = route.apply_policy(route.parse(raw, svc), caller)
     work = route.price(req, explain)
+    if work.heavy and work.cpu_us > svc.pool.budget_s * 1e6:
+        raise_too_costly(work, svc.pool.budget_s)  # refused before it is charged, like a cost above the burst
     # 3. charge (before anything runs)
     await svc.ratelimits.charge(conn, caller, work.units)
     # 4. execute: cache, inline or pool
@@ -183,8 +186,6 @@ async def serve(route: CalcRoute, scope: Scope, receive: Receive, send: Send) ->
             await respond(send, 200, payload, (HIT,))
             return
     if work.heavy:
-        if work.cpu_us > svc.pool.budget_s * 1e6:
-            raise_too_costly(work, svc.pool.budget_s)
         outcome: Outcome = await svc.pool.run(run_in_worker, route, *route.pool_args(req, explain, caller, svc))
     else:
         outcome = route.execute(req, explain)
@@ -200,8 +201,6 @@ async def serve(route: CalcRoute, scope: Scope, receive: Receive, send: Send) ->
 
 
 def raise_too_costly(work: Work, budget_s: float) -> None:
-    from app.calculations.pool import CpuBudgetExceeded
-
     drivers = ", ".join(f"{k} {v}" for k, v in work.drivers.items())
     raise CpuBudgetExceeded(
         f"This calculation is priced at {work.cpu_us / 1e6:.1f} s of CPU ({drivers}); one request may use "

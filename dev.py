@@ -50,7 +50,7 @@ def ensure_chromium() -> None:
               "the browser tests will be skipped", flush=True)
         return
     env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    for step in (["apt-get", "update"], ["apt-get", "install", "-y", "chromium"]):
+    for step in (["apt-get", "update"], ["apt-get", "install", "-y", "--no-install-recommends", "chromium"]):
         print(f"[dev] chromium is missing: {' '.join(step)}", flush=True)
         if subprocess.run(step, env=env).returncode != 0:
             print("[dev] installing chromium failed: the browser tests will be skipped", flush=True)

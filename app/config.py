@@ -28,6 +28,9 @@ class Settings(BaseSettings):
     calc_pool_workers: int | None = Field(default=None, ge=1)
     calc_cpu_budget_seconds: float = Field(default=30.0, gt=0)
     public_base_url: str = "http://127.0.0.1:8000"
+    # Gen-0 threshold of the garbage collector once the app has started (app/gcpolicy.py); 0 keeps
+    # CPython's default of 700 and does not freeze the start-up objects.
+    gc_gen0_threshold: int = Field(default=50_000, ge=0)
 
     # --- storage -----------------------------------------------------------------------------
     # Where the embedded engines (pgserver) keep their data and where generated dev secrets live.

@@ -24,6 +24,7 @@ from app.config import Settings, get_settings
 from app.db.bootstrap import prepare, release
 from app.db.engine import Database
 from app.errors import PROBLEM_TYPES, install_error_handlers, problem
+from app.gcpolicy import serve_policy
 from app.health.router import router as health_router
 from app.idempotency.middleware import IdempotencyMiddleware
 from app.instruments.router import router as instruments_router
@@ -83,9 +84,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         warm_up()
         recorder.start()
         invalidation.start()
+        undo_gc_policy = serve_policy(settings.gc_gen0_threshold)  # last: freezes what start-up built
         try:
             yield
         finally:
+            undo_gc_policy()
             await invalidation.stop()
             await services.result_cache.drain()
             services.pool.close()

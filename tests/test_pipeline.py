@@ -204,3 +204,13 @@ def test_work_priced_above_the_cpu_budget_is_refused_naming_its_drivers(settings
         assert r.json()["title"] == "CPU budget exceeded"
         assert {e["field"] for e in r.json()["errors"]} == {"paths", "numberOfTrades"}
         assert services(c.app).pool.in_flight == 0
+
+
+def test_calculations_are_labelled_by_their_route_in_the_metrics(client: TestClient) -> None:
+    """The pipeline bypasses Starlette's router; the request metrics must still name the route (they said
+    "unmatched" for every calculation)."""
+    body = {"accountBalance": 10_000, "accountCurrency": "USD", "currencyPair": "EURUSD", "entryPrice": 1.1,
+            "stopLoss": 1.095, "riskPercentage": 1}
+    assert client.post("/api/v1/calculate/position-size", json=body).status_code == 200
+    text = client.get("/metrics").text
+    assert 'http_requests_total{method="POST",route="/api/v1/calculate/position-size",status="200"}' in text

@@ -220,14 +220,22 @@ class CalculationDispatch:
 
     def __init__(self, app: ASGIApp, routes: dict[str, CalcRoute]) -> None:
         self.app = app
-        self.routes = routes
+        self.routes = {path: (route, RouteLabel(path)) for path, route in routes.items()}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        route = self.routes.get(scope["path"]) if scope["type"] == "http" and scope["method"] == "POST" else None
-        if route is None:
+        found = self.routes.get(scope["path"]) if scope["type"] == "http" and scope["method"] == "POST" else None
+        if found is None:
             await self.app(scope, receive, send)
             return
+        route, scope["route"] = found  # the metrics middleware labels requests by scope["route"].path
         await handle(route, scope, receive, send)
+
+
+@dataclass(frozen=True, slots=True)
+class RouteLabel:
+    """What Starlette's router would have put in scope["route"]: the path template, for metrics and logs."""
+
+    path: str
 
 
 async def handle(route: CalcRoute, scope: Scope, receive: Receive, send: Send) -> None:

@@ -6,6 +6,7 @@ Permission strings are `<resource>:<action>:<reach>`; reach `own` means the prin
 
 from __future__ import annotations
 
+import functools
 from typing import Literal
 
 Role = Literal["SUPERADMIN", "BROKER_ADMIN", "BROKER_USER", "END_USER"]
@@ -47,6 +48,11 @@ PUBLISHABLE_SCOPES: tuple[str, ...] = ("calc:run",)
 
 
 def permissions_for_scopes(scopes: list[str] | tuple[str, ...]) -> frozenset[str]:
+    return _permissions(tuple(scopes))
+
+
+@functools.lru_cache(maxsize=1024)  # every API-key request asks; a key's scopes are one of few sets
+def _permissions(scopes: tuple[str, ...]) -> frozenset[str]:
     out: set[str] = set()
     for scope in scopes:
         out |= SCOPE_PERMISSIONS.get(scope, frozenset())

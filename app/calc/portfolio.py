@@ -7,7 +7,7 @@ from typing import Any, Literal
 
 from app.calc.conversion import RateTable
 from app.calc.errors import CalcError, MissingRate
-from app.calc.flags import flag
+from app.calc.flags import Explain, flag
 from app.calc.instruments import InstrumentSpec
 from app.calc.leverage import resolve_leverage
 from app.calc.numbers import floor_to_step, r10
@@ -26,8 +26,23 @@ class Position:
     field: str
 
 
+def position(spec: InstrumentSpec, side: Literal["long", "short"], lots: float | None, units: float | None,
+             entry: float | None, stop_loss: float | None, stop_loss_pips: float | None,
+             stop_distance: float | None, leverage: float | None, field: str) -> Position:
+    """One open position from the request's figures: lots (or units / contractSize), and the stop distance
+    in price units from at most one of stopLoss (with entry), stopLossPips, stopDistance."""
+    lot = lots if lots is not None else (units or 0.0) / spec.contract_size
+    distance: float | None = stop_distance
+    if stop_loss is not None:
+        assert entry is not None
+        distance = r10(abs(entry - stop_loss))
+    elif stop_loss_pips is not None:
+        distance = stop_loss_pips * spec.pip_size
+    return Position(spec, side, lot, entry, distance, leverage, field)
+
+
 def open_positions(account: str, balance: float | None, positions: list[Position], rates: RateTable,
-                   jurisdiction: str | None, free_margin: float | None) -> dict[str, Any]:
+                   jurisdiction: str | None, free_margin: float | None, ex: Explain | None = None) -> dict[str, Any]:
     rows: list[dict[str, Any]] = []
     total_risk = 0.0
     total_margin = 0.0
@@ -93,17 +108,30 @@ def open_positions(account: str, balance: float | None, positions: list[Position
             out["freeMarginAfter"] = r10((free_margin if free_margin is not None else balance) - total_margin)
         elif free_margin is not None:
             out["freeMarginAfter"] = r10(free_margin - total_margin)
+    if ex:
+        for i, row in enumerate(rows):
+            ex.add(f"positions[{i}].riskAtStop", "lots x stopDistance x contractSize x X(quote->account)",
+                   {"lots": row["lots"]}, row["riskAtStop"])
+        ex.add("totalRisk", "sum of riskAtStop", {}, out["totalRisk"])
+        ex.add("totalMargin", "sum of requiredMargin", {}, out["totalMargin"])
     return out
 
 
 def multi_leg(spec: InstrumentSpec, account: str, rates: RateTable, entries: list[tuple[float, float]],
-              stop: float, direction: Literal["long", "short"] | None, risk: float, balance: float | None,
-              commission_per_lot: float) -> dict[str, Any]:
+              stop: float, direction: Literal["long", "short"] | None, risk_amount: float | None,
+              risk_percentage: float | None, balance: float | None, commission_per_lot: float,
+              ex: Explain | None = None) -> dict[str, Any]:
     """Size one trade entered at several prices with one shared stop.
 
     entries: (price, weight). Lots of leg i are proportional to its weight (equal weights = equal lots);
-    the scale k solves sum_i k w_i L_i = risk, with L_i the loss per lot of leg i.
+    the scale k solves sum_i k w_i L_i = risk, with L_i the loss per lot of leg i. The risk is
+    balance x riskPercentage / 100 when riskPercentage is given (with the balance), else riskAmount.
     """
+    if risk_percentage is not None:
+        assert balance is not None
+        risk = balance * risk_percentage / 100.0
+    else:
+        risk = risk_amount or 0.0
     first = entries[0][0]
     side: Literal["long", "short"] = "long" if stop < first else "short"
     if direction is not None and direction != side:
@@ -140,4 +168,9 @@ def multi_leg(spec: InstrumentSpec, account: str, rates: RateTable, entries: lis
     }
     if balance is not None:
         out["riskPercentage"] = r10(total / balance * 100.0)
+    if ex:
+        ex.add("scale", "riskAmount / sum(weight_i x lossPerLot_i)", {"riskAmount": r10(risk)},
+               legs[0]["exactLots"] / legs[0]["weight"])
+        for i, leg in enumerate(legs):
+            ex.add(f"legs[{i}].lots", "scale x weight, floored to lotStep", {"weight": leg["weight"]}, leg["lots"])
     return out

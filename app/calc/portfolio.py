@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any, Literal
+
+import numpy as np
+from numpy.typing import NDArray
 
 from app.calc.conversion import RateTable
 from app.calc.errors import CalcError, MissingRate
@@ -115,6 +119,61 @@ def open_positions(account: str, balance: float | None, positions: list[Position
         ex.add("totalRisk", "sum of riskAtStop", {}, out["totalRisk"])
         ex.add("totalMargin", "sum of requiredMargin", {}, out["totalMargin"])
     return out
+
+
+def net_exposure(positions: list[Position], rates: RateTable, account: str) -> dict[str, Any]:
+    """Net units per currency (a long base/quote position is +units of base, -units x price of quote) and
+    their account-currency value (null where no rate converts it); a position whose price is unknown, or
+    an instrument that is not a currency pair, leaves the total incomplete."""
+    net: dict[str, float] = {}
+    complete = True
+    for pos in positions:
+        spec = pos.spec
+        if spec.base == spec.symbol:
+            complete = False
+            continue
+        table = with_own_pair(spec, rates, pos.entry)
+        try:
+            price = table.cross(spec.base, spec.quote).mid
+        except MissingRate:
+            complete = False
+            continue
+        units = pos.lots * spec.contract_size * (1.0 if pos.side == "long" else -1.0)
+        net[spec.base] = net.get(spec.base, 0.0) + units
+        net[spec.quote] = net.get(spec.quote, 0.0) - units * price
+    by_ccy: dict[str, Any] = {}
+    for ccy, amount in net.items():
+        try:
+            value: float | None = amount * rates.convert_factor(ccy, account)
+        except MissingRate:
+            value = None
+        by_ccy[ccy] = {"amount": amount, "accountValue": value}
+    return {"netExposureByCurrency": by_ccy, "netExposureComplete": complete}
+
+
+def correlation_risk(positions: list[Position], rows: list[dict[str, Any]], returns: NDArray[np.float64],
+                     names: list[str], factor_of: NDArray[np.intp]) -> dict[str, Any]:
+    """The correlation-adjusted risk at the stops sqrt(r' C r), r_i = direction x riskAtStop (a heuristic of
+    FX risk calculators: stop-outs treated as jointly normal moves scaled to each trade's risk, not a
+    probability statement). returns: observations x pairs (columns `names`); factor_of: each position's
+    column."""
+    if returns.shape[0] < 3:
+        raise CalcError("returns.series", "A correlation needs at least 3 observations.", "TOO_FEW_OBSERVATIONS")
+    sd = returns.std(axis=0)
+    zero = [names[i] for i in np.flatnonzero(sd == 0)]
+    if zero:
+        raise CalcError(f"returns.series.{zero[0]}", f"{zero[0]} has zero variance: no correlation.",
+                        "SINGULAR_COVARIANCE")
+    corr = np.corrcoef(returns, rowvar=False).reshape(len(names), len(names))
+    risk = np.array([(row["riskAtStop"] or 0.0) * (1.0 if pos.side == "long" else -1.0)
+                     for pos, row in zip(positions, rows, strict=True)])
+    c = corr[np.ix_(factor_of, factor_of)]
+    return {
+        "correlationAdjustedRisk": float(math.sqrt(max(float(risk @ c @ risk), 0.0))),
+        "sumOfRisks": float(np.abs(risk).sum()),
+        "correlation": {"pairs": names, "matrix": [[float(x) for x in row] for row in corr],
+                        "observations": int(returns.shape[0]), "method": "pearson"},
+    }
 
 
 def multi_leg(spec: InstrumentSpec, account: str, rates: RateTable, entries: list[tuple[float, float]],

@@ -21,7 +21,9 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from app.calc.errors import CalcError, MissingRate
+from app.calc.flags import Explain
 from app.calc.instruments import CATALOGUE, normalise_symbol, split_pair
+from app.calc.numbers import half_up, r10
 
 Side = Literal["mid", "bid", "ask"]
 
@@ -288,3 +290,40 @@ def market_symbol(a: str, b: str) -> str:
     rank = {c: i for i, c in enumerate(("XAU", "XAG", "BTC", "ETH", "EUR", "GBP", "AUD", "NZD", "USD", "CAD",
                                         "CHF", "JPY"))}
     return f"{a}{b}" if rank.get(a, 99) <= rank.get(b, 99) else f"{b}{a}"
+
+
+def cross_rate(rates: RateTable, target: str, base: str, quote: str, decimals: int | None,
+               ex: Explain | None = None) -> dict[str, Any]:
+    """The bid/ask of base/quote through the shortest path of quoted legs; with `decimals`, also
+    rounded half-up (the unrounded values kept)."""
+    c = rates.cross(base, quote, "conversionRates")
+    out: dict[str, Any] = {"target": target, "bid": r10(c.bid), "ask": r10(c.ask), "mid": r10(c.mid),
+                           "spread": r10(c.ask - c.bid), "path": list(c.path), "currencyPath": list(c.currencies),
+                           "ratesUsed": rates.used_public()}
+    if decimals is not None:
+        out["bidUnrounded"], out["askUnrounded"] = out["bid"], out["ask"]
+        out["bid"], out["ask"] = half_up(c.bid, decimals), half_up(c.ask, decimals)
+        out["rounding"] = {"decimals": decimals, "mode": "half-up"}
+    if ex:
+        ex.add("cross", "product of legs; a leg quoted the other way is 1/ask for the bid and 1/bid for the ask",
+               {"path": list(c.path)}, {"bid": out["bid"], "ask": out["ask"]})
+    return out
+
+
+# A loss (an amount owed in `from`) is bought at the ask of from/to; a profit is sold at the bid.
+CONVERT_SIDES: dict[str, Side] = {"mid": "mid", "loss": "ask", "profit": "bid"}
+
+
+def convert(rates: RateTable, src: str, dst: str, amount: float, ex: Explain | None = None) -> dict[str, Any]:
+    """An amount of src in dst at the mid, the loss side and the profit side."""
+    c = rates.cross(src, dst, "conversionRates")
+    out: dict[str, Any] = {"from": src, "to": dst, "amount": amount, "path": list(c.path),
+                           "currencyPath": list(c.currencies),
+                           "rate": {"bid": r10(c.bid), "ask": r10(c.ask), "mid": r10(c.mid)}}
+    for name, side in CONVERT_SIDES.items():
+        out[name] = r10(amount * c.side(side))
+    out["ratesUsed"] = rates.used_public()
+    if ex:
+        ex.add("convert", "amount x rate; a loss at the ask of from/to, a profit at the bid",
+               {"amount": amount, "path": list(c.path)}, {k: out[k] for k in CONVERT_SIDES})
+    return out

@@ -4,14 +4,18 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 from numpy.typing import NDArray
 
+from app.calc.conversion import RateTable
 from app.calc.errors import CalcError
-from app.calc.flags import flag
+from app.calc.flags import Explain, flag
+from app.calc.instruments import InstrumentSpec
 from app.calc.numbers import r10, s15
+from app.calc.sizing import TakeProfit
+from app.calc.trade import with_own_pair
 
 
 def reward_risk(risk: float, reward: float, cost: float = 0.0, win_rate: float | None = None,
@@ -44,6 +48,86 @@ def reward_risk(risk: float, reward: float, cost: float = 0.0, win_rate: float |
     return out
 
 
+def _explain_break_even(out: dict[str, Any], ex: Explain | None) -> None:
+    if ex:
+        ex.add("breakEvenWinRate", "(risk + cost) / (risk + reward)", {}, out["breakEvenWinRate"])
+
+
+def levels_direction(entry: float, stop: float) -> Literal["long", "short"]:
+    """The side a trade's levels give: stop below entry = long."""
+    if stop == entry:
+        raise CalcError("stopLoss", "stopLoss equals entryPrice: the stop distance is zero.", "STOP_EQUALS_ENTRY")
+    return "long" if stop < entry else "short"
+
+
+def check_take_profits(direction: Literal["long", "short"], entry: float, take_profits: Sequence[TakeProfit]) -> None:
+    """Every take-profit on the winning side of entry."""
+    for tp in take_profits:
+        if (direction == "long" and tp.price <= entry) or (direction == "short" and tp.price >= entry):
+            side = "above" if direction == "long" else "below"
+            raise CalcError(tp.field, f"A {direction} trade needs its take-profit {side} entryPrice "
+                            f"({tp.price} vs {entry}).", "TAKE_PROFIT_WRONG_SIDE")
+
+
+def reward_risk_levels(entry: float, stop: float, direction: Literal["long", "short"],
+                       take_profits: Sequence[TakeProfit], pip: float | None, cost_pips: float,
+                       win_rate: float | None, ex: Explain | None = None, *, lots: float | None = None,
+                       spec: InstrumentSpec | None = None, account: str | None = None,
+                       rates: RateTable | None = None, commission_per_lot: float = 0.0) -> dict[str, Any]:
+    """R:R from price levels: distances (take-profits weighted by share), in pips with `pip`, and with
+    `lots` in money (spec, account and rates given) at the entry's conversion."""
+    risk_dist = r10(abs(entry - stop))
+    reward_dist = sum(tp.share * r10(abs(tp.price - entry)) for tp in take_profits)
+    out: dict[str, Any] = {"direction": direction, "riskDistance": risk_dist, "rewardDistance": r10(reward_dist)}
+    if pip:
+        out["riskPips"] = r10(risk_dist / pip)
+        out["rewardPips"] = r10(reward_dist / pip)
+    risk, reward, cost = risk_dist, reward_dist, 0.0
+    if cost_pips:
+        assert pip
+        cost = cost_pips * pip  # in price units, like the distances
+        out["costPips"] = cost_pips
+    if lots is not None:
+        assert spec is not None and account is not None and rates is not None
+        table = with_own_pair(spec, rates, entry, "entryPrice")
+        x = table.convert_factor(spec.quote, account, instrument=spec.symbol)
+        risk = risk_dist * spec.contract_size * x * lots
+        reward = reward_dist * spec.contract_size * x * lots
+        cost = 2.0 * commission_per_lot * lots
+        out.update({"lots": lots, "riskAmount": r10(risk), "rewardAmount": r10(reward),
+                    "commission": r10(cost), "ratesUsed": table.used_public(),
+                    "conversionPaths": table.paths_public()})
+        out["takeProfits"] = [{"price": tp.price, "share": tp.share,
+                               "reward": r10(tp.share * abs(tp.price - entry) * spec.contract_size * x * lots)}
+                              for tp in take_profits]
+    out.update(reward_risk(risk, reward, cost, win_rate))
+    if ex:
+        ex.add("riskRewardRatio", "(reward - commission) / (risk + commission)",
+               {"risk": r10(risk), "reward": r10(reward), "commission": r10(cost)}, out["riskRewardRatio"])
+    _explain_break_even(out, ex)
+    return out
+
+
+def reward_risk_amounts(risk_amount: float, reward_amount: float, cost_per_trade: float, commission_per_lot: float,
+                        lots: float | None, win_rate: float | None, ex: Explain | None = None) -> dict[str, Any]:
+    """R:R from money amounts, net of a fixed cost per trade plus the round-turn commission of `lots`."""
+    # Round-turn cost: a fixed cost per trade plus commission one way x 2 x lots.
+    cost = cost_per_trade + 2.0 * commission_per_lot * (lots or 0.0)
+    # One R in money is what a losing trade costs: the risk plus the round-turn cost.
+    out = reward_risk(risk_amount, reward_amount, cost, win_rate, risk_amount + cost)
+    out.update({"riskAmount": risk_amount, "rewardAmount": reward_amount, "commission": r10(cost)})
+    _explain_break_even(out, ex)
+    return out
+
+
+def reward_risk_ratio(reward_to_risk: float, win_rate: float | None, risk_amount: float | None,
+                      ex: Explain | None = None) -> dict[str, Any]:
+    """R:R from the ratio alone (risk 1, reward rewardToRisk, no cost)."""
+    out = reward_risk(1.0, reward_to_risk, 0.0, win_rate, risk_amount)
+    _explain_break_even(out, ex)
+    return out
+
+
 # A computed edge this close to zero is zero: p b - q and W - (1 - W)/R are differences of floats
 # (0.4 x 1.5 - 0.6 is 1.1e-16), and a sign read from rounding noise must not decide NO_EDGE.
 EDGE_TOLERANCE = 1e-12
@@ -54,10 +138,16 @@ def _z(x: float) -> float:
     return 0.0 if abs(x) <= EDGE_TOLERANCE else x
 
 
-def kelly_formula(win_rate: float, payoff: float) -> dict[str, Any]:
+def _explain_kelly(out: dict[str, Any], ex: Explain | None) -> None:
+    if ex:
+        ex.add("kellyFraction", "W - (1 - W) / R", {"W": out["winRate"], "R": out["payoffRatio"]},
+               out["kellyFraction"])
+
+
+def kelly_formula(win_rate: float, payoff: float, ex: Explain | None = None) -> dict[str, Any]:
     f = _z(win_rate - (1.0 - win_rate) / payoff)
     flags = [] if f > 0 else [flag("NO_EDGE", tolerance=EDGE_TOLERANCE)]
-    return {
+    out: dict[str, Any] = {
         "kellyFraction": r10(f),
         "halfKelly": r10(f / 2.0),
         "recommendedFraction": r10(max(f, 0.0)),
@@ -67,6 +157,8 @@ def kelly_formula(win_rate: float, payoff: float) -> dict[str, Any]:
         "expectancyR": r10(_z(win_rate * payoff - (1.0 - win_rate))),
         "flags": flags,
     }
+    _explain_kelly(out, ex)
+    return out
 
 
 def _growth_root(x: NDArray[np.float64], upper: float) -> float:
@@ -94,7 +186,7 @@ def _last_positive(f: Callable[[float], float], lo: float, hi: float) -> float:
     return (lo + hi) / 2
 
 
-def kelly_from_trades(results: Sequence[float]) -> dict[str, Any]:
+def kelly_from_trades(results: Sequence[float], ex: Explain | None = None) -> dict[str, Any]:
     """Formula Kelly from the list's win rate and payoff, the growth-optimal fraction to risk per 1R,
     and Vince's optimal f.
 
@@ -112,6 +204,7 @@ def kelly_from_trades(results: Sequence[float]) -> dict[str, Any]:
         base = kelly_formula(0.0, 1.0)
         base.update({"logOptimalFraction": 0.0, "logOptimalRiskFraction": 0.0, "vinceOptimalF": 0.0,
                      "trades": int(r.size), "worstLoss": r10(float(losses.min()))})
+        _explain_kelly(base, ex)
         return base
     w = wins.size / r.size
     with np.errstate(over="ignore", divide="ignore"):
@@ -139,6 +232,7 @@ def kelly_from_trades(results: Sequence[float]) -> dict[str, Any]:
                              "logOptimalRiskFraction x |worstLoss|; risk per 1R = vinceOptimalF / |worstLoss|",
         },
     })
+    _explain_kelly(out, ex)
     return out
 
 
@@ -160,7 +254,8 @@ def ruin_root(win_rate: float, payoff: float) -> float:
 
 
 def risk_of_ruin(win_rate: float, payoff: float, capital_units: float | None, risk_fraction: float | None,
-                 ruin_level: float, mc_paths: int, mc_trades: int, seed: int | None) -> dict[str, Any]:
+                 ruin_level: float, mc_paths: int, mc_trades: int, seed: int | None,
+                 ex: Explain | None = None) -> dict[str, Any]:
     p, q, b = win_rate, 1.0 - win_rate, payoff
     edge = _z(p * b - q)
     out: dict[str, Any] = {"winRate": p, "payoffRatio": b, "edge": r10(edge), "expectancyR": r10(edge),
@@ -190,6 +285,8 @@ def risk_of_ruin(win_rate: float, payoff: float, capital_units: float | None, ri
         out["fixedFractionalRuinKind"] = "bound"
         if mc_paths > 0:
             out["monteCarlo"] = _mc_ruin(p, b, risk_fraction, ruin_level, mc_paths, mc_trades, seed)
+    if ex:
+        ex.add("ruinRoot", "x in (0,1): p x^(b+1) - x + q = 0", {"p": win_rate, "b": payoff}, out["ruinRoot"])
     return out
 
 

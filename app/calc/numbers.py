@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from decimal import Decimal
+from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
 # A quotient like 0.29 / 0.01 is 28.999999999999996 in binary floating point; a value this close to
@@ -29,6 +29,11 @@ def nearest_step(value: float, step: float) -> float:
         return 0.0
     n = math.floor(value / step + 0.5 + STEP_EPSILON)
     return round(n * step, step_decimals(step))
+
+
+def half_up(x: float, decimals: int) -> float:
+    """x rounded half-up (away from zero at a tie) to `decimals` places, from its shortest decimal form."""
+    return float(Decimal(repr(x)).quantize(Decimal(1).scaleb(-decimals), rounding=ROUND_HALF_UP))
 
 
 def r10(x: float) -> float:

@@ -186,7 +186,7 @@ def pnl(spec: InstrumentSpec, account: str, rates: RateTable, units: float, lots
 
 
 def lot_breakdown(spec: InstrumentSpec, units: float, lots: float, rounding: Literal["down", "nearest"],
-                  min_lot_policy: Literal["raise", "refuse"]) -> dict[str, Any]:
+                  min_lot_policy: Literal["raise", "refuse"], ex: Explain | None = None) -> dict[str, Any]:
     tradeable = (nearest_step if rounding == "nearest" else floor_to_step)(lots, spec.lot_step)
     flags: list[dict[str, Any]] = []
     if tradeable > spec.max_lot:
@@ -200,7 +200,7 @@ def lot_breakdown(spec: InstrumentSpec, units: float, lots: float, rounding: Lit
             tradeable = 0.0
             flags.append(flag("BELOW_MIN_LOT_NO_TRADE", minLot=spec.min_lot))
     c = spec.contract_size
-    return {
+    out: dict[str, Any] = {
         "units": r10(units),
         "lots": r10(lots),
         "standardLots": r10(units / 100_000),
@@ -218,3 +218,9 @@ def lot_breakdown(spec: InstrumentSpec, units: float, lots: float, rounding: Lit
         "maxUnits": r10(spec.max_lot * c),
         "flags": flags,
     }
+    if ex:
+        ex.add("lots", "units / contractSize", {"units": units, "contractSize": c}, out["lots"])
+        ex.add("tradeableLots", f"{rounding} to lotStep, then minLot/maxLot policy",
+               {"lotStep": spec.lot_step, "minLot": spec.min_lot, "maxLot": spec.max_lot,
+                "minLotPolicy": min_lot_policy}, out["tradeableLots"])
+    return out

@@ -3,10 +3,9 @@ instrument resolution with overrides, the rate table, and response assembly."""
 
 from __future__ import annotations
 
-from decimal import ROUND_HALF_UP, Decimal
-from typing import Any, Literal
+from typing import Any
 
-from app.calc import edge, portfolio, series, sizing, trade
+from app.calc import conversion, edge, portfolio, series, sizing, trade
 from app.calc.errors import CalcError
 from app.calc.flags import Explain
 from app.calc.instruments import (
@@ -165,25 +164,19 @@ def risk_reward(req: s.RiskRewardRequest, explain: bool = False) -> dict[str, An
     ex = Explain() if explain else None
     mode = one_of({"entryPrice": req.entry_price, "rewardAmount": req.reward_amount,
                    "rewardToRisk": req.reward_to_risk}, "price levels, money amounts or the ratio")
-    out: dict[str, Any] = {}
     if mode == "entryPrice":
         out = _rr_levels(req, ex)
     elif mode == "rewardAmount":
         if req.risk_amount is None:
             raise CalcError("riskAmount", "rewardAmount needs riskAmount.", "MISSING_FIELD")
-        # Round-turn cost: a fixed cost per trade plus commission one way x 2 x lots.
-        cost = req.cost_per_trade + 2.0 * req.commission_per_lot * (req.lots or 0.0)
         if req.commission_per_lot and req.lots is None:
             raise CalcError("lots", "commissionPerLot needs lots.", "MISSING_FIELD")
-        # One R in money is what a losing trade costs: the risk plus the round-turn cost.
-        out = edge.reward_risk(req.risk_amount, req.reward_amount or 0.0, cost, req.win_rate,
-                               req.risk_amount + cost)
-        out.update({"riskAmount": req.risk_amount, "rewardAmount": req.reward_amount, "commission": r10(cost)})
+        assert req.reward_amount is not None
+        out = edge.reward_risk_amounts(req.risk_amount, req.reward_amount, req.cost_per_trade,
+                                       req.commission_per_lot, req.lots, req.win_rate, ex)
     else:
         assert req.reward_to_risk is not None
-        out = edge.reward_risk(1.0, req.reward_to_risk, 0.0, req.win_rate, req.risk_amount)
-    if ex:
-        ex.add("breakEvenWinRate", "(risk + cost) / (risk + reward)", {}, out["breakEvenWinRate"])
+        out = edge.reward_risk_ratio(req.reward_to_risk, req.win_rate, req.risk_amount, ex)
     return _finish(out, ex)
 
 
@@ -194,51 +187,24 @@ def _rr_levels(req: s.RiskRewardRequest, ex: Explain | None) -> dict[str, Any]:
         raise CalcError("stopLoss", "Price levels need stopLoss.", "MISSING_FIELD")
     if req.take_profit is None:
         raise CalcError("takeProfit", "Price levels need takeProfit.", "MISSING_FIELD")
-    if req.stop_loss == entry:
-        raise CalcError("stopLoss", "stopLoss equals entryPrice: the stop distance is zero.", "STOP_EQUALS_ENTRY")
-    direction = "long" if req.stop_loss < entry else "short"
+    direction = edge.levels_direction(entry, req.stop_loss)
     tps = take_profits(req.take_profit)
-    for tp in tps:
-        if (direction == "long" and tp.price <= entry) or (direction == "short" and tp.price >= entry):
-            side = "above" if direction == "long" else "below"
-            raise CalcError(tp.field, f"A {direction} trade needs its take-profit {side} entryPrice "
-                            f"({tp.price} vs {entry}).", "TAKE_PROFIT_WRONG_SIDE")
+    edge.check_take_profits(direction, entry, tps)
     spec = instrument(req.currency_pair, req.instrument) if req.currency_pair else None
     pip = req.pip_size or (spec.pip_size if spec else None)
-    risk_dist = r10(abs(entry - req.stop_loss))
-    reward_dist = sum(tp.share * r10(abs(tp.price - entry)) for tp in tps)
-    out: dict[str, Any] = {"direction": direction, "riskDistance": risk_dist, "rewardDistance": r10(reward_dist)}
-    if pip:
-        out["riskPips"] = r10(risk_dist / pip)
-        out["rewardPips"] = r10(reward_dist / pip)
-    risk, reward, cost = risk_dist, reward_dist, 0.0
     if req.cost_pips:
         if not pip:
             raise CalcError("costPips", "costPips needs pipSize or a known currencyPair.", "MISSING_FIELD")
         if req.lots is not None:
             raise CalcError("costPips", "With lots give the cost as commissionPerLot.", "CONFLICTING_FIELDS")
-        cost = req.cost_pips * pip  # in price units, like the distances
-        out["costPips"] = req.cost_pips
-    if req.lots is not None:
-        if spec is None or req.account_currency is None:
-            raise CalcError("currencyPair", "Money figures need currencyPair and accountCurrency.", "MISSING_FIELD")
-        account = normalise_currency(req.account_currency, "accountCurrency")
-        table = trade.with_own_pair(spec, rate_table(req.conversion_rates), entry, "entryPrice")
-        x = table.convert_factor(spec.quote, account, instrument=spec.symbol)
-        risk = risk_dist * spec.contract_size * x * req.lots
-        reward = reward_dist * spec.contract_size * x * req.lots
-        cost = 2.0 * req.commission_per_lot * req.lots
-        out.update({"lots": req.lots, "riskAmount": r10(risk), "rewardAmount": r10(reward),
-                    "commission": r10(cost), "ratesUsed": table.used_public(),
-                    "conversionPaths": table.paths_public()})
-        out["takeProfits"] = [{"price": tp.price, "share": tp.share,
-                               "reward": r10(tp.share * abs(tp.price - entry) * spec.contract_size * x * req.lots)}
-                              for tp in tps]
-    out.update(edge.reward_risk(risk, reward, cost, req.win_rate))
-    if ex:
-        ex.add("riskRewardRatio", "(reward - commission) / (risk + commission)",
-               {"risk": r10(risk), "reward": r10(reward), "commission": r10(cost)}, out["riskRewardRatio"])
-    return out
+    if req.lots is None:
+        return edge.reward_risk_levels(entry, req.stop_loss, direction, tps, pip, req.cost_pips, req.win_rate, ex)
+    if spec is None or req.account_currency is None:
+        raise CalcError("currencyPair", "Money figures need currencyPair and accountCurrency.", "MISSING_FIELD")
+    account = normalise_currency(req.account_currency, "accountCurrency")
+    return edge.reward_risk_levels(entry, req.stop_loss, direction, tps, pip, req.cost_pips, req.win_rate, ex,
+                                   lots=req.lots, spec=spec, account=account, rates=rate_table(req.conversion_rates),
+                                   commission_per_lot=req.commission_per_lot)
 
 
 def kelly(req: s.KellyRequest, explain: bool = False) -> dict[str, Any]:
@@ -246,16 +212,13 @@ def kelly(req: s.KellyRequest, explain: bool = False) -> dict[str, Any]:
     if req.trades is not None:
         if req.win_rate is not None or req.payoff_ratio is not None:
             raise CalcError("trades", "Give trades, or winRate with payoffRatio, not both.", "CONFLICTING_FIELDS")
-        out = edge.kelly_from_trades(req.trades)
+        out = edge.kelly_from_trades(req.trades, ex)
     else:
         if req.win_rate is None:
             raise CalcError("winRate", "Give winRate and payoffRatio, or a list of trades.", "MISSING_FIELD")
         if req.payoff_ratio is None:
             raise CalcError("payoffRatio", "winRate needs payoffRatio.", "MISSING_FIELD")
-        out = edge.kelly_formula(req.win_rate, req.payoff_ratio)
-    if ex:
-        ex.add("kellyFraction", "W - (1 - W) / R", {"W": out["winRate"], "R": out["payoffRatio"]},
-               out["kellyFraction"])
+        out = edge.kelly_formula(req.win_rate, req.payoff_ratio, ex)
     return _finish(out, ex)
 
 
@@ -266,10 +229,7 @@ def risk_of_ruin(req: s.RiskOfRuinRequest, explain: bool = False) -> dict[str, A
     if req.monte_carlo_paths * req.monte_carlo_trades > 10_000_000:
         raise CalcError("monteCarloPaths", "monteCarloPaths x monteCarloTrades must not exceed 10,000,000.")
     out = edge.risk_of_ruin(req.win_rate, req.payoff_ratio, req.capital_units, req.risk_fraction, req.ruin_level,
-                            req.monte_carlo_paths, req.monte_carlo_trades, req.seed)
-    if ex:
-        ex.add("ruinRoot", "x in (0,1): p x^(b+1) - x + q = 0", {"p": req.win_rate, "b": req.payoff_ratio},
-               out["ruinRoot"])
+                            req.monte_carlo_paths, req.monte_carlo_trades, req.seed, ex)
     return _finish(out, ex)
 
 
@@ -277,17 +237,13 @@ def lots(req: s.LotsRequest, explain: bool = False) -> dict[str, Any]:
     ex = Explain() if explain else None
     spec = instrument(req.currency_pair, req.instrument)
     units, lot = _units_lots(spec, req.lots, req.units)
-    out = trade.lot_breakdown(spec, units, lot, req.lot_rounding, req.min_lot_policy)
+    out = trade.lot_breakdown(spec, units, lot, req.lot_rounding, req.min_lot_policy, ex)
     out["currencyPair"] = spec.symbol
-    if ex:
-        ex.add("lots", "units / contractSize", {"units": units, "contractSize": spec.contract_size}, out["lots"])
-        ex.add("tradeableLots", f"{req.lot_rounding} to lotStep, then minLot/maxLot policy",
-               {"lotStep": spec.lot_step, "minLot": spec.min_lot, "maxLot": spec.max_lot,
-                "minLotPolicy": req.min_lot_policy}, out["tradeableLots"])
     return _finish(out, ex)
 
 
 def portfolio_risk(req: s.PortfolioRequest, explain: bool = False) -> dict[str, Any]:
+    ex = Explain() if explain else None
     account = normalise_currency(req.account_currency, "accountCurrency")
     table = rate_table(req.conversion_rates)
     positions: list[portfolio.Position] = []
@@ -295,10 +251,8 @@ def portfolio_risk(req: s.PortfolioRequest, explain: bool = False) -> dict[str, 
         f = f"positions[{i}]"
         spec = instrument(p.currency_pair, p.instrument, f"{f}.currencyPair", f"{f}.instrument")
         one_of({f"{f}.lots": p.lots, f"{f}.units": p.units}, "the size")
-        lot = p.lots if p.lots is not None else (p.units or 0.0) / spec.contract_size
         given = {f"{f}.stopLoss": p.stop_loss, f"{f}.stopLossPips": p.stop_loss_pips,
                  f"{f}.stopDistance": p.stop_distance}
-        distance: float | None = None
         if any(v is not None for v in given.values()):
             which = one_of(given, "the stop")
             if which.endswith("stopLoss"):
@@ -309,22 +263,11 @@ def portfolio_risk(req: s.PortfolioRequest, explain: bool = False) -> dict[str, 
                 if wrong:
                     raise CalcError(which, f"A {p.side} position needs its stop on the losing side of entryPrice.",
                                     "STOP_LOSS_WRONG_SIDE")
-                distance = r10(abs(p.entry_price - p.stop_loss))
-            elif which.endswith("stopLossPips"):
-                distance = (p.stop_loss_pips or 0.0) * spec.pip_size
-            else:
-                distance = p.stop_distance
-        positions.append(portfolio.Position(spec, p.side, lot, p.entry_price, distance, p.leverage, f))
+        positions.append(portfolio.position(spec, p.side, p.lots, p.units, p.entry_price, p.stop_loss,
+                                            p.stop_loss_pips, p.stop_distance, p.leverage, f))
     out = portfolio.open_positions(account, req.account_balance, positions, table, req.jurisdiction,
-                                   req.free_margin)
+                                   req.free_margin, ex)
     out.update(portfolio_extras(positions, out["positions"], req.returns, table, account))
-    ex = Explain() if explain else None
-    if ex:
-        for i, row in enumerate(out["positions"]):
-            ex.add(f"positions[{i}].riskAtStop", "lots x stopDistance x contractSize x X(quote->account)",
-                   {"lots": row["lots"]}, row["riskAtStop"])
-        ex.add("totalRisk", "sum of riskAtStop", {}, out["totalRisk"])
-        ex.add("totalMargin", "sum of requiredMargin", {}, out["totalMargin"])
     return _finish(out, ex)
 
 
@@ -332,21 +275,12 @@ def multi_leg(req: s.MultiLegRequest, explain: bool = False) -> dict[str, Any]:
     account = normalise_currency(req.account_currency, "accountCurrency")
     spec = instrument(req.currency_pair, req.instrument)
     one_of({"riskAmount": req.risk_amount, "riskPercentage": req.risk_percentage}, "the risk")
-    if req.risk_percentage is not None:
-        if req.account_balance is None:
-            raise CalcError("accountBalance", "riskPercentage needs accountBalance.", "MISSING_FIELD")
-        risk = req.account_balance * req.risk_percentage / 100.0
-    else:
-        risk = req.risk_amount or 0.0
-    out = portfolio.multi_leg(spec, account, rate_table(req.conversion_rates),
-                              [(e.price, e.weight) for e in req.entries], req.stop_loss, req.direction, risk,
-                              req.account_balance, req.commission_per_lot)
+    if req.risk_percentage is not None and req.account_balance is None:
+        raise CalcError("accountBalance", "riskPercentage needs accountBalance.", "MISSING_FIELD")
     ex = Explain() if explain else None
-    if ex:
-        ex.add("scale", "riskAmount / sum(weight_i x lossPerLot_i)", {"riskAmount": r10(risk)},
-               out["legs"][0]["exactLots"] / out["legs"][0]["weight"])
-        for i, leg in enumerate(out["legs"]):
-            ex.add(f"legs[{i}].lots", "scale x weight, floored to lotStep", {"weight": leg["weight"]}, leg["lots"])
+    out = portfolio.multi_leg(spec, account, rate_table(req.conversion_rates),
+                              [(e.price, e.weight) for e in req.entries], req.stop_loss, req.direction,
+                              req.risk_amount, req.risk_percentage, req.account_balance, req.commission_per_lot, ex)
     return _finish(out, ex)
 
 
@@ -363,13 +297,10 @@ def projection(req: s.ProjectionRequest, explain: bool = False) -> dict[str, Any
     if extra:
         raise CalcError("outcomes", "outcomes replay one sequence; winRate, trades, seed and fixedRiskAmount are for "
                         "the Monte Carlo projection (leave outcomes out).", "CONFLICTING_FIELDS")
-    out = series.outcome_path(req.start_balance, req.risk_percentage, req.reward_to_risk, req.outcomes,
-                              req.compounding)
-    out["method"] = "sequence"
     ex = Explain() if explain else None
-    if ex:
-        ex.add("trade", "risk = balance x riskPercentage / 100 (start balance without compounding); "
-               "win: + risk x rewardToRisk, loss: - risk", {"compounding": req.compounding}, out["balancePath"])
+    out = series.outcome_path(req.start_balance, req.risk_percentage, req.reward_to_risk, req.outcomes,
+                              req.compounding, ex)
+    out["method"] = "sequence"
     return _finish(out, ex)
 
 
@@ -386,28 +317,13 @@ def atr(req: s.AtrRequest, explain: bool = False) -> dict[str, Any]:
         for i, (h, lo) in enumerate(zip(req.high, req.low, strict=True)):
             if lo > h:
                 raise CalcError(f"low[{i}]", "low is above high.", "INVALID_BAR")
-        out = series.atr_series(req.high, req.low, req.close, req.period)
         ex = Explain() if explain else None
-        if ex:
-            ex.add("trueRange", "max(high - low, |high - previous close|, |low - previous close|)", {},
-                   out["trueRange"])
-            ex.add("atr", "first: mean of `period` true ranges; then ((period - 1) x ATR + TR) / period",
-                   {"period": req.period}, out["latestAtr"])
-        return _finish(out, ex)
+        return _finish(series.atr_series(req.high, req.low, req.close, req.period, ex), ex)
     if req.previous_atr is None or req.true_range is None:
         field = "previousAtr" if req.previous_atr is None else "trueRange"
         raise CalcError(field, "Give previousAtr with trueRange, or high/low/close series.", "MISSING_FIELD")
-    value = series.wilder_update(req.previous_atr, req.true_range, req.period)
-    formula = "((period - 1) x previousAtr + trueRange) / period"
     ex = Explain() if explain else None
-    if ex:
-        ex.add("atr", formula, {"previousAtr": req.previous_atr, "trueRange": req.true_range,
-                                "period": req.period}, r10(value))
-    return _finish({"atr": r10(value), "period": req.period, "method": "wilder", "formula": formula}, ex)
-
-
-def _half_up(x: float, decimals: int) -> float:
-    return float(Decimal(repr(x)).quantize(Decimal(1).scaleb(-decimals), rounding=ROUND_HALF_UP))
+    return _finish(series.wilder_step(req.previous_atr, req.true_range, req.period, ex), ex)
 
 
 def cross_rate(req: s.CrossRateRequest, explain: bool = False) -> dict[str, Any]:
@@ -415,38 +331,13 @@ def cross_rate(req: s.CrossRateRequest, explain: bool = False) -> dict[str, Any]
     pair = split_pair(target)
     if pair is None:
         raise CalcError("target", f"'{req.target}' is not a currency pair.", "UNKNOWN_INSTRUMENT")
-    table = rate_table(req.conversion_rates)
-    c = table.cross(pair[0], pair[1], "conversionRates")
-    out: dict[str, Any] = {"target": target, "bid": r10(c.bid), "ask": r10(c.ask), "mid": r10(c.mid),
-                           "spread": r10(c.ask - c.bid), "path": list(c.path), "currencyPath": list(c.currencies),
-                           "ratesUsed": table.used_public()}
-    if req.decimals is not None:
-        out["bidUnrounded"], out["askUnrounded"] = out["bid"], out["ask"]
-        out["bid"], out["ask"] = _half_up(c.bid, req.decimals), _half_up(c.ask, req.decimals)
-        out["rounding"] = {"decimals": req.decimals, "mode": "half-up"}
     ex = Explain() if explain else None
-    if ex:
-        ex.add("cross", "product of legs; a leg quoted the other way is 1/ask for the bid and 1/bid for the ask",
-               {"path": list(c.path)}, {"bid": out["bid"], "ask": out["ask"]})
-    return _finish(out, ex)
+    return _finish(conversion.cross_rate(rate_table(req.conversion_rates), target, pair[0], pair[1], req.decimals,
+                                         ex), ex)
 
 
 def convert(req: s.ConvertRequest, explain: bool = False) -> dict[str, Any]:
     src = normalise_node(req.from_currency, "from")
     dst = normalise_node(req.to_currency, "to")
-    table = rate_table(req.conversion_rates)
-    c = table.cross(src, dst, "conversionRates")
-    amount = req.amount
-    # A loss (an amount owed in `from`) is bought at the ask of from/to; a profit is sold at the bid.
-    sides: dict[str, Literal["mid", "bid", "ask"]] = {"mid": "mid", "loss": "ask", "profit": "bid"}
-    out: dict[str, Any] = {"from": src, "to": dst, "amount": amount, "path": list(c.path),
-                           "currencyPath": list(c.currencies),
-                           "rate": {"bid": r10(c.bid), "ask": r10(c.ask), "mid": r10(c.mid)}}
-    for name, side in sides.items():
-        out[name] = r10(amount * c.side(side))
-    out["ratesUsed"] = table.used_public()
     ex = Explain() if explain else None
-    if ex:
-        ex.add("convert", "amount x rate; a loss at the ask of from/to, a profit at the bid",
-               {"amount": amount, "path": list(c.path)}, {k: out[k] for k in sides})
-    return _finish(out, ex)
+    return _finish(conversion.convert(rate_table(req.conversion_rates), src, dst, req.amount, ex), ex)

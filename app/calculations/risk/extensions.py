@@ -9,11 +9,11 @@ from typing import Any
 
 import numpy as np
 
+from app.calc import portfolio
 from app.calc.conversion import RateTable
-from app.calc.errors import CalcError, MissingRate
+from app.calc.errors import CalcError
 from app.calc.portfolio import Position
 from app.calc.risk import projection as pj
-from app.calc.trade import with_own_pair
 from app.calculations.risk.schemas import ReturnsHistory
 from app.calculations.risk.service import history
 
@@ -93,51 +93,10 @@ def projection_mc(*, start: float, risk_pct: float, reward_to_risk: float | None
 def portfolio_extras(positions: list[Position], rows: list[dict[str, Any]], returns: ReturnsHistory | None,
                      rates: RateTable, account: str) -> dict[str, Any]:
     """Net exposure per currency and, with a returns history, the correlation-adjusted risk at the stops
-    sqrt(r' C r), r_i = direction x riskAtStop (a heuristic of FX risk calculators: stop-outs treated as
-    jointly normal moves scaled to each trade's risk, not a probability statement)."""
-    out: dict[str, Any] = {}
-    net: dict[str, float] = {}
-    complete = True
-    for pos in positions:
-        spec = pos.spec
-        if spec.base == spec.symbol:
-            complete = False
-            continue
-        table = with_own_pair(spec, rates, pos.entry)
-        try:
-            price = table.cross(spec.base, spec.quote).mid
-        except MissingRate:
-            complete = False
-            continue
-        units = pos.lots * spec.contract_size * (1.0 if pos.side == "long" else -1.0)
-        net[spec.base] = net.get(spec.base, 0.0) + units
-        net[spec.quote] = net.get(spec.quote, 0.0) - units * price
-    by_ccy: dict[str, Any] = {}
-    for ccy, amount in net.items():
-        try:
-            value: float | None = amount * rates.convert_factor(ccy, account)
-        except MissingRate:
-            value = None
-        by_ccy[ccy] = {"amount": amount, "accountValue": value}
-    out["netExposureByCurrency"] = by_ccy
-    out["netExposureComplete"] = complete
+    (app.calc.portfolio computes both; this turns the returns history into its matrix)."""
+    out = portfolio.net_exposure(positions, rates, account)
     if returns is None:
         return out
-    symbols = [p.spec.symbol for p in positions]
-    hist = history(returns, symbols)
-    if hist.returns.shape[0] < 3:
-        raise CalcError("returns.series", "A correlation needs at least 3 observations.", "TOO_FEW_OBSERVATIONS")
-    sd = hist.returns.std(axis=0)
-    zero = [hist.names[i] for i in np.flatnonzero(sd == 0)]
-    if zero:
-        raise CalcError(f"returns.series.{zero[0]}", f"{zero[0]} has zero variance: no correlation.",
-                        "SINGULAR_COVARIANCE")
-    corr = np.corrcoef(hist.returns, rowvar=False).reshape(len(hist.names), len(hist.names))
-    risk = np.array([(row["riskAtStop"] or 0.0) * (1.0 if pos.side == "long" else -1.0)
-                     for pos, row in zip(positions, rows, strict=True)])
-    c = corr[np.ix_(hist.factor_of, hist.factor_of)]
-    out["correlationAdjustedRisk"] = float(math.sqrt(max(float(risk @ c @ risk), 0.0)))
-    out["sumOfRisks"] = float(np.abs(risk).sum())
-    out["correlation"] = {"pairs": hist.names, "matrix": [[float(x) for x in row] for row in corr],
-                          "observations": int(hist.returns.shape[0]), "method": "pearson"}
+    hist = history(returns, [p.spec.symbol for p in positions])
+    out.update(portfolio.correlation_risk(positions, rows, hist.returns, hist.names, hist.factor_of))
     return out

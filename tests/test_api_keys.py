@@ -238,3 +238,25 @@ def test_keys_of_one_broker_are_invisible_to_another(client: TestClient, broker:
     some = next(iter(theirs))
     assert_problem(client.delete(f"/api/v1/brokers/{broker.id}/api-keys/{some}", headers=broker.auth), 404)
     assert calculate(client, other.auth).status_code == 200
+
+
+def test_a_key_seen_again_is_not_hashed_again_and_revocation_still_cuts_it(
+        client: TestClient, broker: BrokerFixture, monkeypatch: pytest.MonkeyPatch) -> None:
+    key = new_key(client, broker)
+    hashed: list[str] = []
+    real = keys.hash_secret
+
+    def counting(pepper: bytes, secret: str) -> bytes:
+        hashed.append(secret)
+        return real(pepper, secret)
+
+    monkeypatch.setattr(keys, "hash_secret", counting)
+    for _ in range(3):
+        assert calculate(client, bearer(key["key"])).status_code == 200
+    assert len(hashed) == 1  # verified once; the same cached row needs no second HMAC
+    wrong = key["key"][:-7] + ("A" if key["key"][-7] != "A" else "B") + key["key"][-6:]
+    wrong = wrong[:-6] + keys.checksum(wrong[:-6])  # a well-formed key with another secret: full check
+    assert_problem(calculate(client, bearer(wrong)), 401, "unauthorized")
+    assert len(hashed) == 2
+    client.delete(f"/api/v1/brokers/{broker.id}/api-keys/{key['id']}", headers=broker.auth)
+    assert_problem(calculate(client, bearer(key["key"])), 401, "unauthorized")

@@ -7,7 +7,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import ARRAY, Boolean, DateTime, Integer, LargeBinary, MetaData, String, Text, func
-from sqlalchemy.dialects.postgresql import JSONB, UUID
+from sqlalchemy.dialects.postgresql import JSON, JSONB, UUID
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 NAMING = {
@@ -111,8 +111,9 @@ class Calculation(Base):
     user_id: Mapped[uuid.UUID | None]
     api_key_id: Mapped[uuid.UUID | None]
     kind: Mapped[str] = mapped_column(Text)
-    input: Mapped[dict[str, Any]]
-    result: Mapped[dict[str, Any]]
+    # json, not jsonb: stored as answered and only read back whole (migration 0005).
+    input: Mapped[dict[str, Any]] = mapped_column(JSON)
+    result: Mapped[dict[str, Any]] = mapped_column(JSON)
     input_hash: Mapped[str] = mapped_column(Text)
     created_at: Mapped[datetime] = _now()
 

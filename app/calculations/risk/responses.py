@@ -112,6 +112,16 @@ class VarResponse(OutModel):
 
 # ---- stress ----
 
+class ConversionLeg(OutModel):
+    """One hop of a quote -> account conversion, in path order."""
+
+    pair: str = Field(description="The pair as quoted in the rate table (base + quote)")
+    direction: Literal["multiply", "divide"] = Field(
+        description="multiply: the amount is in the pair's base currency and is multiplied by the rate; divide: it "
+                    "is in the quote currency and is divided by it (the pair used inverted). A shock factor k on the "
+                    "pair moves the conversion by k (multiply) or 1/k (divide)")
+
+
 class StressPosition(OutModel):
     index: int
     currency_pair: str
@@ -124,6 +134,8 @@ class StressPosition(OutModel):
     conversion_path: list[str] | None = Field(
         description="The pairs of the quote -> account conversion ([] when the quote is the account currency); "
                     "null when no rate path is known (conversionFactor from the currency shocks)")
+    conversion_legs: list[ConversionLeg] | None = Field(
+        description="conversionPath with the direction of each hop; null when no rate path is known")
 
 
 class StressScenarioResult(OutModel):

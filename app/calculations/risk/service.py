@@ -212,15 +212,10 @@ def var(req: s.VarRequest, explain: bool = False) -> dict[str, Any]:
                              "standardError": "VaR: sqrt(a(1-a)/N)/f(q) with the simulated normal density; "
                                               "ES: sqrt((Var(L|tail) + (1-a)(ES-VaR)^2)/(N a))"}
     if res.extra.get("outOfDomain"):
-        out["flags"].append({
-            "code": "CORNISH_FISHER_OUT_OF_DOMAIN",
-            "message": "The P&L's skewness and excess kurtosis are outside the domain where the Cornish-Fisher "
-                       "expansion is a monotone quantile function (Maillard 2012), or it gave a negative VaR "
-                       "for a book with losses; var and es are the larger of the Gaussian and historical "
-                       "figures (es at least var). The raw expansion is in cornishFisherVar/cornishFisherEs.",
-            "data": {"skewness": out["pnlStatistics"].get("skewness"),
-                     "excessKurtosis": out["pnlStatistics"].get("excessKurtosis"),
-                     "safeRule": res.extra["safeRule"]}})
+        out["flags"].append(flag("CORNISH_FISHER_OUT_OF_DOMAIN",
+                                 skewness=out["pnlStatistics"].get("skewness"),
+                                 excessKurtosis=out["pnlStatistics"].get("excessKurtosis"),
+                                 safeRule=res.extra["safeRule"]))
     if res.extra.get("singularCovariance"):
         out["flags"].append(flag("SINGULAR_COVARIANCE_FALLBACK"))
     out["calculationId"] = new_id()
@@ -318,7 +313,10 @@ def stress(req: s.StressRequest, explain: bool = False) -> dict[str, Any]:
                            "linearPnl": float(r.linear_pnl[i]),
                            "conversionFactor": float(r.conversion_factor[i]),
                            "conversionPath": None if b.paths is None or b.paths[i] is None
-                           else [bs + q for bs, q, _ in b.paths[i] or []]}
+                           else [bs + q for bs, q, _ in b.paths[i] or []],
+                           "conversionLegs": None if b.paths is None or b.paths[i] is None
+                           else [{"pair": bs + q, "direction": "divide" if inverted else "multiply"}
+                                 for bs, q, inverted in b.paths[i] or []]}
                           for i in range(len(b.symbols))],
         })
     out: dict[str, Any] = {"accountCurrency": b.account, "scenarios": rows, "ratesUsed": b.rates_used}

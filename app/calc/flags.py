@@ -36,6 +36,10 @@ FLAG_CODES: dict[str, str] = {
     "EQUITY_ABOVE_FLOAT_RANGE": "Some simulated equity exceeds the largest representable number (about 1.8e308): "
                                 "fan and final-equity figures above it are null; drawdown and ruin figures are "
                                 "computed on log equity and are exact.",
+    "HORIZON_REVALUATION_DIFFERS": "The revalued VaR or ES (positions revalued at the moved prices and conversion "
+                                   "rates, revaluedVar/revaluedEs) differs from the linear figure by more than "
+                                   "1 %: over this horizon, or with these moves, the linear mapping is not "
+                                   "reliable.",
     "RUIN_BOUND": "The payoff is not a whole number of risk units: the root formula is an upper bound on the "
                   "risk of ruin, not its value; ask for monteCarloPaths for an estimate.",
 }

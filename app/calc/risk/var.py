@@ -281,7 +281,8 @@ def _monte_carlo(inp: VarInput, r: F64, w: F64) -> VarResult:
     standalone = est.historical(alone, c0)[0][0] * root_t
     rest = est.historical((sim @ w)[:, None] - alone, c0)[0][0] * root_t
     extra: dict[str, Any] = {"paths": inp.paths, "seed": inp.seed, "varStandardError": mc.var_se,
-                             "esStandardError": mc.es_se, "singularCovariance": singular}
+                             "esStandardError": mc.es_se, "singularCovariance": singular,
+                             "simulatedReturns": sim}  # 1-day factor moves, for horizon.revalued_var
     return _result(inp, mc.var, mc.es, marginal_f, standalone, rest, extra)
 
 

@@ -94,9 +94,9 @@ def test_a_conversion_pair_without_a_series_is_held_and_named(client: TestClient
     # today's rate, converts at X1/X0 = 1/0.98: -20,408.16 (the short yen leg: 1,000,000 x (1/0.98 - 1)).
     eurjpy = [-0.02] + [0.001, -0.001] * 49 + [0.001]  # 100 days: the 99 % VaR is the worst day
     usdjpy = [-0.02] + [0.0] * 99
-    held = {"accountCurrency": "USD", "conversionRates": {"USDJPY": 150},
-            "positions": [{"currencyPair": "EURJPY", "exposure": 1_000_000}],
-            "returns": {"series": {"EURJPY": eurjpy}}, "method": "historical", "confidence": 0.99}
+    held: dict[str, Any] = {"accountCurrency": "USD", "conversionRates": {"USDJPY": 150},
+                            "positions": [{"currencyPair": "EURJPY", "exposure": 1_000_000}],
+                            "returns": {"series": {"EURJPY": eurjpy}}, "method": "historical", "confidence": 0.99}
     r = var(client, held)
     assert r["revaluation"]["heldConversionPairs"] == ["USDJPY"]
     assert r["results"][0]["revaluedVar"] == pytest.approx(20_000, rel=1e-12)

@@ -9,6 +9,8 @@ import pytest
 from fastapi.testclient import TestClient
 
 from app.calc.flags import FLAG_CODES
+from app.calc.instruments import resolve
+from app.calc.leverage import regulatory_cap
 
 
 def post(client: TestClient, path: str, body: dict[str, Any], expect: int = 200) -> dict[str, Any]:
@@ -100,3 +102,16 @@ def test_projection_in_range_has_no_flag(client: TestClient) -> None:
             "paths": 500, "seed": 1}
     r = post(client, "projection", body)
     assert r["flags"] == [] and isinstance(r["meanFinalEquity"], float)
+
+
+@pytest.mark.parametrize(("symbol", "asic", "esma"), [
+    ("AUDUSD", 30, 20), ("EURAUD", 30, 20), ("AUDJPY", 30, 20), ("EURUSD", 30, 30), ("USDCAD", 30, 30),
+    ("NZDUSD", 20, 20), ("USDSGD", 20, 20), ("XAUUSD", 20, 20), ("XAGUSD", 10, 10), ("XTIUSD", 10, 10),
+    ("US500", 20, 20), ("AUS200", 20, 20), ("HK50", 10, 10), ("BTCUSD", 2, 2),
+])
+def test_asic_caps_follow_instrument_2020_986(symbol: str, asic: float, esma: float) -> None:
+    # Instrument 2020/986: 30:1 major pairs (two of AUD, CAD, USD, GBP, EUR, JPY, CHF), 20:1 minor pairs, gold
+    # and major indices, 10:1 other commodities and minor indices, 2:1 crypto-assets. ESMA's majors lack AUD.
+    spec = resolve(symbol)
+    assert regulatory_cap(spec, "asic") == asic
+    assert regulatory_cap(spec, "esma") == esma

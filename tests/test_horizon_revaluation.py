@@ -106,3 +106,24 @@ def test_a_conversion_pair_without_a_series_is_held_and_named(client: TestClient
     assert r["revaluation"]["heldConversionPairs"] == []
     assert r["results"][0]["var"] == pytest.approx(20_000, rel=1e-12)  # linear: unchanged
     assert r["results"][0]["revaluedVar"] == pytest.approx(0.02 / 0.98 * 1_000_000, rel=1e-12)
+
+
+def test_revalue_matches_a_position_by_position_loop() -> None:
+    import numpy as np
+
+    from app.calc.risk.horizon import log_relative, revalue
+
+    rng = np.random.default_rng(5)
+    moves = rng.normal(0, 0.03, (40, 3))
+    factor_of = np.array([0, 1, 2, 0])
+    exposures = np.array([1e6, -5e5, 2e5, 3e5])
+    legs = [[], [(2, -1)], [(2, -1), (0, 1)], [(1, 1)]]
+    h = 25.0
+    got = revalue(log_relative(moves, h), factor_of, exposures, legs)
+    for t in range(moves.shape[0]):
+        want = 0.0
+        for i, e in enumerate(exposures):
+            price = (1 + moves[t, factor_of[i]]) ** math.sqrt(h) - 1
+            conv = math.prod((1 + moves[t, f]) ** (s * math.sqrt(h)) for f, s in legs[i])
+            want += float(e) * price * conv
+        assert got[t] == pytest.approx(want, rel=1e-12, abs=1e-6)

@@ -81,14 +81,19 @@ def log_relative(moves: F64, horizon: float, mean: F64 | None = None) -> F64:
 def revalue(log_rel: F64, factor_of: NDArray[np.intp], exposures: F64,
             legs: Sequence[Sequence[FactorLeg]]) -> F64:
     """Book P&L per scenario: sum_i E_i (P1/P0 - 1)_i (X1/X0)_i, from the h-day log relatives (N, f) of
-    the factors. (P1/P0 - 1) = expm1(l) keeps full precision for small moves."""
-    price = np.expm1(log_rel[:, factor_of])  # (N, P)
-    conv_log = np.zeros_like(price)
-    for i, position_legs in enumerate(legs):
-        for factor, sign in position_legs:
-            conv_log[:, i] += sign * log_rel[:, factor]
+    the factors. (P1/P0 - 1) = expm1(l) keeps full precision for small moves. Positions whose conversion
+    does not move (quote = account, or held) sum per factor: one product."""
+    moved = np.expm1(log_rel)  # (N, f): P1/P0 - 1 per factor
+    converted = [i for i, position_legs in enumerate(legs) if position_legs]
+    still = exposures.copy()
+    still[converted] = 0.0
+    pnl = moved @ np.bincount(factor_of, weights=still, minlength=log_rel.shape[1])
     with np.errstate(invalid="ignore", over="ignore"):
-        pnl = (price * np.exp(conv_log)) @ exposures
+        for i in converted:
+            conv_log = np.zeros(log_rel.shape[0])
+            for factor, sign in legs[i]:
+                conv_log += sign * log_rel[:, factor]
+            pnl += exposures[i] * moved[:, factor_of[i]] * np.exp(conv_log)
     return np.asarray(pnl, dtype=np.float64)
 
 

@@ -115,3 +115,14 @@ def test_asic_caps_follow_instrument_2020_986(symbol: str, asic: float, esma: fl
     spec = resolve(symbol)
     assert regulatory_cap(spec, "asic") == asic
     assert regulatory_cap(spec, "esma") == esma
+
+
+def test_projection_closed_form_past_the_float_range_is_refused(client: TestClient) -> None:
+    # The schemathesis find itself: (1 + 1 x 2)^629 = 3^629 = 1.3e300 fits in a double, the start balance times
+    # it, 8.4e12 x 1.3e300 = 1.1e313, does not: it became inf silently and went out as null in
+    # analytic.fixedFractionMeanEquity (a number in the schema). Refused like any other overflow of the
+    # compounded closed form, naming numberOfTrades.
+    body = {"startBalance": 8.4e12, "riskPercentage": 100, "trades": [1, 3], "numberOfTrades": 629, "paths": 100,
+            "seed": 1}
+    r = post(client, "projection", body, expect=422)
+    assert [e["field"] for e in r["errors"]] == ["numberOfTrades"] and r["errors"][0]["code"] == "OUT_OF_RANGE"

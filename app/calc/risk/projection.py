@@ -163,8 +163,11 @@ def analytic(start: float, n_trades: int, risk_fraction: float, fixed_risk: floa
         median_equity = start * math.exp(n_trades * mean_log_growth)
         mean_equity = start * (1 + risk_fraction * mean_r) ** n_trades
     except OverflowError:
+        median_equity = mean_equity = math.inf
+    if not (math.isfinite(median_equity) and math.isfinite(mean_equity)):
         # Compounding a large edge over many trades leaves the range of a JSON number (~1.8e308): the
         # figure is determined but cannot be written, so the request is refused naming what drives it.
+        # The power itself may fit and only the product with the start balance overflow (to inf, silently).
         raise CalcError("numberOfTrades", f"The compounded equity after {n_trades} trades exceeds 1e308; use fewer "
-                        "trades or a smaller riskPercentage or rewardToRisk.", "OUT_OF_RANGE") from None
+                        "trades or a smaller riskPercentage or rewardToRisk.", "OUT_OF_RANGE")
     return Analytic(mean, sd, q, median_equity, mean_equity)

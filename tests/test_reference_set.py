@@ -21,6 +21,7 @@ ISSUE_13_CLASSES = {
     "ruin-bound", "no-edge-float", "historical-convention-string", "mid-quotes", "crypto-link", "spread-unit",
     "nfa-invented-cap", "asic-majors", "batch-items-bare", "negative-zero", "horizon-linear", "horizon-conversion",
     "cornish-fisher-position-floor", "projection-float-range", "stress-leg-direction",
+    "projection-closed-form-overflow",
 }
 
 

@@ -28,8 +28,18 @@ FLAG_CODES: dict[str, str] = {
                                    "level by more than 1 %; the rate is used for conversion.",
     "NOT_OFFERED_TO_US_RETAIL": "Under NFA/CFTC rules CFDs on indices, metals, commodities, shares and crypto "
                                 "are not offered to US retail clients; no US regulatory leverage cap applies.",
-    "CORNISH_FISHER_OUT_OF_DOMAIN": "The skewness and kurtosis are outside the domain where the Cornish-Fisher "
-                                    "expansion is a quantile function; the safe fallback value is reported.",
+    "CORNISH_FISHER_OUT_OF_DOMAIN": "The P&L's skewness and excess kurtosis are outside the domain where the "
+                                    "Cornish-Fisher expansion is a monotone quantile function (Maillard 2012), or "
+                                    "it gave a negative VaR for a book with losses; var and es are the larger of "
+                                    "the Gaussian and historical figures (es at least var, var at least 0 for a "
+                                    "book with losses). The raw expansion is in cornishFisherVar/cornishFisherEs.",
+    "EQUITY_ABOVE_FLOAT_RANGE": "Some simulated equity exceeds the largest representable number (about 1.8e308): "
+                                "fan and final-equity figures above it are null; drawdown and ruin figures are "
+                                "computed on log equity and are exact.",
+    "HORIZON_REVALUATION_DIFFERS": "The revalued VaR or ES (positions revalued at the moved prices and conversion "
+                                   "rates, revaluedVar/revaluedEs) differs from the linear figure by more than "
+                                   "1 %: over this horizon, or with these moves, the linear mapping is not "
+                                   "reliable.",
     "RUIN_BOUND": "The payoff is not a whole number of risk units: the root formula is an upper bound on the "
                   "risk of ruin, not its value; ask for monteCarloPaths for an estimate.",
 }

@@ -16,9 +16,15 @@ ESMA_CAPS: dict[str, float] = {
 }
 
 
-# ASIC Corporations (Product Intervention Order - Contracts for Difference) Instrument 2020/986: a major
-# currency pair is any two of the Australian, Canadian and US dollar, the British pound, the euro, the
-# Japanese yen and the Swiss franc -- ESMA's six plus AUD, so AUDUSD is 30:1 in Australia, 20:1 in the EU.
+# ASIC Corporations (Product Intervention Order - Contracts for Difference) Instrument 2020/986 (made
+# 22 October 2020, in force for retail clients from 29 March 2021; extended by Instrument 2022/259): 30:1 for
+# an exchange rate of a major currency pair; 20:1 for a minor currency pair, gold or a major stock market
+# index; 10:1 for other commodities and minor indices; 5:1 for shares and other assets; 2:1 for crypto-assets.
+# A major currency pair is two of the Australian, Canadian and US dollar, the British pound, the euro, the
+# Japanese yen and the Swiss franc -- ESMA's six plus AUD, so AUDUSD and EURAUD are 30:1 in Australia, 20:1
+# in the EU. Checked in the review of issue 13 against published summaries of the instrument, not against the
+# text of its section 4 (definitions), which the search available then did not reach; the same holds for
+# the list of major stock market indices, for which the catalogue's ESMA/FCA list (index-major) is kept.
 ASIC_MAJOR = frozenset({"AUD", "CAD", "USD", "GBP", "EUR", "JPY", "CHF"})
 
 

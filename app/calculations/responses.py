@@ -158,21 +158,24 @@ class ProjectionSequence(OutModel):
 
 
 class Fan(OutModel):
-    """Equity percentiles per step (step 0 = startBalance)."""
+    """Equity percentiles per step (step 0 = startBalance); null above the float range (about 1.8e308,
+    flag EQUITY_ABOVE_FLOAT_RANGE)."""
 
-    p5: list[float]
-    p25: list[float]
-    p50: list[float]
-    p75: list[float]
-    p95: list[float]
+    p5: list[float | None]
+    p25: list[float | None]
+    p50: list[float | None]
+    p75: list[float | None]
+    p95: list[float | None]
 
 
 class FinalEquityPercentiles(OutModel):
-    p5: float
-    p25: float
-    p50: float
-    p75: float
-    p95: float
+    """null above the float range (flag EQUITY_ABOVE_FLOAT_RANGE)."""
+
+    p5: float | None
+    p25: float | None
+    p50: float | None
+    p75: float | None
+    p95: float | None
 
 
 class DrawdownProbability(OutModel):
@@ -233,8 +236,9 @@ class ProjectionMonteCarlo(OutModel):
     start_balance: float
     fan: Fan
     fan_percentiles: list[float]
-    median_final_equity: float
-    mean_final_equity: float
+    median_final_equity: float | None = Field(description="null above the float range (flag "
+                                                     "EQUITY_ABOVE_FLOAT_RANGE)")
+    mean_final_equity: float | None = Field(description="null above the float range (flag EQUITY_ABOVE_FLOAT_RANGE)")
     final_equity_percentiles: FinalEquityPercentiles
     probability_of_loss: float
     drawdown_probabilities: list[DrawdownProbability]
@@ -242,6 +246,7 @@ class ProjectionMonteCarlo(OutModel):
     ruin_level: float
     ruin_probability: float
     ruin_standard_error: float
+    flags: list[Flag]
     trade_statistics: TradeStatistics = Omitted("With trades")
     analytic: ProjectionAnalytic
     conventions: ProjectionConventions

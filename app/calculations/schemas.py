@@ -6,7 +6,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Field
 
-from app.calculations.responses import Explained, LeverageLimits, PositionSizeConventions
+from app.calculations.responses import Explained, LeverageLimits, LeverageRule, PositionSizeConventions
 from app.calculations.risk.schemas import ReturnsHistory
 from app.instruments.schemas import Instrument
 from app.schemas import (
@@ -102,8 +102,8 @@ class PositionSizeResponse(OutModel):
     required_margin: float | None = Field(description="null (flag MARGIN_UNAVAILABLE) when no rate converts it")
     margin_percentage: float | None
     leverage: float
-    leverage_cap: str = Field(description="Rule that set the leverage: requested, esma, fca, asic, nfa, broker, "
-                              "esma-default")
+    leverage_cap: LeverageRule = Field(description="Rule that set the leverage: requested, esma, fca, asic, nfa, "
+                                       "broker, esma-default")
     potential_profit: float | None = None
     risk_reward_ratio: float | None = None
     take_profits: list[TakeProfitLeg] | None = None
@@ -197,7 +197,7 @@ class MarginResponse(OutModel):
     required_margin: float
     notional: float
     leverage: float
-    leverage_cap: str
+    leverage_cap: LeverageRule
     effective_leverage: float
     max_lots_by_margin: float = Omitted("With freeMargin or accountBalance: freeMarginBefore / marginPerLot, "
                                         "floored to the lot step")
@@ -533,15 +533,3 @@ class BatchRequest(ApiModel):
     format: Literal["rows", "columns"] = Field(
         default="rows", description="rows: `results` in order; columns: one array per result field")
     fields: list[str] | None = Field(default=None, description="Result fields to return (default: all)")
-
-
-class BatchResponse(OutModel):
-    calculation_id: str
-    count: int
-    succeeded: int
-    failed: int
-    conventions: dict[str, Any]
-    results: list[dict[str, Any]] | None = Field(
-        default=None, description="rows: {index, ok, result} or {index, ok: false, error (problem detail)}")
-    columns: dict[str, list[Any]] | None = Field(default=None, description="columns: null for failed items")
-    errors: list[dict[str, Any]] | None = Field(default=None, description="columns: {index, ...problem detail}")

@@ -31,6 +31,7 @@ class ProjectionResult:
     ruin_probability: float
     paths: int
     trades: int
+    overflow: bool = False  # some simulated equity is above the float range (~1.8e308): +inf in fan/final
 
 
 def simulate(start: float, n_trades: int, paths: int, seed: int, *, risk_fraction: float,
@@ -48,29 +49,66 @@ def simulate(start: float, n_trades: int, paths: int, seed: int, *, risk_fractio
     eq[:, 0] = start
     if compounding:
         # A trade losing more than 1/f R would take equity below zero: it stops at zero (ruined).
-        np.cumprod(np.maximum(1.0 + risk_fraction * r, 0.0), axis=1, out=eq[:, 1:])
-        eq[:, 1:] *= start
+        growth = np.maximum(1.0 + risk_fraction * r, 0.0)
+        with np.errstate(over="ignore"):  # a path above ~1.8e308 is inf here; see overflow below
+            np.cumprod(growth, axis=1, out=eq[:, 1:])
+            eq[:, 1:] *= start
     else:
         risk = fixed_risk if fixed_risk is not None else start * risk_fraction
         np.cumsum(risk * r, axis=1, out=eq[:, 1:])
         eq[:, 1:] += start
-    fan = np.percentile(eq, FAN_PERCENTILES, axis=0)
-    peak = np.maximum.accumulate(eq, axis=1)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        max_dd = np.min(np.where(peak > 0, eq / peak - 1.0, -1.0), axis=1)
+    overflow = not bool(np.isfinite(eq).all())
+    if overflow:
+        # Some path left the range of a float (a large start balance compounding large R multiples). Its
+        # equity is not representable, but its drawdowns and ruin are: they are ratios, computed here on
+        # log equity (log E_t = log E_0 + sum log(1 + f R), -inf once ruined), where nothing overflows.
+        with np.errstate(divide="ignore"):
+            log_eq = np.empty_like(eq)
+            log_eq[:, 0] = math.log(start)
+            np.cumsum(np.log(growth), axis=1, out=log_eq[:, 1:])
+            log_eq[:, 1:] += math.log(start)
+            log_peak = np.maximum.accumulate(log_eq, axis=1)
+            max_dd = np.min(np.expm1(np.where(np.isfinite(log_eq), log_eq - log_peak, -np.inf)), axis=1)
+            ruined = log_eq.min(axis=1) <= (math.log(ruin_level * start) if ruin_level > 0 else -np.inf)
+        fan = _percentiles_with_inf(eq)
+    else:
+        fan = np.percentile(eq, FAN_PERCENTILES, axis=0)
+        peak = np.maximum.accumulate(eq, axis=1)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            max_dd = np.min(np.where(peak > 0, eq / peak - 1.0, -1.0), axis=1)
+        ruined = eq.min(axis=1) <= ruin_level * start
     final = eq[:, -1]
-    ruined = eq.min(axis=1) <= ruin_level * start
+    with np.errstate(over="ignore", invalid="ignore"):
+        final_median, final_mean = float(np.median(final)), float(final.mean())
     return ProjectionResult(
         fan=fan,
         drawdown_probability=np.array([float(np.mean(max_dd <= -t)) for t in drawdown_thresholds]),
         max_drawdown_median=float(np.median(max_dd)),
-        final_median=float(np.median(final)),
-        final_mean=float(final.mean()),
+        final_median=final_median,
+        final_mean=final_mean,
         probability_of_loss=float(np.mean(final < start)),
         ruin_probability=float(ruined.mean()),
         paths=paths,
         trades=n_trades,
+        overflow=overflow,
     )
+
+
+def _percentiles_with_inf(eq: F64) -> F64:
+    """np.percentile(eq, FAN_PERCENTILES, axis=0) (linear, type 7) for columns holding +inf: between a
+    finite order statistic and +inf the percentile is +inf, on the finite one exactly it is that value
+    (np.percentile gives nan there: inf x 0). +inf means above the float range: the caller reports null."""
+    s = np.sort(eq, axis=0)
+    n = s.shape[0]
+    out = np.empty((len(FAN_PERCENTILES), eq.shape[1]))
+    for i, p in enumerate(FAN_PERCENTILES):
+        h = (n - 1) * p / 100.0
+        lo = min(int(math.floor(h)), n - 1)
+        frac = h - lo
+        a, b = s[lo], s[min(lo + 1, n - 1)]
+        with np.errstate(invalid="ignore"):
+            out[i] = np.where((frac == 0) | (a == b), a, a + (b - a) * frac)
+    return out
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,8 +163,11 @@ def analytic(start: float, n_trades: int, risk_fraction: float, fixed_risk: floa
         median_equity = start * math.exp(n_trades * mean_log_growth)
         mean_equity = start * (1 + risk_fraction * mean_r) ** n_trades
     except OverflowError:
+        median_equity = mean_equity = math.inf
+    if not (math.isfinite(median_equity) and math.isfinite(mean_equity)):
         # Compounding a large edge over many trades leaves the range of a JSON number (~1.8e308): the
         # figure is determined but cannot be written, so the request is refused naming what drives it.
+        # The power itself may fit and only the product with the start balance overflow (to inf, silently).
         raise CalcError("numberOfTrades", f"The compounded equity after {n_trades} trades exceeds 1e308; use fewer "
-                        "trades or a smaller riskPercentage or rewardToRisk.", "OUT_OF_RANGE") from None
+                        "trades or a smaller riskPercentage or rewardToRisk.", "OUT_OF_RANGE")
     return Analytic(mean, sd, q, median_equity, mean_equity)

@@ -130,6 +130,8 @@ def _cornish_fisher(inp: VarInput, r: F64, scenarios: F64) -> VarResult:
         root_t = math.sqrt(inp.horizon)
         hist = est.historical(scenarios[:, 1:], inp.confidences[:1])[0][0] * root_t
         safe_cols = np.maximum(gaussian[0, 1:], hist)
+        # Never a VaR below zero for a column that has lost money (the book's rule below, per column).
+        safe_cols = np.where(lost[1:], np.maximum(safe_cols, 0.0), safe_cols)
         standalone = np.where(bad[1:p + 1], safe_cols[:p], standalone)
         rest = np.where(bad[p + 1:], safe_cols[p:], rest)
     extra: dict[str, Any] = {"zCornishFisher": zcf[:, 0], "gaussianVarPopulation": gaussian[:, 0],
@@ -279,7 +281,8 @@ def _monte_carlo(inp: VarInput, r: F64, w: F64) -> VarResult:
     standalone = est.historical(alone, c0)[0][0] * root_t
     rest = est.historical((sim @ w)[:, None] - alone, c0)[0][0] * root_t
     extra: dict[str, Any] = {"paths": inp.paths, "seed": inp.seed, "varStandardError": mc.var_se,
-                             "esStandardError": mc.es_se, "singularCovariance": singular}
+                             "esStandardError": mc.es_se, "singularCovariance": singular,
+                             "simulatedReturns": sim}  # 1-day factor moves, for horizon.revalued_var
     return _result(inp, mc.var, mc.es, marginal_f, standalone, rest, extra)
 
 

@@ -12,6 +12,7 @@ import numpy as np
 from app.calc import portfolio
 from app.calc.conversion import RateTable
 from app.calc.errors import CalcError
+from app.calc.flags import flag
 from app.calc.portfolio import Position
 from app.calc.risk import projection as pj
 from app.calculations.risk.schemas import ReturnsHistory
@@ -40,12 +41,13 @@ def projection_mc(*, start: float, risk_pct: float, reward_to_risk: float | None
     res = pj.simulate(start, n_trades, paths, seed, risk_fraction=f, win_rate=win_rate, payoff=reward_to_risk,
                       r_multiples=r, compounding=compounding, fixed_risk=fixed_risk,
                       drawdown_thresholds=[t / 100.0 for t in thresholds_pct], ruin_level=ruin_level)
-    fan = {f"p{int(p)}": [float(x) for x in row] for p, row in zip(pj.FAN_PERCENTILES, res.fan, strict=True)}
+    # +inf = above the float range (res.overflow): null, flagged. Every other figure is finite.
+    fan = {f"p{int(p)}": [_finite(x) for x in row] for p, row in zip(pj.FAN_PERCENTILES, res.fan, strict=True)}
     out: dict[str, Any] = {
         "method": "monte-carlo", "source": "trades" if r is not None else "win-rate",
         "paths": paths, "numberOfTrades": n_trades, "seed": seed, "compounding": compounding,
         "startBalance": start, "fan": fan, "fanPercentiles": list(pj.FAN_PERCENTILES),
-        "medianFinalEquity": res.final_median, "meanFinalEquity": res.final_mean,
+        "medianFinalEquity": _finite(res.final_median), "meanFinalEquity": _finite(res.final_mean),
         "finalEquityPercentiles": {k: v[-1] for k, v in fan.items()},
         "probabilityOfLoss": res.probability_of_loss,
         "drawdownProbabilities": [{"thresholdPercentage": t, "probability": float(p)}
@@ -53,6 +55,7 @@ def projection_mc(*, start: float, risk_pct: float, reward_to_risk: float | None
         "medianMaxDrawdown": res.max_drawdown_median,
         "ruinLevel": ruin_level, "ruinProbability": res.ruin_probability,
         "ruinStandardError": math.sqrt(res.ruin_probability * (1 - res.ruin_probability) / paths),
+        "flags": [flag("EQUITY_ABOVE_FLOAT_RANGE")] if res.overflow else [],
     }
     risk_money = fixed_risk if fixed_risk is not None else start * f
     if r is not None:
@@ -63,7 +66,8 @@ def projection_mc(*, start: float, risk_pct: float, reward_to_risk: float | None
             "expectancy": ts.expectancy, "stdDev": ts.std, "kellyFraction": ts.kelly_fraction,
             "halfKelly": ts.half_kelly}
         mean_r, sd_r = ts.expectancy, ts.std
-        growth = float(np.mean(np.log1p(np.maximum(f * r, -1.0 + 1e-300))))
+        with np.errstate(divide="ignore"):  # a trade that loses 1/f R or more ruins: log 0 = -inf, growth -inf
+            growth = float(np.mean(np.log1p(np.maximum(f * r, -1.0))))
     else:
         assert win_rate is not None and reward_to_risk is not None
         q = 1.0 - win_rate
@@ -88,6 +92,10 @@ def projection_mc(*, start: float, risk_pct: float, reward_to_risk: float | None
         "generator": "numpy PCG64",
     }
     return out
+
+
+def _finite(x: float) -> float | None:
+    return float(x) if math.isfinite(x) else None
 
 
 def portfolio_extras(positions: list[Position], rows: list[dict[str, Any]], returns: ReturnsHistory | None,

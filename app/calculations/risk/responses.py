@@ -22,6 +22,9 @@ class VarResult(OutModel):
     es: float = Field(description="Expected shortfall: a positive loss, account currency")
     var_fraction: float | None = Field(description="var / gross exposure; null for a zero gross exposure")
     es_fraction: float | None = Field(description="es / gross exposure; null for a zero gross exposure")
+    revalued_var: float | None = Field(description="VaR by exact revaluation over horizonDays (conventions."
+                                       "horizonRevaluation); null when a conversion passes through a price of zero")
+    revalued_es: float | None = Field(description="ES by exact revaluation over horizonDays")
     var_standard_error: float = Omitted("monte-carlo")
     es_standard_error: float = Omitted("monte-carlo")
     z_cornish_fisher: float = Omitted("cornish-fisher: the adjusted quantile")
@@ -69,10 +72,27 @@ class VarMonteCarlo(OutModel):
     standard_error: str
 
 
+class VarRevaluation(OutModel):
+    """How revaluedVar/revaluedEs were computed, and whether they differ materially from var/es."""
+
+    basis: Literal["scenarios", "quantile-scenario"] = Field(
+        description="scenarios: every historical day or simulated path revalued, the same estimators applied; "
+                    "quantile-scenario: the 1-day move along the covariance direction that gives the linear loss, "
+                    "revalued")
+    held_conversion_pairs: list[str] = Field(
+        description="Pairs of a quote -> account conversion with no returns series: held at today's rate")
+    material_difference_threshold: float = Field(description="Relative difference (of var/es) above which the "
+                                                             "two figures differ materially")
+    differs_materially: bool = Field(description="Some confidence's revalued VaR or ES differs from the linear "
+                                                 "figure by more than the threshold (flag "
+                                                 "HORIZON_REVALUATION_DIFFERS)")
+
+
 class VarConventions(OutModel):
     sign: str
     exposure_mapping: str
     horizon_scaling: str
+    horizon_revaluation: str
     components: str
     method: VarMethod
     quantile: str = Omitted("historical")
@@ -103,6 +123,7 @@ class VarResponse(OutModel):
     pnl_statistics: PnlStatistics
     flags: list[Flag]
     rates_used: RatesUsed
+    revaluation: VarRevaluation
     conventions: VarConventions
     sigma: float = Omitted("parametric, ewma: standard deviation of the 1-day P&L, account currency")
     sigma_horizon: float = Omitted("parametric, ewma: sigma x sqrt(horizonDays)")
@@ -111,6 +132,16 @@ class VarResponse(OutModel):
 
 
 # ---- stress ----
+
+class ConversionLeg(OutModel):
+    """One hop of a quote -> account conversion, in path order."""
+
+    pair: str = Field(description="The pair as quoted in the rate table (base + quote)")
+    direction: Literal["multiply", "divide"] = Field(
+        description="multiply: the amount is in the pair's base currency and is multiplied by the rate; divide: it "
+                    "is in the quote currency and is divided by it (the pair used inverted). A shock factor k on the "
+                    "pair moves the conversion by k (multiply) or 1/k (divide)")
+
 
 class StressPosition(OutModel):
     index: int
@@ -124,6 +155,8 @@ class StressPosition(OutModel):
     conversion_path: list[str] | None = Field(
         description="The pairs of the quote -> account conversion ([] when the quote is the account currency); "
                     "null when no rate path is known (conversionFactor from the currency shocks)")
+    conversion_legs: list[ConversionLeg] | None = Field(
+        description="conversionPath with the direction of each hop; null when no rate path is known")
 
 
 class StressScenarioResult(OutModel):

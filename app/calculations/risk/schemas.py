@@ -49,7 +49,8 @@ class VarRequest(ApiModel):
     confidence: Confidence | Annotated[list[Confidence], Field(min_length=1, max_length=10)] = Field(
         default_factory=lambda: [0.95, 0.99], description="One confidence or several; components use the first")
     horizon_days: Annotated[float, Field(ge=1, le=260)] = Field(
-        default=1, description="Scales sigma (and every VaR/ES) by sqrt(T), the mean by T")
+        default=1, description="Scales sigma (and every linear VaR/ES) by sqrt(T), the mean by T; revaluedVar and "
+        "revaluedEs revalue each position at the h-day moves instead")
     quantile_method: Literal["discrete", "discrete-loss", "linear"] = Field(
         default="discrete", description="historical: discrete = k-th worst P&L with k = ceil(alpha n - 1e-9); "
         "discrete-loss = lower quantile of the losses at the confidence (skfolio); linear = numpy/empyrical type 7")

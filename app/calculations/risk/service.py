@@ -15,6 +15,7 @@ from app.calc.flags import flag
 from app.calc.instruments import normalise_currency, normalise_symbol, resolve, split_pair
 from app.calc.numbers import no_negative_zero
 from app.calc.risk import drawdown as dd
+from app.calc.risk import horizon as hz
 from app.calc.risk import stress as st
 from app.calc.risk.estimators import DEGENERATE_VARIANCE, F64, min_observations
 from app.calc.risk.var import VarInput, portfolio_var
@@ -171,10 +172,14 @@ def var(req: s.VarRequest, explain: bool = False) -> dict[str, Any]:
                    req.covariance_fallback == "eigen-clip")
     res = portfolio_var(inp)
     gross = float(np.abs(b.exposures).sum())
+    legs, held = _factor_legs(b, hist.names)
+    rev = hz.revalued_var(inp, res, legs)
     results: list[dict[str, Any]] = []
     for i, c in enumerate(confs):
         row: dict[str, Any] = {"confidence": c, "var": float(res.var[i]), "es": float(res.es[i]),
                                "varFraction": _frac(res.var[i], gross), "esFraction": _frac(res.es[i], gross)}
+        row["revaluedVar"] = _finite(rev.var[i])
+        row["revaluedEs"] = _finite(rev.es[i])
         if req.method == "monte-carlo":
             row["varStandardError"] = float(res.extra["varStandardError"][i])
             row["esStandardError"] = float(res.extra["esStandardError"][i])
@@ -211,20 +216,48 @@ def var(req: s.VarRequest, explain: bool = False) -> dict[str, Any]:
         out["monteCarlo"] = {"paths": paths, "seed": seed, "generator": "numpy PCG64, standard normal (ziggurat)",
                              "standardError": "VaR: sqrt(a(1-a)/N)/f(q) with the simulated normal density; "
                                               "ES: sqrt((Var(L|tail) + (1-a)(ES-VaR)^2)/(N a))"}
+    out["revaluation"] = {
+        "basis": rev.basis, "heldConversionPairs": held,
+        "materialDifferenceThreshold": hz.MATERIAL_DIFFERENCE,
+        "differsMaterially": any(hz.material(float(res.var[i]), float(rev.var[i]), gross)
+                                 or hz.material(float(res.es[i]), float(rev.es[i]), gross) for i in range(len(confs))),
+    }
+    if out["revaluation"]["differsMaterially"]:
+        worst = max(range(len(confs)), key=lambda i: abs(float(rev.var[i]) - float(res.var[i]))
+                    if math.isfinite(float(rev.var[i])) else math.inf)
+        out["flags"].append(flag("HORIZON_REVALUATION_DIFFERS", confidence=confs[worst],
+                                 var=float(res.var[worst]), revaluedVar=_finite(rev.var[worst])))
     if res.extra.get("outOfDomain"):
-        out["flags"].append({
-            "code": "CORNISH_FISHER_OUT_OF_DOMAIN",
-            "message": "The P&L's skewness and excess kurtosis are outside the domain where the Cornish-Fisher "
-                       "expansion is a monotone quantile function (Maillard 2012), or it gave a negative VaR "
-                       "for a book with losses; var and es are the larger of the Gaussian and historical "
-                       "figures (es at least var). The raw expansion is in cornishFisherVar/cornishFisherEs.",
-            "data": {"skewness": out["pnlStatistics"].get("skewness"),
-                     "excessKurtosis": out["pnlStatistics"].get("excessKurtosis"),
-                     "safeRule": res.extra["safeRule"]}})
+        out["flags"].append(flag("CORNISH_FISHER_OUT_OF_DOMAIN",
+                                 skewness=out["pnlStatistics"].get("skewness"),
+                                 excessKurtosis=out["pnlStatistics"].get("excessKurtosis"),
+                                 safeRule=res.extra["safeRule"]))
     if res.extra.get("singularCovariance"):
         out["flags"].append(flag("SINGULAR_COVARIANCE_FALLBACK"))
     out["calculationId"] = new_id()
     return no_negative_zero(out)  # type: ignore[no-any-return]
+
+
+def _finite(x: float) -> float | None:
+    return float(x) if math.isfinite(x) else None
+
+
+def _factor_legs(b: Book, names: list[str]) -> tuple[list[list[hz.FactorLeg]], list[str]]:
+    """Per position, the hops of its quote -> account conversion that move with a risk factor (the pair
+    has a returns series): (factor index, +1 multiply / -1 divide); and the pairs of those paths held at
+    today's rate because no series moves them."""
+    legs: list[list[hz.FactorLeg]] = []
+    held: list[str] = []
+    for path in b.paths or [None] * len(b.symbols):
+        mine: list[hz.FactorLeg] = []
+        for base, quote, inverted in path or []:
+            pair = base + quote
+            if pair in names:
+                mine.append((names.index(pair), -1 if inverted else 1))
+            elif pair not in held:
+                held.append(pair)
+        legs.append(mine)
+    return legs, held
 
 
 def _frac(x: float, gross: float) -> float | None:
@@ -253,7 +286,15 @@ def _pnl_stats(pnl: F64, periods: int) -> dict[str, Any]:
 def _var_conventions(req: s.VarRequest, confs: list[float]) -> dict[str, Any]:
     common = {"sign": "VaR and ES are positive losses in the account currency; *Fraction = / gross exposure",
               "exposureMapping": DELTA_MAPPING, "horizonScaling": "sqrt(horizonDays) on sigma/quantiles, "
-              "horizonDays on the mean", "components": f"Euler allocation at confidence {confs[0]}: "
+              "horizonDays on the mean",
+              "horizonRevaluation": "revaluedVar/revaluedEs: each position revalued, E x (P1/P0 - 1) x X1/X0, "
+              "with the h-day relative (1 + x)^sqrt(h) of each 1-day simple move x ((1 + m)^h (1 + d)^sqrt(h), "
+              "1 + x = (1 + m)(1 + d), with the mean m split off) for the pair and for each pair of its "
+              "quote -> account path that has a series (others held, revaluation.heldConversionPairs); "
+              "historical and monte-carlo revalue every "
+              "scenario, the other methods the move along the covariance direction that gives the linear loss; "
+              "var/es stay the linear (delta, sqrt-time) figures",
+              "components": f"Euler allocation at confidence {confs[0]}: "
               "componentVar = exposure x marginalVar, summing to the total; incrementalVar = VaR - VaR without "
               "the position; diversificationBenefit = sum of standalone VaR - VaR"}
     by_method = {
@@ -318,7 +359,10 @@ def stress(req: s.StressRequest, explain: bool = False) -> dict[str, Any]:
                            "linearPnl": float(r.linear_pnl[i]),
                            "conversionFactor": float(r.conversion_factor[i]),
                            "conversionPath": None if b.paths is None or b.paths[i] is None
-                           else [bs + q for bs, q, _ in b.paths[i] or []]}
+                           else [bs + q for bs, q, _ in b.paths[i] or []],
+                           "conversionLegs": None if b.paths is None or b.paths[i] is None
+                           else [{"pair": bs + q, "direction": "divide" if inverted else "multiply"}
+                                 for bs, q, inverted in b.paths[i] or []]}
                           for i in range(len(b.symbols))],
         })
     out: dict[str, Any] = {"accountCurrency": b.account, "scenarios": rows, "ratesUsed": b.rates_used}

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+import orjson
 from numpy.typing import NDArray
 
 from app.calc import batch as kernel
@@ -355,10 +356,10 @@ def compute(cand: list[int], cols: dict[str, Any], shared: RateTable, rest: list
 
 
 def _rates_used(shared: RateTable, spec_table: list[InstrumentSpec], used_by_law: list[set[str]],
-                law: NDArray[np.int64], sym: NDArray[np.int64], entry: NDArray[np.float64]) -> list[dict[str, Any]]:
+                law: NDArray[np.int64], sym: NDArray[np.int64], entry: NDArray[np.float64]) -> list[Any]:
     """ratesUsed per item, as the single-request path gives it: the shared rates on the item's path, and
     the instrument's own pair at the item's entry when the path used it and the shared rates lack it.
-    One dict per conversion law (shared by its items, never mutated) unless the entry is in it."""
+    One JSON fragment per conversion law (shared by its items) unless the entry is in it."""
     public = {sym: shared.quotes[(sym[:3], sym[3:])].public() for sym in {s for u in used_by_law for s in u}
               if (sym[:3], sym[3:]) in shared.quotes}
     out: list[Any] = [None] * int(law.size)
@@ -370,7 +371,7 @@ def _rates_used(shared: RateTable, spec_table: list[InstrumentSpec], used_by_law
         items = np.flatnonzero(where == g).tolist()
         used = list(used_by_law[u])  # the set's order, as the per-item loop gave it
         if own is None or own not in used or own in public:
-            one = {s: public[s] for s in used}
+            one = orjson.Fragment(orjson.dumps({s: public[s] for s in used}))  # written once, copied per item
             for k in items:
                 out[k] = one
             continue
@@ -387,13 +388,13 @@ def _rates_used(shared: RateTable, spec_table: list[InstrumentSpec], used_by_law
 
 
 def _conventions(spec_table: list[InstrumentSpec], policy_names: list[str], sym: NDArray[np.int64],
-                 policy: NDArray[np.int64]) -> list[dict[str, Any]]:
-    """conventions per item: one dict per (instrument, minLotPolicy), shared by its items."""
+                 policy: NDArray[np.int64]) -> list[Any]:
+    """conventions per item: one JSON fragment per (instrument, minLotPolicy), shared by its items."""
     n_pol = len(policy_names)
     key = sym * n_pol + np.where(policy < 0, n_pol - 1, policy)
-    table = {k: item_conventions(sizing_conventions(spec_table[k // n_pol], "entry", "mid", "down",
-                                                    policy_names[k % n_pol]))
-             for k in np.unique(key).tolist()}
+    # Written once per distinct dict: orjson copies the bytes for each item.
+    table = {k: orjson.Fragment(orjson.dumps(item_conventions(sizing_conventions(
+        spec_table[k // n_pol], "entry", "mid", "down", policy_names[k % n_pol])))) for k in np.unique(key).tolist()}
     return list(map(table.__getitem__, key.tolist()))
 
 

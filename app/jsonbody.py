@@ -10,7 +10,15 @@
 JSON cannot carry a raw control character inside a string (the parser refuses it), so one can only
 arrive escaped (`\\u0000`, `\\n`) or as the UTF-8 of DEL or a C1 control: the value walk runs only
 when the raw bytes hold a backslash, 0x7F or 0xC2. The duplicate check needs the object's pairs,
-so it is one extra parse with the standard library (about 8 us for a position size).
+so it is one extra parse with the standard library (about 8 us for a position size, 26 ms for a
+10,000-item batch).
+
+`check` first tries a proof that needs no pairs (`proven_clean`, orjson, about 5x cheaper): without a
+backslash every string is written verbatim, so each `:` byte of the body is either the separator of
+one object member or inside a string, and orjson writing the parsed value back gives one `:` per
+member it kept plus the same strings' colons. A duplicate key is a member the parser dropped, so the
+two counts are equal only when nothing was dropped. Anything else (a backslash, DEL or C1 bytes,
+JSON orjson refuses, unequal counts) goes to the full check.
 """
 
 from __future__ import annotations
@@ -20,6 +28,7 @@ import re
 from collections.abc import Callable, Coroutine, Iterable
 from typing import Any
 
+import orjson
 from fastapi import HTTPException
 from fastapi.routing import APIRoute
 from starlette.requests import Request
@@ -115,9 +124,23 @@ def loads(raw: bytes) -> Any:
     return doc
 
 
+def proven_clean(raw: bytes) -> bool:
+    """True only when `raw` is JSON with no duplicate key and no control character (see the module's
+    docstring for why the colon counts prove it); False means "not proven", not "refused"."""
+    if any(marker in raw for marker in _MAYBE_CONTROL):
+        return False
+    try:
+        kept = orjson.dumps(orjson.loads(raw)).count(b":")
+    except (orjson.JSONDecodeError, orjson.JSONEncodeError):  # refused or too deep for orjson: not proven
+        return False
+    return kept == raw.count(b":")
+
+
 def check(raw: bytes) -> None:
     """Refuse duplicate keys and control characters; invalid JSON is left to the caller's own parser (its
     message stays the one it always gave)."""
+    if proven_clean(raw):
+        return
     try:
         loads(raw)
     except (ValueError, RecursionError):  # JSONDecodeError and UnicodeDecodeError are ValueErrors

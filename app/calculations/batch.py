@@ -22,10 +22,7 @@ _RATES = TypeAdapter(ConversionRates)
 _TOP_KEYS = frozenset({"items", "columns", "conversionRates", "format", "fields"})
 
 
-BATCH_FIELDS = ("direction", "stopLoss", "stopDistancePips", "positionSize", "lotSize", "exactPositionSize",
-                "exactLotSize", "targetRiskAmount", "maxLoss", "riskPercentage", "lossPerLot", "pipValue",
-                "pipValuePerLot", "requiredMargin", "marginPercentage", "leverage", "leverageCap", "flags",
-                "ratesUsed", "conventions")
+BATCH_FIELDS = batch_fast.OUT_FIELDS
 
 
 
@@ -200,7 +197,7 @@ def _run(body: bytes, limit: int, explain: bool, policy: BrokerPolicy) -> tuple[
         assert b.columns is not None
         cand, rest = list(range(n)), []
         cols = dict(b.columns)
-    fast = batch_fast.compute(cand, cols, rate_table(shared), rest)
+    fast = batch_fast.compute(cand, cols, rate_table(shared), rest, b.fields)
     errors: dict[int, dict[str, Any]] = {}
     columns: dict[str, Any]
     if len(fast.indices) == n:  # every item took the fast path: its columns are the answer

@@ -6,10 +6,12 @@ path instead, so errors and unusual options behave exactly as in POST /position-
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+import orjson
 from numpy.typing import NDArray
 
 from app.calc import batch as kernel
@@ -28,6 +30,11 @@ NUM = ("accountBalance", "entryPrice", "stopLoss", "stopLossPips", "riskPercenta
 STR = ("accountCurrency", "currencyPair", "direction", "minLotPolicy", "jurisdiction")
 FAST_KEYS = frozenset(NUM + STR)
 REQUIRED = ("accountBalance", "entryPrice")
+# The result fields, in the order a row gives them.
+OUT_FIELDS = ("direction", "stopLoss", "stopDistancePips", "positionSize", "lotSize", "exactPositionSize",
+              "exactLotSize", "targetRiskAmount", "maxLoss", "riskPercentage", "lossPerLot", "pipValue",
+              "pipValuePerLot", "requiredMargin", "marginPercentage", "leverage", "leverageCap", "flags",
+              "ratesUsed", "conventions")
 NUM_TYPES = frozenset({float, int, type(None)})
 LITERALS = {"direction": {None, "long", "short"}, "minLotPolicy": {None, "raise", "refuse"},
             "jurisdiction": {None, "esma", "fca", "asic", "nfa", "none"}}
@@ -173,8 +180,10 @@ def columns_of(items: list[Any]) -> tuple[list[int], dict[str, Any], list[int]]:
     return cand, cols, rest
 
 
-def compute(cand: list[int], cols: dict[str, Any], shared: RateTable, rest: list[int]) -> FastResult:
-    """cols: field -> list of values aligned with cand, or a single value for every item."""
+def compute(cand: list[int], cols: dict[str, Any], shared: RateTable, rest: list[int],
+            fields: Iterable[str] = OUT_FIELDS) -> FastResult:
+    """cols: field -> list of values aligned with cand, or a single value for every item. Only `fields`
+    are in the result's columns."""
     n = len(cand)
     if n == 0:
         return FastResult([], {}, sorted(rest))
@@ -289,66 +298,104 @@ def compute(cand: list[int], cols: dict[str, Any], shared: RateTable, rest: list
                         np.where(j_code < len(juris_names) - 1, j_code + 1, len(rule_names) - 1))
     lots = res["lots"]
     r = kernel.r10
-    out: dict[str, Any] = {
-        "direction": np.where(long_, "long", "short").astype(object),
-        "stopLoss": stop,
-        "stopDistancePips": r(distance / pip),
-        "positionSize": r(lots * contract),
-        "lotSize": lots,
-        "exactPositionSize": r(res["exact"] * contract),
-        "exactLotSize": r(res["exact"]),
-        "targetRiskAmount": r(target),
-        "maxLoss": r(res["max_loss"]),
-        "riskPercentage": r(res["risk_pct"]),
-        "lossPerLot": r(res["loss_per_lot"]),
-        "pipValue": r(res["pip_value"]),
-        "pipValuePerLot": r(res["pip_value_per_lot"]),
-        "requiredMargin": r(res["margin"]),
-        "marginPercentage": r(res["margin_pct"]),
-        "leverage": applied,
-        "leverageCap": rule_names[rule_idx],
+    # Only the fields asked for are built: the per-item objects (flags, ratesUsed, conventions) cost far
+    # more than the arithmetic.
+    want = frozenset(fields)
+    numeric: dict[str, Any] = {
+        "stopLoss": lambda: stop,
+        "stopDistancePips": lambda: r(distance / pip),
+        "positionSize": lambda: r(lots * contract),
+        "lotSize": lambda: lots,
+        "exactPositionSize": lambda: r(res["exact"] * contract),
+        "exactLotSize": lambda: r(res["exact"]),
+        "targetRiskAmount": lambda: r(target),
+        "maxLoss": lambda: r(res["max_loss"]),
+        "riskPercentage": lambda: r(res["risk_pct"]),
+        "lossPerLot": lambda: r(res["loss_per_lot"]),
+        "pipValue": lambda: r(res["pip_value"]),
+        "pipValuePerLot": lambda: r(res["pip_value_per_lot"]),
+        "requiredMargin": lambda: r(res["margin"]),
+        "marginPercentage": lambda: r(res["margin_pct"]),
+        "leverage": lambda: applied,
     }
-    no_flags: list[dict[str, Any]] = []  # shared by every unflagged item (serialised, never mutated)
-    flag_lists: list[list[dict[str, Any]]] = [no_flags] * int(sel.size)
-    for k in np.flatnonzero(bits).tolist():
-        flag_lists[k] = _flags(int(bits[k]), spec_table[sym_code[sel[k]]], float(target[k]),
-                               float(res["max_loss"][k]), float(requested[k]), float(applied[k]),
-                               str(rule_names[rule_idx[k]]), float(res["margin"][k]), float(bal[k]))
-    # ratesUsed and conventions per item, as the single-request path gives them: the shared rates on the
-    # item's path, and the instrument's own pair at the item's entry when the path used it.
-    shared_public = {sym: shared.quotes[(sym[:3], sym[3:])].public() for sym in
-                     {s for u in used_by_law for s in u} if (sym[:3], sym[3:]) in shared.quotes}
-    policy_names = [*lit_values["minLotPolicy"], "raise"]
-    conv_cache: dict[tuple[int, int], dict[str, Any]] = {}
-    rates_used: list[dict[str, Any]] = []
-    conventions: list[dict[str, Any]] = []
-    inv_l, sym_l, pol_l, entry_l = inv.tolist(), sym_code[sel].tolist(), lit_code["minLotPolicy"][sel].tolist(), \
-        e_.tolist()
-    for k in range(int(sel.size)):
-        spec = spec_table[sym_l[k]]
-        pair = own_pair(spec)
-        own = spec.symbol if pair is not None else None
-        ru = {}
-        for sym in used_by_law[inv_l[k]]:
-            ru[sym] = entry_l[k] if sym == own and sym not in shared_public else shared_public[sym]
-        rates_used.append(ru)
-        ck = (sym_l[k], pol_l[k])
-        if ck not in conv_cache:
-            conv_cache[ck] = item_conventions(sizing_conventions(spec, "entry", "mid", "down", policy_names[pol_l[k]]))
-        conventions.append(conv_cache[ck])
-    out["ratesUsed"] = np.array(rates_used + [None], dtype=object)[:-1]
-    out["conventions"] = np.array(conventions + [None], dtype=object)[:-1]
+    # A stop at or below zero fails in the single-request path, with its message.
+    keep = stop > 0
+    kidx = np.flatnonzero(keep)
+    all_kept = kidx.size == sel.size
     indices = [cand[k] for k in sel.tolist()]
-    if not keep.all():
+    if not all_kept:
         rest += [indices[k] for k in np.flatnonzero(~keep)]
-        kidx = np.flatnonzero(keep)
         indices = [indices[k] for k in kidx]
-        out = {name: v[keep] for name, v in out.items()}
-        flag_lists = [flag_lists[k] for k in kidx]
-    # Float columns stay arrays (orjson writes them directly); object columns become lists.
-    cols_out: dict[str, Any] = {name: (v.tolist() if v.dtype == object else v) for name, v in out.items()}
-    cols_out["flags"] = flag_lists
+    # Float columns stay arrays (orjson writes them directly); object columns are lists.
+    cols_out: dict[str, Any] = {}
+    for name, make in numeric.items():
+        if name in want:
+            v = make()
+            cols_out[name] = v if all_kept else v[kidx]
+    kept = kidx.tolist()
+    if "direction" in want:
+        cols_out["direction"] = [("short", "long")[x] for x in long_[kidx].tolist()]
+    if "leverageCap" in want:
+        cols_out["leverageCap"] = rule_names[rule_idx[kidx]].tolist()
+    if "flags" in want:
+        no_flags: list[dict[str, Any]] = []  # shared by every unflagged item (serialised, never mutated)
+        flag_lists: list[list[dict[str, Any]]] = [no_flags] * int(sel.size)
+        for k in np.flatnonzero(bits).tolist():
+            flag_lists[k] = _flags(int(bits[k]), spec_table[sym_code[sel[k]]], float(target[k]),
+                                   float(res["max_loss"][k]), float(requested[k]), float(applied[k]),
+                                   str(rule_names[rule_idx[k]]), float(res["margin"][k]), float(bal[k]))
+        cols_out["flags"] = flag_lists if all_kept else [flag_lists[k] for k in kept]
+    sym_sel = sym_code[sel]
+    if "ratesUsed" in want:
+        cols_out["ratesUsed"] = _rates_used(shared, spec_table, used_by_law, inv[kidx], sym_sel[kidx], e_[kidx])
+    if "conventions" in want:
+        policy_names = [*lit_values["minLotPolicy"], "raise"]
+        cols_out["conventions"] = _conventions(spec_table, policy_names, sym_sel[kidx],
+                                               lit_code["minLotPolicy"][sel][kidx])
     return FastResult(indices, cols_out, sorted(rest))
+
+
+def _rates_used(shared: RateTable, spec_table: list[InstrumentSpec], used_by_law: list[set[str]],
+                law: NDArray[np.int64], sym: NDArray[np.int64], entry: NDArray[np.float64]) -> list[Any]:
+    """ratesUsed per item, as the single-request path gives it: the shared rates on the item's path, and
+    the instrument's own pair at the item's entry when the path used it and the shared rates lack it.
+    One JSON fragment per conversion law (shared by its items) unless the entry is in it."""
+    public = {sym: shared.quotes[(sym[:3], sym[3:])].public() for sym in {s for u in used_by_law for s in u}
+              if (sym[:3], sym[3:]) in shared.quotes}
+    out: list[Any] = [None] * int(law.size)
+    # The law fixes the instrument (and the account currency): one key per distinct law.
+    laws, first, where = np.unique(law, return_index=True, return_inverse=True)
+    for g, (u, k0) in enumerate(zip(laws.tolist(), first.tolist(), strict=True)):
+        spec = spec_table[int(sym[k0])]
+        own = spec.symbol if own_pair(spec) is not None else None
+        items = np.flatnonzero(where == g).tolist()
+        used = list(used_by_law[u])  # the set's order, as the per-item loop gave it
+        if own is None or own not in used or own in public:
+            one = orjson.Fragment(orjson.dumps({s: public[s] for s in used}))  # written once, copied per item
+            for k in items:
+                out[k] = one
+            continue
+        at = used.index(own)
+        before = {s: public[s] for s in used[:at]}
+        after = {s: public[s] for s in used[at + 1:]}
+        if before or after:
+            made = [{**before, own: e, **after} for e in entry[items].tolist()]
+        else:
+            made = [{own: e} for e in entry[items].tolist()]
+        for k, d in zip(items, made, strict=True):
+            out[k] = d
+    return out
+
+
+def _conventions(spec_table: list[InstrumentSpec], policy_names: list[str], sym: NDArray[np.int64],
+                 policy: NDArray[np.int64]) -> list[Any]:
+    """conventions per item: one JSON fragment per (instrument, minLotPolicy), shared by its items."""
+    n_pol = len(policy_names)
+    key = sym * n_pol + np.where(policy < 0, n_pol - 1, policy)
+    # Written once per distinct dict: orjson copies the bytes for each item.
+    table = {k: orjson.Fragment(orjson.dumps(item_conventions(sizing_conventions(
+        spec_table[k // n_pol], "entry", "mid", "down", policy_names[k % n_pol])))) for k in np.unique(key).tolist()}
+    return list(map(table.__getitem__, key.tolist()))
 
 
 def _own_rate(table: RateTable, spec: InstrumentSpec) -> float:
@@ -358,13 +405,24 @@ def _own_rate(table: RateTable, spec: InstrumentSpec) -> float:
 
 def _flags(bits: int, spec: InstrumentSpec, target: float, max_loss: float, requested: float, applied: float,
            rule: str, margin: float, balance: float) -> list[dict[str, Any]]:
-    data: dict[int, dict[str, Any]] = {
-        kernel.DIRECTION_ASSUMED: {"direction": "long"},
-        kernel.MARGIN_OVER_BALANCE: {"requiredMargin": r10(margin), "accountBalance": balance,
-                                     "marginPercentage": r10(margin / balance * 100.0)},
-        kernel.CAPPED: {"maxLot": spec.max_lot}, kernel.RAISED: {"minLot": spec.min_lot},
-        kernel.REFUSED: {"minLot": spec.min_lot},
-        kernel.EXCEEDS: {"targetRisk": r10(target), "actualRisk": r10(max_loss)},
-        kernel.ABOVE_10: {}, kernel.LEV_CAPPED: {"requested": requested, "applied": applied, "rule": rule},
-    }
-    return [flag(code, **data[bit]) for bit, code in kernel.FLAG_BITS.items() if bits & bit]
+    out = []
+    for bit, code in kernel.FLAG_BITS.items():
+        if not bits & bit:
+            continue
+        if bit == kernel.DIRECTION_ASSUMED:
+            data: dict[str, Any] = {"direction": "long"}
+        elif bit == kernel.MARGIN_OVER_BALANCE:
+            data = {"requiredMargin": r10(margin), "accountBalance": balance,
+                    "marginPercentage": r10(margin / balance * 100.0)}
+        elif bit == kernel.CAPPED:
+            data = {"maxLot": spec.max_lot}
+        elif bit in (kernel.RAISED, kernel.REFUSED):
+            data = {"minLot": spec.min_lot}
+        elif bit == kernel.EXCEEDS:
+            data = {"targetRisk": r10(target), "actualRisk": r10(max_loss)}
+        elif bit == kernel.LEV_CAPPED:
+            data = {"requested": requested, "applied": applied, "rule": rule}
+        else:  # ABOVE_10
+            data = {}
+        out.append(flag(code, **data))
+    return out

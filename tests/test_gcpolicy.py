@@ -5,11 +5,16 @@ from __future__ import annotations
 
 import gc
 
+import pytest
 from fastapi.testclient import TestClient
 
 from app.config import Settings
 from app.gcpolicy import serve_policy
 from app.main import create_app
+
+# serve_policy() runs a full collection: in the shared test process it may finalise garbage other tests
+# left behind (an unclosed client connection's ResourceWarning), which pytest would pin on these tests.
+pytestmark = pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
 
 
 def test_the_app_serves_with_its_start_up_frozen_and_a_larger_gen0_threshold(settings: Settings) -> None:

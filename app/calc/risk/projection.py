@@ -10,10 +10,12 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
 from app.calc.errors import CalcError
+from app.calc.flags import flag
 from app.calc.risk.estimators import F64
 from app.calc.risk.normal import ndtri
 
@@ -171,3 +173,84 @@ def analytic(start: float, n_trades: int, risk_fraction: float, fixed_risk: floa
         raise CalcError("numberOfTrades", f"The compounded equity after {n_trades} trades exceeds 1e308; use fewer "
                         "trades or a smaller riskPercentage or rewardToRisk.", "OUT_OF_RANGE")
     return Analytic(mean, sd, q, median_equity, mean_equity)
+
+
+MAX_PROJECTION_CELLS = 2_000_000  # paths x trades
+
+
+def monte_carlo(*, start: float, risk_pct: float, reward_to_risk: float | None, win_rate: float | None,
+                  trades: list[float] | None, n_trades: int, paths: int, seed: int, compounding: bool,
+                  fixed_risk: float | None, thresholds_pct: list[float], ruin_level: float) -> dict[str, Any]:
+    """The Monte Carlo /projection answer: simulated fan, drawdown and ruin probabilities, trade statistics
+    and the closed-form figures next to them, with the conventions named."""
+    if trades is not None and (win_rate is not None or reward_to_risk is not None):
+        raise CalcError("trades", "Give trades (R multiples), or winRate with rewardToRisk, not both.",
+                        "CONFLICTING_FIELDS")
+    if trades is None:
+        if win_rate is None:
+            raise CalcError("winRate", "Give outcomes, winRate with rewardToRisk, or trades.", "MISSING_FIELD")
+        if reward_to_risk is None:
+            raise CalcError("rewardToRisk", "winRate needs rewardToRisk.", "MISSING_FIELD")
+    if paths * n_trades > MAX_PROJECTION_CELLS:
+        raise CalcError("paths", f"paths x numberOfTrades = {paths} x {n_trades} exceeds {MAX_PROJECTION_CELLS:,}.",
+                        "TOO_MANY_PATHS")
+    f = risk_pct / 100.0
+    r = np.array(trades, dtype=np.float64) if trades is not None else None
+    res = simulate(start, n_trades, paths, seed, risk_fraction=f, win_rate=win_rate, payoff=reward_to_risk,
+                      r_multiples=r, compounding=compounding, fixed_risk=fixed_risk,
+                      drawdown_thresholds=[t / 100.0 for t in thresholds_pct], ruin_level=ruin_level)
+    # +inf = above the float range (res.overflow): null, flagged. Every other figure is finite.
+    fan = {f"p{int(p)}": [_finite(x) for x in row] for p, row in zip(FAN_PERCENTILES, res.fan, strict=True)}
+    out: dict[str, Any] = {
+        "method": "monte-carlo", "source": "trades" if r is not None else "win-rate",
+        "paths": paths, "numberOfTrades": n_trades, "seed": seed, "compounding": compounding,
+        "startBalance": start, "fan": fan, "fanPercentiles": list(FAN_PERCENTILES),
+        "medianFinalEquity": _finite(res.final_median), "meanFinalEquity": _finite(res.final_mean),
+        "finalEquityPercentiles": {k: v[-1] for k, v in fan.items()},
+        "probabilityOfLoss": res.probability_of_loss,
+        "drawdownProbabilities": [{"thresholdPercentage": t, "probability": float(p)}
+                                  for t, p in zip(thresholds_pct, res.drawdown_probability, strict=True)],
+        "medianMaxDrawdown": res.max_drawdown_median,
+        "ruinLevel": ruin_level, "ruinProbability": res.ruin_probability,
+        "ruinStandardError": math.sqrt(res.ruin_probability * (1 - res.ruin_probability) / paths),
+        "flags": [flag("EQUITY_ABOVE_FLOAT_RANGE")] if res.overflow else [],
+    }
+    risk_money = fixed_risk if fixed_risk is not None else start * f
+    if r is not None:
+        ts = trade_stats(r)
+        out["tradeStatistics"] = {
+            "count": ts.count, "nonZero": ts.decided, "winRate": ts.win_rate, "averageWin": ts.avg_win,
+            "averageLoss": ts.avg_loss, "payoffRatio": ts.payoff_ratio, "profitFactor": ts.profit_factor,
+            "expectancy": ts.expectancy, "stdDev": ts.std, "kellyFraction": ts.kelly_fraction,
+            "halfKelly": ts.half_kelly}
+        mean_r, sd_r = ts.expectancy, ts.std
+        with np.errstate(divide="ignore"):  # a trade that loses 1/f R or more ruins: log 0 = -inf, growth -inf
+            growth = float(np.mean(np.log1p(np.maximum(f * r, -1.0))))
+    else:
+        assert win_rate is not None and reward_to_risk is not None
+        q = 1.0 - win_rate
+        mean_r = win_rate * reward_to_risk - q
+        sd_r = math.sqrt(win_rate * q) * (reward_to_risk + 1.0)
+        growth = win_rate * math.log1p(f * reward_to_risk) + q * (math.log1p(-f) if f < 1 else -math.inf)
+    a = analytic(start, n_trades, f, risk_money, mean_r, sd_r, growth)
+    out["analytic"] = {
+        "fixedRiskAmount": risk_money, "fixedRiskPnlMean": a.fixed_risk_mean, "fixedRiskPnlStdDev": a.fixed_risk_sd,
+        "fixedRiskPnlQuantiles": a.fixed_risk_quantiles,
+        "fixedFractionMedianEquity": a.fixed_fraction_median_equity,
+        "fixedFractionMeanEquity": a.fixed_fraction_mean_equity,
+    }
+    out["conventions"] = {
+        "trade": "R multiple per trade: win +rewardToRisk, loss -1; or drawn i.i.d. with replacement from trades",
+        "sizing": "fixed fractional: equity x (1 + riskPercentage/100 x R)" if compounding
+                  else "fixed money risk per trade (fixedRiskAmount, default startBalance x riskPercentage/100)",
+        "drawdown": "per path, equity / running peak - 1 with startBalance as the first peak",
+        "ruin": f"equity ever at or below {ruin_level} x startBalance",
+        "analytic": "fixed risk: CLT normal P&L (sd with ddof 1 from trades); fixed fraction: median "
+                    "E0 exp(N E[log(1+fR)]), mean E0 (1 + f E[R])^N",
+        "generator": "numpy PCG64",
+    }
+    return out
+
+
+def _finite(x: float) -> float | None:
+    return float(x) if math.isfinite(x) else None

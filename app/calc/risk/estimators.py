@@ -109,15 +109,19 @@ CACHED_PLAN_OBSERVATIONS = 5_000
 
 
 def _tail_positions(n: int, confidences: Sequence[float], quantile: QuantileMethod,
-                    es: EsMethod) -> tuple[list[tuple[TailWeights, TailWeights]], list[int]]:
+                    es: EsMethod) -> tuple[tuple[tuple[TailWeights, TailWeights], ...], tuple[int, ...], F64 | None]:
     plan = _tail_plan if n <= CACHED_PLAN_OBSERVATIONS else _tail_plan.__wrapped__
-    plans, kth = plan(n, tuple(confidences), quantile, es)
-    return list(plans), list(kth)
+    return plan(n, tuple(confidences), quantile, es)
+
+
+# The tail rows times a dense (2m, rows) weight matrix give every VaR and ES at every confidence in one
+# product, where m pairs of weight vectors are m x 2 calls; up to this many weights (then the loop).
+DENSE_TAIL_WEIGHTS = 16_384
 
 
 @lru_cache(maxsize=64)
 def _tail_plan(n: int, confidences: tuple[float, ...], quantile: QuantileMethod,
-               es: EsMethod) -> tuple[tuple[tuple[TailWeights, TailWeights], ...], tuple[int, ...]]:
+               es: EsMethod) -> tuple[tuple[tuple[TailWeights, TailWeights], ...], tuple[int, ...], F64 | None]:
     plans: list[tuple[TailWeights, TailWeights]] = []
     kth: set[int] = set()
     for c in confidences:
@@ -126,18 +130,36 @@ def _tail_plan(n: int, confidences: tuple[float, ...], quantile: QuantileMethod,
         kth.update(int(p) for p in vw.positions)
         # The ES weights are equal up to the last position: the sum needs only the split before it.
         kth.update(int(p) for p in ew.positions[-2:])
-    return tuple(plans), tuple(sorted(kth))
+    rows = max(kth) + 1
+    dense = None
+    if 2 * len(plans) * rows <= DENSE_TAIL_WEIGHTS:
+        # Row i: the VaR weights at confidence i; row m + i: its ES weights, over the first `rows`
+        # order statistics (zero elsewhere: a zero weight adds an exact zero).
+        dense = np.zeros((2 * len(plans), rows))
+        for i, (vw, ew) in enumerate(plans):
+            dense[i, vw.positions] = vw.weights
+            dense[len(plans) + i, ew.positions] = ew.weights
+        dense.setflags(write=False)
+    return tuple(plans), tuple(sorted(kth)), dense
 
 
 def historical(pnl: F64, confidences: Sequence[float], quantile: QuantileMethod = "discrete",
                es: EsMethod = "rockafellar-uryasev") -> tuple[F64, F64]:
     """(VaR, ES) of each column of pnl (T, k) at each confidence: arrays of shape (len(conf), k).
 
-    A partition at the order statistics used (not a full sort): O(T) per column."""
+    A partition at the order statistics used (not a full sort): O(T) per column. It runs along the
+    last axis of pnl.T, which is contiguous for the column-major matrices the callers build (along
+    axis 0 NumPy copies every column through a buffer: ~1.7x the time)."""
     n = pnl.shape[0]
-    plans, kth = _tail_positions(n, confidences, quantile, es)
-    x = np.partition(pnl, kth, axis=0)
-    var = np.empty((len(confidences), pnl.shape[1]))
+    plans, kth, dense = _tail_positions(n, confidences, quantile, es)
+    x = np.partition(pnl.T, kth, axis=-1).T
+    m = len(plans)
+    if dense is not None:
+        both = dense @ x[:dense.shape[1]]
+        if np.isfinite(both).all():  # else a zero weight on an infinite order statistic: the loop below
+            np.negative(both, out=both)
+            return both[:m], both[m:]
+    var = np.empty((m, pnl.shape[1]))
     shortfall = np.empty_like(var)
     for i, (vw, ew) in enumerate(plans):
         var[i] = apply_weights(x, vw)

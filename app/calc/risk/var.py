@@ -80,24 +80,32 @@ def _scenarios(r: F64, w: F64, factor_of: NDArray[np.intp], exposures: F64) -> F
     """(T, 1 + 2P), column-major: the book's P&L, each position by itself, the book without each
     position. One estimator call on it values the book, standalone and incremental VaR at once."""
     p = exposures.size
-    out = np.empty((r.shape[0], 1 + 2 * p), order="F")
-    pnl = np.matmul(r, w, out=out[:, 0])
-    alone = out[:, 1:p + 1]
-    np.multiply(r[:, factor_of], exposures, out=alone)
-    np.subtract(pnl[:, None], alone, out=out[:, p + 1:])
-    return out
+    # Built as its transpose, (1 + 2P, T) row-major: every row written below is contiguous.
+    out = np.empty((1 + 2 * p, r.shape[0]))
+    pnl = np.matmul(w, r.T, out=out[0])
+    alone = out[1:p + 1]
+    np.multiply(r.T[factor_of], exposures[:, None], out=alone)
+    np.subtract(pnl, alone, out=out[p + 1:])
+    return out.T
 
 
 def _historical(inp: VarInput, r: F64, scenarios: F64) -> VarResult:
     root_t = math.sqrt(inp.horizon)
     p = inp.exposures.size
     var, es = est.historical(scenarios, inp.confidences, inp.quantile, inp.es_method)
-    standalone, rest = var[0, 1:p + 1] * root_t, var[0, p + 1:] * root_t
+    var0 = float(var[0, 0])
+    if root_t != 1.0:
+        var, es = var * root_t, es * root_t
+    var_first = var[0]
+    standalone, rest = var_first[1:p + 1], var_first[p + 1:]
     # Euler contributions of a quantile: the positions' P&L in the scenario(s) that set the VaR.
     tw = est.var_weights(scenarios.shape[0], 1.0 - inp.confidences[0], inp.quantile)
-    rows = _scenario_rows(scenarios[:, 0], tw, float(var[0, 0]))
-    marginal_f = -(tw.weights @ r[rows]) * root_t
-    return _result(inp, var[:, 0] * root_t, es[:, 0] * root_t, marginal_f, standalone, rest,
+    rows = _scenario_rows(scenarios[:, 0], tw, var0)
+    if rows.size == 1 and tw.weights[0] == 1.0:  # one scenario: minus its returns (the same product)
+        marginal_f = r[int(rows[0])] * -root_t
+    else:
+        marginal_f = -(tw.weights @ r[rows]) * root_t
+    return _result(inp, var[:, 0], es[:, 0], marginal_f, standalone, rest,
                    {"varScenarioIndices": rows.tolist()})
 
 
@@ -107,6 +115,8 @@ def _scenario_rows(pnl: F64, tw: est.TailWeights, var0: float) -> NDArray[np.int
     sort is needed: among the observations equal to it, in series order, the one at its rank."""
     if tw.positions.size == 1:
         ties = np.flatnonzero(pnl == -var0)
+        if ties.size == 1:  # the value occurs once (the usual case): that observation
+            return ties
         rank = int(tw.positions[0]) - int(np.count_nonzero(pnl < -var0))
         if 0 <= rank < ties.size:
             return ties[rank:rank + 1]

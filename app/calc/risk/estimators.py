@@ -217,15 +217,18 @@ DEGENERATE_VARIANCE = 1e-100
 
 def moments(pnl: F64) -> Moments:
     n = pnl.shape[0]  # sum / n is what .mean() computes, without its per-call overhead (~4 us)
-    mean = pnl.sum(axis=0) / n
-    c = pnl - mean
-    c2 = c * c
-    m2 = c2.sum(axis=0) / n
-    m3 = np.multiply(c, c2, out=c).sum(axis=0) / n  # in place (c is c^3 from here): no new (T, k) temporaries
-    m4 = np.multiply(c2, c2, out=c2).sum(axis=0) / n
-    ok = m2 > DEGENERATE_VARIANCE
-    if ok.all():  # the usual case, without the masking below
+    cols = pnl.T  # (k, T): contiguous rows for the column-major matrices the callers build
+    mean = cols.sum(axis=1) / n
+    # c^2, c^3 and c^4 of every column in one (3, k, T) block: one reduction gives m2, m3 and m4.
+    powers = np.empty((3, *cols.shape))
+    c = np.subtract(cols, mean[:, None], out=powers[1])
+    c2 = np.multiply(c, c, out=powers[0])
+    np.multiply(c, c2, out=c)  # in place: c is c^3 from here
+    np.multiply(c2, c2, out=powers[2])
+    m2, m3, m4 = powers.sum(axis=2) / n
+    if m2.min() > DEGENERATE_VARIANCE:  # the usual case, without the masking below
         return Moments(mean, m2, m3 / m2**1.5, m4 / m2**2 - 3.0)
+    ok = m2 > DEGENERATE_VARIANCE
     with np.errstate(divide="ignore", invalid="ignore"):
         safe_m2 = np.where(ok, m2, 1.0)
         skew = np.where(ok, m3 / safe_m2**1.5, 0.0)
@@ -245,9 +248,10 @@ def cf_in_domain(s: F64, k: F64) -> NDArray[np.bool_]:
     a z^2 + b z + c with a = K/8 - S^2/6, b = S/3, c = 1 - K/8 + 5 S^2/36 (S skewness, K excess
     kurtosis); it stays non-negative iff a >= 0, c > 0 and b^2 - 4 a c <= 0, i.e.
     S^2/9 - 4 (K/8 - S^2/6)(1 - K/8 + 5 S^2/36) <= 0 with K/8 >= S^2/6."""
-    a = k / 8 - s * s / 6
-    c = 1 - k / 8 + 5 * s * s / 36
-    ok = (a >= -1e-12) & (c > 0) & (s * s / 9 - 4 * a * c <= 1e-12)
+    s2, k8 = s * s, k / 8
+    a = k8 - s2 / 6
+    c = 1 - k8 + 5 * s * s / 36
+    ok = (a >= -1e-12) & (c > 0) & (s2 / 9 - 4 * a * c <= 1e-12)
     return np.asarray(ok, dtype=np.bool_)
 
 
@@ -259,21 +263,29 @@ def cornish_fisher(mo: Moments, confidences: Sequence[float], horizon: float) ->
     I3 = -(z^2 + 2) phi). This is not PerformanceAnalytics' 'modified ES' (Boudt et al., Edgeworth
     density); it is the exact ES of the distribution whose quantiles the CF VaR reports.
     """
-    sd = np.sqrt(mo.m2 * horizon)
-    m = mo.mean * horizon
-    s, k = mo.skewness, mo.excess_kurtosis
+    sd = np.sqrt(mo.m2 * horizon if horizon != 1.0 else mo.m2)
+    m = mo.mean * horizon if horizon != 1.0 else mo.mean
+    s = mo.skewness
     # z_cf (cf_z) and the tail mean are both linear in (1, S, K, S^2) with coefficients that depend on
-    # the confidence only: one product gives every confidence and column.
-    quantile_rows, tail_rows = _cf_coefficients(tuple(confidences))
-    basis = np.array((np.ones(s.size), s, k, s * s))  # (4, columns)
-    zcf = quantile_rows @ basis
-    tail = tail_rows @ basis
-    return -(m + zcf * sd), -(m + tail * sd), zcf
+    # the confidence only: one product gives every confidence and column, quantiles in the first m rows.
+    coefficients = _cf_coefficients(tuple(confidences))
+    basis = np.empty((4, s.size))
+    basis[0] = 1.0
+    basis[1] = s
+    basis[2] = mo.excess_kurtosis
+    np.multiply(s, s, out=basis[3])
+    z_rows = coefficients @ basis  # (2m, columns)
+    out = z_rows * sd
+    out += m
+    np.negative(out, out=out)
+    n_conf = coefficients.shape[0] // 2
+    return out[:n_conf], out[n_conf:], z_rows[:n_conf]
 
 
 @lru_cache(maxsize=256)
-def _cf_coefficients(confidences: tuple[float, ...]) -> tuple[F64, F64]:
-    """Coefficients of (1, S, K, S^2) in z_cf and in the tail mean, one row per confidence (read-only)."""
+def _cf_coefficients(confidences: tuple[float, ...]) -> F64:
+    """Coefficients of (1, S, K, S^2) in z_cf (one row per confidence) and then in the tail mean (one
+    row per confidence): a read-only (2m, 4) matrix."""
     quantile_rows, tail_rows = [], []
     for c in confidences:
         a = 1.0 - c
@@ -282,10 +294,9 @@ def _cf_coefficients(confidences: tuple[float, ...]) -> tuple[F64, F64]:
         i0, i1, i2, i3 = a, -phi, a - z * phi, -(z * z + 2) * phi
         quantile_rows.append((z, (z * z - 1) / 6, (z**3 - 3 * z) / 24, -(2 * z**3 - 5 * z) / 36))
         tail_rows.append((i1 / a, (i2 - i0) / 6 / a, (i3 - 3 * i1) / 24 / a, -(2 * i3 - 5 * i1) / 36 / a))
-    q, t = np.array(quantile_rows), np.array(tail_rows)
-    q.setflags(write=False)
-    t.setflags(write=False)
-    return q, t
+    rows = np.array(quantile_rows + tail_rows)
+    rows.setflags(write=False)
+    return rows
 
 
 def check_covariance(cov: F64, names: Sequence[str], fallback: bool) -> tuple[F64, bool]:

@@ -131,38 +131,41 @@ def _cornish_fisher(inp: VarInput, r: F64, scenarios: F64) -> VarResult:
     # Maillard's domain and the sign rule, per column: outside it (or a negative VaR for a column that
     # has lost money) a column's figure is the larger of its Gaussian and historical VaR.
     in_domain_cols = est.cf_in_domain(mo.skewness, mo.excess_kurtosis)
-    lost = np.asarray((scenarios < 0).any(axis=0), dtype=np.bool_)
-    bad = np.asarray(~in_domain_cols | ((var[0] < 0) & lost), dtype=np.bool_)
-    gauss_mo = est.Moments(mo.mean, mo.m2, np.zeros_like(mo.m2), np.zeros_like(mo.m2))
-    gaussian, gaussian_es, _ = est.cornish_fisher(gauss_mo, inp.confidences, inp.horizon)
-    standalone, rest = var[0, 1:p + 1].copy(), var[0, p + 1:].copy()
-    if bad[1:].any():
-        root_t = math.sqrt(inp.horizon)
-        hist = est.historical(scenarios[:, 1:], inp.confidences[:1])[0][0] * root_t
-        safe_cols = np.maximum(gaussian[0, 1:], hist)
-        standalone = np.where(bad[1:p + 1], safe_cols[:p], standalone)
-        rest = np.where(bad[p + 1:], safe_cols[p:], rest)
+    bad = ~in_domain_cols
+    negative = var[0] < 0
+    if negative.any():  # the sign rule needs the columns' losses only where a VaR is negative
+        bad |= negative & (scenarios.min(axis=0) < 0)
+    # The Gaussian figures: Cornish-Fisher with S = K = 0 (population moments, mean included).
+    gaussian, gaussian_es = est.normal_var_es(np.sqrt(mo.m2), mo.mean, inp.confidences, inp.horizon)
+    root_t = math.sqrt(inp.horizon)
+    chosen = var[0].copy()  # per column, at the first confidence: the expansion or the safe value
+    bad_cols = np.flatnonzero(bad)
+    if bad_cols.size:
+        # One partition of every column that needs its historical figures (the book's at every
+        # confidence, the others' at the first).
+        h_var, h_es = est.historical(scenarios if bad_cols.size == bad.size else scenarios[:, bad_cols],
+                                     inp.confidences)
+        h_var0 = float(h_var[0, 0])  # before the horizon scaling (the book's, if it is bad)
+        if root_t != 1.0:
+            h_var, h_es = h_var * root_t, h_es * root_t
+        chosen[bad_cols] = np.maximum(gaussian[0, bad_cols], h_var[0])
+    standalone, rest = chosen[1:p + 1], chosen[p + 1:]
     extra: dict[str, Any] = {"zCornishFisher": zcf[:, 0], "gaussianVarPopulation": gaussian[:, 0],
                              "cornishFisherVar": var[:, 0].copy(), "cornishFisherEs": es[:, 0].copy()}
-    in_domain = bool(in_domain_cols[0])
-    has_losses = bool(lost[0])
-    extra["inDomain"] = in_domain
+    extra["inDomain"] = bool(in_domain_cols[0])
     if not bad[0]:
         marginal_f = _cf_gradient(r, pnl, inp.confidences[0], inp.horizon)
         return _result(inp, var[:, 0], np.maximum(es[:, 0], var[:, 0]), marginal_f, standalone, rest, extra)
     # Out of the domain (or a negative VaR for a book that has lost money): the safe value is the larger
     # of the Gaussian (population moments, mean included) and the historical (discrete, R-U) figures;
     # ES is at least the VaR. Components: the historical scenario allocation scaled to that VaR.
-    root_t = math.sqrt(inp.horizon)
-    h_var, h_es = est.historical(pnl[:, None], inp.confidences)
-    safe = np.maximum(gaussian[:, 0], h_var[:, 0] * root_t)
-    if has_losses:  # never a VaR below zero for a book that has lost money
+    safe = np.maximum(gaussian[:, 0], h_var[:, 0])
+    if pnl.min() < 0:  # never a VaR below zero for a book that has lost money
         safe = np.maximum(safe, 0.0)
-    safe_es = np.maximum(np.maximum(gaussian_es[:, 0], h_es[:, 0] * root_t), safe)
-    order = np.argsort(pnl, kind="stable")
+    safe_es = np.maximum(np.maximum(gaussian_es[:, 0], h_es[:, 0]), safe)
     tw = est.var_weights(pnl.size, 1.0 - inp.confidences[0], "discrete")
-    marginal_h = -(tw.weights @ r[order[tw.positions]]) * root_t
-    h0 = float(h_var[0, 0]) * root_t
+    marginal_h = r[int(_scenario_rows(pnl, tw, h_var0)[0])] * -root_t  # the scenario of the discrete VaR
+    h0 = float(h_var[0, 0])
     marginal_f = marginal_h * (float(safe[0]) / h0) if h0 != 0 else np.zeros_like(marginal_h)
     extra["outOfDomain"] = True
     extra["safeRule"] = "max(gaussian, historical)"

@@ -156,7 +156,7 @@ def historical(pnl: F64, confidences: Sequence[float], quantile: QuantileMethod 
     m = len(plans)
     if dense is not None:
         both = dense @ x[:dense.shape[1]]
-        if np.isfinite(both).all():  # else a zero weight on an infinite order statistic: the loop below
+        if math.isfinite(both.sum()):  # else a zero weight may meet an infinite order statistic: the loop below
             np.negative(both, out=both)
             return both[:m], both[m:]
     var = np.empty((m, pnl.shape[1]))
@@ -185,21 +185,23 @@ def ewma_covariance(returns: F64, lam: float) -> F64:
 def normal_var_es(sigma: F64 | float, mean: F64 | float, confidences: Sequence[float],
                   horizon: float) -> tuple[F64, F64]:
     """Delta-normal VaR = z sigma sqrt(T) - mean T; ES = sigma sqrt(T) pdf(z) / alpha - mean T."""
-    s = np.array(sigma, dtype=np.float64, ndmin=1) * math.sqrt(horizon)
-    m = np.array(mean, dtype=np.float64, ndmin=1) * horizon
-    z, tail = _normal_coefficients(tuple(confidences))
-    return z * s - m, tail * s - m
+    s = np.array(sigma, dtype=np.float64, ndmin=1, copy=None)
+    m = np.asarray(mean, dtype=np.float64)
+    if horizon != 1.0:
+        s, m = s * math.sqrt(horizon), m * horizon
+    coefficients = _normal_coefficients(tuple(confidences))
+    out = coefficients * s - m  # VaR rows, then ES rows
+    return out[:len(confidences)], out[len(confidences):]
 
 
 @lru_cache(maxsize=256)
-def _normal_coefficients(confidences: tuple[float, ...]) -> tuple[F64, F64]:
-    """(z, pdf(z) / alpha) per confidence, as read-only (m, 1) columns."""
+def _normal_coefficients(confidences: tuple[float, ...]) -> F64:
+    """z per confidence and then pdf(z) / alpha per confidence, as one read-only (2m, 1) column."""
     zs = [ndtri(c) for c in confidences]
-    z = np.array(zs)[:, None]
-    tail = np.array([pdf(zi) / (1.0 - c) for zi, c in zip(zs, confidences, strict=True)])[:, None]
-    z.setflags(write=False)
-    tail.setflags(write=False)
-    return z, tail
+    tails = [pdf(zi) / (1.0 - c) for zi, c in zip(zs, confidences, strict=True)]
+    column = np.array(zs + tails)[:, None]
+    column.setflags(write=False)
+    return column
 
 
 @dataclass(frozen=True, slots=True)

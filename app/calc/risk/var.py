@@ -208,26 +208,30 @@ def covariance(inp: VarInput, r: F64) -> F64:
 def _parametric(inp: VarInput, r: F64, w: F64) -> VarResult:
     cov = covariance(inp, r)
     singular = est.singular_covariance(cov, np.linalg.eigvalsh(cov), inp.factor_names, inp.covariance_fallback)
-    mu = r.mean(axis=0) if inp.mean_adjusted else np.zeros(r.shape[1])
-    sw = cov @ w
-    sigma = math.sqrt(max(float(w @ sw), 0.0))
-    book_mean = float(mu @ w)
+    f, e = inp.factor_of, inp.exposures
+    p = e.size
+    # The weights of the book, each position alone and the book without each position, one row each:
+    # one product and one row-wise dot give every sigma. The book without a position is its own
+    # quadratic form: sigma^2 - 2 e (Sw)_f + e^2 S_ff cancels catastrophically when the position is
+    # most of the book.
+    alone_w = np.zeros((p, w.size))
+    alone_w[np.arange(p), f] = e
+    weights = np.concatenate((w[None, :], alone_w, w - alone_w))
+    cov_w = weights @ cov  # row 0: (S w)'
+    sigmas = np.sqrt(np.maximum(np.vecdot(cov_w, weights), 0.0))
+    sigma = float(sigmas[0])
     z0 = ndtri(inp.confidences[0])
     root_t = math.sqrt(inp.horizon)
-    marginal_f = (sw * (z0 * root_t / sigma) if sigma > 0 else np.zeros_like(sw)) - mu * inp.horizon
-    f, e = inp.factor_of, inp.exposures
-    alone_sigma = np.abs(e) * np.sqrt(cov.diagonal()[f])
-    # The book without each position, as its own quadratic form: sigma^2 - 2 e (Sw)_f + e^2 S_ff cancels
-    # catastrophically when the position is most of the book.
-    rest_w = np.repeat(w[None, :], e.size, axis=0)
-    rest_w[np.arange(e.size), f] -= e
-    rest_sigma = np.sqrt(np.maximum(np.einsum("pf,fg,pg->p", rest_w, cov, rest_w), 0.0))
+    sw = cov_w[0]
+    marginal_f = sw * (z0 * root_t / sigma) if sigma > 0 else np.zeros_like(sw)
+    means: F64 | float = 0.0
+    if inp.mean_adjusted:
+        mu = r.mean(axis=0)
+        marginal_f = marginal_f - mu * inp.horizon
+        means = weights @ mu
     # One call for the book, each position alone and the book without each position.
-    alone_mean = e * mu[f]
-    var, es = est.normal_var_es(np.concatenate(([sigma], alone_sigma, rest_sigma)),
-                                np.concatenate(([book_mean], alone_mean, book_mean - alone_mean)),
-                                inp.confidences, inp.horizon)
-    standalone, rest = var[0, 1:e.size + 1], var[0, e.size + 1:]
+    var, es = est.normal_var_es(sigmas, means, inp.confidences, inp.horizon)
+    standalone, rest = var[0, 1:p + 1], var[0, p + 1:]
     extra: dict[str, Any] = {"sigma": sigma, "sigmaHorizon": sigma * root_t, "singularCovariance": singular}
     return _result(inp, var[:, 0], es[:, 0], marginal_f, standalone, rest, extra)
 

@@ -228,7 +228,7 @@ def moments(pnl: F64) -> Moments:
     np.multiply(c, c2, out=c)  # in place: c is c^3 from here
     np.multiply(c2, c2, out=powers[2])
     m2, m3, m4 = powers.sum(axis=2) / n
-    if m2.min() > DEGENERATE_VARIANCE:  # the usual case, without the masking below
+    if all(v > DEGENERATE_VARIANCE for v in m2.tolist()):  # the usual case, without the masking below
         return Moments(mean, m2, m3 / m2**1.5, m4 / m2**2 - 3.0)
     ok = m2 > DEGENERATE_VARIANCE
     with np.errstate(divide="ignore", invalid="ignore"):

@@ -132,9 +132,8 @@ def _cornish_fisher(inp: VarInput, r: F64, scenarios: F64) -> VarResult:
     # has lost money) a column's figure is the larger of its Gaussian and historical VaR.
     in_domain_cols = est.cf_in_domain(mo.skewness, mo.excess_kurtosis)
     bad = ~in_domain_cols
-    negative = var[0] < 0
-    if negative.any():  # the sign rule needs the columns' losses only where a VaR is negative
-        bad |= negative & (scenarios.min(axis=0) < 0)
+    if any(v < 0 for v in var[0].tolist()):  # the sign rule needs the columns' losses only then
+        bad |= (var[0] < 0) & (scenarios.min(axis=0) < 0)
     # The Gaussian figures: Cornish-Fisher with S = K = 0 (population moments, mean included).
     gaussian, gaussian_es = est.normal_var_es(np.sqrt(mo.m2), mo.mean, inp.confidences, inp.horizon)
     root_t = math.sqrt(inp.horizon)
@@ -151,7 +150,7 @@ def _cornish_fisher(inp: VarInput, r: F64, scenarios: F64) -> VarResult:
         chosen[bad_cols] = np.maximum(gaussian[0, bad_cols], h_var[0])
     standalone, rest = chosen[1:p + 1], chosen[p + 1:]
     extra: dict[str, Any] = {"zCornishFisher": zcf[:, 0], "gaussianVarPopulation": gaussian[:, 0],
-                             "cornishFisherVar": var[:, 0].copy(), "cornishFisherEs": es[:, 0].copy()}
+                             "cornishFisherVar": var[:, 0], "cornishFisherEs": es[:, 0]}
     extra["inDomain"] = bool(in_domain_cols[0])
     if not bad[0]:
         marginal_f = _cf_gradient(r, pnl, inp.confidences[0], inp.horizon)
@@ -160,7 +159,8 @@ def _cornish_fisher(inp: VarInput, r: F64, scenarios: F64) -> VarResult:
     # of the Gaussian (population moments, mean included) and the historical (discrete, R-U) figures;
     # ES is at least the VaR. Components: the historical scenario allocation scaled to that VaR.
     safe = np.maximum(gaussian[:, 0], h_var[:, 0])
-    if pnl.min() < 0:  # never a VaR below zero for a book that has lost money
+    # Never a VaR below zero for a book that has lost money (a positive historical VaR is a loss).
+    if h_var0 > 0 or pnl.min() < 0:
         safe = np.maximum(safe, 0.0)
     safe_es = np.maximum(np.maximum(gaussian_es[:, 0], h_es[:, 0]), safe)
     tw = est.var_weights(pnl.size, 1.0 - inp.confidences[0], "discrete")

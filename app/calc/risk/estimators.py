@@ -109,7 +109,7 @@ CACHED_PLAN_OBSERVATIONS = 5_000
 
 
 def _tail_positions(n: int, confidences: Sequence[float], quantile: QuantileMethod,
-                    es: EsMethod) -> tuple[tuple[tuple[TailWeights, TailWeights], ...], tuple[int, ...], F64 | None]:
+                    es: EsMethod) -> tuple[tuple[tuple[TailWeights, TailWeights], ...], NDArray[np.intp], F64 | None]:
     plan = _tail_plan if n <= CACHED_PLAN_OBSERVATIONS else _tail_plan.__wrapped__
     return plan(n, tuple(confidences), quantile, es)
 
@@ -121,15 +121,16 @@ DENSE_TAIL_WEIGHTS = 16_384
 
 @lru_cache(maxsize=64)
 def _tail_plan(n: int, confidences: tuple[float, ...], quantile: QuantileMethod,
-               es: EsMethod) -> tuple[tuple[tuple[TailWeights, TailWeights], ...], tuple[int, ...], F64 | None]:
+               es: EsMethod) -> tuple[tuple[tuple[TailWeights, TailWeights], ...], NDArray[np.intp], F64 | None]:
     plans: list[tuple[TailWeights, TailWeights]] = []
     kth: set[int] = set()
     for c in confidences:
         vw, ew = var_weights(n, 1.0 - c, quantile), es_weights(n, 1.0 - c, es)
         plans.append((vw, ew))
         kth.update(int(p) for p in vw.positions)
-        # The ES weights are equal up to the last position: the sum needs only the split before it.
-        kth.update(int(p) for p in ew.positions[-2:])
+        # The ES weights are equal up to the last position: the sum needs that order statistic and the
+        # set of the smaller ones before it, which a partition at the last position gives.
+        kth.add(int(ew.positions[-1]))
     rows = max(kth) + 1
     dense = None
     if 2 * len(plans) * rows <= DENSE_TAIL_WEIGHTS:
@@ -140,7 +141,9 @@ def _tail_plan(n: int, confidences: tuple[float, ...], quantile: QuantileMethod,
             dense[i, vw.positions] = vw.weights
             dense[len(plans) + i, ew.positions] = ew.weights
         dense.setflags(write=False)
-    return tuple(plans), tuple(sorted(kth)), dense
+    kth_array = np.array(sorted(kth), dtype=np.intp)
+    kth_array.setflags(write=False)
+    return tuple(plans), kth_array, dense
 
 
 def historical(pnl: F64, confidences: Sequence[float], quantile: QuantileMethod = "discrete",

@@ -9,6 +9,8 @@ over its rounds, the ratio of the medians and the median of the per-round ratios
     uv run python -m bench.risk_bench            # library workloads (~30 s)
     uv run python -m bench.risk_bench --timer cpu   # CPU time instead of wall: steadier on a busy machine
     uv run python -m bench.risk_bench --http     # and the /var endpoint under wrk (~30 s more)
+    uv run python -m bench.risk_bench --against d03e6e7 --timer cpu   # (e) and its parts: that commit's
+                                                 # engine against this one, interleaved (~40 s)
 
 Typical bundle (e), old engine (d170a76) against the hot-path rewrite, alternating runs on the same
 busy 2-core VM (details in bench/README.md): 2,365 -> 913 µs wall, 1,476 -> 566 µs CPU; ratio NumPy
@@ -23,10 +25,17 @@ import argparse
 import importlib
 import json
 import math
+import os
+import re
 import statistics
+import subprocess
+import sys
+import tempfile
 import time
 import timeit
 from collections.abc import Callable
+from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import numpy as np
@@ -182,6 +191,60 @@ def library(rounds: int = ROUNDS, timer: str = "wall") -> list[dict[str, Any]]:
     return rows
 
 
+def engine_at(commit: str) -> tuple[ModuleType, ModuleType]:
+    """(var, drawdown) modules of app.calc as of `commit`, imported under another package name so the
+    two engines run in one process (app.calc imports nothing else from app: the import contracts)."""
+    root = Path(__file__).resolve().parent.parent
+    sha = subprocess.run(["git", "rev-parse", "--short=12", commit], cwd=root, check=True, capture_output=True,
+                         text=True).stdout.strip()
+    pkg = f"engine_{sha}"
+    tmp = Path(tempfile.mkdtemp(prefix="risk-bench-"))
+    names = subprocess.run(["git", "ls-tree", "-r", "--name-only", sha, "app/calc"], cwd=root, check=True,
+                           capture_output=True, text=True).stdout.split()
+    for name in names:
+        if not name.endswith(".py"):
+            continue
+        text = subprocess.run(["git", "show", f"{sha}:{name}"], cwd=root, check=True, capture_output=True,
+                              text=True).stdout
+        out = tmp / pkg / Path(name).relative_to("app")
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(re.sub(r"\bapp\.calc\b", f"{pkg}.calc", text))
+    (tmp / pkg / "__init__.py").write_text("")
+    sys.path.insert(0, str(tmp))
+    return importlib.import_module(f"{pkg}.calc.risk.var"), importlib.import_module(f"{pkg}.calc.risk.drawdown")
+
+
+def versus(commit: str, rounds: int = ROUNDS, timer: str = "wall") -> list[dict[str, Any]]:
+    """Workload (e) and its parts: this checkout's engine ("ours") against the engine at `commit`
+    ("baseline"), interleaved like every other row; baseline / ours above 1: this checkout is faster."""
+    old_var, old_dd = engine_at(commit)
+    r6, w6 = data(6, 750)
+    names = ["EURUSD", "GBPUSD", "USDJPY", "AUDUSD", "USDCHF", "USDCAD"]
+
+    def parts(var_mod: ModuleType, dd_mod: ModuleType) -> dict[str, Callable[[], object]]:
+        def method(m: str) -> Callable[[], object]:
+            return lambda: var_mod.portfolio_var(var_mod.VarInput(r6, names, np.arange(6), w6, m, [0.95, 0.99]))
+
+        def dd() -> object:
+            return dd_mod.drawdown(1e7 + np.cumsum(r6 @ w6), 1e7)
+
+        hist, param, cf = method("historical"), method("parametric"), method("cornish-fisher")
+
+        def bundle() -> None:
+            hist()
+            param()
+            cf()
+            dd()
+
+        return {"e": bundle, "e1": hist, "e2": param, "e3": cf, "e4": dd}
+
+    ours, base = parts(sys.modules["app.calc.risk.var"], sys.modules["app.calc.risk.drawdown"]), parts(old_var,
+                                                                                                        old_dd)
+    what = {"e": "bundle", "e1": "historical", "e2": "parametric", "e3": "Cornish-Fisher", "e4": "drawdown"}
+    return [{"workload": k, "what": what[k], "against": commit, **interleaved(ours[k], base[k], rounds, timer=timer)}
+            for k in ours]
+
+
 def http_p99(duration: int) -> dict[str, Any]:
     from bench import generators
     from bench.server import running_server
@@ -207,7 +270,19 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--rounds", type=int, default=ROUNDS, help=f"interleaved rounds per side (default {ROUNDS})")
     p.add_argument("--timer", choices=sorted(TIMERS), default="wall",
                    help="wall clock (default) or this process's CPU time (steadier on a shared, busy machine)")
+    p.add_argument("--against", metavar="COMMIT",
+                   help="only (e) and its parts: the engine at COMMIT as the baseline, interleaved")
     args = p.parse_args(argv)
+    if args.against:
+        vs = versus(args.against, args.rounds, args.timer)
+        print(f"(e) and its parts, {args.timer} time, median µs per call over {args.rounds} interleaved rounds; "
+              f"load average {os.getloadavg()[0]:.1f}.\n")
+        print(f"| part | {args.against} (us) | this checkout (us) | {args.against} / this | paired |")
+        print("|---|---:|---:|---:|---:|")
+        for r in vs:
+            print(f"| ({r['workload']}) {r['what']} | {r['baseline_us']:.1f} | {r['ours_us']:.1f} | "
+                  f"{r['ratio']:.2f} | {r['paired_ratio']:.2f} |")
+        return
     rows = library(args.rounds, args.timer)
     print(f"Median per-call µs ({args.timer} time) over {args.rounds} interleaved rounds per side "
           "(ours, baseline, ours, ...).\n")

@@ -43,11 +43,14 @@ def drawdown(equity: F64, initial_equity: float | None = None) -> Drawdown:
     offset = 0
     eq = equity
     if initial_equity is not None:
-        eq = np.concatenate(([initial_equity], equity))
+        eq = np.empty(equity.size + 1, dtype=np.result_type(initial_equity, equity))
+        eq[0] = initial_equity
+        eq[1:] = equity
         offset = 1
     peak = np.maximum.accumulate(eq)
-    dd = eq / peak - 1.0
-    trough = int(np.argmin(dd))
+    dd = eq / peak
+    dd -= 1.0
+    trough = int(dd.argmin())
     worst = float(dd[trough])
     current = float(dd[-1])
     money = float(eq[-1] - peak[-1])
@@ -59,7 +62,7 @@ def drawdown(equity: F64, initial_equity: float | None = None) -> Drawdown:
     bars = int(np.count_nonzero(below[offset:]))
     top = peak[trough]
     # The peak of this drawdown: the last bar at the running maximum before the trough.
-    peak_at = trough - int(np.argmax(eq[trough::-1] == top))
+    peak_at = trough - int((eq[trough::-1] == top).argmax())
     after = np.flatnonzero(eq[trough + 1:] >= top)
     recovery = trough + 1 + int(after[0]) - offset if after.size else None
     longest = None
@@ -73,10 +76,11 @@ def drawdown(equity: F64, initial_equity: float | None = None) -> Drawdown:
 def _longest_spell(below: NDArray[np.bool_]) -> tuple[int, int, bool] | None:
     """(first, last, recovered) of the longest run of True; the earliest of equal runs."""
     # Where below changes, with False on either side: up, down, up, down, ...
-    padded = np.concatenate(([False], below, [False]))
+    padded = np.zeros(below.size + 2, dtype=np.bool_)
+    padded[1:-1] = below
     edges = np.flatnonzero(padded[1:] != padded[:-1])
     if not edges.size:
         return None
     starts, ends = edges[::2], edges[1::2]  # ends: one past the last bar of the run
-    i = int(np.argmax(ends - starts))
+    i = int((ends - starts).argmax())
     return int(starts[i]), int(ends[i] - 1), bool(ends[i] < below.size)

@@ -80,24 +80,32 @@ def _scenarios(r: F64, w: F64, factor_of: NDArray[np.intp], exposures: F64) -> F
     """(T, 1 + 2P), column-major: the book's P&L, each position by itself, the book without each
     position. One estimator call on it values the book, standalone and incremental VaR at once."""
     p = exposures.size
-    out = np.empty((r.shape[0], 1 + 2 * p), order="F")
-    pnl = np.matmul(r, w, out=out[:, 0])
-    alone = out[:, 1:p + 1]
-    np.multiply(r[:, factor_of], exposures, out=alone)
-    np.subtract(pnl[:, None], alone, out=out[:, p + 1:])
-    return out
+    # Built as its transpose, (1 + 2P, T) row-major: every row written below is contiguous.
+    out = np.empty((1 + 2 * p, r.shape[0]))
+    pnl = np.matmul(w, r.T, out=out[0])
+    alone = out[1:p + 1]
+    np.multiply(r.T[factor_of], exposures[:, None], out=alone)
+    np.subtract(pnl, alone, out=out[p + 1:])
+    return out.T
 
 
 def _historical(inp: VarInput, r: F64, scenarios: F64) -> VarResult:
     root_t = math.sqrt(inp.horizon)
     p = inp.exposures.size
     var, es = est.historical(scenarios, inp.confidences, inp.quantile, inp.es_method)
-    standalone, rest = var[0, 1:p + 1] * root_t, var[0, p + 1:] * root_t
+    var0 = float(var[0, 0])
+    if root_t != 1.0:
+        var, es = var * root_t, es * root_t
+    var_first = var[0]
+    standalone, rest = var_first[1:p + 1], var_first[p + 1:]
     # Euler contributions of a quantile: the positions' P&L in the scenario(s) that set the VaR.
     tw = est.var_weights(scenarios.shape[0], 1.0 - inp.confidences[0], inp.quantile)
-    rows = _scenario_rows(scenarios[:, 0], tw, float(var[0, 0]))
-    marginal_f = -(tw.weights @ r[rows]) * root_t
-    return _result(inp, var[:, 0] * root_t, es[:, 0] * root_t, marginal_f, standalone, rest,
+    rows = _scenario_rows(scenarios[:, 0], tw, var0)
+    if rows.size == 1 and tw.weights[0] == 1.0:  # one scenario: minus its returns (the same product)
+        marginal_f = r[int(rows[0])] * -root_t
+    else:
+        marginal_f = -(tw.weights @ r[rows]) * root_t
+    return _result(inp, var[:, 0], es[:, 0], marginal_f, standalone, rest,
                    {"varScenarioIndices": rows.tolist()})
 
 
@@ -107,6 +115,8 @@ def _scenario_rows(pnl: F64, tw: est.TailWeights, var0: float) -> NDArray[np.int
     sort is needed: among the observations equal to it, in series order, the one at its rank."""
     if tw.positions.size == 1:
         ties = np.flatnonzero(pnl == -var0)
+        if ties.size == 1:  # the value occurs once (the usual case): that observation
+            return ties
         rank = int(tw.positions[0]) - int(np.count_nonzero(pnl < -var0))
         if 0 <= rank < ties.size:
             return ties[rank:rank + 1]
@@ -121,40 +131,44 @@ def _cornish_fisher(inp: VarInput, r: F64, scenarios: F64) -> VarResult:
     # Maillard's domain and the sign rule, per column: outside it (or a negative VaR for a column that
     # has lost money) a column's figure is the larger of its Gaussian and historical VaR.
     in_domain_cols = est.cf_in_domain(mo.skewness, mo.excess_kurtosis)
-    lost = np.asarray((scenarios < 0).any(axis=0), dtype=np.bool_)
-    bad = np.asarray(~in_domain_cols | ((var[0] < 0) & lost), dtype=np.bool_)
-    gauss_mo = est.Moments(mo.mean, mo.m2, np.zeros_like(mo.m2), np.zeros_like(mo.m2))
-    gaussian, gaussian_es, _ = est.cornish_fisher(gauss_mo, inp.confidences, inp.horizon)
-    standalone, rest = var[0, 1:p + 1].copy(), var[0, p + 1:].copy()
-    if bad[1:].any():
-        root_t = math.sqrt(inp.horizon)
-        hist = est.historical(scenarios[:, 1:], inp.confidences[:1])[0][0] * root_t
-        safe_cols = np.maximum(gaussian[0, 1:], hist)
+    bad = ~in_domain_cols
+    if any(v < 0 for v in var[0].tolist()):  # the sign rule needs the columns' losses only then
+        bad |= (var[0] < 0) & (scenarios.min(axis=0) < 0)
+    # The Gaussian figures: Cornish-Fisher with S = K = 0 (population moments, mean included).
+    gaussian, gaussian_es = est.normal_var_es(np.sqrt(mo.m2), mo.mean, inp.confidences, inp.horizon)
+    root_t = math.sqrt(inp.horizon)
+    chosen = var[0].copy()  # per column, at the first confidence: the expansion or the safe value
+    bad_cols = np.flatnonzero(bad)
+    if bad_cols.size:
+        # One partition of every column that needs its historical figures (the book's at every
+        # confidence, the others' at the first).
+        h_var, h_es = est.historical(scenarios if bad_cols.size == bad.size else scenarios[:, bad_cols],
+                                     inp.confidences)
+        h_var0 = float(h_var[0, 0])  # before the horizon scaling (the book's, if it is bad)
+        if root_t != 1.0:
+            h_var, h_es = h_var * root_t, h_es * root_t
+        safe_cols = np.maximum(gaussian[0, bad_cols], h_var[0])
         # Never a VaR below zero for a column that has lost money (the book's rule below, per column).
-        safe_cols = np.where(lost[1:], np.maximum(safe_cols, 0.0), safe_cols)
-        standalone = np.where(bad[1:p + 1], safe_cols[:p], standalone)
-        rest = np.where(bad[p + 1:], safe_cols[p:], rest)
+        lost = scenarios[:, bad_cols].min(axis=0) < 0
+        chosen[bad_cols] = np.where(lost, np.maximum(safe_cols, 0.0), safe_cols)
+    standalone, rest = chosen[1:p + 1], chosen[p + 1:]
     extra: dict[str, Any] = {"zCornishFisher": zcf[:, 0], "gaussianVarPopulation": gaussian[:, 0],
-                             "cornishFisherVar": var[:, 0].copy(), "cornishFisherEs": es[:, 0].copy()}
-    in_domain = bool(in_domain_cols[0])
-    has_losses = bool(lost[0])
-    extra["inDomain"] = in_domain
+                             "cornishFisherVar": var[:, 0], "cornishFisherEs": es[:, 0]}
+    extra["inDomain"] = bool(in_domain_cols[0])
     if not bad[0]:
         marginal_f = _cf_gradient(r, pnl, inp.confidences[0], inp.horizon)
         return _result(inp, var[:, 0], np.maximum(es[:, 0], var[:, 0]), marginal_f, standalone, rest, extra)
     # Out of the domain (or a negative VaR for a book that has lost money): the safe value is the larger
     # of the Gaussian (population moments, mean included) and the historical (discrete, R-U) figures;
     # ES is at least the VaR. Components: the historical scenario allocation scaled to that VaR.
-    root_t = math.sqrt(inp.horizon)
-    h_var, h_es = est.historical(pnl[:, None], inp.confidences)
-    safe = np.maximum(gaussian[:, 0], h_var[:, 0] * root_t)
-    if has_losses:  # never a VaR below zero for a book that has lost money
+    safe = np.maximum(gaussian[:, 0], h_var[:, 0])
+    # Never a VaR below zero for a book that has lost money (a positive historical VaR is a loss).
+    if h_var0 > 0 or pnl.min() < 0:
         safe = np.maximum(safe, 0.0)
-    safe_es = np.maximum(np.maximum(gaussian_es[:, 0], h_es[:, 0] * root_t), safe)
-    order = np.argsort(pnl, kind="stable")
+    safe_es = np.maximum(np.maximum(gaussian_es[:, 0], h_es[:, 0]), safe)
     tw = est.var_weights(pnl.size, 1.0 - inp.confidences[0], "discrete")
-    marginal_h = -(tw.weights @ r[order[tw.positions]]) * root_t
-    h0 = float(h_var[0, 0]) * root_t
+    marginal_h = r[int(_scenario_rows(pnl, tw, h_var0)[0])] * -root_t  # the scenario of the discrete VaR
+    h0 = float(h_var[0, 0])
     marginal_f = marginal_h * (float(safe[0]) / h0) if h0 != 0 else np.zeros_like(marginal_h)
     extra["outOfDomain"] = True
     extra["safeRule"] = "max(gaussian, historical)"
@@ -197,26 +211,30 @@ def covariance(inp: VarInput, r: F64) -> F64:
 def _parametric(inp: VarInput, r: F64, w: F64) -> VarResult:
     cov = covariance(inp, r)
     singular = est.singular_covariance(cov, np.linalg.eigvalsh(cov), inp.factor_names, inp.covariance_fallback)
-    mu = r.mean(axis=0) if inp.mean_adjusted else np.zeros(r.shape[1])
-    sw = cov @ w
-    sigma = math.sqrt(max(float(w @ sw), 0.0))
-    book_mean = float(mu @ w)
+    f, e = inp.factor_of, inp.exposures
+    p = e.size
+    # The weights of the book, each position alone and the book without each position, one row each:
+    # one product and one row-wise dot give every sigma. The book without a position is its own
+    # quadratic form: sigma^2 - 2 e (Sw)_f + e^2 S_ff cancels catastrophically when the position is
+    # most of the book.
+    alone_w = np.zeros((p, w.size))
+    alone_w[np.arange(p), f] = e
+    weights = np.concatenate((w[None, :], alone_w, w - alone_w))
+    cov_w = weights @ cov  # row 0: (S w)'
+    sigmas = np.sqrt(np.maximum(np.vecdot(cov_w, weights), 0.0))
+    sigma = float(sigmas[0])
     z0 = ndtri(inp.confidences[0])
     root_t = math.sqrt(inp.horizon)
-    marginal_f = (sw * (z0 * root_t / sigma) if sigma > 0 else np.zeros_like(sw)) - mu * inp.horizon
-    f, e = inp.factor_of, inp.exposures
-    alone_sigma = np.abs(e) * np.sqrt(cov.diagonal()[f])
-    # The book without each position, as its own quadratic form: sigma^2 - 2 e (Sw)_f + e^2 S_ff cancels
-    # catastrophically when the position is most of the book.
-    rest_w = np.repeat(w[None, :], e.size, axis=0)
-    rest_w[np.arange(e.size), f] -= e
-    rest_sigma = np.sqrt(np.maximum(np.einsum("pf,fg,pg->p", rest_w, cov, rest_w), 0.0))
+    sw = cov_w[0]
+    marginal_f = sw * (z0 * root_t / sigma) if sigma > 0 else np.zeros_like(sw)
+    means: F64 | float = 0.0
+    if inp.mean_adjusted:
+        mu = r.mean(axis=0)
+        marginal_f = marginal_f - mu * inp.horizon
+        means = weights @ mu
     # One call for the book, each position alone and the book without each position.
-    alone_mean = e * mu[f]
-    var, es = est.normal_var_es(np.concatenate(([sigma], alone_sigma, rest_sigma)),
-                                np.concatenate(([book_mean], alone_mean, book_mean - alone_mean)),
-                                inp.confidences, inp.horizon)
-    standalone, rest = var[0, 1:e.size + 1], var[0, e.size + 1:]
+    var, es = est.normal_var_es(sigmas, means, inp.confidences, inp.horizon)
+    standalone, rest = var[0, 1:p + 1], var[0, p + 1:]
     extra: dict[str, Any] = {"sigma": sigma, "sigmaHorizon": sigma * root_t, "singularCovariance": singular}
     return _result(inp, var[:, 0], es[:, 0], marginal_f, standalone, rest, extra)
 

@@ -87,3 +87,43 @@ def test_run_creates_the_demo_broker_once_and_prints_a_working_request() -> None
             proc.wait(timeout=30)
     shutil.rmtree(data_dir, ignore_errors=True)  # both servers have stopped their Postgres on exit
     assert outputs[0] == outputs[1]
+
+
+def test_run_with_granian_serves_the_same_api_and_leaves_nothing_running() -> None:
+    """`forexrisk run --server granian`: the README's latency choice serves the demo request, and on
+    SIGTERM the server and the embedded engines it started are gone."""
+    port = _free_port()
+    data_dir = Path(tempfile.mkdtemp(prefix="forexrisk-granian-"))
+    data_dir.chmod(0o755)
+    with subprocess.Popen([sys.executable, "-m", "app.cli", "run", "--server", "granian", "--port", str(port),
+                           "--log-level", "warning"], cwd=ROOT, env=_env(data_dir), stdout=subprocess.PIPE,
+                          stderr=subprocess.STDOUT, text=True) as proc:
+        assert proc.stdout is not None
+        lines: list[str] = []
+        while not any("-d '" in line for line in lines) and proc.poll() is None:
+            lines.append(proc.stdout.readline())
+        text = "".join(lines)
+        key = re.search(r"Authorization: Bearer (fxr_live_sk_\w+)", text)
+        body = re.search(r"-d '(\{.*\})'", text)
+        assert key and body, text
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline:  # granian starts serving once the app's lifespan has run
+            try:
+                if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                time.sleep(0.2)
+        r = httpx.post(f"http://127.0.0.1:{port}/api/v1/calculate/position-size", content=body.group(1),
+                       headers={"Authorization": f"Bearer {key.group(1)}", "Content-Type": "application/json"},
+                       timeout=10)
+        assert r.status_code == 200 and r.json()["lotSize"] == 0.66, r.text
+        proc.terminate()
+        assert proc.wait(timeout=60) is not None
+    engines = subprocess.run(["pgrep", "-f", str(data_dir)], capture_output=True, text=True).stdout.split()
+    deadline = time.monotonic() + 30
+    while engines and time.monotonic() < deadline:  # the keeper stops Postgres and Redis once nobody uses them
+        time.sleep(0.5)
+        engines = subprocess.run(["pgrep", "-f", str(data_dir)], capture_output=True, text=True).stdout.split()
+    assert engines == [], "left running: " + subprocess.run(["ps", "-o", "pid,cmd", "-p", ",".join(engines)],
+                                                             capture_output=True, text=True).stdout
+    shutil.rmtree(data_dir, ignore_errors=True)

@@ -252,11 +252,21 @@ def cf_in_domain(s: F64, k: F64) -> NDArray[np.bool_]:
     a z^2 + b z + c with a = K/8 - S^2/6, b = S/3, c = 1 - K/8 + 5 S^2/36 (S skewness, K excess
     kurtosis); it stays non-negative iff a >= 0, c > 0 and b^2 - 4 a c <= 0, i.e.
     S^2/9 - 4 (K/8 - S^2/6)(1 - K/8 + 5 S^2/36) <= 0 with K/8 >= S^2/6."""
+    if s.size <= 32:  # a request's book, positions and books-without: a dozen NumPy calls on tiny arrays cost 3x
+        return np.array([_cf_point_in_domain(si, ki) for si, ki in zip(s.tolist(), k.tolist(), strict=True)],
+                        dtype=np.bool_)
     s2, k8 = s * s, k / 8
     a = k8 - s2 / 6
     c = 1 - k8 + 5 * s * s / 36
     ok = (a >= -1e-12) & (c > 0) & (s2 / 9 - 4 * a * c <= 1e-12)
     return np.asarray(ok, dtype=np.bool_)
+
+
+def _cf_point_in_domain(s: float, k: float) -> bool:
+    s2, k8 = s * s, k / 8  # the same operations, in the same order, as the array form above
+    a = k8 - s2 / 6
+    c = 1 - k8 + 5 * s * s / 36
+    return a >= -1e-12 and c > 0 and s2 / 9 - 4 * a * c <= 1e-12
 
 
 def cornish_fisher(mo: Moments, confidences: Sequence[float], horizon: float) -> tuple[F64, F64, F64]:

@@ -132,8 +132,10 @@ def _cornish_fisher(inp: VarInput, r: F64, scenarios: F64) -> VarResult:
     # has lost money) a column's figure is the larger of its Gaussian and historical VaR.
     in_domain_cols = est.cf_in_domain(mo.skewness, mo.excess_kurtosis)
     bad = ~in_domain_cols
+    col_min: F64 | None = None  # each column's worst P&L, computed once when a rule needs it
     if any(v < 0 for v in var[0].tolist()):  # the sign rule needs the columns' losses only then
-        bad |= (var[0] < 0) & (scenarios.min(axis=0) < 0)
+        col_min = scenarios.T.min(axis=1)  # (T, k) column-major: its transpose's rows are contiguous
+        bad |= (var[0] < 0) & (col_min < 0)
     # The Gaussian figures: Cornish-Fisher with S = K = 0 (population moments, mean included).
     gaussian, gaussian_es = est.normal_var_es(np.sqrt(mo.m2), mo.mean, inp.confidences, inp.horizon)
     root_t = math.sqrt(inp.horizon)
@@ -149,7 +151,9 @@ def _cornish_fisher(inp: VarInput, r: F64, scenarios: F64) -> VarResult:
             h_var, h_es = h_var * root_t, h_es * root_t
         safe_cols = np.maximum(gaussian[0, bad_cols], h_var[0])
         # Never a VaR below zero for a column that has lost money (the book's rule below, per column).
-        lost = scenarios[:, bad_cols].min(axis=0) < 0
+        if col_min is None:
+            col_min = scenarios.T.min(axis=1)
+        lost = col_min[bad_cols] < 0
         chosen[bad_cols] = np.where(lost, np.maximum(safe_cols, 0.0), safe_cols)
     standalone, rest = chosen[1:p + 1], chosen[p + 1:]
     extra: dict[str, Any] = {"zCornishFisher": zcf[:, 0], "gaussianVarPopulation": gaussian[:, 0],

@@ -53,8 +53,8 @@ class Work:
 BASE_US = 100.0  # a single small calculation (position size measures ~50-100 us of engine CPU)
 EXPLAIN_FACTOR = 2.0
 
-KELLY_TRADES_BASE = 1_000.0  # the log-optimal root from a trade list
-KELLY_PER_TRADE = 0.25
+KELLY_TRADES_BASE = 2_000.0  # the log-optimal root from a trade list
+KELLY_PER_TRADE = 0.4
 ROR_BASE = 300.0
 ROR_PER_CELL = 0.025  # Monte Carlo paths x trades
 PROJECTION_MC_BASE = 2_000.0
@@ -64,13 +64,13 @@ ATR_PER_BAR = 2.0
 DRAWDOWN_PER_OBS = 0.05
 PORTFOLIO_PER_POSITION = 60.0
 RETURNS_PER_CELL = 0.1  # observations x pairs: building, checking and using the returns matrix
-VAR_BASE = 800.0
+VAR_BASE = 1_600.0  # includes the horizon revaluation (issue 13)
 VAR_MC_PER_CELL = 0.07  # paths x positions
-STRESS_PER_SCENARIO_POSITION = 5.0
+STRESS_PER_SCENARIO_POSITION = 12.0
 STRESS_PER_WINDOW_CELL = 0.01  # observations x pairs x windows
-BATCH_PER_ITEM = 16.0
-BATCH_PER_ITEM_SLOW = 170.0  # items that take the single-request path (take-profits, unusual options)
-BATCH_PER_ITEM_EXPLAIN = 200.0
+BATCH_PER_ITEM = 11.0
+BATCH_PER_ITEM_SLOW = 240.0  # items that take the single-request path (take-profits, unusual options)
+BATCH_PER_ITEM_EXPLAIN = 340.0
 
 
 def _explained(us: float, explain: bool) -> float:

@@ -225,3 +225,23 @@ def test_stale_postmaster_pid_is_recovered_and_the_socket_is_private() -> None:
         assert not pg.answers(data_dir)
     finally:
         shutil.rmtree(base, ignore_errors=True)
+
+
+@pytest.mark.skipif(len(os.sched_getaffinity(0)) < 2, reason="needs a machine with 2 or more usable cores")
+def test_engines_do_not_inherit_a_pinned_workers_core(data_dir: Path) -> None:
+    """A worker pinned to one core (taskset, as bench.http_bench does) starts the keeper: Postgres and
+    Redis must be free to run on every core, not compete with that worker for its own."""
+    code = ("import sys, time; from pathlib import Path; from app import keeper; "
+            "d = Path(sys.argv[1]); keeper.join(d); print('joined', flush=True); sys.stdin.readline(); keeper.leave(d)")
+    with subprocess.Popen(["taskset", "-c", "0", sys.executable, "-c", code, str(data_dir)], cwd=ROOT,
+                          stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True) as proc:
+        assert proc.stdout is not None and proc.stdin is not None
+        assert proc.stdout.readline().strip() == "joined"
+        engines = _engine_processes(data_dir)
+        assert any("postgres" in " ".join(p.cmdline()) for p in engines)
+        allowed = os.sched_getaffinity(0)
+        for engine in engines:
+            assert set(engine.cpu_affinity()) == allowed, (engine.cmdline(), engine.cpu_affinity())
+        proc.stdin.write("\n")
+        proc.stdin.flush()
+        assert proc.wait(timeout=60) == 0

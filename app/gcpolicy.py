@@ -8,7 +8,7 @@ start (models, schemas, SQLAlchemy, NumPy) although none of them ever becomes ga
 in flight waits through such a pause, which is what the p99 latency showed. `gc.freeze()` moves those
 objects out of the collector's reach (the documented use: objects that live for the whole process), and
 a gen-0 threshold of 50,000 allocations lets a request's short-lived objects die by reference count
-before the collector looks at them: 0.2 % of the time, longest pause 12 ms in the same run.
+before the collector looks at them: 0.2–0.4 % of the time, longest pause 12–13 ms in the same runs.
 """
 
 from __future__ import annotations

@@ -36,6 +36,11 @@ def half_up(x: float, decimals: int) -> float:
     return float(Decimal(repr(x)).quantize(Decimal(1).scaleb(-decimals), rounding=ROUND_HALF_UP))
 
 
+def finite_or_none(x: float) -> float | None:
+    """A figure for the response: null where it cannot be represented (inf, nan), the reason flagged by the caller."""
+    return float(x) if math.isfinite(x) else None
+
+
 def r10(x: float) -> float:
     """Drop binary-float noise (6.6000000000000005 -> 6.6) for output. Same arithmetic as
     numpy.round(x, 10), so the batch path returns identical numbers."""

@@ -21,6 +21,12 @@ from app.ratelimit.tiers import TierLimit, tier_limit
 # One visitor of a broker's embedded widget: ample for a person at a calculator, a small slice of any tier.
 WIDGET_VISITOR = TierLimit("free", 30, 30)  # name: the GCRA key space; the headers say "widget-visitor"
 
+# 429 messages (RateLimits._take fills them in on a refusal only).
+PRE_AUTH_REFUSAL = "Too many requests without valid credentials from this address; retry in {retry} s."
+TIER_REFUSAL = "The {policy} tier allows {per_minute} requests per minute with bursts of {burst}; retry in {retry} s."
+PAGES_REFUSAL = "Too many calculator pages opened; retry in {retry} s."
+VISITOR_REFUSAL = "This page's calculator allows {per_minute} calculations per minute per visitor; retry in {retry} s."
+
 
 class CostAboveBurst(RateLimited):
     """A request priced above the tier's whole burst: no wait would let it through, so it is refused
@@ -63,8 +69,7 @@ class RateLimits:
         if not self.enabled:
             return
         ip = client_ip(conn.scope, self.trusted_proxies)
-        await self._take(conn, "ip:" + ip, self.pre_auth_limit, "pre-auth", 1,
-                         "Too many requests without valid credentials from this address; retry in {retry} s.")
+        await self._take(conn, "ip:" + ip, self.pre_auth_limit, "pre-auth", 1, PRE_AUTH_REFUSAL)
 
     async def charge(self, conn: HTTPConnection, caller: Caller, cost: int = 1) -> None:
         """Charge `cost` units to the caller's broker (or key, when the broker limits per key)."""
@@ -83,9 +88,7 @@ class RateLimits:
         # own limit by minting keys: honoured only on the enterprise tier, which the platform sets.
         if principal.api_key_id is not None and broker.tier == "enterprise" and broker.config.get("rateLimitPerKey"):
             key += f":k:{principal.api_key_id}"
-        await self._take(conn, key, limit, broker.tier, cost,
-                         f"The {broker.tier} tier allows {limit.per_minute} requests per minute with bursts of "
-                         f"{limit.burst}; retry in {{retry}} s.")
+        await self._take(conn, key, limit, broker.tier, cost, TIER_REFUSAL)
 
     async def page_issuance(self, conn: HTTPConnection, page: str | None) -> None:
         """A full page mints a widget session for whoever loads it: a few per client address and a bounded
@@ -100,8 +103,7 @@ class RateLimits:
             buckets.append((f"wp:{page}", self.page_per_broker))
         for key, limit in buckets:
             # Headers only on a refusal: a page's own answers describe the broker's limits, not this one.
-            await self._take(conn, key, limit, "widget-page", 1,
-                             "Too many calculator pages opened; retry in {retry} s.", headers_when_allowed=False)
+            await self._take(conn, key, limit, "widget-page", 1, PAGES_REFUSAL, headers_when_allowed=False)
 
     async def _charge_visitor(self, conn: HTTPConnection, broker_id: object, cost: int) -> None:
         """A widget visitor's own small bucket (per broker and client address), spent before the broker's:
@@ -109,18 +111,19 @@ class RateLimits:
         if cost > WIDGET_VISITOR.burst:
             raise CostAboveBurst(cost, WIDGET_VISITOR.burst, "widget visitor")
         ip = client_ip(conn.scope, self.trusted_proxies)
-        await self._take(conn, f"wv:{broker_id}:{ip}", WIDGET_VISITOR, "widget-visitor", cost,
-                         f"This page's calculator allows {WIDGET_VISITOR.per_minute} calculations per minute per "
-                         "visitor; retry in {retry} s.", headers_when_allowed=False)
+        await self._take(conn, f"wv:{broker_id}:{ip}", WIDGET_VISITOR, "widget-visitor", cost, VISITOR_REFUSAL,
+                         headers_when_allowed=False)
 
     async def _take(self, conn: HTTPConnection, key: str, limit: TierLimit, policy: str, cost: int, refusal: str,
                     *, headers_when_allowed: bool = True) -> None:
-        """Take `cost` units of one bucket; refused: a 429 whose `{retry}` is filled in, with the headers."""
+        """Take `cost` units of one bucket; refused: a 429 with the headers, its message the template filled
+        in (`{policy}`, `{per_minute}`, `{burst}`, `{retry}`) only then, never on the allowed path."""
         decision = await self.limiter.acquire(key, limit, policy, cost)
         if headers_when_allowed or not decision.allowed:
             self._attach(conn, decision)
         if not decision.allowed:
-            raise RateLimited(refusal.format(retry=decision.retry_after_s))
+            raise RateLimited(refusal.format(policy=policy, per_minute=limit.per_minute, burst=limit.burst,
+                                             retry=decision.retry_after_s))
 
     @staticmethod
     def _attach(conn: HTTPConnection, decision: Decision) -> None:

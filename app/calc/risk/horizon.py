@@ -125,7 +125,7 @@ def revalued_var(inp: VarInput, res: VarResult, legs: Sequence[Sequence[FactorLe
     if inp.method == "cornish-fisher":  # population moments, mean included
         cov, mean = est.sample_covariance(r, 0), r.mean(axis=0)
     else:
-        cov = covariance(inp, r)
+        cov = res.extra["covariance"] if "covariance" in res.extra else covariance(inp, r)
         mean = r.mean(axis=0) if inp.mean_adjusted else np.zeros(r.shape[1])
     out = np.empty((2, len(inp.confidences)))
     for row, losses in enumerate((res.var, res.es)):

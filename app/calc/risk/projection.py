@@ -16,6 +16,7 @@ import numpy as np
 
 from app.calc.errors import CalcError
 from app.calc.flags import flag
+from app.calc.numbers import finite_or_none
 from app.calc.risk.estimators import F64
 from app.calc.risk.normal import ndtri
 
@@ -200,12 +201,12 @@ def monte_carlo(*, start: float, risk_pct: float, reward_to_risk: float | None, 
                       r_multiples=r, compounding=compounding, fixed_risk=fixed_risk,
                       drawdown_thresholds=[t / 100.0 for t in thresholds_pct], ruin_level=ruin_level)
     # +inf = above the float range (res.overflow): null, flagged. Every other figure is finite.
-    fan = {f"p{int(p)}": [_finite(x) for x in row] for p, row in zip(FAN_PERCENTILES, res.fan, strict=True)}
+    fan = {f"p{int(p)}": [finite_or_none(x) for x in row] for p, row in zip(FAN_PERCENTILES, res.fan, strict=True)}
     out: dict[str, Any] = {
         "method": "monte-carlo", "source": "trades" if r is not None else "win-rate",
         "paths": paths, "numberOfTrades": n_trades, "seed": seed, "compounding": compounding,
         "startBalance": start, "fan": fan, "fanPercentiles": list(FAN_PERCENTILES),
-        "medianFinalEquity": _finite(res.final_median), "meanFinalEquity": _finite(res.final_mean),
+        "medianFinalEquity": finite_or_none(res.final_median), "meanFinalEquity": finite_or_none(res.final_mean),
         "finalEquityPercentiles": {k: v[-1] for k, v in fan.items()},
         "probabilityOfLoss": res.probability_of_loss,
         "drawdownProbabilities": [{"thresholdPercentage": t, "probability": float(p)}
@@ -251,6 +252,3 @@ def monte_carlo(*, start: float, risk_pct: float, reward_to_risk: float | None, 
     }
     return out
 
-
-def _finite(x: float) -> float | None:
-    return float(x) if math.isfinite(x) else None

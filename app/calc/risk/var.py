@@ -239,7 +239,8 @@ def _parametric(inp: VarInput, r: F64, w: F64) -> VarResult:
     # One call for the book, each position alone and the book without each position.
     var, es = est.normal_var_es(sigmas, means, inp.confidences, inp.horizon)
     standalone, rest = var[0, 1:p + 1], var[0, p + 1:]
-    extra: dict[str, Any] = {"sigma": sigma, "sigmaHorizon": sigma * root_t, "singularCovariance": singular}
+    extra: dict[str, Any] = {"sigma": sigma, "sigmaHorizon": sigma * root_t, "singularCovariance": singular,
+                             "covariance": cov}  # for horizon.revalued_var, which would otherwise rebuild it
     return _result(inp, var[:, 0], es[:, 0], marginal_f, standalone, rest, extra)
 
 

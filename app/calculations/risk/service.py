@@ -13,7 +13,7 @@ import numpy as np
 from app.calc.errors import CalcError, UnknownInstrument
 from app.calc.flags import flag
 from app.calc.instruments import normalise_currency, normalise_symbol, resolve, split_pair
-from app.calc.numbers import no_negative_zero
+from app.calc.numbers import finite_or_none, no_negative_zero
 from app.calc.risk import drawdown as dd
 from app.calc.risk import horizon as hz
 from app.calc.risk import stress as st
@@ -178,8 +178,8 @@ def var(req: s.VarRequest, explain: bool = False) -> dict[str, Any]:
     for i, c in enumerate(confs):
         row: dict[str, Any] = {"confidence": c, "var": float(res.var[i]), "es": float(res.es[i]),
                                "varFraction": _frac(res.var[i], gross), "esFraction": _frac(res.es[i], gross)}
-        row["revaluedVar"] = _finite(rev.var[i])
-        row["revaluedEs"] = _finite(rev.es[i])
+        row["revaluedVar"] = finite_or_none(rev.var[i])
+        row["revaluedEs"] = finite_or_none(rev.es[i])
         if req.method == "monte-carlo":
             row["varStandardError"] = float(res.extra["varStandardError"][i])
             row["esStandardError"] = float(res.extra["esStandardError"][i])
@@ -226,7 +226,7 @@ def var(req: s.VarRequest, explain: bool = False) -> dict[str, Any]:
         worst = max(range(len(confs)), key=lambda i: abs(float(rev.var[i]) - float(res.var[i]))
                     if math.isfinite(float(rev.var[i])) else math.inf)
         out["flags"].append(flag("HORIZON_REVALUATION_DIFFERS", confidence=confs[worst],
-                                 var=float(res.var[worst]), revaluedVar=_finite(rev.var[worst])))
+                                 var=float(res.var[worst]), revaluedVar=finite_or_none(rev.var[worst])))
     if res.extra.get("outOfDomain"):
         out["flags"].append(flag("CORNISH_FISHER_OUT_OF_DOMAIN",
                                  skewness=out["pnlStatistics"].get("skewness"),
@@ -237,9 +237,6 @@ def var(req: s.VarRequest, explain: bool = False) -> dict[str, Any]:
     out["calculationId"] = new_id()
     return no_negative_zero(out)  # type: ignore[no-any-return]
 
-
-def _finite(x: float) -> float | None:
-    return float(x) if math.isfinite(x) else None
 
 
 def _factor_legs(b: Book, names: list[str]) -> tuple[list[list[hz.FactorLeg]], list[str]]:

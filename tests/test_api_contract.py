@@ -232,3 +232,16 @@ def test_portfolio_positions_on_one_pair_keep_their_own_prices(client: TestClien
         {"currencyPair": "EURUSD", "side": "long", "lots": 1, "entryPrice": 1.20, "leverage": 10}]}
     r = post(client, "portfolio", body)
     assert r["marginByPosition"] == [11000.0, 12000.0]  # 100,000 EUR at each entry / 10
+
+
+def test_batch_rates_used_lists_the_rates_in_the_order_the_single_request_does(client: TestClient) -> None:
+    """The fast batch path gathered each conversion's rates in a set, so their order in `ratesUsed` followed
+    the process's string hashing (a different answer per worker and restart); it is the order of use."""
+    rates = {"USDJPY": 150, "GBPUSD": 1.27, "EURUSD": 1.08}
+    item = {"accountBalance": 1_000_000, "accountCurrency": "JPY", "currencyPair": "EURGBP", "entryPrice": 0.85,
+            "stopLoss": 0.845, "riskPercentage": 1}
+    single = post(client, "position-size", {**item, "conversionRates": rates})
+    batch = client.post("/api/v1/calculate/batch", json={"items": [item, item], "conversionRates": rates}).json()
+    assert len(single["ratesUsed"]) >= 2
+    for row in batch["results"]:
+        assert row["ok"] and list(row["result"]["ratesUsed"]) == list(single["ratesUsed"])

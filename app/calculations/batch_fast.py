@@ -136,7 +136,7 @@ def _currency(raw: str) -> str | None:
 
 
 def _power_law(table: RateTable, spec: InstrumentSpec, src: str, account: str,
-               used: set[str]) -> tuple[float, int] | None:
+               used: dict[str, None]) -> tuple[float, int] | None:
     """X(src -> account) as c x price^e (e in -1, 0, 1), price being the instrument's own rate when
     the shared table lacks it; None when a rate is missing. The path does not depend on the price (the
     graph's shape does not change), so one law serves every item. `used` collects the symbols used."""
@@ -145,7 +145,7 @@ def _power_law(table: RateTable, spec: InstrumentSpec, src: str, account: str,
         if pair is None or table.has(*pair):
             t = table.copy()
             x = t.convert_factor(src, account, instrument=spec.symbol)
-            used.update(t.used)
+            used.update(dict.fromkeys(t.used))
             return x, 0
         t1, t2 = table.copy(), table.copy()
         t1.set(pair[0], pair[1], Quote(1.0, 1.0))
@@ -154,7 +154,7 @@ def _power_law(table: RateTable, spec: InstrumentSpec, src: str, account: str,
         x2 = t2.convert_factor(src, account, instrument=spec.symbol)
     except CalcError:
         return None
-    used.update(t1.used)
+    used.update(dict.fromkeys(t1.used))
     ratio = x2 / x1
     e = 1 if abs(ratio - 2.0) < 1e-9 else (-1 if abs(ratio - 0.5) < 1e-9 else 0)
     return x1, e
@@ -221,7 +221,7 @@ def compute(cand: list[int], cols: dict[str, Any], shared: RateTable, rest: list
     uniq, inverse = np.unique(combo, return_inverse=True)
     law_q = np.full((uniq.size, 2), np.nan)
     law_m = np.full((uniq.size, 2), np.nan)
-    used_by_law: list[set[str]] = [set() for _ in range(uniq.size)]
+    used_by_law: list[dict[str, None]] = [{} for _ in range(uniq.size)]  # ordered sets: the order of use
     for u, key in enumerate(uniq.tolist()):
         if key < 0:
             continue
@@ -355,7 +355,7 @@ def compute(cand: list[int], cols: dict[str, Any], shared: RateTable, rest: list
     return FastResult(indices, cols_out, sorted(rest))
 
 
-def _rates_used(shared: RateTable, spec_table: list[InstrumentSpec], used_by_law: list[set[str]],
+def _rates_used(shared: RateTable, spec_table: list[InstrumentSpec], used_by_law: list[dict[str, None]],
                 law: NDArray[np.int64], sym: NDArray[np.int64], entry: NDArray[np.float64]) -> list[Any]:
     """ratesUsed per item, as the single-request path gives it: the shared rates on the item's path, and
     the instrument's own pair at the item's entry when the path used it and the shared rates lack it.
@@ -369,7 +369,7 @@ def _rates_used(shared: RateTable, spec_table: list[InstrumentSpec], used_by_law
         spec = spec_table[int(sym[k0])]
         own = spec.symbol if own_pair(spec) is not None else None
         items = np.flatnonzero(where == g).tolist()
-        used = list(used_by_law[u])  # the set's order, as the per-item loop gave it
+        used = list(used_by_law[u])  # in the order of use, as the single-request path gives it
         if own is None or own not in used or own in public:
             one = orjson.Fragment(orjson.dumps({s: public[s] for s in used}))  # written once, copied per item
             for k in items:

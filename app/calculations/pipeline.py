@@ -9,7 +9,8 @@ are still registered with FastAPI, so OpenAPI is generated from the declarations
 
 1. admit: the caller (app.auth.admission, through the rate-limit gate) and its permission.
 2. price: the body is parsed once (Pydantic's validate_json on the raw bytes), the broker's policy
-   applied, and the cost model prices the validated input (app.calculations.cost).
+   applied, what the request leaves to us fetched (the route's `prepare`: market quotes, history), and
+   the cost model prices the completed input (app.calculations.cost).
 3. charge: the priced units are charged before anything runs; above the tier's burst the request is
    refused up front.
 4. execute: from the result cache when the work is worth caching, else the engine, inline when light
@@ -21,7 +22,7 @@ are still registered with FastAPI, so OpenAPI is generated from the declarations
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -79,6 +80,10 @@ class CalcRoute:
     tags: tuple[str, ...] = ("calculations",)
     cost_doc: str = "1 unit."
     stores_payload: bool = True  # False: the calculation store keeps the summary only
+    # Async inputs the request leaves out (market quotes, price history), fetched on the event loop before
+    # the request is priced: `prepare(req, caller, services)` returns the request to run, completed. It
+    # never runs the engine; what it adds is part of the canonical request, so of the result cache key.
+    prepare: Callable[[Any, Caller, Services], Awaitable[Any]] | None = None
     kind: str = field(init=False)
     adapter: TypeAdapter[Any] = field(init=False, repr=False)
 
@@ -112,6 +117,7 @@ class CalcRoute:
     def __getstate__(self) -> dict[str, Any]:
         state = dict(self.__dict__)
         state.pop("adapter", None)
+        state["prepare"] = None  # the event loop's business; a pool worker only executes
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
@@ -169,6 +175,8 @@ async def serve(route: CalcRoute, scope: Scope, receive: Receive, send: Send) ->
     explain = route.explain and wants_explain(scope["query_string"])
     check_body(raw)  # duplicate keys (400) and control characters (422), as on every route (app.jsonbody)
     req = route.apply_policy(route.parse(raw, svc), caller)
+    if route.prepare is not None:
+        req = await route.prepare(req, caller, svc)
     work = route.price(req, explain)
     if work.heavy and work.cpu_us > svc.pool.budget_s * 1e6:
         raise_too_costly(work, svc.pool.budget_s)  # refused before it is charged, like a cost above the burst

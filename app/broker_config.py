@@ -91,6 +91,23 @@ class RoundingPolicy(ApiModel):
     min_lot_policy: Literal["raise", "refuse"] = "raise"
 
 
+# Quote providers a broker's fallback chain may name (app.integrations.market_data): its own pushed feed,
+# the vendors the deployment configures, and the dated development snapshot (never used in production).
+MarketDataProvider = Literal["broker", "oanda", "tradermade", "snapshot"]
+MARKET_DATA_PROVIDERS: frozenset[str] = frozenset(("broker", "oanda", "tradermade", "snapshot"))
+
+
+def _distinct(v: list[str]) -> list[str]:
+    if len(set(v)) != len(v):
+        raise ValueError("each provider at most once")
+    return v
+
+
+class MarketDataConfig(ApiModel):
+    # Asked in this order for each symbol without a fresh quote yet.
+    providers: Annotated[list[MarketDataProvider], Field(min_length=1, max_length=4), AfterValidator(_distinct)]
+
+
 class BrokerConfig(ApiModel):
     """The whole tenant configuration. PUT replaces it; every change bumps `configVersion`."""
 
@@ -108,6 +125,8 @@ class BrokerConfig(ApiModel):
     # Rate limits per API key instead of per broker (each key gets the tier's full budget): honoured on the
     # enterprise tier only (app.ratelimit.gate), so a broker cannot raise its own limit by minting keys.
     rate_limit_per_key: bool = False
+    # Where missing prices come from; unset: the deployment's default chain (Settings.market_data_providers).
+    market_data: MarketDataConfig | None = None
 
     def normalised(self) -> BrokerConfig:
         overrides = {}

@@ -15,9 +15,13 @@ from app.calculations.schemas import POSITION_SIZE_EXAMPLE
 from app.config import Settings
 from app.gateway.kong import DEFAULT_UPSTREAM
 
+# EURJPY in a USD account with no entry price and no USDJPY rate: both come from the quote chain.
+MARKET_EXAMPLE = {"accountBalance": 10000, "accountCurrency": "USD", "currencyPair": "EURJPY", "direction": "long",
+                  "stopLossPips": 50, "riskPercentage": 1}
 
-def example_request(base_url: str, secret_key: str) -> str:
-    body = json.dumps(POSITION_SIZE_EXAMPLE)
+
+def example_request(base_url: str, secret_key: str, example: dict[str, Any] | None = None) -> str:
+    body = json.dumps(example or POSITION_SIZE_EXAMPLE)
     return (f"curl -s -X POST {base_url}/api/v1/calculate/position-size \\\n"
             f"     -H 'Authorization: Bearer {secret_key}' \\\n"
             f"     -H 'Content-Type: application/json' \\\n     -d '{body}'")
@@ -42,6 +46,17 @@ def cmd_run(args: argparse.Namespace) -> int:
     return _serve(args, settings, base)
 
 
+def market_snapshot(settings: Settings) -> str | None:
+    """The dated snapshot's label when the default quote chain falls back to it (never in production)."""
+    if settings.environment == "production":
+        return None
+    if settings.market_data_providers is not None and "snapshot" not in settings.market_data_providers:
+        return None
+    from app.integrations.market_data.snapshot import SnapshotProvider
+
+    return SnapshotProvider().label
+
+
 def _serve(args: argparse.Namespace, settings: Settings, base: str) -> int:
     import uvicorn
 
@@ -56,6 +71,13 @@ def _serve(args: argparse.Namespace, settings: Settings, base: str) -> int:
             print(f"  admin login:     {demo['adminEmail']} / {demo['adminPassword']}")
         print("Example request (10,000 USD, 2 %, EURUSD 1.1850 -> 1.1820, 30:1 -> 0.66 lots):")
         print(example_request(base, demo["secretKey"]), flush=True)
+        snapshot = market_snapshot(settings)
+        if snapshot:
+            print(f"Market prices: {snapshot}.")
+            print("  Rates and entry prices a request leaves out come from it; for live prices push the broker's")
+            print("  feed (PUT /api/v1/brokers/{id}/quotes) or configure OANDA/TraderMade (README, Market data).")
+            print("Example without rates or entry (EURJPY in a USD account, 1 %, 50 pips):")
+            print(example_request(base, demo["secretKey"], MARKET_EXAMPLE), flush=True)
     else:
         print("Create a broker and its keys with: forexrisk admin create-broker --name 'Acme' --tier standard")
     if args.server == "granian":

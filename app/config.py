@@ -118,6 +118,52 @@ class Settings(BaseSettings):
     telemetry: bool = False
     demo_broker: bool = True  # `forexrisk run` creates a demo broker once on the embedded database
 
+    # --- market data (app/integrations/market_data) ---------------------------------------------
+    # The fallback chain of a broker without `marketData` in its config. Unset: the broker's own feed, then
+    # every vendor configured below, then (outside production only) the dated snapshot.
+    market_data_providers: list[Literal["broker", "oanda", "tradermade", "snapshot"]] | None = None
+    market_data_cache_ttl_seconds: float = Field(default=10, gt=0, le=3600)  # per symbol, in-process and Redis
+    market_data_broker_freshness_seconds: float = Field(default=60, gt=0)  # older pushed quotes are stale
+    market_data_push_max_skew_seconds: float = Field(default=5, ge=0, le=300)  # a pushed time may lead ours by this
+    market_data_retry_attempts: int = Field(default=3, ge=1, le=10)  # per vendor call, first try included
+    market_data_max_retry_after_seconds: float = Field(default=2, ge=0, le=60)  # longer: hold the provider off
+    market_data_breaker_failures: int = Field(default=5, ge=1)  # consecutive failed calls that open the breaker
+    market_data_breaker_reset_seconds: float = Field(default=30, gt=0)
+    # OANDA v20 REST (https://api-fxtrade.oanda.com live, https://api-fxpractice.oanda.com practice).
+    # Unset token or account: the provider is not available on this deployment.
+    market_data_oanda_base_url: str = "https://api-fxtrade.oanda.com"
+    market_data_oanda_account_id: str | None = None
+    market_data_oanda_token: SecretStr | None = None
+    market_data_oanda_freshness_seconds: float = Field(default=30, gt=0)
+    market_data_oanda_timeout_seconds: float = Field(default=2.0, gt=0, le=30)
+    # TraderMade REST (https://marketdata.tradermade.com). Unset key: not available.
+    market_data_tradermade_base_url: str = "https://marketdata.tradermade.com"
+    market_data_tradermade_api_key: SecretStr | None = None
+    market_data_tradermade_freshness_seconds: float = Field(default=60, gt=0)
+    market_data_tradermade_timeout_seconds: float = Field(default=2.0, gt=0, le=30)
+    # --- market history (app/integrations/market_data/history) -------------------------------------
+    # Vendors asked for daily bars, in order; one not configured below is skipped (and named in errors).
+    history_providers: list[Literal["oanda"]] = ["oanda"]
+    # OANDA v20 REST (https://api-fxtrade.oanda.com or https://api-fxpractice.oanda.com) and its token.
+    history_oanda_base_url: str | None = None
+    history_oanda_token: SecretStr | None = None
+    history_timeout_seconds: float = Field(default=10.0, gt=0, le=120)
+    history_retries: int = Field(default=2, ge=0, le=10)  # after the first attempt (429, 5xx, timeouts)
+    history_retry_backoff_seconds: float = Field(default=0.5, ge=0, le=30)  # doubled per retry, with jitter
+    # Trading days /var and /portfolio use when the request names no historyDays; the refresh job's depth.
+    history_default_days: int = Field(default=250, ge=2, le=5000)
+    history_symbols: list[str] = ["EURUSD", "GBPUSD", "USDJPY", "USDCHF", "AUDUSD", "USDCAD", "NZDUSD", "EURGBP",
+                                  "EURJPY", "GBPJPY"]
+    # The shipped development history (ECB reference rates, labelled as such) after the vendors. Unset: on in
+    # development and test, off in production; production refuses it.
+    history_development_data: bool | None = None
+
+    @property
+    def history_development_enabled(self) -> bool:
+        if self.environment == "production":
+            return False
+        return self.history_development_data is not False
+
     @model_validator(mode="after")
     def production_needs_secrets(self) -> Settings:
         if self.environment == "production":
@@ -125,6 +171,9 @@ class Settings(BaseSettings):
                        if getattr(self, name) is None]
             if missing:
                 raise ValueError(f"production needs these secrets set: {', '.join(missing)}")
+            if self.history_development_data:
+                raise ValueError("production never serves the shipped development history: unset "
+                                 "history_development_data")
         return self
 
 

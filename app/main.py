@@ -9,6 +9,7 @@ from fastapi import FastAPI
 from starlette.responses import Response
 
 from app.admin.brokers.router import router as brokers_router
+from app.admin.quotes.router import router as quotes_feed_router
 from app.admin.sso.router import router as sso_admin_router
 from app.admin.users.router import router as users_router
 from app.auth.service import AuthService
@@ -16,6 +17,7 @@ from app.calculations.cache import ResultCache
 from app.calculations.history import router as history_router
 from app.calculations.pipeline import CalculationDispatch
 from app.calculations.pool import CalcPool
+from app.calculations.quotes import router as quotes_router
 from app.calculations.routes import ROUTES_BY_PATH, warm_up
 from app.calculations.routes import router as calculations_router
 from app.calculations.store import CalculationRecorder
@@ -28,6 +30,8 @@ from app.gcpolicy import serve_policy
 from app.health.router import router as health_router
 from app.idempotency.middleware import IdempotencyMiddleware
 from app.instruments.router import router as instruments_router
+from app.integrations.market_data.history.service import build_history
+from app.integrations.market_data.service import MarketData, build_http_client
 from app.logging import configure_logging
 from app.login.router import router as auth_router
 from app.login.sso_router import router as sso_router
@@ -68,6 +72,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         auth.use_redis(hub, invalidation.subscribed)  # login throttle counters; session revocations
         limiter = Limiter(hub, local_divisor=settings.rate_limit_workers, prefix=settings.rate_limit_prefix)
         pre_auth = TierLimit("free", settings.pre_auth_per_minute, settings.pre_auth_burst)
+        # Market data: one outbound httpx client for the quote vendors, closed at shutdown.
+        vendor_http = build_http_client()
         services = Services(
             settings=settings, db=db, auth=auth, recorder=recorder, redis=hub, invalidation=invalidation,
             limiter=limiter,
@@ -79,6 +85,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             pool=CalcPool(settings.calc_pool_workers, settings.calc_cpu_budget_seconds,
                           warm_modules=("app.calculations.routes",)),
             widget=WidgetService(auth, db),
+            market_data=MarketData.build(settings, db, hub, vendor_http),
+            history=build_history(settings, db),
         )
         app.state.services = services
         warm_up()
@@ -91,8 +99,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             undo_gc_policy()
             await invalidation.stop()
             await services.result_cache.drain()
+            await services.history.close()
             services.pool.close()
             await recorder.stop()
+            await vendor_http.aclose()
             await hub.close()
             await db.dispose()
             if settings.redis_url is None:
@@ -111,6 +121,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(history_router)
     app.include_router(auth_router)
     app.include_router(brokers_router)
+    app.include_router(quotes_feed_router)
+    app.include_router(quotes_router)
     app.include_router(users_router)
     app.include_router(sso_router)
     app.include_router(sso_admin_router)

@@ -20,6 +20,8 @@ class ApiModel(BaseModel):
     )
     # Set by the calculation route from the caller's broker config, never from the body.
     _broker_max_leverage: float | None = PrivateAttr(default=None)
+    # Set by the pipeline's market step (app.calculations.market) when it fetched rates: their sources.
+    _market: dict[str, Any] | None = PrivateAttr(default=None)
 
     @property
     def broker_max_leverage(self) -> float | None:
@@ -156,3 +158,69 @@ class ExplainStep(OutModel):
     formula: str
     inputs: dict[str, object]
     value: object
+
+
+class MarketRates(ApiModel):
+    """Requests whose missing rates the broker's quote chain fills (app.calculations.market)."""
+
+    market_rates: bool = Field(
+        default=True, description="Fetch the rates this request leaves out (and entryPrice, when a direction "
+        "is given) from the broker's quote chain. false: use only the rates given.")
+
+
+class RateOrigin(OutModel):
+    source: str = Field(description="Who priced the rate: `request` (given), or the provider (broker, a vendor, "
+                        "snapshot)")
+    given: bool = Field(description="true: the request gave it; false: fetched from the quote chain")
+    time: str | None = Field(default=None, description="When the provider priced it (UTC)")
+    live: bool | None = Field(default=None, description="false for a dated snapshot: not a live price")
+    label: str | None = Field(default=None, description="What the source is, e.g. a snapshot and its date")
+    bid: float | None = None
+    ask: float | None = None
+
+
+class EntryFill(RateOrigin):
+    value: float = Field(description="The entry price used")
+    side: Literal["ask", "bid"] = Field(description="ask for a long (buy), bid for a short (sell)")
+    symbol: str
+
+
+class MarketData(OutModel):
+    providers: list[str] = Field(description="The broker's quote chain, in the order tried")
+    fetched: dict[str, RateOrigin] = Field(description="The rates fetched for this calculation")
+    entry_price: EntryFill | None = Field(default=None, description="The entry price taken from the market")
+    snapshot: list[str] | None = Field(default=None, description="Present when a rate came from a dated snapshot, "
+                                       "not a live feed: its label")
+
+
+class MarketAnswer(OutModel):
+    """Answers of calculations whose rates the quote chain may fill."""
+
+    rate_sources: dict[str, RateOrigin] | None = Field(
+        default=None, description="For every rate in ratesUsed: its source, time, and whether it was given or "
+        "fetched (present when the quote chain supplied any)")
+    market_data: MarketData | None = Field(default=None, description="What the quote chain supplied")
+class HistorySourceUsed(OutModel):
+    """Where one symbol's daily history came from."""
+
+    symbol: str
+    source: str = Field(description="Provider name (oanda, ecb-development, ...)")
+    label: str = Field(description="What the data is: vendor and price basis, or DEVELOPMENT HISTORY and its origin")
+    development: bool = Field(description="true: the shipped development history, not market data")
+    close_only: bool = Field(description="true: one price a day (open, high and low unknown)")
+    first_day: str
+    last_day: str
+    bars: int = Field(description="Daily closes (bars) of this symbol used")
+
+
+class HistoryWindow(OutModel):
+    """The market history a calculation filled in (the request gave a symbol, or no returns)."""
+
+    from_day: str = Field(alias="from", description="First day of data used (ISO date)")
+    to_day: str = Field(alias="to", description="Last day of data used (ISO date)")
+    observations: int = Field(description="Bars (ATR) or daily returns (VaR, portfolio) computed from")
+    development: bool = Field(description="true: some series is the shipped development history (flag "
+                              "DEVELOPMENT_HISTORY)")
+    sources: list[HistorySourceUsed]
+    return_method: str = Omitted("Returns: how they were computed from the closes")
+    alignment: str = Omitted("Returns: which days were used")

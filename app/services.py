@@ -13,6 +13,8 @@ if TYPE_CHECKING:  # the container names its members' types; it never builds the
     from app.calculations.store import CalculationRecorder
     from app.config import Settings
     from app.db.engine import Database
+    from app.integrations.market_data.history.service import HistoryService
+    from app.integrations.market_data.service import MarketData
     from app.ratelimit.gate import RateLimits
     from app.ratelimit.limiter import Limiter
     from app.redisdb.hub import RedisHub
@@ -33,6 +35,8 @@ class Services:
     result_cache: ResultCache
     pool: CalcPool
     widget: WidgetService
+    market_data: MarketData
+    history: HistoryService  # daily bars per symbol (app.integrations.market_data.history)
 
 
 def services(app: Any) -> Services:

@@ -27,7 +27,8 @@ from bench.payloads import POSITION_SIZE_BODY
 PATH = "/api/v1/calculate/position-size"
 
 
-async def drive(app: ASGIApp, path: str, headers: list[tuple[bytes, bytes]], n: int, concurrency: int = 32) -> float:
+async def drive(app: ASGIApp, path: str, headers: list[tuple[bytes, bytes]], n: int, concurrency: int = 32,
+                body: bytes = POSITION_SIZE_BODY) -> float:
     """Seconds for n requests, `concurrency` in flight; every response must be 200."""
     sem = asyncio.Semaphore(concurrency)
     statuses: list[int] = []
@@ -41,7 +42,7 @@ async def drive(app: ASGIApp, path: str, headers: list[tuple[bytes, bytes]], n: 
                 if sent:
                     await asyncio.sleep(3600)
                 sent = True
-                return {"type": "http.request", "body": POSITION_SIZE_BODY, "more_body": False}
+                return {"type": "http.request", "body": body, "more_body": False}
 
             async def send(message: Message) -> None:
                 if message["type"] == "http.response.start":

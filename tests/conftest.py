@@ -57,7 +57,11 @@ def settings() -> Iterator[Settings]:
                    login_ip_free_failures=1_000_000, login_ip_lockout_failures=1_000_000,
                    # CI shares 2 cores between two test workers and their servers: a 50 ms Redis timeout
                    # (production) would mark Redis down on scheduling hiccups and make cache tests flaky.
-                   redis_timeout_ms=1000)
+                   redis_timeout_ms=1000,
+                   # Quotes come from what a test pushes into a broker's feed, not from the development
+                   # snapshot, so a missing rate is still a missing rate (tests that want the snapshot ask
+                   # for it in the broker's marketData config).
+                   market_data_providers=["broker"])
     # The last app of the session has left: the keeper has stopped the engines and deleted data_dir/pg.
     shutil.rmtree(data_dir, ignore_errors=True)
 

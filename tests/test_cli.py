@@ -82,6 +82,17 @@ def test_run_creates_the_demo_broker_once_and_prints_a_working_request() -> None
                            timeout=10)
             assert r.status_code == 200, r.text
             assert r.json()["lotSize"] == 0.66
+            # The demo's prices are the dated snapshot, and the output says so; its second example gives
+            # neither an entry nor a rate and is answered from it.
+            assert "dated snapshot" in text and "not live" in text, text
+            bodies = re.findall(r"-d '(\{.*\})'", text)
+            assert len(bodies) == 2, text
+            r = httpx.post(f"http://127.0.0.1:{port}/api/v1/calculate/position-size", content=bodies[1],
+                           headers={"Authorization": f"Bearer {key.group(1)}", "Content-Type": "application/json"},
+                           timeout=10)
+            assert r.status_code == 200, r.text
+            md = r.json()["marketData"]
+            assert md["snapshot"] and md["entryPrice"]["source"] == "snapshot" and "USDJPY" in md["fetched"]
             outputs.append(key.group(1))
             proc.terminate()
             proc.wait(timeout=30)

@@ -65,6 +65,8 @@ class Stack:
     name: str
     publishable_key: str
     pages: dict[str, str]
+    secret_key: str = ""
+    broker_id: str = ""
 
 
 def free_socket() -> socket.socket:
@@ -146,6 +148,8 @@ def stack(settings: Settings) -> Iterator[Stack]:
         "allowedOrigins": [host], "maxLeverage": 30, "locale": "en", "fullPage": True,
         "branding": {"primaryColor": PRIMARY, "fontFamily": "system-ui, sans-serif"},
         "features": {"advancedScenarios": True, "correlationAnalysis": True},
+        # Prices come from the broker's own feed only (what a test pushes), not the development snapshot.
+        "marketData": {"providers": ["broker"]},
     })
     spec = BrokerCreate(name=name, slug=slug, tier="standard", config=config,  # type: ignore[call-arg]
                         admin_email=f"admin@{slug}.example.com", admin_password="correct horse battery staple")
@@ -153,7 +157,8 @@ def stack(settings: Settings) -> Iterator[Stack]:
     # force: the name is the one the CLI test gives its broker on the same database
     made = asyncio.run_coroutine_threadsafe(create_broker(svc.db, svc.auth, spec, force=True), loop).result(60)
     stack = Stack(api=api, host=host, stranger=stranger, slug=slug, name=name,
-                  publishable_key=made["publishableKey"], pages=pages)
+                  publishable_key=made["publishableKey"], pages=pages, secret_key=made["secretKey"],
+                  broker_id=str(made["id"]))
     pages["/embed.html"] = host_page(api, stack.publishable_key, slug)
     yield stack
     for s in (host_server, stranger_server):
@@ -389,6 +394,34 @@ def test_missing_conversion_rate_asks_for_it(page: Any, stack: Stack) -> None:
     # 200 USD at risk / (0.50 JPY x 100,000 / 150) = 0.6 lots
     assert wait_event(page, "calculated")["result"]["lotSize"] == 0.6
     assert frame.locator("#r-lots").inner_text() == "0.60"
+
+
+def test_market_prices_fill_rate_and_entry(page: Any, stack: Stack) -> None:
+    """With quotes in the broker's feed, EURJPY in a USD account needs neither a USDJPY rate nor an entry:
+    the widget sends a side instead, and says where the prices came from."""
+    stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    quotes = [{"symbol": "EURJPY", "bid": 160.00, "ask": 160.02, "time": stamp},
+              {"symbol": "USDJPY", "bid": 149.99, "ask": 150.01, "time": stamp}]
+    r = httpx.put(f"{stack.api}/api/v1/brokers/{stack.broker_id}/quotes", json={"quotes": quotes},
+                  headers={"Authorization": f"Bearer {stack.secret_key}"}, timeout=30)
+    assert r.status_code == 200, r.text
+    frame = open_embed(page, stack)
+    page.evaluate("""() => { const w = ForexRisk.get('#risk-calculator');
+        w.setAccount({balance: 10000, currency: 'USD'}); w.setSymbol('EURJPY'); }""")
+    frame.locator("label[for=sm-pips]").click()
+    frame.locator("#stop").fill("50")
+    frame.locator("label[for=dm-short]").click()
+    frame.locator("#go").click()
+    result = wait_event(page, "calculated")["result"]
+    assert result["entryPrice"] == 160.00 and result["direction"] == "short"  # a sell takes the bid
+    assert result["marketData"]["fetched"]["USDJPY"]["source"] == "broker"
+    # 200 USD at risk / (0.50 JPY x 100,000 / 150 (USDJPY mid)) = 0.6 lots
+    assert result["lotSize"] == 0.6
+    assert frame.locator("#rates-f input").count() == 0  # no rate was asked for
+    assert "broker" in frame.locator("#r-src").inner_text()
+    assert frame.locator("#dm-short").is_checked()
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "market-prices.png"), full_page=True)
 
 
 def test_projection_and_portfolio_tabs(page: Any, stack: Stack) -> None:

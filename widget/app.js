@@ -174,7 +174,9 @@ ${tabs.length > 1 ? `<div class="tabs" role="tablist" aria-label="${t('title')}"
 <input id="sym" list="syms" autocomplete="off" spellcheck="false" autocapitalize="characters" required
  placeholder="EURUSD" aria-describedby="sym-h sym-e"><datalist id="syms"></datalist>
 <small class="hint" id="sym-h">${t('instrumentHint')}</small><small class="err" id="sym-e"></small></div>
-${field('entry', t('entry'), 'required')}
+<fieldset class="fld"><legend id="side-l">${t('side')}</legend>
+${seg('dm', 'side-l', [['long', t('long')], ['short', t('short')]])}</fieldset>
+${field('entry', t('entry'), '', t('entryHint'))}
 <fieldset class="fld"><legend id="stop-l">${t('stop')}</legend>
 <label for="stop" class="sr" id="stop-x">${t('stopPriceLabel')}</label><div class="pair">
 <input id="stop" inputmode="decimal" autocomplete="off" required aria-describedby="stop-e">
@@ -302,7 +304,12 @@ ${FEAT.advancedScenarios ? projPanel() : ''}${FEAT.correlationAnalysis ? portPan
     if (v.accountBalance > 0) v.freeMargin = v.accountBalance; // no open positions assumed: warns when margin > balance
     v.currencyPair = norm($('sym').value);
     if (!v.currencyPair) errs.push(['sym', T.errRequired]);
-    v.entryPrice = req('entry', false, 1e9);
+    // An empty entry is the market's: the ask for a buy, the bid for a sell, from the broker's quotes.
+    // With an entry given the side follows from the stop, as it always has (hosts set prices with
+    // setPrices); the result then selects the side it computed.
+    const entry = opt('entry');
+    if (entry) v.entryPrice = entry;
+    else v.direction = $('dm-short').checked ? 'short' : 'long';
     const pips = $('sm-pips').checked, stop = req('stop', false, 1e9);
     if (pips) v.stopLossPips = stop;
     else {
@@ -387,7 +394,9 @@ ${FEAT.advancedScenarios ? projPanel() : ''}${FEAT.correlationAnalysis ? portPan
     let code = r.status === 0 ? 'network' : r.status === 422 ? 'invalid_input' : r.status >= 500 ? 'server' : 'refused';
     let msg = r.status === 0 ? T.errNetwork : r.status === 422 ? T.errCheck : r.status === 429 ? T.errBusy : T.errServer;
     for (const e of errs) {
-      if (e.code === 'MISSING_CONVERSION_RATE' && /^[A-Z]{6}$/.test(e.neededRate || '') && box) {
+      // No rate given and no quote from the broker's chain either: the trader types it in.
+      if ((e.code === 'MISSING_CONVERSION_RATE' || e.code === 'quote_unavailable') &&
+          /^[A-Z]{6}$/.test(e.neededRate || '') && box) {
         code = 'missing_rate';
         msg = T.errRate.replace('{pair}', e.neededRate);
         needRate(box, e.neededRate, report);
@@ -425,6 +434,15 @@ ${FEAT.advancedScenarios ? projPanel() : ''}${FEAT.correlationAnalysis ? portPan
         `${t('profit', { v: money(d.potentialProfit, c) })}</span>`);
     }
     html += '</dl>';
+    $(d.direction === 'short' ? 'dm-short' : 'dm-long').checked = true;
+    const md = d.marketData;
+    if (md) {
+      // Where the prices came from, always; a dated snapshot is said to be one, never shown as live.
+      const q = md.entryPrice || Object.values(md.fetched || {})[0];
+      if (md.entryPrice) html += `<p class="mut" id="r-entry">${t('entry')}: ${num(md.entryPrice.value, 0, 6)}</p>`;
+      if (q) html += `<p class="mut" id="r-src">${t('priceSource', { source: esc(q.source), time: esc(String(q.time).replace('T', ' ').replace('Z', ' UTC')) })}</p>`;
+      if (md.snapshot) html += `<p class="warn" role="note" id="r-snap">${t('snapshotNote', { label: esc(md.snapshot.join('; ')) })}</p>`;
+    }
     if (flags) html += `<div class="warn" role="note"><h3>${t('warnings')}</h3><ul id="r-flags">${flags}</ul></div>`;
     $('out').innerHTML = html;
   }

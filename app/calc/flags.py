@@ -42,6 +42,11 @@ FLAG_CODES: dict[str, str] = {
                                    "reliable.",
     "RUIN_BOUND": "The payoff is not a whole number of risk units: the root formula is an upper bound on the "
                   "risk of ruin, not its value; ask for monteCarloPaths for an estimate.",
+    "ATR_CLOSE_ONLY_HISTORY": "Only closing prices are known (high and low unknown, e.g. one reference fix a day): "
+                              "each true range is estimated from the close-to-close move, which underestimates "
+                              "the intraday range.",
+    "DEVELOPMENT_HISTORY": "The price history is the development data shipped with the project (named in "
+                           "history.sources), not live market data: do not trade on these figures.",
 }
 
 

@@ -76,3 +76,25 @@ def atr_series(high: Sequence[float], low: Sequence[float], close: Sequence[floa
         ex.add("atr", "first: mean of `period` true ranges; then ((period - 1) x ATR + TR) / period",
                {"period": period}, out["latestAtr"])
     return out
+
+
+def atr_close_to_close(close: Sequence[float], period: int, ex: Explain | None = None) -> dict[str, Any]:
+    """Wilder ATR from closes only (high and low unknown, e.g. one reference fix a day): the true range of
+    bar t is estimated as |C_t - C_(t-1)|, one per close after the first; then Wilder smoothing as above.
+    A close-to-close range misses the intraday extremes, so it underestimates the true range."""
+    c = np.asarray(close, dtype=np.float64)
+    tr = np.abs(np.diff(c))
+    atr: list[float | None] = [None] * len(tr)
+    value = float(tr[:period].mean())
+    atr[period - 1] = r10(value)
+    for i in range(period, len(tr)):
+        value = wilder_update(value, float(tr[i]), period)
+        atr[i] = r10(value)
+    out: dict[str, Any] = {"trueRange": [r10(float(x)) for x in tr], "atr": atr, "latestAtr": atr[-1],
+                           "period": period, "trueRangeMethod": "close-to-close"}
+    if ex:
+        ex.add("trueRange", "|close - previous close| (high and low unknown), one per close after the first", {},
+               out["trueRange"])
+        ex.add("atr", "first: mean of `period` true ranges; then ((period - 1) x ATR + TR) / period",
+               {"period": period}, out["latestAtr"])
+    return out

@@ -103,7 +103,7 @@ def projection(req: Any, explain: bool) -> Work:
 
 
 def atr(req: Any, explain: bool) -> Work:
-    n = len(req.high or ())
+    n = len(req.high or req.close or ())  # closes alone: one bar each
     return Work(_explained(BASE_US + ATR_PER_BAR * n, explain), {"bars": n})
 
 

@@ -13,7 +13,17 @@ from typing import Annotated, Literal
 from pydantic import Field, RootModel
 
 from app.calc.instruments import MarginMode
-from app.schemas import Direction, ExplainStep, Flag, Omitted, OutModel, Quote, RatesUsed
+from app.schemas import (
+    Direction,
+    ExplainStep,
+    Flag,
+    HistoryWindow,
+    MarketAnswer,
+    Omitted,
+    OutModel,
+    Quote,
+    RatesUsed,
+)
 
 LeverageRule = Literal["requested", "esma", "fca", "asic", "nfa", "broker", "esma-default"]
 MinLotPolicy = Literal["raise", "refuse"]
@@ -88,7 +98,7 @@ class Correlation(OutModel):
     method: Literal["pearson"]
 
 
-class PortfolioResponse(OutModel):
+class PortfolioResponse(MarketAnswer):
     calculation_id: str
     account_currency: str
     positions: list[PortfolioPositionRisk]
@@ -112,6 +122,7 @@ class PortfolioResponse(OutModel):
         "With returns: sqrt(r' C r), r = signed riskAtStop, C the correlation of the pairs (a heuristic)")
     sum_of_risks: float = Omitted("With returns: sum of |riskAtStop|")
     correlation: Correlation = Omitted("With returns")
+    history: HistoryWindow = Omitted("With historyDays: the market history the returns were computed from")
     explain: Explained = Omitted()
 
 
@@ -126,7 +137,7 @@ class Leg(OutModel):
     risk: float = Field(description="Loss of this leg at the stop, commission included, account currency")
 
 
-class MultiLegResponse(OutModel):
+class MultiLegResponse(MarketAnswer):
     calculation_id: str
     direction: Direction
     stop_loss: float
@@ -267,6 +278,10 @@ class AtrSeriesResponse(OutModel):
     atr: list[float | None] = Field(description="Wilder ATR per bar; null before the first `period` bars")
     latest_atr: float
     period: int
+    true_range_method: Literal["close-to-close"] = Omitted(
+        "Closes only (no high/low): each true range is |close - previous close|, one per close after the first")
+    flags: list[Flag] = Omitted("ATR_CLOSE_ONLY_HISTORY (closes only), DEVELOPMENT_HISTORY")
+    history: HistoryWindow = Omitted("With symbol: the daily bars used (window, source, label)")
     explain: Explained = Omitted()
 
 
@@ -292,7 +307,7 @@ class Rounding(OutModel):
     mode: Literal["half-up"]
 
 
-class CrossRateResponse(OutModel):
+class CrossRateResponse(MarketAnswer):
     calculation_id: str
     target: str
     bid: float
@@ -314,7 +329,7 @@ class ConversionRate(OutModel):
     mid: float
 
 
-class ConvertResponse(OutModel):
+class ConvertResponse(MarketAnswer):
     calculation_id: str
     from_currency: str = Field(alias="from")
     to_currency: str = Field(alias="to")

@@ -14,9 +14,11 @@ from fastapi import APIRouter, Request
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
-from app.calculations import batch, cost, service
+from app.calculations import batch, cost, market, service
+from app.calculations import market_history as mh
 from app.calculations import responses as out
 from app.calculations import schemas as s
+from app.calculations.market import WithSources
 from app.calculations.pipeline import (
     EXPLAIN_PARAM,
     JSON,
@@ -28,6 +30,7 @@ from app.calculations.risk import responses as rout
 from app.calculations.risk import schemas as rs
 from app.calculations.risk import service as risk
 from app.policy import BrokerPolicy
+from app.schemas import MarketRates
 from app.services import Services
 
 PREFIX = "/api/v1/calculate"
@@ -70,6 +73,11 @@ class BatchRoute(CalcRoute):
 
 
 def _declare(*routes: CalcRoute) -> dict[str, CalcRoute]:
+    for r in routes:
+        # Rates a request leaves out come from the broker's quote chain, and the answer says which.
+        if issubclass(r.request, MarketRates):
+            r.engine = WithSources(r.engine)
+            r.prepare = market.fill if r.prepare is None else market.Then(r.prepare, market.fill)
     return {PREFIX + r.path: r for r in routes}
 
 
@@ -107,8 +115,11 @@ ROUTES_BY_PATH = _declare(
     CalcRoute("/lots", s.LotsRequest, out.LotsResponse, service.lots, cost.single,
               summary="Units and lots: lot classes, tradeable lots by the lot step and min-lot policy",
               example={"currencyPair": "EURUSD", "units": 66666.67}),
-    CalcRoute("/portfolio", s.PortfolioRequest, out.PortfolioResponse, service.portfolio_risk, cost.portfolio,
+    mh.HistoryRoute("/portfolio", s.PortfolioRequest, out.PortfolioResponse, service.portfolio_risk, cost.portfolio,
               summary="Open positions: risk at the stops, margin, largest contributor",
+              description="With `returns`, or `historyDays` (daily returns from the market history, named in "
+                          "`history`): the correlation-adjusted risk at the stops.",
+              prepare=mh.prepare_portfolio,
               example={"accountCurrency": "USD", "accountBalance": 10000, "positions": [
                   {"currencyPair": "EURUSD", "side": "long", "lots": 0.5, "entryPrice": 1.1, "stopLossPips": 30}]},
               cost_doc=f"{cost.PORTFOLIO_PER_POSITION:.0f} us per position + {cost.RETURNS_PER_CELL} us per return "
@@ -123,8 +134,13 @@ ROUTES_BY_PATH = _declare(
               cost_doc=f"{cost.PROJECTION_MC_BASE:.0f} us + {cost.PROJECTION_PER_CELL} us per path x trade (Monte "
                        f"Carlo) or "
                        f"{cost.PROJECTION_PER_OUTCOME} us per outcome, {UNIT}."),
-    CalcRoute("/atr", s.AtrRequest, out.AtrResponse, service.atr, cost.atr,
+    mh.HistoryRoute("/atr", s.AtrRequest, out.AtrResponse, service.atr, cost.atr,
               summary="Average true range (Wilder)",
+              description="From candles (high/low/close, or closes alone: close-to-close, flagged), one update "
+                          "(previousAtr, trueRange), or `symbol` and `period`: the symbol's daily bars from the "
+                          "market history (`days`, or `from`/`to`), named in `history` (window, source, label; "
+                          "development history flagged DEVELOPMENT_HISTORY).",
+              prepare=mh.prepare_atr,
               example={"previousAtr": 0.0134, "trueRange": 0.028, "period": 20},
               cost_doc=f"{cost.ATR_PER_BAR} us per bar, {UNIT}."),
     CalcRoute("/cross-rate", s.CrossRateRequest, out.CrossRateResponse, service.cross_rate, cost.single,
@@ -145,14 +161,16 @@ ROUTES_BY_PATH = _declare(
                cost_doc=f"at least one unit per {cost.BATCH_ITEMS_PER_UNIT} items; {cost.BATCH_PER_ITEM} us per "
                         f"plain item, {cost.BATCH_PER_ITEM_SLOW} us per item with take-profits or a broker policy, "
                         f"{cost.BATCH_PER_ITEM_EXPLAIN} us per item with explain, {UNIT}."),
-    CalcRoute("/var", rs.VarRequest, rout.VarResponse, risk.var, cost.var, tags=("risk",),
+    mh.HistoryRoute("/var", rs.VarRequest, rout.VarResponse, risk.var, cost.var, tags=("risk",), prepare=mh.prepare_var,
               summary="Value at risk and expected shortfall, with Euler components",
               description="Historical (discrete or linear quantile; Rockafellar-Uryasev or tail-mean ES), parametric "
                           "(zero mean, sample covariance), EWMA (RiskMetrics, lambda 0.94), Cornish-Fisher or Monte "
                           "Carlo (Cholesky, paths, seed, standard errors). Several confidences per call; "
                           "`horizonDays` scales by sqrt(T). Per position: componentVar (sums to the total), "
                           "marginalVar, incrementalVar, standaloneVar; diversificationBenefit. Limits: 50 positions, "
-                          "20,000 observations, 1,000,000 Monte Carlo paths x pairs.",
+                          "20,000 observations, 1,000,000 Monte Carlo paths x pairs. Without `returns`: "
+                          "`historyDays` (default 250) daily simple returns per pair from the market history, "
+                          "aligned on common days, named in `history`.",
               example=rs.VAR_EXAMPLE, explain=False,
               cost_doc=f"{cost.VAR_BASE:.0f} us + {cost.RETURNS_PER_CELL} us per observation x pair (+10 % per "
                        f"extra confidence), Monte Carlo {cost.VAR_MC_PER_CELL} us per path x position; {UNIT}."),

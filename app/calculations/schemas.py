@@ -7,7 +7,7 @@ from typing import Annotated, Any, Literal
 from pydantic import Field
 
 from app.calculations.responses import Explained, LeverageLimits, LeverageRule, PositionSizeConventions
-from app.calculations.risk.schemas import ReturnsHistory
+from app.calculations.risk.schemas import HistoryDay, HistoryDays, HistoryInputs, ReturnsHistory
 from app.instruments.schemas import Instrument
 from app.schemas import (
     ApiModel,
@@ -22,6 +22,8 @@ from app.schemas import (
     Jurisdiction,
     LeverageValue,
     Lots,
+    MarketAnswer,
+    MarketRates,
     Money,
     MoneyNonNeg,
     Omitted,
@@ -39,11 +41,13 @@ class TakeProfitLevel(ApiModel):
     share: Annotated[float, Field(gt=0, le=1, description="Fraction of the position closed at this price")]
 
 
-class PositionSizeRequest(ApiModel):
+class PositionSizeRequest(MarketRates):
     account_balance: Money
     account_currency: Currency
     currency_pair: Symbol
-    entry_price: Price
+    entry_price: Price | None = Field(
+        default=None, description="Required, unless a direction is given and marketRates is on: then the ask "
+        "for a long, the bid for a short, from the broker's quote chain")
     stop_loss: Price | None = Field(default=None, description="Stop price (direction follows from it)")
     stop_loss_pips: Distance | None = None
     stop_loss_points: Distance | None = Field(default=None, description="Stop distance in ticks (MT5 points)")
@@ -86,7 +90,7 @@ class TakeProfitLeg(OutModel):
     risk_reward_ratio: float
 
 
-class PositionSizeResponse(OutModel):
+class PositionSizeResponse(MarketAnswer):
     calculation_id: str
     direction: Direction
     stop_distance_pips: float
@@ -140,7 +144,7 @@ class PositionSizeResponse(OutModel):
     instrument: Instrument
 
 
-class PipValueRequest(ApiModel):
+class PipValueRequest(MarketRates):
     account_currency: Currency
     currency_pair: Symbol
     lots: Lots | None = None
@@ -150,7 +154,7 @@ class PipValueRequest(ApiModel):
     instrument: InstrumentOverride | None = None
 
 
-class PipValueResponse(OutModel):
+class PipValueResponse(MarketAnswer):
     calculation_id: str
     pip_value: float
     pip_value_per_lot: float
@@ -175,7 +179,7 @@ class PipValueResponse(OutModel):
     conversion_paths: ConversionPaths
 
 
-class MarginRequest(ApiModel):
+class MarginRequest(MarketRates):
     account_currency: Currency
     currency_pair: Symbol
     lots: Lots | None = None
@@ -192,7 +196,7 @@ class MarginRequest(ApiModel):
     instrument: InstrumentOverride | None = None
 
 
-class MarginResponse(OutModel):
+class MarginResponse(MarketAnswer):
     calculation_id: str
     required_margin: float
     notional: float
@@ -230,7 +234,7 @@ class MarginResponse(OutModel):
     conversion_paths: ConversionPaths
 
 
-class PnlRequest(ApiModel):
+class PnlRequest(MarketRates):
     account_currency: Currency
     currency_pair: Symbol
     side: Direction
@@ -244,7 +248,7 @@ class PnlRequest(ApiModel):
     instrument: InstrumentOverride | None = None
 
 
-class PnlResponse(OutModel):
+class PnlResponse(MarketAnswer):
     calculation_id: str
     pips: float
     pnl_quote: float
@@ -268,7 +272,7 @@ class PnlResponse(OutModel):
     conversion_paths: ConversionPaths
 
 
-class RiskRewardRequest(ApiModel):
+class RiskRewardRequest(MarketRates):
     """Give price levels (entryPrice, stopLoss, takeProfit), or money amounts (riskAmount, rewardAmount),
     or the ratio alone (rewardToRisk)."""
 
@@ -306,7 +310,7 @@ class RewardAtTakeProfit(OutModel):
     reward: float = Field(description="Account currency")
 
 
-class RiskRewardResponse(OutModel):
+class RiskRewardResponse(MarketAnswer):
     calculation_id: str
     risk_reward_ratio: float
     break_even_win_rate: float
@@ -442,7 +446,7 @@ class PortfolioPosition(ApiModel):
     instrument: InstrumentOverride | None = None
 
 
-class PortfolioRequest(ApiModel):
+class PortfolioRequest(HistoryInputs, MarketRates):
     account_currency: Currency
     account_balance: Money | None = None
     free_margin: MoneyNonNeg | None = None
@@ -451,6 +455,11 @@ class PortfolioRequest(ApiModel):
     conversion_rates: ConversionRates | None = None
     returns: ReturnsHistory | None = Field(
         default=None, description="Daily returns per pair: adds the correlation-adjusted risk at the stops")
+    history_days: HistoryDays | None = Field(
+        default=None, description="Instead of returns: this many daily simple returns per pair from the market "
+        "history (named in `history`); adds the correlation-adjusted risk")
+    history_end: HistoryDay | None = Field(
+        default=None, description="With historyDays: the last day of the window (default: the last complete day)")
 
 
 class MultiLegEntry(ApiModel):
@@ -458,7 +467,7 @@ class MultiLegEntry(ApiModel):
     weight: Annotated[float, Field(gt=0, le=1000)] = 1.0
 
 
-class MultiLegRequest(ApiModel):
+class MultiLegRequest(MarketRates):
     account_currency: Currency
     currency_pair: Symbol
     entries: Annotated[list[MultiLegEntry], Field(min_length=1, max_length=20)]
@@ -495,27 +504,40 @@ class ProjectionRequest(ApiModel):
         default=0.5, description="Ruin = equity ever at or below this fraction of startBalance")
 
 
-class AtrRequest(ApiModel):
+class AtrRequest(HistoryInputs):
+    """Give candles (high, low, close; or close alone, a close-to-close estimate), or previousAtr with
+    trueRange, or `symbol`: its daily bars are taken from the market history (window: `days` bars up to
+    `to`, or `from`..`to`), and the answer names the window and source in `history`."""
+
     period: Annotated[int, Field(ge=1, le=1000)] = 14
     previous_atr: Distance | None = None
     true_range: Annotated[float, Field(ge=0, le=1e9)] | None = None
     high: Annotated[list[Price], Field(max_length=100_000)] | None = None
     low: Annotated[list[Price], Field(max_length=100_000)] | None = None
-    close: Annotated[list[Price], Field(max_length=100_000)] | None = None
+    close: Annotated[list[Price], Field(max_length=100_000)] | None = Field(
+        default=None, description="Closes; alone (no high and low) each true range is |close - previous close| "
+                                  "(flag ATR_CLOSE_ONLY_HISTORY)")
+    symbol: Symbol | None = Field(default=None, description="Instead of candles: the pair whose daily history "
+                                  "is used (EURUSD)")
+    days: Annotated[int, Field(ge=2, le=5000)] | None = Field(
+        default=None, description="With symbol: the number of daily bars (default 250), ending at `to`")
+    from_day: HistoryDay | None = Field(default=None, alias="from", description="With symbol: first day (ISO date)")
+    to_day: HistoryDay | None = Field(default=None, alias="to", description="With symbol: last day (ISO date; "
+                                      "default and cap: the last complete day)")
 
 
-class CrossRateRequest(ApiModel):
+class CrossRateRequest(MarketRates):
     target: Symbol
-    conversion_rates: ConversionRates
+    conversion_rates: ConversionRates | None = None
     decimals: Annotated[int, Field(ge=0, le=12)] | None = Field(
         default=None, description="Also round bid/ask half-up to this many decimals")
 
 
-class ConvertRequest(ApiModel):
+class ConvertRequest(MarketRates):
     amount: Annotated[float, Field(ge=-1e13, le=1e13)]
     from_currency: Currency = Field(alias="from")
     to_currency: Currency = Field(alias="to")
-    conversion_rates: ConversionRates
+    conversion_rates: ConversionRates | None = None
 
 
 class BatchRequest(ApiModel):

@@ -7,7 +7,7 @@ from typing import Any
 
 from app.calc import conversion, edge, portfolio, series, sizing, trade
 from app.calc.errors import CalcError
-from app.calc.flags import Explain
+from app.calc.flags import Explain, flag
 from app.calc.instruments import (
     InstrumentSpec,
     normalise_currency,
@@ -58,6 +58,10 @@ def take_profits(tp: float | list[s.TakeProfitLevel] | None) -> list[sizing.Take
 
 def position_size_input(req: s.PositionSizeRequest,
                         broker_max_leverage: float | None = None) -> sizing.PositionSizeInput:
+    if req.entry_price is None:
+        raise CalcError("entryPrice", "entryPrice is required, unless a direction is given with marketRates on "
+                        "(then the ask for a long, the bid for a short comes from the broker's quote chain; "
+                        "batch items always give it).", "MISSING_FIELD")
     account = normalise_currency(req.account_currency, "accountCurrency")
     spec = instrument(req.currency_pair, req.instrument)
     stop_field = one_of({"stopLoss": req.stop_loss, "stopLossPips": req.stop_loss_pips,
@@ -99,7 +103,7 @@ def spread_distance(req: s.PositionSizeRequest, spec: InstrumentSpec) -> float:
     spread = req.spread or 0.0
     if spread > 0:
         stop = (req.atr or 0.0) * req.atr_multiplier
-        if spread > SPREAD_MAX_SHARE_OF_PRICE * req.entry_price or (req.atr is not None and spread >= stop):
+        if spread > SPREAD_MAX_SHARE_OF_PRICE * (req.entry_price or 0.0) or (req.atr is not None and spread >= stop):
             pips = spread / spec.pip_size
             raise CalcError("spread", f"spread is a price distance: {spread:g} is {pips:,.0f} pips of {spec.symbol}"
                             f"{', not below the ATR stop distance' if req.atr is not None and spread >= stop else ''}"
@@ -268,7 +272,7 @@ def portfolio_risk(req: s.PortfolioRequest, explain: bool = False) -> dict[str, 
     out = portfolio.open_positions(account, req.account_balance, positions, table, req.jurisdiction,
                                    req.free_margin, ex)
     out.update(portfolio_extras(positions, out["positions"], req.returns, table, account))
-    return _finish(out, ex)
+    return _finish(_with_history(out, req.history_used, []), ex)
 
 
 def multi_leg(req: s.MultiLegRequest, explain: bool = False) -> dict[str, Any]:
@@ -305,10 +309,21 @@ def projection(req: s.ProjectionRequest, explain: bool = False) -> dict[str, Any
 
 
 def atr(req: s.AtrRequest, explain: bool = False) -> dict[str, Any]:
+    used = req.history_used
+    if req.symbol is not None and used is None:  # prepare fills the candles; without it there is nothing to run
+        raise CalcError("symbol", "symbol needs the market history, which this call path does not fetch; give "
+                        "high/low/close instead.", "HISTORY_UNAVAILABLE")
+    if req.high is None and req.low is None and req.close is not None:
+        if len(req.close) < req.period + 1:
+            raise CalcError("close", f"At least {req.period + 1} closes are needed for period {req.period} (one "
+                            "true range per close after the first).", "TOO_FEW_OBSERVATIONS")
+        ex = Explain() if explain else None
+        out = series.atr_close_to_close(req.close, req.period, ex)
+        return _finish(_with_history(out, used, [flag("ATR_CLOSE_ONLY_HISTORY")]), ex)
     if req.high is not None or req.low is not None or req.close is not None:
         if req.high is None or req.low is None or req.close is None:
             missing = next(n for n, v in (("high", req.high), ("low", req.low), ("close", req.close)) if v is None)
-            raise CalcError(missing, "A price series needs high, low and close.", "MISSING_FIELD")
+            raise CalcError(missing, "A price series needs high, low and close (or close alone).", "MISSING_FIELD")
         if not len(req.high) == len(req.low) == len(req.close):
             raise CalcError("low", "high, low and close must have the same length.", "LENGTH_MISMATCH")
         if len(req.high) < req.period:
@@ -318,12 +333,23 @@ def atr(req: s.AtrRequest, explain: bool = False) -> dict[str, Any]:
             if lo > h:
                 raise CalcError(f"low[{i}]", "low is above high.", "INVALID_BAR")
         ex = Explain() if explain else None
-        return _finish(series.atr_series(req.high, req.low, req.close, req.period, ex), ex)
+        return _finish(_with_history(series.atr_series(req.high, req.low, req.close, req.period, ex), used, []), ex)
     if req.previous_atr is None or req.true_range is None:
         field = "previousAtr" if req.previous_atr is None else "trueRange"
-        raise CalcError(field, "Give previousAtr with trueRange, or high/low/close series.", "MISSING_FIELD")
+        raise CalcError(field, "Give previousAtr with trueRange, high/low/close series, or symbol.", "MISSING_FIELD")
     ex = Explain() if explain else None
     return _finish(series.wilder_step(req.previous_atr, req.true_range, req.period, ex), ex)
+
+
+def _with_history(out: dict[str, Any], used: dict[str, Any] | None, flags: list[dict[str, Any]]) -> dict[str, Any]:
+    """Name the market history a calculation was filled from, and flag development data."""
+    if used is not None:
+        out["history"] = used
+        if used["development"]:
+            flags.append(flag("DEVELOPMENT_HISTORY"))
+    if flags:
+        out["flags"] = [*out.get("flags", []), *flags]
+    return out
 
 
 def cross_rate(req: s.CrossRateRequest, explain: bool = False) -> dict[str, Any]:

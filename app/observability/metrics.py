@@ -22,3 +22,8 @@ RATELIMIT_LEASES = Counter("ratelimit_redis_calls_total", "Token leases taken fr
 REDIS_ERRORS = Counter("redis_errors_total", "Redis calls that failed (timeouts, refused connections)", ["op"])
 REDIS_UP = Gauge("redis_up", "1 when this worker last reached Redis, 0 while it is considered down")
 CACHE_LOOKUPS = Counter("calc_cache_lookups_total", "Result cache lookups", ["level", "result"])
+# Market data (app/integrations/market_data): vendor calls by outcome, quote cache lookups, breaker state.
+MARKET_DATA_UPSTREAM = Counter("market_data_upstream_calls_total", "Vendor HTTP calls by provider and HTTP status "
+                               "(or timeout / unreachable)", ["provider", "status"])
+MARKET_DATA_CACHE = Counter("market_data_cache_lookups_total", "Quote cache lookups per symbol", ["level", "result"])
+MARKET_DATA_BREAKER = Gauge("market_data_circuit_open", "1 while a provider's circuit breaker is open", ["provider"])

@@ -9,7 +9,7 @@ from typing import Literal
 
 from pydantic import Field
 
-from app.schemas import Flag, Omitted, OutModel, RatesUsed
+from app.schemas import Flag, HistoryWindow, MarketAnswer, Omitted, OutModel, RatesUsed
 
 VarMethod = Literal["historical", "parametric", "ewma", "cornish-fisher", "monte-carlo"]
 
@@ -107,7 +107,7 @@ class VarConventions(OutModel):
     estimator: str = Omitted("monte-carlo")
 
 
-class VarResponse(OutModel):
+class VarResponse(MarketAnswer):
     calculation_id: str
     account_currency: str
     method: VarMethod
@@ -129,6 +129,7 @@ class VarResponse(OutModel):
     sigma_horizon: float = Omitted("parametric, ewma: sigma x sqrt(horizonDays)")
     var_scenarios: list[VarScenario] = Omitted("historical: the observation(s) that set the VaR")
     monte_carlo: VarMonteCarlo = Omitted("monte-carlo")
+    history: HistoryWindow = Omitted("Without returns: the market history the returns were computed from")
 
 
 # ---- stress ----
@@ -198,7 +199,7 @@ class StressConventions(OutModel):
     historical_windows: str
 
 
-class StressResponse(OutModel):
+class StressResponse(MarketAnswer):
     calculation_id: str
     account_currency: str
     scenarios: list[StressScenarioResult]

@@ -2,11 +2,22 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from datetime import date
+from typing import Annotated, Any, Literal
 
-from pydantic import Field
+from pydantic import Field, PrivateAttr
 
-from app.schemas import ApiModel, ConversionRates, Currency, Direction, InstrumentOverride, Lots, Price, Symbol
+from app.schemas import (
+    ApiModel,
+    ConversionRates,
+    Currency,
+    Direction,
+    InstrumentOverride,
+    Lots,
+    MarketRates,
+    Price,
+    Symbol,
+)
 
 MAX_OBSERVATIONS = 20_000
 MAX_POSITIONS = 50
@@ -15,6 +26,23 @@ Return = Annotated[float, Field(ge=-1, le=100, description="Daily simple return 
 SignedMoney = Annotated[float, Field(ge=-1e13, le=1e13)]
 Confidence = Annotated[float, Field(gt=0.5, lt=1)]
 Shock = Annotated[float, Field(gt=-1, le=10, description="Relative move (-0.05 = -5 %)")]
+
+
+HistoryDay = Annotated[date, Field(ge=date(1990, 1, 1), le=date(2100, 12, 31))]
+HistoryDays = Annotated[int, Field(ge=2, le=5000, description="Daily returns (observations) taken from the market "
+                                   "history")]
+
+
+class HistoryInputs(ApiModel):
+    """A request whose series the route's prepare step may fill from the market history. What it filled
+    from (window, sources, labels) rides along privately, never from the body: the engine names it in the
+    answer, and the result cache key includes it."""
+
+    _history: dict[str, Any] | None = PrivateAttr(default=None)
+
+    @property
+    def history_used(self) -> dict[str, Any] | None:
+        return self._history
 
 
 class ReturnsHistory(ApiModel):
@@ -41,10 +69,16 @@ class RiskPosition(ApiModel):
 Positions = Annotated[list[RiskPosition], Field(min_length=1, max_length=MAX_POSITIONS)]
 
 
-class VarRequest(ApiModel):
+class VarRequest(HistoryInputs, MarketRates):
     account_currency: Currency
     positions: Positions
-    returns: ReturnsHistory
+    returns: ReturnsHistory | None = Field(
+        default=None, description="Daily simple returns per pair. Left out: historyDays returns per pair are taken "
+        "from the market history, and the answer names the window and sources in `history`")
+    history_days: HistoryDays | None = Field(
+        default=None, description="Without returns: observations per pair (default 250, server setting)")
+    history_end: HistoryDay | None = Field(
+        default=None, description="Without returns: the last day of the window (default: the last complete day)")
     method: Literal["historical", "parametric", "ewma", "cornish-fisher", "monte-carlo"] = "historical"
     confidence: Confidence | Annotated[list[Confidence], Field(min_length=1, max_length=10)] = Field(
         default_factory=lambda: [0.95, 0.99], description="One confidence or several; components use the first")
@@ -88,7 +122,7 @@ class NamedScenario(ApiModel):
         description="pair (EURUSD) or currency (CHF) -> relative move")
 
 
-class StressRequest(ApiModel):
+class StressRequest(MarketRates):
     account_currency: Currency
     positions: Positions
     shocks: Annotated[dict[Annotated[str, Field(max_length=16)], Shock], Field(min_length=1, max_length=200)] | None \

@@ -150,6 +150,8 @@ def _confidences(c: float | list[float]) -> list[float]:
 
 def var(req: s.VarRequest, explain: bool = False) -> dict[str, Any]:
     b = book(req.account_currency, req.positions, req.conversion_rates)
+    if req.returns is None:  # prepare fills them from the market history; without it there is nothing to run
+        raise CalcError("returns", "Give returns (daily simple returns per pair).", "MISSING_FIELD")
     hist = history(req.returns, b.symbols)
     confs = _confidences(req.confidence)
     n, k = hist.returns.shape
@@ -234,6 +236,11 @@ def var(req: s.VarRequest, explain: bool = False) -> dict[str, Any]:
                                  safeRule=res.extra["safeRule"]))
     if res.extra.get("singularCovariance"):
         out["flags"].append(flag("SINGULAR_COVARIANCE_FALLBACK"))
+    used = req.history_used
+    if used is not None:  # the returns were filled from the market history: name it, flag development data
+        out["history"] = used
+        if used["development"]:
+            out["flags"].append(flag("DEVELOPMENT_HISTORY"))
     out["calculationId"] = new_id()
     return no_negative_zero(out)  # type: ignore[no-any-return]
 

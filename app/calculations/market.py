@@ -1,0 +1,350 @@
+"""Market rates for a calculation: what the request does not give comes from the broker's quote chain.
+
+The pipeline calls `fill` as the route's `prepare` step (app.calculations.pipeline), on the event loop and
+before the request is priced. It works out which rates the request leaves out — the conversion of each
+instrument's quote currency to the account currency, the instrument's own price when no price field is
+given, the entry price when a direction is given without one — asks the broker's provider chain
+(app.integrations.market_data) for them in one lookup, and returns the request with them filled in:
+
+- rates the request gives always win: a conversion the given rates already make is never fetched;
+- the fetched rates become part of `conversionRates`, so of the canonical request and of the result
+  cache key: a cached answer never outlives its prices;
+- every fetched rate is described (provider, time, live or dated snapshot) in the answer's
+  `rateSources` and `marketData` (added by `WithSources`, around the engine);
+- a rate no provider has fresh is a problem naming the symbol and each provider tried: 503 when a
+  provider failed (retrying may help), 422 when none has it fresh (send it in conversionRates).
+
+`"marketRates": false` turns all of it off for a request.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from app.auth.admission import Caller
+from app.calc.conversion import Quote, RateTable, market_symbol
+from app.calc.errors import CalcError
+from app.calc.instruments import normalise_symbol, split_pair
+from app.calculations import schemas as s
+from app.calculations.common import rate_table
+from app.calculations.service import instrument
+from app.errors import AppError
+from app.schemas import ApiModel, SidedRate
+from app.services import Services
+
+# Bridges tried, in order, when no direct pair converts C to A (the conversion graph's preference).
+BRIDGES = ("USD", "EUR")
+# Outcomes of a provider attempt that say a provider failed rather than lacked the quote.
+FAILED = frozenset({"error", "timeout", "circuit_open", "rate_limited"})
+
+
+class QuoteUnavailable(AppError):
+    """No provider of the broker's chain has a fresh quote the calculation needs."""
+
+    status = 422
+    slug = "quote-unavailable"
+
+
+class QuoteProvidersFailing(QuoteUnavailable):
+    status = 503
+    slug = "quote-providers-unavailable"
+
+
+@dataclass(slots=True)
+class Item:
+    """One instrument of a request: its pair, the field that names it, and what it lacks."""
+
+    symbol: str  # the instrument's own pair as the rate table holds it (e.g. EURJPY)
+    base: str
+    quote: str
+    field: str  # where the instrument is named (currencyPair, positions.0.currencyPair)
+    has_price: bool  # a price field of the request gives the instrument's own rate
+    entry_side: str | None = None  # "ask"/"bid": fill entryPrice from this side of the own quote
+    needs_price: bool = False  # the calculation needs the instrument's price and the request gives none
+
+
+@dataclass(slots=True)
+class Needs:
+    items: list[Item] = field(default_factory=list)
+    conversions: list[tuple[str, str, str]] = field(default_factory=list)  # (from, to, field)
+
+
+def _pair(symbol: str, override: Any) -> tuple[str, str, str] | None:
+    """(table symbol, base, quote) of an instrument, or None when it cannot be resolved (the engine
+    reports that itself, with the field)."""
+    try:
+        spec = instrument(symbol, override)
+    except (CalcError, AppError):
+        return None
+    base = getattr(spec, "base", None) or (split_pair(spec.symbol) or (None, None))[0]
+    if not isinstance(base, str) or len(base) != 3 or len(spec.quote) != 3:
+        return None
+    return spec.symbol, base, spec.quote
+
+
+def _has(req: Any, *names: str) -> bool:
+    return any(getattr(req, n, None) is not None for n in names)
+
+
+def needs(req: Any) -> Needs:
+    """What a request converts and prices, read from its fields (every calculation request names its
+    instruments the same way: currencyPair, accountCurrency, positions[])."""
+    out = Needs()
+    account = getattr(req, "account_currency", None)
+    account = account.upper() if isinstance(account, str) else None
+    positions = getattr(req, "positions", None)
+    if isinstance(positions, list):
+        for i, pos in enumerate(positions):
+            found = _pair(pos.currency_pair, getattr(pos, "instrument", None))
+            if found is None:
+                continue
+            sym, base, quote = found
+            # A position sized in lots needs its price (exposure = lots x contract x price); one given as an
+            # account-currency exposure does not.
+            priced = _has(pos, "price", "entry_price")
+            in_account = getattr(pos, "exposure", None) is not None
+            out.items.append(Item(sym, base, quote, f"positions.{i}.currencyPair", priced,
+                                  needs_price=not priced and not in_account))
+            # An exposure is already in the account currency: nothing to convert.
+            if account and not in_account:
+                out.conversions.append((quote, account, f"positions.{i}.currencyPair"))
+        return out
+    pair = getattr(req, "currency_pair", None)
+    if isinstance(pair, str):
+        found = _pair(pair, getattr(req, "instrument", None))
+        if found is None:
+            return out
+        sym, base, quote = found
+        # A single instrument's own price is fetched only as the entry to fill, for a CFD's margin, or as a
+        # conversion leg (below) when the conversion needs it: FX margin in the account's own currency needs
+        # no price at all.
+        has_price = _has(req, "entry_price", "price", "open_price") or bool(getattr(req, "entries", None))
+        converts = quote
+        needs_price = False
+        if isinstance(req, s.MarginRequest):
+            spec = instrument(pair, req.instrument)
+            if spec.margin_mode == "fx":
+                converts = spec.margin_currency
+            else:
+                needs_price = not has_price
+        side = None
+        if "entry_price" in type(req).model_fields and getattr(req, "entry_price", None) is None:
+            direction = getattr(req, "direction", None)
+            side = {"long": "ask", "short": "bid"}.get(direction or "")
+        out.items.append(Item(sym, base, quote, "currencyPair", has_price, side, needs_price))
+        if account:
+            out.conversions.append((converts, account, "currencyPair"))
+        return out
+    target = getattr(req, "target", None)
+    if isinstance(target, str):
+        split = split_pair(normalise_symbol(target))
+        if split is not None:
+            out.conversions.append((split[0], split[1], "target"))
+    src, dst = getattr(req, "from_currency", None), getattr(req, "to_currency", None)
+    if isinstance(src, str) and isinstance(dst, str):
+        out.conversions.append((src.upper(), dst.upper(), "to"))
+    return out
+
+
+@dataclass(slots=True)
+class Plan:
+    """The symbols to ask the chain for: own pairs, then each unmade conversion's candidates."""
+
+    own: dict[str, Item] = field(default_factory=dict)
+    conversions: list[tuple[str, str, str, list[list[str]]]] = field(default_factory=list)
+
+    def symbols(self) -> list[str]:
+        seen: dict[str, None] = dict.fromkeys(self.own)
+        for *_, options in self.conversions:
+            for option in options:
+                seen.update(dict.fromkeys(option))
+        return list(seen)
+
+
+def _link(table: RateTable, item: Item) -> None:
+    table.set(item.base, item.quote, Quote(1.0, 1.0))  # only the graph's shape matters for planning
+
+
+def known_links(need: Needs, given: RateTable) -> RateTable:
+    """The rate graph the engine will have before anything is fetched: the given rates plus each
+    instrument whose price the request gives (or whose entry price is to be filled)."""
+    table = given.copy()
+    for item in need.items:
+        if item.has_price or item.entry_side is not None:
+            _link(table, item)
+    return table
+
+
+def plan(need: Needs, given: RateTable) -> Plan:
+    out = Plan()
+    table = known_links(need, given)
+    for item in need.items:
+        # An entry to fill is always fetched; an instrument whose price the calculation needs (and the request
+        # lacks) is fetched when a provider has it (the engines read it from conversionRates), never refused
+        # here: the engine names the field itself.
+        if item.entry_side is not None or (item.needs_price and not (given.has(item.base, item.quote)
+                                                                    or given.has(item.quote, item.base))):
+            out.own[item.symbol] = item
+    for src, dst, fname in need.conversions:
+        if src == dst or table.route(src, dst) is not None:
+            continue
+        options = [[market_symbol(src, dst)]]
+        for bridge in BRIDGES:
+            if bridge in (src, dst):
+                continue
+            options.append([market_symbol(a, b) for a, b in ((src, bridge), (bridge, dst))
+                            if table.route(a, b) is None])
+        out.conversions.append((src, dst, fname, options))
+    return out
+
+
+def _rate_value(q: Any) -> float | SidedRate:
+    if q.bid == q.ask:
+        return float(q.bid)
+    return SidedRate(bid=q.bid, ask=q.ask)
+
+
+def _describe(q: Any) -> dict[str, Any]:
+    out: dict[str, Any] = {"source": q.source, "given": False, "time": q.time.isoformat().replace("+00:00", "Z"),
+                           "live": q.live, "bid": q.bid, "ask": q.ask}
+    if q.label:
+        out["label"] = q.label
+    return out
+
+
+def _tried(symbol: str, lookup: Any, providers: list[str]) -> str:
+    attempts = lookup.missing.get(symbol) or []
+    if not attempts:
+        return f"{symbol}: no provider in the chain ({', '.join(providers) or 'none configured'})"
+    return f"{symbol}: " + "; ".join(f"{a.provider} {a.outcome}" + (f" ({a.detail})" if a.detail else "")
+                                     for a in attempts)
+
+
+def _refuse(field_name: str, symbols: Iterable[str], lookup: Any, providers: list[str], what: str,
+            conversion: bool = False) -> AppError:
+    syms = list(symbols)
+    failed = any(a.outcome in FAILED for s in syms for a in (lookup.missing.get(s) or []))
+    cls = QuoteProvidersFailing if failed else QuoteUnavailable
+    detail = (f"No fresh quote for {what}: " + " | ".join(_tried(s, lookup, providers) for s in syms)
+              + ". Send the rate in conversionRates, or retry." if failed else
+              f"No fresh quote for {what}: " + " | ".join(_tried(s, lookup, providers) for s in syms)
+              + ". Send the rate in conversionRates.")
+    return cls(detail, errors=[{"field": field_name, "pointer": "#/" + field_name.replace(".", "/"),
+                                "code": "quote_unavailable", "detail": _tried(s, lookup, providers),
+                                "symbol": s,
+                                "providersTried": [{"provider": a.provider, "outcome": a.outcome}
+                                                   for a in (lookup.missing.get(s) or [])],
+                                # As MISSING_CONVERSION_RATE names it: a client may ask its user for the rate.
+                                **({"neededRate": s} if conversion else {})}
+                               for s in syms])
+
+
+async def fill(req: Any, caller: Caller, svc: Services) -> Any:
+    """The request with the rates it leaves out fetched from the broker's chain (the route's prepare)."""
+    if not isinstance(req, ApiModel) or not getattr(req, "market_rates", False):
+        return req
+    need = needs(req)
+    if not need.items and not need.conversions:
+        return req
+    try:
+        given = rate_table(getattr(req, "conversion_rates", None))
+    except CalcError:
+        return req  # malformed given rates: the engine refuses them with their field
+    todo = plan(need, given)
+    symbols = todo.symbols()
+    if not symbols:
+        return req
+    market = svc.market_data
+    providers = market.chain_for(caller.broker.config)
+    lookup = await market.lookup(caller.principal.broker_id, providers, symbols)
+    quotes = lookup.quotes
+    table = known_links(need, given)
+    fetched: dict[str, Any] = {}
+    update: dict[str, Any] = {}
+    entry: Item | None = None
+    for sym, item in todo.own.items():
+        q = quotes.get(sym)
+        if item.entry_side is not None:
+            if q is None:
+                raise _refuse("entryPrice", [sym], lookup, providers, f"the entry price of {sym}")
+            update["entry_price"] = q.ask if item.entry_side == "ask" else q.bid
+            entry = item
+        elif q is not None:
+            fetched[sym] = q
+            _link(table, item)
+    for src, dst, fname, options in todo.conversions:
+        if table.route(src, dst) is not None:  # an instrument fetched above made it
+            continue
+        chosen = next((o for o in options if all(s in quotes for s in o)), None)
+        if chosen is None:
+            raise _refuse(fname, options[0], lookup, providers, f"converting {src} to {dst}", conversion=True)
+        for sym in chosen:
+            fetched.setdefault(sym, quotes[sym])
+            pair = split_pair(sym)
+            if pair is not None:
+                table.set(pair[0], pair[1], Quote(1.0, 1.0))
+    if not fetched and not update:
+        return req
+    rates: dict[str, Any] = dict(getattr(req, "conversion_rates", None) or {})
+    given_symbols = {normalise_symbol(k) for k in rates}
+    for sym, q in fetched.items():
+        if sym not in given_symbols:
+            rates[sym] = _rate_value(q)
+    if "conversion_rates" in type(req).model_fields:
+        update["conversion_rates"] = rates
+    out = req.model_copy(update=update)  # private attributes (the broker's leverage cap) come along
+    meta: dict[str, Any] = {"providers": providers, "fetched": {s: _describe(q) for s, q in fetched.items()}}
+    used = list(fetched.values())
+    if entry is not None:
+        q = quotes[entry.symbol]
+        used.append(q)
+        meta["entryPrice"] = {"value": update["entry_price"], "side": entry.entry_side, "symbol": entry.symbol,
+                              **_describe(q)}
+    snapshot = sorted({q.label for q in used if not q.live and q.label})
+    if snapshot:
+        meta["snapshot"] = snapshot
+    out._market = meta
+    return out
+
+
+def rate_sources(out: dict[str, Any], meta: dict[str, Any]) -> dict[str, Any]:
+    """For every rate the answer used: where it came from, when it was priced, given or fetched."""
+    fetched = meta["fetched"]
+    sources: dict[str, Any] = {}
+    used = out.get("ratesUsed")
+    for sym in used if isinstance(used, dict) else ():
+        sources[sym] = fetched.get(sym) or {"source": "request", "given": True}
+    return sources
+
+
+@dataclass(frozen=True, slots=True)
+class WithSources:
+    """An engine whose answer says where its market rates came from (module-level, so it pickles to the
+    process pool by reference like the engine it wraps)."""
+
+    engine: Callable[[Any, bool], dict[str, Any]]
+
+    @property
+    def __name__(self) -> str:  # the operation id of the route (app.openapi) is the engine's name
+        return self.engine.__name__
+
+    def __call__(self, req: Any, explain: bool) -> dict[str, Any]:
+        out = self.engine(req, explain)
+        meta = getattr(req, "_market", None)
+        if meta:
+            out["rateSources"] = rate_sources(out, meta)
+            out["marketData"] = meta
+        return out
+
+
+@dataclass(frozen=True, slots=True)
+class Then:
+    """Two prepare steps in order (history first: the rates then cover the book it completed)."""
+
+    first: Callable[[Any, Caller, Services], Awaitable[Any]]
+    second: Callable[[Any, Caller, Services], Awaitable[Any]]
+
+    async def __call__(self, req: Any, caller: Caller, svc: Services) -> Any:
+        return await self.second(await self.first(req, caller, svc), caller, svc)

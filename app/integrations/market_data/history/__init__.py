@@ -1,0 +1,1 @@
+"""Daily price history per symbol: providers (vendors, shipped development data), storage, refresh."""

@@ -6,6 +6,7 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
+import structlog
 from sqlalchemy import func, select
 from starlette.requests import HTTPConnection
 
@@ -17,6 +18,7 @@ from app.auth.service import AuthService
 from app.errors import AppError, Forbidden, InvalidField, MfaRequired, TooManyAttempts, Unauthorized
 from app.models import Broker, User
 
+log = structlog.get_logger(__name__)
 
 async def broker_id_by_slug(auth: AuthService, slug: str) -> uuid.UUID | None:
     async with auth.db.platform() as s:
@@ -43,6 +45,10 @@ async def login(auth: AuthService, req: LoginRequest, conn: HTTPConnection) -> d
     await auth.throttle.check(account, address)
     broker_id = await broker_id_by_slug(auth, req.broker)
     if broker_id is None:
+        # Security log for operators (the audit log needs a broker): the email and address are masked
+        # on the way out (app.logging), so the line says "which network, how often", not who.
+        log.info("auth_login_failed", broker=req.broker, email=req.email, ip=auth.client_ip(conn),
+                 reason="unknown_broker")
         await _password_ok(auth, None, req.password)
         await auth.throttle.failed(account, address)
         raise Unauthorized("Wrong broker, email or password.")
@@ -51,6 +57,8 @@ async def login(auth: AuthService, req: LoginRequest, conn: HTTPConnection) -> d
         if not await _password_ok(auth, user, req.password) or user is None or user.status != "active":
             await audit.record(s, broker_id=broker_id, action="auth.login_failed", conn=conn, actor_type="anonymous",
                                actor_id=str(user.id) if user else None, details={"email": req.email})
+            log.info("auth_login_failed", broker=req.broker, email=req.email, ip=auth.client_ip(conn),
+                     reason="credentials")
             verdict = await auth.throttle.failed(account, address)
             if verdict.locked:
                 await audit.record(s, broker_id=broker_id, action="auth.login_locked", conn=conn,

@@ -40,6 +40,8 @@ from app.observability.middleware import MetricsMiddleware
 from app.observability.router import router as metrics_router
 from app.openapi import DESCRIPTION, operation_id
 from app.openapi import install as install_openapi
+from app.privacy.router import router as privacy_router
+from app.privacy.service import PrivacyService
 from app.ratelimit.gate import RateLimits
 from app.ratelimit.limiter import Limiter
 from app.ratelimit.tiers import TierLimit
@@ -87,6 +89,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             widget=WidgetService(auth, db),
             market_data=MarketData.build(settings, db, hub, vendor_http),
             history=build_history(settings, db),
+            privacy=PrivacyService(db, auth),
         )
         app.state.services = services
         warm_up()
@@ -124,6 +127,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(quotes_feed_router)
     app.include_router(quotes_router)
     app.include_router(users_router)
+    app.include_router(privacy_router)
     app.include_router(sso_router)
     app.include_router(sso_admin_router)
     app.include_router(metrics_router)

@@ -126,13 +126,13 @@ def test_purge_touches_only_the_named_broker(client: TestClient, urls: Any, brok
                {"b": other.id})[0][0] == 1
 
 
-PSEUDONYMISE = "select audit_pseudonymise_subject(cast(:u as uuid), :e, :p)"
+PSEUDONYMISE = "select audit_pseudonymise_subject(cast(:u as uuid), :e, :p, cast(:ids as text[]))"
 
 
 def test_pseudonymising_needs_an_erased_user_of_the_current_tenant(client: TestClient, urls: Any,
                                                                    broker: BrokerFixture) -> None:
     assert broker.admin_id is not None
-    params = {"u": broker.admin_id, "e": broker.admin_email, "p": "erased-" + "ab" * 8}
+    params = {"u": broker.admin_id, "e": broker.admin_email, "p": "erased-" + "ab" * 8, "ids": []}
     before = sql(client, "select count(*) from audit_logs where broker_id = :b and details::text like :e",
                  {"b": broker.id, "e": f"%{broker.admin_email}%"})[0][0]
     with pytest.raises(DBAPIError, match="not erased"):

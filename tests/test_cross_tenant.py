@@ -27,6 +27,7 @@ from tests.helpers_auth import (
     assert_problem,
     bearer,
     calculate,
+    create_user,
     shape,
     superadmin_token,
     user_token,
@@ -110,6 +111,8 @@ ENDPOINTS: dict[str, tuple[str, str, Callable[[], dict[str, Any]] | None]] = {
     "get-user": ("GET", "/api/v1/users/{user}", None),
     "patch-user": ("PATCH", "/api/v1/users/{user}", lambda: {"name": "Renamed"}),
     "user-activity": ("GET", "/api/v1/users/{user}/activity", None),
+    "export-user": ("GET", "/api/v1/users/{user}/export", None),
+    "erase-user": ("POST", "/api/v1/users/{user}/erase", None),
     "list-keys": ("GET", "/api/v1/brokers/{broker}/api-keys", None),
     "create-key": ("POST", "/api/v1/brokers/{broker}/api-keys", lambda: {"kind": "secret", "scopes": ["calc:run"]}),
     "rotate-key": ("POST", "/api/v1/brokers/{broker}/api-keys/{key}/rotate", lambda: {"overlapHours": 1}),
@@ -122,6 +125,7 @@ ENDPOINTS: dict[str, tuple[str, str, Callable[[], dict[str, Any]] | None]] = {
 OWN_STATUS = {"list-brokers": 200, "create-broker": 201, "get-broker": 200, "delete-broker": 204, "put-config": 200,
               "patch-config": 200, "get-sso": 200, "put-sso": 200, "delete-sso": 204, "revoke-key-post": 200,
               "list-users": 200, "create-user": 201, "get-user": 200, "patch-user": 200, "user-activity": 200,
+              "export-user": 200, "erase-user": 200,
               "list-keys": 200, "create-key": 201, "rotate-key": 201, "revoke-key": 200,
               "list-calculations": 200, "get-calculation": 200}
 # Platform-wide operations: their "own" caller is the platform operator.
@@ -145,6 +149,8 @@ ROLE_CASES: dict[str, tuple[str, int]] = {
     "get-user": ("broker_user", 404),
     "patch-user": ("broker_user", 404),
     "user-activity": ("end_user", 404),
+    "export-user": ("broker_user", 404),
+    "erase-user": ("broker_user", 404),
     "list-keys": ("broker_user", 403),
     "create-key": ("broker_user", 403),
     "rotate-key": ("broker_user", 403),
@@ -193,7 +199,9 @@ def _own_ids(client: TestClient, w: World, name: str) -> dict[str, Any]:
     key = w.new_key(client) if name in ("rotate-key", "revoke-key", "revoke-key-post") else None
     if name in ("get-sso", "delete-sso"):  # something to read or remove
         assert client.put(f"/api/v1/brokers/{broker}/sso", json=SSO, headers=w.admin).status_code == 200
-    return {"broker": broker, "user": w.a_end_user_id, "calc": w.a_calc, "key": key}
+    # Erasure is for good: a throwaway user, not the end user the other checks log in as.
+    user = create_user(client, w.a, "END_USER")[0] if name == "erase-user" else w.a_end_user_id
+    return {"broker": broker, "user": user, "calc": w.a_calc, "key": key}
 
 
 def _other_ids(w: World) -> dict[str, Any]:
@@ -233,7 +241,7 @@ def test_other_brokers_key_under_own_broker_path_is_not_found(client: TestClient
 def test_other_broker_state_is_untouched(client: TestClient, world: World) -> None:
     b = world.b
     for name in ("put-config", "delete-broker", "rotate-key", "revoke-key", "patch-user", "create-user",
-                 "create-key"):
+                 "create-key", "erase-user"):
         assert _call(client, name, world.admin, **_other_ids(world)).status_code == 404
     resp = client.get(f"/api/v1/brokers/{b.id}", headers=b.auth)
     assert resp.status_code == 200

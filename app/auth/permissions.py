@@ -19,8 +19,8 @@ BROKER_ADMIN = BROKER_USER | {
     "keys:read:own", "keys:create:own", "keys:revoke:own", "audit:read:own", "sso:manage:own",
 }
 SUPERADMIN = BROKER_ADMIN | {"brokers:read:any", "brokers:create:any", "brokers:delete:any", "brokers:update:any",
-                             "users:read:any", "users:create:any", "keys:create:any", "keys:read:any",
-                             "keys:revoke:any", "audit:read:any", "calculations:read:any"}
+                             "users:read:any", "users:create:any", "users:delete:any", "keys:create:any",
+                             "keys:read:any", "keys:revoke:any", "audit:read:any", "calculations:read:any"}
 
 ROLE_PERMISSIONS: dict[str, frozenset[str]] = {
     "SUPERADMIN": frozenset(SUPERADMIN),

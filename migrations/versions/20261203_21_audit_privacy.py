@@ -9,9 +9,10 @@ so the login roles get exactly that power and no other:
   7 years, in batches; `now` is the caller's clock (a job can be tested with a controllable clock)
   but is capped at the database's own `now()`, so no caller can move the cutoff into the future and
   delete younger entries. Execute: the platform role only (the purge runs across tenants).
-- `audit_pseudonymise_subject(user, email, pseudonym)`: GDPR erasure. In the caller's current tenant
-  only, and only for a user whose row is already marked erased (`users.erased_at`, same
-  transaction), it replaces the user's id and email in actor, target and details by the pseudonym and
+- `audit_pseudonymise_subject(user, email, pseudonym, identifiers)`: GDPR erasure. In the caller's
+  current tenant only, and only for a user whose row is already marked erased (`users.erased_at`, same
+  transaction), it replaces the user's id and email in actor, target and details by the pseudonym
+  (other identifiers, such as an SSO subject, where they are a whole top-level value of details) and
   truncates the IPs of the entries the user made (/24, /48). The entries themselves stay. Execute:
   the app role (erasure is a tenant operation).
 
@@ -76,7 +77,7 @@ end $$
 """
 
 PSEUDONYMISE = """
-create function audit_pseudonymise_subject(p_user_id uuid, p_email text, p_pseudonym text)
+create function audit_pseudonymise_subject(p_user_id uuid, p_email text, p_pseudonym text, p_identifiers text[])
 returns bigint
 language plpgsql security definer set search_path = pg_catalog, public as $$
 declare
@@ -84,6 +85,8 @@ declare
     subject text := p_user_id::text;
     -- every character that is not a letter or digit escaped: the email is matched literally
     pattern text := regexp_replace(coalesce(p_email, ''), '([^[:alnum:]])', '\\\\\\1', 'g');
+    -- other identifiers of the person (an SSO or broker subject): replaced where they are a whole value
+    ids text[] := coalesce(p_identifiers, '{}');
     n bigint;
 begin
     if tenant is null then
@@ -99,12 +102,16 @@ begin
         ip = case when actor_id = subject then audit_mask_ip(ip) else ip end,
         actor_id = case when actor_id = subject then p_pseudonym else actor_id end,
         target_id = case when target_id = subject then p_pseudonym else target_id end,
-        details = replace(regexp_replace(details::text, pattern, p_pseudonym || '@invalid', 'gi'),
-                          subject, p_pseudonym)::jsonb
+        details = replace(regexp_replace(
+            (select coalesce(jsonb_object_agg(k, case when jsonb_typeof(v) = 'string' and v #>> '{}' = any(ids)
+                                                      then to_jsonb(p_pseudonym) else v end), '{}'::jsonb)
+             from jsonb_each(details) as e(k, v))::text,
+            pattern, p_pseudonym || '@invalid', 'gi'), subject, p_pseudonym)::jsonb
     where broker_id = tenant
       and (actor_id = subject or target_id = subject
            or position(lower(p_email) in lower(details::text)) > 0
-           or position(subject in details::text) > 0);
+           or position(subject in details::text) > 0
+           or exists (select 1 from jsonb_each_text(details) as e(k, v) where e.v = any(ids)));
     get diagnostics n = row_count;
     return n;
 end $$
@@ -123,13 +130,13 @@ def upgrade() -> None:
     op.execute(PSEUDONYMISE)
     # Functions are executable by PUBLIC by default: take that away, then give each to its one role.
     op.execute("revoke all on function audit_purge_expired(uuid, timestamptz, integer, boolean) from public")
-    op.execute("revoke all on function audit_pseudonymise_subject(uuid, text, text) from public")
+    op.execute("revoke all on function audit_pseudonymise_subject(uuid, text, text, text[]) from public")
     op.execute(f"""
 do $$
 begin
     if exists (select 1 from pg_roles where rolname = '{app_role}') then
         revoke update, delete, truncate on audit_logs from {app_role};
-        grant execute on function audit_pseudonymise_subject(uuid, text, text) to {app_role};
+        grant execute on function audit_pseudonymise_subject(uuid, text, text, text[]) to {app_role};
     end if;
     if exists (select 1 from pg_roles where rolname = '{platform_role}') then
         revoke update, delete, truncate on audit_logs from {platform_role};
@@ -140,7 +147,7 @@ end $$;
 
 
 def downgrade() -> None:
-    op.execute("drop function audit_pseudonymise_subject(uuid, text, text)")
+    op.execute("drop function audit_pseudonymise_subject(uuid, text, text, text[])")
     op.execute("drop function audit_purge_expired(uuid, timestamptz, integer, boolean)")
     op.execute("drop function audit_mask_ip(text)")
     op.execute("alter table users drop column erased_at")

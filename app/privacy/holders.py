@@ -1,0 +1,23 @@
+"""Stores outside Postgres that hold personal data (ClickHouse analytics events): each one plugs in here.
+
+The privacy service calls every registered holder after the Postgres part of an export or erasure, so
+one request covers every store. A holder's erase must be idempotent (an erasure is retried when a holder
+failed) and must leave no row that links the user's id to anything but the pseudonym or nothing.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any, Protocol
+
+
+class PersonalDataHolder(Protocol):
+    name: str  # the key of its part in the export and the erasure report, e.g. "analytics"
+
+    async def export_user(self, broker_id: uuid.UUID, user_id: uuid.UUID) -> dict[str, Any]:
+        """Everything this store holds about the user, JSON-able."""
+        ...
+
+    async def erase_user(self, broker_id: uuid.UUID, user_id: uuid.UUID, pseudonym: str) -> dict[str, Any]:
+        """Remove or pseudonymise the user's personal data; return what was done (counts)."""
+        ...

@@ -32,6 +32,7 @@ from app.idempotency.middleware import IdempotencyMiddleware
 from app.instruments.router import router as instruments_router
 from app.integrations.market_data.history.service import build_history
 from app.integrations.market_data.service import MarketData, build_http_client
+from app.jobs.queue import JobQueue
 from app.logging import configure_logging
 from app.login.router import router as auth_router
 from app.login.sso_router import router as sso_router
@@ -50,6 +51,7 @@ from app.secrets import load_secrets
 from app.services import Services
 from app.widget.router import router as widget_router
 from app.widget.service import WidgetService
+from app.worker import runner as job_worker
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -87,16 +89,24 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             widget=WidgetService(auth, db),
             market_data=MarketData.build(settings, db, hub, vendor_http),
             history=build_history(settings, db),
+            jobs=JobQueue(redis_url, settings.jobs_queue_name),
         )
         app.state.services = services
         warm_up()
         recorder.start()
         invalidation.start()
+        # Background jobs run here unless a `forexrisk worker` deployment runs them (Settings.jobs_in_process).
+        worker = job_worker.in_process(services) if settings.jobs_worker_in_process else None
+        if worker is not None:
+            worker.start()
         undo_gc_policy = serve_policy(settings.gc_gen0_threshold)  # last: freezes what start-up built
         try:
             yield
         finally:
             undo_gc_policy()
+            if worker is not None:
+                await worker.stop()  # first: its jobs use the clients closed below
+            await services.jobs.close()
             await invalidation.stop()
             await services.result_cache.drain()
             await services.history.close()

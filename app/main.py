@@ -9,6 +9,7 @@ from fastapi import FastAPI
 from starlette.responses import Response
 
 from app.admin.brokers.router import router as brokers_router
+from app.admin.jobs.router import router as jobs_router
 from app.admin.quotes.router import router as quotes_feed_router
 from app.admin.sso.router import router as sso_admin_router
 from app.admin.users.router import router as users_router
@@ -138,6 +139,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(sso_admin_router)
     app.include_router(metrics_router)
     app.include_router(widget_router)
+    app.include_router(jobs_router)
 
     @app.get("/problems/{slug}", include_in_schema=False)
     async def problem_type(slug: str) -> Response:

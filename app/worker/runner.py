@@ -115,7 +115,7 @@ class WorkerTask:
             except Exception as exc:  # Redis went away mid-poll: start afresh (CancelledError passes)
                 log.warning("job_worker_restart", error=f"{type(exc).__name__}: {exc}")
             finally:
-                await self._close(worker)
+                await self.close(worker)
             await asyncio.sleep(RESTART_SECONDS)
 
     async def stop(self) -> None:
@@ -133,7 +133,7 @@ class WorkerTask:
         self.task = None
 
     @staticmethod
-    async def _close(worker: Worker) -> None:
+    async def close(worker: Worker) -> None:
         # Not Worker.close(): it would also delete the health-check key other workers share.
         for task in worker.tasks.values():
             task.cancel()  # arq catches the cancellation and puts the job back in the queue

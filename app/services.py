@@ -15,6 +15,7 @@ if TYPE_CHECKING:  # the container names its members' types; it never builds the
     from app.db.engine import Database
     from app.integrations.market_data.history.service import HistoryService
     from app.integrations.market_data.service import MarketData
+    from app.jobs.queue import JobQueue
     from app.privacy.service import PrivacyService
     from app.ratelimit.gate import RateLimits
     from app.ratelimit.limiter import Limiter
@@ -38,6 +39,7 @@ class Services:
     widget: WidgetService
     market_data: MarketData
     history: HistoryService  # daily bars per symbol (app.integrations.market_data.history)
+    jobs: JobQueue  # background jobs (arq): enqueue, status; run by app.worker
     privacy: PrivacyService  # GDPR export and erasure (app.privacy)
 
 

@@ -182,6 +182,12 @@ class Settings(BaseSettings):
     # At shutdown running jobs get this long to finish; the rest are cancelled and run again elsewhere.
     jobs_shutdown_grace_seconds: float = Field(default=10.0, ge=0, le=600)
 
+    # --- retention (app/retention; the audit log's 7 years are fixed in the database) ------------------
+    # Stored calculations are purged when older than this many years (daily job purge_expired_data).
+    retention_calculation_years: int = Field(default=2, ge=1, le=50)
+    # Rows per delete transaction of a purge: short transactions, no long lock.
+    retention_batch_size: int = Field(default=5000, ge=1, le=100_000)
+
     @property
     def jobs_worker_in_process(self) -> bool:
         if self.jobs_in_process is not None:

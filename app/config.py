@@ -182,6 +182,25 @@ class Settings(BaseSettings):
     # At shutdown running jobs get this long to finish; the rest are cancelled and run again elsewhere.
     jobs_shutdown_grace_seconds: float = Field(default=10.0, ge=0, le=600)
 
+    # --- file storage (app/storage): generated reports -------------------------------------------
+    # local: a directory (default data_dir/files); s3: any S3-compatible object store through boto3.
+    storage_backend: Literal["local", "s3"] = "local"
+    storage_local_dir: Path | None = None
+    storage_s3_bucket: str | None = None
+    storage_s3_endpoint_url: str | None = None  # unset: AWS; e.g. https://minio.internal:9000
+    storage_s3_region: str | None = None
+    storage_s3_access_key_id: str | None = None  # unset: boto3's own chain (environment, instance role)
+    storage_s3_secret_access_key: SecretStr | None = None
+    storage_s3_prefix: str = ""
+    storage_s3_addressing_style: Literal["auto", "virtual", "path"] = "auto"  # MinIO and Ceph: path
+    # A download answers a redirect to a presigned URL valid this long (S3 only).
+    storage_url_seconds: int = Field(default=300, ge=10, le=86_400)
+
+    # --- compliance reports (app/reports) ----------------------------------------------------------
+    reports_max_period_days: int = Field(default=366, ge=1, le=3660)
+    # The PDF lists this many calculations and audit entries per section; the CSV always has every row.
+    reports_pdf_max_rows: int = Field(default=2000, ge=10, le=100_000)
+
     # --- retention (app/retention; the audit log's 7 years are fixed in the database) ------------------
     # Stored calculations are purged when older than this many years (daily job purge_expired_data).
     retention_calculation_years: int = Field(default=2, ge=1, le=50)
@@ -202,6 +221,8 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def production_needs_secrets(self) -> Settings:
+        if self.storage_backend == "s3" and not self.storage_s3_bucket:
+            raise ValueError("storage_backend s3 needs storage_s3_bucket")
         if self.environment == "production":
             missing = [name for name in ("secret_pepper", "encryption_key", "jwt_private_key_pem", "session_secret")
                        if getattr(self, name) is None]

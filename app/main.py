@@ -50,8 +50,10 @@ from app.ratelimit.tiers import TierLimit
 from app.redisdb import embedded as embedded_redis
 from app.redisdb.hub import RedisHub
 from app.redisdb.invalidation import Invalidation
+from app.reports.router import router as reports_router
 from app.secrets import load_secrets
 from app.services import Services
+from app.storage.objects import build_storage
 from app.widget.router import router as widget_router
 from app.widget.service import WidgetService
 from app.worker import runner as job_worker
@@ -94,6 +96,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             history=build_history(settings, db),
             jobs=JobQueue(redis_url, settings.jobs_queue_name),
             privacy=PrivacyService(db, auth),
+            storage=build_storage(settings),
         )
         app.state.services = services
         warm_up()
@@ -139,6 +142,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(quotes_router)
     app.include_router(users_router)
     app.include_router(privacy_router)
+    app.include_router(reports_router)
     app.include_router(sso_router)
     app.include_router(sso_admin_router)
     app.include_router(metrics_router)

@@ -21,6 +21,7 @@ if TYPE_CHECKING:  # the container names its members' types; it never builds the
     from app.ratelimit.limiter import Limiter
     from app.redisdb.hub import RedisHub
     from app.redisdb.invalidation import Invalidation
+    from app.storage.objects import ObjectStorage
     from app.widget.service import WidgetService
 
 
@@ -41,6 +42,7 @@ class Services:
     history: HistoryService  # daily bars per symbol (app.integrations.market_data.history)
     jobs: JobQueue  # background jobs (arq): enqueue, status; run by app.worker
     privacy: PrivacyService  # GDPR export and erasure (app.privacy)
+    storage: ObjectStorage  # generated files (reports): local directory or S3-compatible (app.storage)
 
 
 def services(app: Any) -> Services:

@@ -9,6 +9,7 @@ the permission is 403 (user records answer 404: a caller who may not see a user 
 from __future__ import annotations
 
 import re
+import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -37,12 +38,14 @@ pytestmark = pytest.mark.usefixtures("no_server_errors")
 
 ORIGIN = "https://www.example.com"
 CONFIG = {"branding": {"primaryColor": "#112233"}, "allowedOrigins": [ORIGIN]}
+REPORT_PERIOD = {"from": "2026-01-01", "to": "2026-01-31"}
 SSO = {"issuer": "https://idp.example.com", "clientId": "forexrisk", "clientSecret": "s3cret"}
 # Routes with an id in their path that are not tenant data: public by design (the catalogue, the SSO
 # entry points addressed by the broker's public slug).
 PUBLIC_WITH_IDS = {("GET", "/api/v1/instruments/{symbol}"), ("GET", "/api/v1/auth/sso/{broker_slug}/login"),
                    ("GET", "/api/v1/auth/sso/{broker_slug}/callback")}
-ID_NAMES = {"broker_id": "broker", "user_id": "user", "key_id": "key", "calculation_id": "calc"}
+ID_NAMES = {"broker_id": "broker", "user_id": "user", "key_id": "key", "calculation_id": "calc",
+            "report_id": "report"}
 
 
 @dataclass
@@ -58,12 +61,28 @@ class World:
     a_calc: uuid.UUID
     b_calc: uuid.UUID
     b_key: uuid.UUID
+    a_report: uuid.UUID
+    b_report: uuid.UUID
 
     def new_key(self, client: TestClient) -> uuid.UUID:
         resp = client.post(f"/api/v1/brokers/{self.a.id}/api-keys", json={"kind": "secret", "name": "matrix"},
                            headers=self.a.auth)
         assert resp.status_code == 201, resp.text
         return uuid.UUID(resp.json()["id"])
+
+
+def _report_id(client: TestClient, broker: BrokerFixture) -> uuid.UUID:
+    """A complete compliance report of the broker (built by the in-process worker)."""
+    resp = client.post(f"/api/v1/brokers/{broker.id}/reports/compliance", json=REPORT_PERIOD, headers=broker.auth)
+    assert resp.status_code == 202, resp.text
+    report_id = resp.json()["id"]
+    deadline = time.monotonic() + 120  # a hang guard, not a speed check
+    while (got := client.get(f"/api/v1/brokers/{broker.id}/reports/{report_id}", headers=broker.auth)
+           ).json()["status"] not in ("complete", "failed"):
+        assert time.monotonic() < deadline, got.text
+        time.sleep(0.05)
+    assert got.json()["status"] == "complete", got.text
+    return uuid.UUID(report_id)
 
 
 def _calc_id(client: TestClient, broker: BrokerFixture) -> uuid.UUID:
@@ -86,7 +105,8 @@ def world(client: TestClient) -> World:
     return World(a=a, b=b, admin=bearer(admin_token(client, a)), broker_user=bearer(bu), end_user=bearer(eu),
                  calc_only=bearer(key.json()["key"]), superadmin=bearer(superadmin_token(client)),
                  a_end_user_id=end_id, a_calc=_calc_id(client, a), b_calc=_calc_id(client, b),
-                 b_key=uuid.UUID(b_keys.json()[0]["id"]))
+                 b_key=uuid.UUID(b_keys.json()[0]["id"]), a_report=_report_id(client, a),
+                 b_report=_report_id(client, b))
 
 
 def _unique_email() -> str:
@@ -120,6 +140,10 @@ ENDPOINTS: dict[str, tuple[str, str, Callable[[], dict[str, Any]] | None]] = {
     "revoke-key-post": ("POST", "/api/v1/brokers/{broker}/api-keys/{key}/revoke", None),
     "list-calculations": ("GET", "/api/v1/calculations", None),
     "get-calculation": ("GET", "/api/v1/calculations/{calc}", None),
+    "request-report": ("POST", "/api/v1/brokers/{broker}/reports/compliance", lambda: REPORT_PERIOD),
+    "list-reports": ("GET", "/api/v1/brokers/{broker}/reports", None),
+    "get-report": ("GET", "/api/v1/brokers/{broker}/reports/{report}", None),
+    "download-report": ("GET", "/api/v1/brokers/{broker}/reports/{report}/download", None),
 }
 
 OWN_STATUS = {"list-brokers": 200, "create-broker": 201, "get-broker": 200, "delete-broker": 204, "put-config": 200,
@@ -127,7 +151,8 @@ OWN_STATUS = {"list-brokers": 200, "create-broker": 201, "get-broker": 200, "del
               "list-users": 200, "create-user": 201, "get-user": 200, "patch-user": 200, "user-activity": 200,
               "export-user": 200, "erase-user": 200,
               "list-keys": 200, "create-key": 201, "rotate-key": 201, "revoke-key": 200,
-              "list-calculations": 200, "get-calculation": 200}
+              "list-calculations": 200, "get-calculation": 200,
+              "request-report": 202, "list-reports": 200, "get-report": 200, "download-report": 200}
 # Platform-wide operations: their "own" caller is the platform operator.
 SUPERADMIN_ONLY = {"create-broker", "delete-broker"}
 
@@ -157,6 +182,10 @@ ROLE_CASES: dict[str, tuple[str, int]] = {
     "revoke-key": ("broker_user", 403),
     "list-calculations": ("calc_only", 403),
     "get-calculation": ("calc_only", 403),
+    "request-report": ("broker_user", 403),
+    "list-reports": ("broker_user", 403),
+    "get-report": ("calc_only", 403),
+    "download-report": ("broker_user", 403),
 }
 
 
@@ -201,15 +230,16 @@ def _own_ids(client: TestClient, w: World, name: str) -> dict[str, Any]:
         assert client.put(f"/api/v1/brokers/{broker}/sso", json=SSO, headers=w.admin).status_code == 200
     # Erasure is for good: a throwaway user, not the end user the other checks log in as.
     user = create_user(client, w.a, "END_USER")[0] if name == "erase-user" else w.a_end_user_id
-    return {"broker": broker, "user": user, "calc": w.a_calc, "key": key}
+    return {"broker": broker, "user": user, "calc": w.a_calc, "key": key, "report": w.a_report}
 
 
 def _other_ids(w: World) -> dict[str, Any]:
-    return {"broker": w.b.id, "user": w.b.admin_id, "calc": w.b_calc, "key": w.b_key}
+    return {"broker": w.b.id, "user": w.b.admin_id, "calc": w.b_calc, "key": w.b_key, "report": w.b_report}
 
 
 def _random_ids() -> dict[str, Any]:
-    return {"broker": uuid.uuid4(), "user": uuid.uuid4(), "calc": uuid.uuid4(), "key": uuid.uuid4()}
+    return {"broker": uuid.uuid4(), "user": uuid.uuid4(), "calc": uuid.uuid4(), "key": uuid.uuid4(),
+            "report": uuid.uuid4()}
 
 
 @pytest.mark.parametrize("name", list(ENDPOINTS))
@@ -265,7 +295,7 @@ def test_no_auth_is_401(client: TestClient, world: World, name: str) -> None:
 def test_publishable_key_is_403(client: TestClient, world: World, name: str) -> None:
     headers = {**bearer(world.a.publishable_key), "Origin": ORIGIN}
     resp = _call(client, name, headers, broker=world.a.id, user=world.a_end_user_id, calc=world.a_calc,
-                 key=world.b_key)
+                 key=world.b_key, report=world.a_report)
     assert_problem(resp, 403, "forbidden")
 
 
@@ -274,7 +304,7 @@ def test_insufficient_role_or_scope(client: TestClient, world: World, name: str)
     who, status = ROLE_CASES[name]
     key = world.new_key(client) if name in ("rotate-key", "revoke-key", "revoke-key-post") else None
     resp = _call(client, name, getattr(world, who), broker=world.a.id, user=world.a.admin_id, calc=world.a_calc,
-                 key=key)
+                 key=key, report=world.a_report)
     assert_problem(resp, status)
 
 

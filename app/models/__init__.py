@@ -8,11 +8,12 @@ from app.models.tables import (
     Base,
     Broker,
     Calculation,
+    ComplianceReport,
     RefreshToken,
     SsoConnection,
     SsoState,
     User,
 )
 
-__all__ = ["ApiKey", "AuditLog", "Base", "Broker", "Calculation", "ExchangeJti", "IdempotencyRecord",
-           "RefreshToken", "SsoConnection", "SsoState", "User"]
+__all__ = ["ApiKey", "AuditLog", "Base", "Broker", "Calculation", "ComplianceReport", "ExchangeJti",
+           "IdempotencyRecord", "RefreshToken", "SsoConnection", "SsoState", "User"]

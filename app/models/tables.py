@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import ARRAY, Boolean, DateTime, Integer, LargeBinary, MetaData, String, Text, func
+from sqlalchemy import ARRAY, Boolean, Date, DateTime, Integer, LargeBinary, MetaData, String, Text, func
 from sqlalchemy.dialects.postgresql import JSON, JSONB, UUID
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -155,3 +155,21 @@ class SsoState(Base):
     code_verifier: Mapped[str] = mapped_column(Text)
     redirect_uri: Mapped[str] = mapped_column(Text)
     created_at: Mapped[datetime] = _now()
+
+
+class ComplianceReport(Base):
+    __tablename__ = "compliance_reports"
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    broker_id: Mapped[uuid.UUID]
+    period_start: Mapped[date] = mapped_column(Date)
+    period_end: Mapped[date] = mapped_column(Date)  # inclusive (UTC days)
+    status: Mapped[str] = mapped_column(Text, server_default="queued")
+    job_id: Mapped[str] = mapped_column(Text)
+    requested_by_type: Mapped[str] = mapped_column(Text)
+    requested_by: Mapped[str | None] = mapped_column(Text)
+    summary: Mapped[dict[str, Any]] = mapped_column(server_default="{}")
+    files: Mapped[dict[str, Any]] = mapped_column(server_default="{}")  # format -> {key, bytes, sha256}
+    error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = _now()
+    started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))

@@ -12,6 +12,9 @@ from app.admin.brokers.router import router as brokers_router
 from app.admin.quotes.router import router as quotes_feed_router
 from app.admin.sso.router import router as sso_admin_router
 from app.admin.users.router import router as users_router
+from app.analytics.outbox import UsageOutbox
+from app.analytics.router import router as analytics_router
+from app.analytics.service import Analytics
 from app.auth.service import AuthService
 from app.calculations.cache import ResultCache
 from app.calculations.history import router as history_router
@@ -87,10 +90,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             widget=WidgetService(auth, db),
             market_data=MarketData.build(settings, db, hub, vendor_http),
             history=build_history(settings, db),
+            usage=UsageOutbox(db),
+            analytics=Analytics(settings, db),
         )
         app.state.services = services
+        services.widget.on_load = services.usage.widget_loaded
         warm_up()
         recorder.start()
+        services.usage.start()
+        await services.analytics.start()  # opens ClickHouse in a worker thread; never on a request's path
         invalidation.start()
         undo_gc_policy = serve_policy(settings.gc_gen0_threshold)  # last: freezes what start-up built
         try:
@@ -102,6 +110,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             await services.history.close()
             services.pool.close()
             await recorder.stop()
+            await services.usage.stop()
+            await services.analytics.stop()
             await vendor_http.aclose()
             await hub.close()
             await db.dispose()
@@ -124,6 +134,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(quotes_feed_router)
     app.include_router(quotes_router)
     app.include_router(users_router)
+    app.include_router(analytics_router)
     app.include_router(sso_router)
     app.include_router(sso_admin_router)
     app.include_router(metrics_router)

@@ -80,7 +80,17 @@ class Analytics:
         if not self.settings.analytics_enabled:
             return
         await self._open()
-        self._loop_task = asyncio.create_task(self._loop(), name="analytics-flush")
+        self.resume()
+
+    def pause(self) -> None:
+        """Stop the periodic flush (maintenance, tests); `flush()` still ships on demand."""
+        if self._loop_task is not None:
+            self._loop_task.cancel()
+            self._loop_task = None
+
+    def resume(self) -> None:
+        if self._loop_task is None:
+            self._loop_task = asyncio.create_task(self._loop(), name="analytics-flush")
 
     async def _open(self) -> bool:
         """Open ClickHouse if this process may: always with a URL, with the embedded engine only when it

@@ -39,13 +39,13 @@ log = structlog.get_logger(__name__)
 AFTER = "(xid, id) > (cast(:last_xid as xid8), cast(:last_id as uuid)) and xid < cast(:upper as xid8)"
 SOURCES: dict[str, str] = {
     "calculations": (
-        "select xid::text, id, created_at, broker_id, user_id, api_key_id, kind, instrument, account_currency, "
+        "select xid, id, created_at, broker_id, user_id, api_key_id, kind, instrument, account_currency, "
         f"risk_pct, latency_ms, units from calculations where {AFTER} order by xid, id limit :n"),
     "audit_logs": (
-        "select xid::text, id, created_at, broker_id, actor_type, actor_id, action, target_type "
+        "select xid, id, created_at, broker_id, actor_type, actor_id, action, target_type "
         f"from audit_logs where {AFTER} order by xid, id limit :n"),
     "usage_events": (
-        "select xid::text, id, created_at, broker_id, user_id, api_key_id, event_type, endpoint, instrument, "
+        "select xid, id, created_at, broker_id, user_id, api_key_id, event_type, endpoint, instrument, "
         f"account_currency, risk_pct, status, latency_ms, units from usage_events where {AFTER} "
         "order by xid, id limit :n"),
 }
@@ -108,8 +108,6 @@ class Shipper:
     db: Database
     clickhouse: ClickHouse
     batch: int = 50_000
-    # Test hook: awaited after ClickHouse took a batch and before the watermark moves (a crash there).
-    after_insert: Any = None
 
     async def ship_once(self, source: str) -> int:
         """One batch of one source. Returns the rows shipped; 0 when there is nothing (yet) to ship."""
@@ -119,7 +117,7 @@ class Shipper:
             if not lock:
                 return 0  # another shipper works on this source now
             cursor = (await session.execute(text(
-                "select upper_xid::text, last_xid::text, last_id from analytics_cursors where source = :s"),
+                "select upper_xid, last_xid, last_id from analytics_cursors where source = :s"),
                 {"s": source})).one()
             upper, last_xid, last_id = cursor
             rows = (await session.execute(text(SOURCES[source]), {
@@ -127,7 +125,7 @@ class Shipper:
             if not rows:
                 # Caught up to `upper`: move it to the oldest running transaction, in a commit of its own,
                 # so the batch read next is the same whether or not this process crashes after reading it.
-                horizon = await session.scalar(text("select pg_snapshot_xmin(pg_current_snapshot())::text"))
+                horizon = await session.scalar(text("select pg_snapshot_xmin(pg_current_snapshot())"))
                 if horizon == upper:
                     return 0
                 await session.execute(text("update analytics_cursors set upper_xid = cast(:u as xid8), "
@@ -135,8 +133,6 @@ class Shipper:
                 await session.commit()
                 return 0
             await self.clickhouse.insert([to_metric(source, r) for r in rows], batch_token(source, rows))
-            if self.after_insert is not None:
-                await self.after_insert(source, len(rows))
             await session.execute(text(
                 "update analytics_cursors set last_xid = cast(:x as xid8), last_id = :i, shipped = shipped + :n, "
                 "updated_at = now() where source = :s"),

@@ -182,3 +182,18 @@ def test_quotes_api(client: TestClient) -> None:
     assert_problem(client.get("/api/v1/quotes", params={"symbols": ""}, headers=broker.auth), 422)
     assert client.get("/api/v1/quotes", params={"symbols": "EURGBP"},
                       headers={"Authorization": ""}).status_code == 401
+
+
+def test_missing_conversion_is_the_engines_problem_plus_what_the_chain_was_asked(client: TestClient) -> None:
+    """No provider has GBPJPY fresh: the same problem as without market data (conversionRates, the rate that
+    closes the gap), with the symbols the chain was asked and each provider's outcome."""
+    broker = feed_only(client)
+    body = {"accountBalance": 1_000_000, "accountCurrency": "JPY", "currencyPair": "EURGBP", "entryPrice": 0.8532,
+            "stopLossPips": 20, "riskPercentage": 1}
+    problem = assert_problem(post(client, broker, "position-size", body), 422, "missing-conversion-rate")
+    err = problem["errors"][0]
+    assert err["field"] == "conversionRates" and err["code"] == "MISSING_CONVERSION_RATE"
+    assert err["neededRate"] == "GBPJPY"
+    assert {"symbol": "GBPJPY", "provider": "broker", "outcome": "missing"} in err["providersTried"]
+    assert "GBPJPY" in problem["detail"] and "quote chain (broker)" in problem["detail"]
+    assert problem["title"] == "Missing conversion rate"

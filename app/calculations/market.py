@@ -25,12 +25,12 @@ from typing import Any
 
 from app.auth.admission import Caller
 from app.calc.conversion import Quote, RateTable, market_symbol
-from app.calc.errors import CalcError
-from app.calc.instruments import normalise_symbol, split_pair
+from app.calc.errors import CalcError, MissingRate
+from app.calc.instruments import RATE_NODES, normalise_symbol, split_pair
 from app.calculations import schemas as s
 from app.calculations.common import rate_table
 from app.calculations.service import instrument
-from app.errors import AppError
+from app.errors import AppError, calc_error_item
 from app.schemas import ApiModel, SidedRate
 from app.services import Services
 
@@ -50,6 +50,25 @@ class QuoteUnavailable(AppError):
 class QuoteProvidersFailing(QuoteUnavailable):
     status = 503
     slug = "quote-providers-unavailable"
+
+
+class RateNotQuoted(AppError):
+    """The engine's missing conversion rate, after the broker's quote chain was asked and had none fresh: the
+    same problem as without market data (the field, the rate that closes the gap) plus what was tried."""
+
+    status = 422
+    slug = "missing-conversion-rate"
+
+    @classmethod
+    def of(cls, exc: MissingRate, misses: dict[str, Any]) -> RateNotQuoted:
+        symbols: dict[str, list[dict[str, str]]] = misses["symbols"]
+        tried = "; ".join(f"{sym}: " + (", ".join(f"{a['provider']} {a['outcome']}" for a in attempts) or "no provider")
+                          for sym, attempts in symbols.items())
+        chain = ", ".join(misses["providers"]) or "none configured"
+        detail = f"{exc.detail} The broker's quote chain ({chain}) had no fresh quote: {tried}."
+        item = {**calc_error_item(exc), "providersTried": [{"symbol": sym, **a} for sym, attempts in symbols.items()
+                                                          for a in attempts]}
+        return cls(detail, errors=[item])
 
 
 @dataclass(slots=True)
@@ -86,6 +105,11 @@ def _pair(symbol: str, override: Any) -> tuple[str, str, str] | None:
 
 def _has(req: Any, *names: str) -> bool:
     return any(getattr(req, n, None) is not None for n in names)
+
+
+def _convertible(src: str, dst: str) -> bool:
+    """Both ends are nodes of the conversion graph (an unknown code is the engine's to name, with its field)."""
+    return src in RATE_NODES and dst in RATE_NODES
 
 
 def needs(req: Any) -> Needs:
@@ -188,7 +212,7 @@ def plan(need: Needs, given: RateTable) -> Plan:
                                                                     or given.has(item.quote, item.base))):
             out.own[item.symbol] = item
     for src, dst, fname in need.conversions:
-        if src == dst or table.route(src, dst) is not None:
+        if src == dst or not _convertible(src, dst) or table.route(src, dst) is not None:
             continue
         options = [[market_symbol(src, dst)]]
         for bridge in BRIDGES:
@@ -274,18 +298,28 @@ async def fill(req: Any, caller: Caller, svc: Services) -> Any:
         elif q is not None:
             fetched[sym] = q
             _link(table, item)
-    for src, dst, fname, options in todo.conversions:
+    misses: dict[str, list[dict[str, str]]] = {}
+    for src, dst, _fname, options in todo.conversions:
         if table.route(src, dst) is not None:  # an instrument fetched above made it
             continue
         chosen = next((o for o in options if all(s in quotes for s in o)), None)
         if chosen is None:
-            raise _refuse(fname, options[0], lookup, providers, f"converting {src} to {dst}", conversion=True)
+            asked = [sym for option in options for sym in option if sym not in quotes]
+            if any(a.outcome in FAILED for sym in asked for a in (lookup.missing.get(sym) or [])):
+                # A provider failed: retrying may help, so say so now (503) rather than as a missing rate.
+                raise _refuse("conversionRates", options[0], lookup, providers, f"converting {src} to {dst}",
+                              conversion=True)
+            # Nobody has it fresh: the engine names the rate that closes the gap (the cheapest pair, never the
+            # instrument itself) as it does without market data; WithSources adds what the chain was asked.
+            for sym in asked:
+                misses[sym] = [{"provider": a.provider, "outcome": a.outcome} for a in (lookup.missing.get(sym) or [])]
+            continue
         for sym in chosen:
             fetched.setdefault(sym, quotes[sym])
             pair = split_pair(sym)
             if pair is not None:
                 table.set(pair[0], pair[1], Quote(1.0, 1.0))
-    if not fetched and not update:
+    if not fetched and not update and not misses:
         return req
     rates: dict[str, Any] = dict(getattr(req, "conversion_rates", None) or {})
     given_symbols = {normalise_symbol(k) for k in rates}
@@ -295,6 +329,10 @@ async def fill(req: Any, caller: Caller, svc: Services) -> Any:
     if "conversion_rates" in type(req).model_fields:
         update["conversion_rates"] = rates
     out = req.model_copy(update=update)  # private attributes (the broker's leverage cap) come along
+    if misses:
+        out._quote_misses = {"providers": providers, "symbols": misses}
+    if not fetched and not update:
+        return out
     meta: dict[str, Any] = {"providers": providers, "fetched": {s: _describe(q) for s, q in fetched.items()}}
     used = list(fetched.values())
     if entry is not None:
@@ -331,7 +369,13 @@ class WithSources:
         return self.engine.__name__
 
     def __call__(self, req: Any, explain: bool) -> dict[str, Any]:
-        out = self.engine(req, explain)
+        try:
+            out = self.engine(req, explain)
+        except MissingRate as exc:
+            misses = getattr(req, "_quote_misses", None)
+            if not misses:
+                raise
+            raise RateNotQuoted.of(exc, misses) from None
         meta = getattr(req, "_market", None)
         if meta:
             out["rateSources"] = rate_sources(out, meta)

@@ -267,6 +267,9 @@ def test_bad_windows_are_422_naming_the_field(client: TestClient, broker_a: Brok
     assert assert_problem(resp, 422)["errors"][0]["field"] == "granularity"
     resp = client.get(url, params={"granularity": "minute"}, headers=broker_a.auth)
     assert resp.status_code == 422
+    for field, value in (("to", "0001-01-01T00:00:00+01:00"), ("from", "1900-01-01"), ("to", "9999-12-31")):
+        resp = client.get(url, params={field: value}, headers=broker_a.auth)
+        assert assert_problem(resp, 422)["errors"][0]["field"] == field
 
 
 def test_a_second_process_on_the_data_directory_forwards_to_the_owner(client: TestClient, settings: Settings,

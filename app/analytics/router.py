@@ -34,13 +34,24 @@ SUMMARIES = {
 }
 
 
-def _utc(at: datetime) -> datetime:
-    return at.replace(tzinfo=UTC) if at.tzinfo is None else at.astimezone(UTC)
+# What ClickHouse's DateTime64(3) holds with room to spare; outside it a date is a typo, not a query.
+EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
+LATEST = datetime(2200, 1, 1, tzinfo=UTC)
+
+
+def _utc(at: datetime, field: str) -> datetime:
+    try:
+        found = at.replace(tzinfo=UTC) if at.tzinfo is None else at.astimezone(UTC)
+    except (OverflowError, ValueError):
+        found = datetime.max.replace(tzinfo=UTC)  # an offset pushed it off the calendar: refused below
+    if not EARLIEST <= found <= LATEST:
+        raise InvalidField(field, f"`{field}` must lie between 1970-01-01 and 2200-01-01 (UTC)", "range")
+    return found
 
 
 def window(start: datetime | None, end: datetime | None, granularity: Granularity) -> Window:
-    hi = _utc(end) if end is not None else datetime.now(UTC)
-    lo = _utc(start) if start is not None else hi - timedelta(days=30)
+    hi = _utc(end, "to") if end is not None else datetime.now(UTC)
+    lo = _utc(start, "from") if start is not None else max(hi - timedelta(days=30), EARLIEST)
     if lo >= hi:
         raise InvalidField("from", "`from` must be before `to`", "range")
     found = Window(lo, hi, granularity)

@@ -172,6 +172,36 @@ class Settings(BaseSettings):
     # development and test, off in production; production refuses it.
     history_development_data: bool | None = None
 
+    # --- background jobs (app/jobs: the queue; app/worker: the arq worker) ---------------------------
+    # Run the arq worker inside every API process (`run`, each of its --workers): arq coordinates them through
+    # Redis, so each job still runs once. Unset: on in development and test, off in production, where
+    # `forexrisk worker` runs the jobs in processes of their own.
+    jobs_in_process: bool | None = None
+    # The arq queue (a Redis sorted set); deployments sharing one Redis keep apart by it.
+    jobs_queue_name: str = Field(default="arq:queue", min_length=1, max_length=100)
+    # How often an idle worker looks for due jobs. arq's 0.5 s default would add up to half a second before a
+    # job starts, which a caller polling GET /jobs/{id} waits through; 0.05 s costs one ZRANGEBYSCORE per
+    # worker 20 times a second, nothing for Redis.
+    jobs_poll_seconds: float = Field(default=0.05, gt=0, le=5)
+    # Results (and failures) stay readable through GET /api/v1/jobs/{jobId} this long; a job id is also
+    # deduplicated for this long after the job finished.
+    jobs_keep_result_seconds: int = Field(default=86_400, ge=60)
+    jobs_max_tries: int = Field(default=5, ge=1, le=50)  # first try included
+    # Failed tries wait base * 2^(n-1) seconds (at most jobs_retry_max_seconds), the upper half of that
+    # drawn at random so workers that failed together do not retry together.
+    jobs_retry_base_seconds: float = Field(default=2.0, gt=0, le=3600)
+    jobs_retry_max_seconds: float = Field(default=600.0, gt=0, le=86_400)
+    jobs_timeout_seconds: float = Field(default=300.0, gt=0)  # one try; then it is cancelled and retried
+    jobs_max_concurrent: int = Field(default=10, ge=1, le=1000)  # per worker (each process runs one)
+    # At shutdown running jobs get this long to finish; the rest are cancelled and run again elsewhere.
+    jobs_shutdown_grace_seconds: float = Field(default=10.0, ge=0, le=600)
+
+    @property
+    def jobs_worker_in_process(self) -> bool:
+        if self.jobs_in_process is not None:
+            return self.jobs_in_process
+        return self.environment != "production"
+
     @property
     def history_development_enabled(self) -> bool:
         if self.environment == "production":

@@ -17,6 +17,7 @@ if TYPE_CHECKING:  # the container names its members' types; it never builds the
     from app.db.engine import Database
     from app.integrations.market_data.history.service import HistoryService
     from app.integrations.market_data.service import MarketData
+    from app.jobs.queue import JobQueue
     from app.ratelimit.gate import RateLimits
     from app.ratelimit.limiter import Limiter
     from app.redisdb.hub import RedisHub
@@ -41,6 +42,7 @@ class Services:
     history: HistoryService  # daily bars per symbol (app.integrations.market_data.history)
     usage: UsageOutbox  # usage events Postgres stores nowhere else (widget loads, failed calculations)
     analytics: Analytics  # ClickHouse: the flush from Postgres and the analytics reports
+    jobs: JobQueue  # background jobs (arq): enqueue, status; run by app.worker
 
 
 def services(app: Any) -> Services:

@@ -300,3 +300,15 @@ def test_daily_usage_for_billing_comes_from_postgres(client: TestClient, broker_
     assert [d.day for d in days] == [today - timedelta(days=2), today - timedelta(days=1), today]
     assert [(d.calculations, d.units) for d in days] == [(0, 0), (0, 0), (4, 4)]
     assert isinstance(days[0].day, date)
+
+
+def test_the_flush_job_ships_what_postgres_has(client: TestClient, broker_a: BrokerFixture, analytics: Any) -> None:
+    from app.analytics.tasks import TASKS, flush_usage
+
+    assert flush_usage in TASKS
+    assert calc(client, broker_a, 0) == 200
+    store_pending(client)
+    result = client.portal.call(flush_usage, {"services": svc(client)})
+    assert result["shipped"] >= 1
+    assert raw_count(analytics, client, broker_a.id) == 1
+    assert client.portal.call(flush_usage, {"services": svc(client)}) == {"shipped": 0}  # a rerun does no harm

@@ -3,7 +3,7 @@
 With the embedded ClickHouse only the owner of its path may write it, so the owner's own loop
 (app.analytics.service.Analytics) does the regular flush and this job ships only when its process
 can take the path (it reports `skipped` otherwise). With CLICKHOUSE_URL any process may ship: an arq
-cron of this job every few seconds can replace the in-app loop (`FOREXRISK_ANALYTICS_FLUSH_SECONDS`).
+cron of this job can replace the in-app loop (`FOREXRISK_ANALYTICS_FLUSH_SECONDS`).
 Idempotent: a rerun ships what is left, and a batch stored twice is counted once.
 """
 
@@ -19,4 +19,5 @@ async def flush_usage(ctx: dict[str, Any]) -> dict[str, Any]:
 
 
 TASKS: list[Callable[..., Any]] = [flush_usage]
-# CRON (arq `cron(flush_usage, second=...)`) is added once app/jobs and arq are on main.
+# No CRON: every API process runs the flush loop (the owner only, on the embedded engine), every
+# FOREXRISK_ANALYTICS_FLUSH_SECONDS; enqueue `flush_usage` to ship on demand from a worker.

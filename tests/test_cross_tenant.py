@@ -18,6 +18,7 @@ import pytest
 from fastapi.testclient import TestClient
 from httpx import Response
 
+from app.jobs.ownership import broker_job_id
 from tests.conftest import BrokerFixture, make_broker
 from tests.helpers_auth import (
     NO_AUTH,
@@ -41,7 +42,7 @@ SSO = {"issuer": "https://idp.example.com", "clientId": "forexrisk", "clientSecr
 # entry points addressed by the broker's public slug).
 PUBLIC_WITH_IDS = {("GET", "/api/v1/instruments/{symbol}"), ("GET", "/api/v1/auth/sso/{broker_slug}/login"),
                    ("GET", "/api/v1/auth/sso/{broker_slug}/callback")}
-ID_NAMES = {"broker_id": "broker", "user_id": "user", "key_id": "key", "calculation_id": "calc"}
+ID_NAMES = {"broker_id": "broker", "user_id": "user", "key_id": "key", "calculation_id": "calc", "job_id": "job"}
 
 
 @dataclass
@@ -57,6 +58,8 @@ class World:
     a_calc: uuid.UUID
     b_calc: uuid.UUID
     b_key: uuid.UUID
+    a_job: str = ""  # a queued job of each broker (deferred an hour: it is looked at, never run)
+    b_job: str = ""
 
     def new_key(self, client: TestClient) -> uuid.UUID:
         resp = client.post(f"/api/v1/brokers/{self.a.id}/api-keys", json={"kind": "secret", "name": "matrix"},
@@ -85,7 +88,14 @@ def world(client: TestClient) -> World:
     return World(a=a, b=b, admin=bearer(admin_token(client, a)), broker_user=bearer(bu), end_user=bearer(eu),
                  calc_only=bearer(key.json()["key"]), superadmin=bearer(superadmin_token(client)),
                  a_end_user_id=end_id, a_calc=_calc_id(client, a), b_calc=_calc_id(client, b),
-                 b_key=uuid.UUID(b_keys.json()[0]["id"]))
+                 b_key=uuid.UUID(b_keys.json()[0]["id"]), a_job=_job(client, a.id), b_job=_job(client, b.id))
+
+
+def _job(client: TestClient, broker: uuid.UUID) -> str:
+    jobs = client.app.state.services.jobs  # type: ignore[attr-defined]
+    job_id = broker_job_id(broker, f"matrix-{uuid.uuid4().hex[:8]}")
+    out: str = client.portal.call(lambda: jobs.enqueue("refresh_history", [], job_id=job_id, defer_seconds=3600))
+    return out
 
 
 def _unique_email() -> str:
@@ -193,15 +203,16 @@ def _own_ids(client: TestClient, w: World, name: str) -> dict[str, Any]:
     key = w.new_key(client) if name in ("rotate-key", "revoke-key", "revoke-key-post") else None
     if name in ("get-sso", "delete-sso"):  # something to read or remove
         assert client.put(f"/api/v1/brokers/{broker}/sso", json=SSO, headers=w.admin).status_code == 200
-    return {"broker": broker, "user": w.a_end_user_id, "calc": w.a_calc, "key": key}
+    return {"broker": broker, "user": w.a_end_user_id, "calc": w.a_calc, "key": key, "job": w.a_job}
 
 
 def _other_ids(w: World) -> dict[str, Any]:
-    return {"broker": w.b.id, "user": w.b.admin_id, "calc": w.b_calc, "key": w.b_key}
+    return {"broker": w.b.id, "user": w.b.admin_id, "calc": w.b_calc, "key": w.b_key, "job": w.b_job}
 
 
 def _random_ids() -> dict[str, Any]:
-    return {"broker": uuid.uuid4(), "user": uuid.uuid4(), "calc": uuid.uuid4(), "key": uuid.uuid4()}
+    return {"broker": uuid.uuid4(), "user": uuid.uuid4(), "calc": uuid.uuid4(), "key": uuid.uuid4(),
+            "job": broker_job_id(uuid.uuid4(), "matrix")}
 
 
 @pytest.mark.parametrize("name", list(ENDPOINTS))
@@ -257,7 +268,7 @@ def test_no_auth_is_401(client: TestClient, world: World, name: str) -> None:
 def test_publishable_key_is_403(client: TestClient, world: World, name: str) -> None:
     headers = {**bearer(world.a.publishable_key), "Origin": ORIGIN}
     resp = _call(client, name, headers, broker=world.a.id, user=world.a_end_user_id, calc=world.a_calc,
-                 key=world.b_key)
+                 key=world.b_key, job=world.a_job)
     assert_problem(resp, 403, "forbidden")
 
 

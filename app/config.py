@@ -57,6 +57,20 @@ class Settings(BaseSettings):
     redis_timeout_ms: float = Field(default=50, gt=0, le=5000)
     redis_retry_seconds: float = Field(default=1.0, gt=0, le=60)
 
+    # --- usage analytics (app/analytics) ----------------------------------------------------------
+    # Unset: an embedded ClickHouse (chdb, through clickhouse-connect's chdb:// DSN) under
+    # data_dir/clickhouse, owned by one process of the data directory. Set (env CLICKHOUSE_URL, no prefix,
+    # e.g. http://user:pass@host:8123/forexrisk): a ClickHouse server every process queries directly.
+    clickhouse_url: str | None = Field(default=None, validation_alias="CLICKHOUSE_URL")
+    analytics_enabled: bool = True
+    # How often the owner ships new Postgres rows to ClickHouse, and the most rows one insert carries.
+    analytics_flush_seconds: float = Field(default=2.0, gt=0, le=3600)
+    analytics_batch_rows: int = Field(default=50_000, ge=1, le=1_000_000)
+    # ClickHouse drops events older than this (a TTL on usage_metrics); Postgres keeps its own rows.
+    analytics_retention_days: int = Field(default=760, ge=1, le=36_500)
+    # A query (or a forwarded one) that takes longer is a 503, never a hung request.
+    analytics_query_timeout_seconds: float = Field(default=10.0, gt=0, le=300)
+
     # --- rate limits (tier table: app/ratelimit/tiers.py) ----------------------------------------
     rate_limits_enabled: bool = True
     # Workers sharing one tier limit: while Redis is down each worker's local bucket gets 1/N of it.

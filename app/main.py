@@ -13,6 +13,9 @@ from app.admin.jobs.router import router as jobs_router
 from app.admin.quotes.router import router as quotes_feed_router
 from app.admin.sso.router import router as sso_admin_router
 from app.admin.users.router import router as users_router
+from app.analytics.outbox import UsageOutbox
+from app.analytics.router import router as analytics_router
+from app.analytics.service import Analytics
 from app.auth.service import AuthService
 from app.calculations.cache import ResultCache
 from app.calculations.history import router as history_router
@@ -42,6 +45,7 @@ from app.observability.middleware import MetricsMiddleware
 from app.observability.router import router as metrics_router
 from app.openapi import DESCRIPTION, operation_id
 from app.openapi import install as install_openapi
+from app.privacy.holders import AnalyticsHolder
 from app.privacy.router import router as privacy_router
 from app.privacy.service import PrivacyService
 from app.ratelimit.gate import RateLimits
@@ -81,6 +85,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         pre_auth = TierLimit("free", settings.pre_auth_per_minute, settings.pre_auth_burst)
         # Market data: one outbound httpx client for the quote vendors, closed at shutdown.
         vendor_http = build_http_client()
+        analytics = Analytics(settings, db)
         services = Services(
             settings=settings, db=db, auth=auth, recorder=recorder, redis=hub, invalidation=invalidation,
             limiter=limiter,
@@ -94,13 +99,19 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             widget=WidgetService(auth, db),
             market_data=MarketData.build(settings, db, hub, vendor_http),
             history=build_history(settings, db),
+            usage=UsageOutbox(db),
+            analytics=analytics,
             jobs=JobQueue(redis_url, settings.jobs_queue_name),
-            privacy=PrivacyService(db, auth),
+            # GDPR erasure reaches ClickHouse through the analytics store (when analytics are on at all).
+            privacy=PrivacyService(db, auth, [AnalyticsHolder(analytics)] if settings.analytics_enabled else []),
             storage=build_storage(settings),
         )
         app.state.services = services
+        services.widget.on_load = services.usage.widget_loaded
         warm_up()
         recorder.start()
+        services.usage.start()
+        await services.analytics.start()  # opens ClickHouse in a worker thread; never on a request's path
         invalidation.start()
         # Background jobs run here unless a `forexrisk worker` deployment runs them (Settings.jobs_in_process).
         worker = job_worker.in_process(services) if settings.jobs_worker_in_process else None
@@ -119,6 +130,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             await services.history.close()
             services.pool.close()
             await recorder.stop()
+            await services.usage.stop()
+            await services.analytics.stop()
             await vendor_http.aclose()
             await hub.close()
             await db.dispose()
@@ -141,6 +154,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(quotes_feed_router)
     app.include_router(quotes_router)
     app.include_router(users_router)
+    app.include_router(analytics_router)
     app.include_router(privacy_router)
     app.include_router(reports_router)
     app.include_router(sso_router)

@@ -7,6 +7,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # the container names its members' types; it never builds them itself
+    from app.analytics.outbox import UsageOutbox
+    from app.analytics.service import Analytics
     from app.auth.service import AuthService
     from app.calculations.cache import ResultCache
     from app.calculations.pool import CalcPool
@@ -40,6 +42,8 @@ class Services:
     widget: WidgetService
     market_data: MarketData
     history: HistoryService  # daily bars per symbol (app.integrations.market_data.history)
+    usage: UsageOutbox  # usage events Postgres stores nowhere else (widget loads, failed calculations)
+    analytics: Analytics  # ClickHouse: the flush from Postgres and the analytics reports
     jobs: JobQueue  # background jobs (arq): enqueue, status; run by app.worker
     privacy: PrivacyService  # GDPR export and erasure (app.privacy)
     storage: ObjectStorage  # generated files (reports): local directory or S3-compatible (app.storage)

@@ -19,6 +19,7 @@ import pytest
 from fastapi.testclient import TestClient
 from httpx import Response
 
+from app.jobs.ownership import broker_job_id
 from tests.conftest import BrokerFixture, make_broker
 from tests.helpers_auth import (
     NO_AUTH,
@@ -44,7 +45,7 @@ SSO = {"issuer": "https://idp.example.com", "clientId": "forexrisk", "clientSecr
 # entry points addressed by the broker's public slug).
 PUBLIC_WITH_IDS = {("GET", "/api/v1/instruments/{symbol}"), ("GET", "/api/v1/auth/sso/{broker_slug}/login"),
                    ("GET", "/api/v1/auth/sso/{broker_slug}/callback")}
-ID_NAMES = {"broker_id": "broker", "user_id": "user", "key_id": "key", "calculation_id": "calc",
+ID_NAMES = {"broker_id": "broker", "user_id": "user", "key_id": "key", "calculation_id": "calc", "job_id": "job",
             "report_id": "report"}
 
 
@@ -61,8 +62,10 @@ class World:
     a_calc: uuid.UUID
     b_calc: uuid.UUID
     b_key: uuid.UUID
-    a_report: uuid.UUID
-    b_report: uuid.UUID
+    a_job: str = ""  # a queued job of each broker (deferred an hour: it is looked at, never run)
+    b_job: str = ""
+    a_report: uuid.UUID | None = None  # a complete compliance report of each broker
+    b_report: uuid.UUID | None = None
 
     def new_key(self, client: TestClient) -> uuid.UUID:
         resp = client.post(f"/api/v1/brokers/{self.a.id}/api-keys", json={"kind": "secret", "name": "matrix"},
@@ -105,8 +108,15 @@ def world(client: TestClient) -> World:
     return World(a=a, b=b, admin=bearer(admin_token(client, a)), broker_user=bearer(bu), end_user=bearer(eu),
                  calc_only=bearer(key.json()["key"]), superadmin=bearer(superadmin_token(client)),
                  a_end_user_id=end_id, a_calc=_calc_id(client, a), b_calc=_calc_id(client, b),
-                 b_key=uuid.UUID(b_keys.json()[0]["id"]), a_report=_report_id(client, a),
-                 b_report=_report_id(client, b))
+                 b_key=uuid.UUID(b_keys.json()[0]["id"]), a_job=_job(client, a.id), b_job=_job(client, b.id),
+                 a_report=_report_id(client, a), b_report=_report_id(client, b))
+
+
+def _job(client: TestClient, broker: uuid.UUID) -> str:
+    jobs = client.app.state.services.jobs  # type: ignore[attr-defined]
+    job_id = broker_job_id(broker, f"matrix-{uuid.uuid4().hex[:8]}")
+    out: str = client.portal.call(lambda: jobs.enqueue("refresh_history", [], job_id=job_id, defer_seconds=3600))
+    return out
 
 
 def _unique_email() -> str:
@@ -230,16 +240,17 @@ def _own_ids(client: TestClient, w: World, name: str) -> dict[str, Any]:
         assert client.put(f"/api/v1/brokers/{broker}/sso", json=SSO, headers=w.admin).status_code == 200
     # Erasure is for good: a throwaway user, not the end user the other checks log in as.
     user = create_user(client, w.a, "END_USER")[0] if name == "erase-user" else w.a_end_user_id
-    return {"broker": broker, "user": user, "calc": w.a_calc, "key": key, "report": w.a_report}
+    return {"broker": broker, "user": user, "calc": w.a_calc, "key": key, "job": w.a_job, "report": w.a_report}
 
 
 def _other_ids(w: World) -> dict[str, Any]:
-    return {"broker": w.b.id, "user": w.b.admin_id, "calc": w.b_calc, "key": w.b_key, "report": w.b_report}
+    return {"broker": w.b.id, "user": w.b.admin_id, "calc": w.b_calc, "key": w.b_key, "job": w.b_job,
+            "report": w.b_report}
 
 
 def _random_ids() -> dict[str, Any]:
     return {"broker": uuid.uuid4(), "user": uuid.uuid4(), "calc": uuid.uuid4(), "key": uuid.uuid4(),
-            "report": uuid.uuid4()}
+            "job": broker_job_id(uuid.uuid4(), "matrix"), "report": uuid.uuid4()}
 
 
 @pytest.mark.parametrize("name", list(ENDPOINTS))
@@ -295,7 +306,7 @@ def test_no_auth_is_401(client: TestClient, world: World, name: str) -> None:
 def test_publishable_key_is_403(client: TestClient, world: World, name: str) -> None:
     headers = {**bearer(world.a.publishable_key), "Origin": ORIGIN}
     resp = _call(client, name, headers, broker=world.a.id, user=world.a_end_user_id, calc=world.a_calc,
-                 key=world.b_key, report=world.a_report)
+                 key=world.b_key, job=world.a_job, report=world.a_report)
     assert_problem(resp, 403, "forbidden")
 
 

@@ -14,6 +14,7 @@ from app.models.tables import (
     SsoState,
     User,
 )
+from app.models.usage import UsageEvent
 
 __all__ = ["ApiKey", "AuditLog", "Base", "Broker", "Calculation", "ComplianceReport", "ExchangeJti",
-           "IdempotencyRecord", "RefreshToken", "SsoConnection", "SsoState", "User"]
+           "IdempotencyRecord", "RefreshToken", "SsoConnection", "SsoState", "UsageEvent", "User"]

@@ -21,3 +21,29 @@ class PersonalDataHolder(Protocol):
     async def erase_user(self, broker_id: uuid.UUID, user_id: uuid.UUID, pseudonym: str) -> dict[str, Any]:
         """Remove or pseudonymise the user's personal data; return what was done (counts)."""
         ...
+
+
+class ForgetsUsers(Protocol):
+    """What the analytics store offers (app.analytics.service.Analytics.forget_user)."""
+
+    async def forget_user(self, broker_id: uuid.UUID, user_id: uuid.UUID) -> dict[str, Any]: ...
+
+
+class AnalyticsHolder:
+    """ClickHouse usage events (`usage_metrics`): keyed by user id, with no email or IP in them. Erasure
+    deletes the user's events (a lightweight DELETE); the broker-level figures of later reports then no
+    longer count them, which is the price of not keeping the person's activity."""
+
+    name = "analytics"
+
+    def __init__(self, store: ForgetsUsers) -> None:
+        self.store = store
+
+    async def export_user(self, broker_id: uuid.UUID, user_id: uuid.UUID) -> dict[str, Any]:
+        # The events are the stored calculations (exported above) and their timings, counted per endpoint;
+        # they name the user by id only.
+        return {"holds": "usage events keyed by this user's id (endpoint, instrument, status, latency); "
+                         "the calculations they count are in `calculations`"}
+
+    async def erase_user(self, broker_id: uuid.UUID, user_id: uuid.UUID, pseudonym: str) -> dict[str, Any]:
+        return await self.store.forget_user(broker_id, user_id)

@@ -9,11 +9,12 @@ from typing import Any
 
 from arq.cron import CronJob
 
+from app.analytics import tasks as analytics_tasks
 from app.integrations.market_data.history import tasks as history_tasks
 from app.reports import tasks as report_tasks
 from app.retention import tasks as retention_tasks
 
-MODULES: tuple[ModuleType, ...] = (history_tasks, retention_tasks, report_tasks)
+MODULES: tuple[ModuleType, ...] = (history_tasks, analytics_tasks, retention_tasks, report_tasks)
 
 
 def task_functions() -> list[Any]:

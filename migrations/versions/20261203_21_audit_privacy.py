@@ -21,7 +21,7 @@ purge rare and small per run; a batched delete on the (broker_id, created_at) in
 keeps the table's shape (and the other helpers' migrations) untouched.
 
 Revision ID: 20261203_audit_privacy
-Revises: 0007
+Revises: 20261203_analytics
 Create Date: 2026-12-03
 """
 
@@ -30,7 +30,7 @@ from __future__ import annotations
 from alembic import context, op
 
 revision = "20261203_audit_privacy"
-down_revision = "0007"
+down_revision = "20261203_analytics"
 branch_labels = None
 depends_on = None
 

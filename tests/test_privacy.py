@@ -74,7 +74,7 @@ def test_export_holds_everything_about_the_person_and_no_secret(client: TestClie
     assert {"user.created", "auth.login_failed", "auth.login"} <= set(actions)
     assert [c["calculationId"] for c in out["calculations"]] == [person["calc"]]
     assert out["calculations"][0]["input"]["currencyPair"] == "EURUSD"
-    assert out["elsewhere"] == {}
+    assert set(out["elsewhere"]) == {"analytics"}  # ClickHouse: usage events keyed by the user's id
     text = resp.text
     for secret in ("argon2", "passwordHash", "password_hash", "tokenHash", "totpSecret", USER_PASSWORD):
         assert secret not in text
@@ -187,12 +187,12 @@ def test_other_stores_erase_too_and_a_failure_is_retried(client: TestClient, bro
     try:
         path = f"/api/v1/users/{person['id']}/erase"
         export = client.get(f"/api/v1/users/{person['id']}/export", headers=broker_a.auth).json()
-        assert export["elsewhere"] == {"recording": {"userId": str(person["id"])}}
+        assert export["elsewhere"]["recording"] == {"userId": str(person["id"])}
         assert_problem(client.post(path, headers=broker_a.auth), 503, "service-unavailable")
         assert places_holding(client, person["email"]) == []  # Postgres is done regardless
         holder.fail = False
         retry = client.post(path, headers=broker_a.auth)
-        assert retry.status_code == 200 and retry.json()["elsewhere"] == {"recording": {"rows": 1}}
+        assert retry.status_code == 200 and retry.json()["elsewhere"]["recording"] == {"rows": 1}
         assert holder.erased == [(broker_a.id, person["id"], retry.json()["pseudonym"])]
     finally:
         privacy.holders.remove(holder)
@@ -204,3 +204,26 @@ def test_another_brokers_user_cannot_be_erased(client: TestClient, broker_a: Bro
     other = make_broker(client)
     assert_problem(client.post(f"/api/v1/users/{person['id']}/erase", headers=other.auth), 404, "not-found")
     assert places_holding(client, person["email"])  # untouched
+
+
+@NO_5XX
+def test_erasure_removes_the_users_events_from_clickhouse(client: TestClient, broker_a: BrokerFixture,
+                                                          person: dict[str, Any]) -> None:
+    services = client.app.state.services  # type: ignore[attr-defined]
+    analytics = services.analytics
+    client.portal.call(services.recorder.flush)
+    client.portal.call(analytics.flush)  # this test process owns the embedded ClickHouse
+    if analytics.clickhouse is None:
+        pytest.fail("the test app does not hold the analytics store")
+
+    def events() -> int:
+        rows = client.portal.call(analytics.clickhouse.query,
+                                  "SELECT count() FROM usage_metrics WHERE broker_id = {b:UUID} AND user_id = {u:UUID}",
+                                  {"b": broker_a.id, "u": person["id"]})
+        return int(rows[0][0])
+
+    assert events() >= 1  # the person's calculation (and logins) were shipped
+    resp = client.post(f"/api/v1/users/{person['id']}/erase", headers=broker_a.auth)
+    assert resp.status_code == 200, resp.text
+    assert resp.json()["elsewhere"]["analytics"] == {"deleted": True}
+    assert events() == 0

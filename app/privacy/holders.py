@@ -28,6 +28,8 @@ class ForgetsUsers(Protocol):
 
     async def forget_user(self, broker_id: uuid.UUID, user_id: uuid.UUID) -> dict[str, Any]: ...
 
+    async def flush(self) -> dict[str, Any]: ...
+
 
 class AnalyticsHolder:
     """ClickHouse usage events (`usage_metrics`): keyed by user id, with no email or IP in them. Erasure
@@ -46,4 +48,7 @@ class AnalyticsHolder:
                          "the calculations they count are in `calculations`"}
 
     async def erase_user(self, broker_id: uuid.UUID, user_id: uuid.UUID, pseudonym: str) -> dict[str, Any]:
+        # Ship what Postgres has first (a no-op unless this process owns the store), so events of the user
+        # still waiting to be shipped are in ClickHouse when the DELETE runs rather than arriving after it.
+        await self.store.flush()
         return await self.store.forget_user(broker_id, user_id)

@@ -85,7 +85,8 @@ AREAS: tuple[Area, ...] = (
     # The trailing slash keeps /api/v1/calculations (stored calculations, admin) from ever matching here,
     # whatever the router flavour; Kong would also prefer the longer admin prefix.
     Area("forexrisk-calculation", (("forexrisk-calculate", "/api/v1/calculate/"),
-                                   ("forexrisk-instruments", "/api/v1/instruments")), large_bodies=True),
+                                   ("forexrisk-instruments", "/api/v1/instruments"),
+                                   ("forexrisk-quotes", "/api/v1/quotes")), large_bodies=True),
     Area("forexrisk-admin", (("forexrisk-brokers", "/api/v1/brokers"),
                              ("forexrisk-users", "/api/v1/users"),
                              ("forexrisk-calculations", "/api/v1/calculations"),

@@ -266,6 +266,71 @@ def test_worked_example_set_account_and_calculated_event(page: Any, stack: Stack
                            arg=last_resize)
 
 
+def test_results_always_belong_to_the_inputs_on_screen(browser: Any, stack: Stack) -> None:
+    """Issue 19's stale answers: an edit marks the shown result stale at once, one debounced request replaces
+    it, and an answer that cannot belong to the form (a missing rate) clears it. Timers are Playwright's
+    fake clock, so the debounce is stepped, never waited for."""
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    pg = context.new_page()
+    pg.set_default_timeout(15_000)
+    sent: list[dict[str, Any]] = []
+    pg.on("request", lambda r: sent.append(r.post_data_json) if r.url.endswith("/calculate/position-size") else None)
+    try:
+        pg.clock.install()
+        pg.goto(stack.host + "/embed.html")
+        wait_event(pg, "ready")
+        frame = widget_frame(pg)
+        pg.evaluate("""() => { const w = ForexRisk.get('#risk-calculator');
+            w.setAccount({balance: 10000, currency: 'USD'}); w.setSymbol('EURUSD');
+            w.setPrices({entry: 1.1850, stop: 1.1820}); }""")
+        pg.clock.run_for(100)
+        assert wait_event(pg, "calculated")["result"]["lotSize"] == 0.66
+        assert frame.locator("#r-lots").inner_text() == "0.66"
+        assert frame.locator("#res").get_attribute("data-stale") is None
+
+        # The issue's edits, without pressing Calculate: the old answer is marked at once ...
+        frame.locator("#stop").fill("1.1750")
+        assert frame.locator("#res").get_attribute("data-stale") == ""
+        assert frame.locator("#stale").is_visible()
+        assert frame.evaluate("document.getElementById('out').inert")
+        frame.locator("#risk").fill("0.5")
+        assert frame.locator("#res").get_attribute("data-stale") == ""
+        assert len(sent) == 1  # nothing sent yet: the debounce is still running
+        # ... and one request (not one per edit) replaces it: 50 USD / (100 pips x 10 USD) = 0.05 lots.
+        pg.clock.run_for(500)
+        assert wait_event(pg, "calculated", 2)["result"]["lotSize"] == 0.05
+        frame.wait_for_function("() => document.getElementById('r-lots').textContent === '0.05'")
+        assert frame.locator("#r-units").inner_text() == "5,000"
+        assert frame.locator("#res").get_attribute("data-stale") is None and not frame.locator("#stale").is_visible()
+        assert len(sent) == 2 and sent[1]["stopLoss"] == 1.175 and sent[1]["riskPercentage"] == 0.5
+
+        # Putting the inputs back to those of the shown answer un-marks it without a request.
+        frame.locator("#risk").fill("1")
+        assert frame.locator("#res").get_attribute("data-stale") == ""
+        frame.locator("#risk").fill("0.5")
+        assert frame.locator("#res").get_attribute("data-stale") is None
+        pg.clock.run_for(500)
+        assert len(sent) == 2
+
+        # A pair whose conversion has no rate anywhere: the form asks for it and the EURUSD answer is gone.
+        frame.locator("#sym").fill("EURCHF")
+        frame.locator("#sym").press("Tab")
+        pg.clock.run_for(500)
+        assert wait_event(pg, "error")["code"] == "missing_rate"
+        frame.wait_for_selector("#rate-f-USDCHF")
+        assert frame.locator("#r-lots").count() == 0
+        assert "0.05" not in frame.locator("#out").inner_text()
+        # An incomplete form clears a result too (nothing to recalculate it with).
+        frame.locator("#rate-f-USDCHF").fill("0.9")
+        pg.clock.run_for(500)
+        wait_event(pg, "calculated", 3)
+        frame.wait_for_selector("#r-lots")
+        frame.locator("#stop").fill("")
+        assert frame.locator("#r-lots").count() == 0
+    finally:
+        context.close()
+
+
 def test_messages_from_another_origin_are_ignored(page: Any, stack: Stack) -> None:
     """A frame from another origin that knows the widget id still cannot drive the widget."""
     stack.pages["/evil.html"] = """<!doctype html><script>

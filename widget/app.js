@@ -13,7 +13,7 @@
     .split(' ');
   const BG = { light: '#ffffff', dark: '#0f141a' }, FG = { light: '#0f172a', dark: '#e6eaf0' };
   let T = {}, token = BOOT.session && BOOT.session.token, expiresAt = BOOT.session && BOOT.session.expiresAt;
-  let instruments = {}, last = null, lastReq = null, busy = false, lost = false, themeState = {};
+  let instruments = {}, last = null, lastReq = null, lost = false, themeState = {};
   const portfolio = [];
 
   // ---------- helpers ----------
@@ -59,16 +59,17 @@
     if (PARENT && W.parent !== W) W.parent.postMessage({ fxr: 1, type, wid: BOOT.wid, payload: payload || {} }, PARENT);
   }
 
-  async function api(path, body) {
+  /** status 0: the network failed; -1: cancelled (a newer request replaced it). */
+  async function api(path, body, signal) {
     let r;
     try {
       r = await fetch(path, {
-        method: body ? 'POST' : 'GET', credentials: 'omit',
+        method: body ? 'POST' : 'GET', credentials: 'omit', signal,
         headers: Object.assign({ Authorization: 'Bearer ' + token }, body ? { 'Content-Type': 'application/json' } : {}),
         body: body ? JSON.stringify(body) : undefined,
       });
     } catch (e) {
-      return { status: 0, data: null };
+      return { status: signal && signal.aborted ? -1 : 0, data: null };
     }
     let data = null;
     try { data = await r.json(); } catch (e) { /* empty or not JSON */ }
@@ -193,7 +194,8 @@ ${field('lev', t('leverage'), BOOT.maxLeverage ? `value="${plain(BOOT.maxLeverag
 <button class="btn" id="go" type="submit">${t('calculate')}</button>
 </form>
 <section class="card res" id="res" aria-live="polite" aria-labelledby="res-h">
-<h2 id="res-h">${t('resultTitle')}</h2><div id="out"><p class="mut">${t('empty')}</p></div></section>
+<h2 id="res-h">${t('resultTitle')}</h2><p class="stale" id="stale" role="status" hidden>${t('stale')}</p>
+<div id="out"><p class="mut">${t('empty')}</p></div></section>
 </div></section>
 ${FEAT.advancedScenarios ? projPanel() : ''}${FEAT.correlationAnalysis ? portPanel() : ''}
 <footer class="ft">${t('disclaimer')}</footer></div>`;
@@ -203,8 +205,9 @@ ${FEAT.advancedScenarios ? projPanel() : ''}${FEAT.correlationAnalysis ? portPan
     $('f').addEventListener('submit', (e) => { e.preventDefault(); calculate(true); });
     D.querySelectorAll('input[name=sm],input[name=rm]').forEach((r) => r.addEventListener('change', modes));
     $('sym').addEventListener('change', symbolChanged);
-    ['sym', 'cur'].forEach((id) => $(id).addEventListener('change', () => { $('rates-f').innerHTML = ''; }));
-    $('f').addEventListener('input', (e) => clearErr(e.target.id));
+    ['sym', 'cur'].forEach((id) => $(id).addEventListener('change', dropRates));
+    $('f').addEventListener('input', (e) => { clearErr(e.target.id); changed(400); });
+    $('f').addEventListener('change', () => changed(400));
     const tl = D.querySelector('[role=tablist]');
     if (tl) {
       tl.addEventListener('click', (e) => { const b = e.target.closest('[role=tab]'); if (b) selectTab(b); });
@@ -248,8 +251,10 @@ ${FEAT.advancedScenarios ? projPanel() : ''}${FEAT.correlationAnalysis ? portPan
 
   // ---------- instruments ----------
   /** The catalogue (public, no credential): the datalist, pip sizes and digits for formatting prices. */
+  let catalogued = false;
   function loadInstruments(data) {
     if (!data) return;
+    catalogued = true;
     const opts = [];
     for (const it of data.items || []) {
       instruments[it.symbol] = it;
@@ -304,6 +309,7 @@ ${FEAT.advancedScenarios ? projPanel() : ''}${FEAT.correlationAnalysis ? portPan
     if (v.accountBalance > 0) v.freeMargin = v.accountBalance; // no open positions assumed: warns when margin > balance
     v.currencyPair = norm($('sym').value);
     if (!v.currencyPair) errs.push(['sym', T.errRequired]);
+    else if (catalogued && !instruments[v.currencyPair]) errs.push(['sym', T.errUnknownSymbol]);
     // An empty entry is the market's: the ask for a buy, the bid for a sell, from the broker's quotes.
     // With an entry given the side follows from the stop, as it always has (hosts set prices with
     // setPrices); the result then selects the side it computed.
@@ -332,42 +338,96 @@ ${FEAT.advancedScenarios ? projPanel() : ''}${FEAT.correlationAnalysis ? portPan
     return errs.length ? null : v;
   }
 
-  let again = false;
+  // Results always belong to the inputs on screen. `shownKey` is the request the shown result answers;
+  // any edit that makes the form differ from it marks the result stale at once (dimmed, inert, a note),
+  // and a debounced recalculation replaces it; the request in flight is cancelled by a newer one. A form
+  // that cannot be calculated, or an error answer, clears the result instead of leaving an old number.
+  let shownKey = null, flightKey = null, ctrl = null, timer = 0;
+  function clearResult() {
+    last = null;
+    lastReq = null;
+    shownKey = null;
+    stale(false);
+    $('out').innerHTML = `<p class="mut">${t('empty')}</p>`;
+  }
+  function stale(on) {
+    const res = $('res');
+    if (!res) return;
+    res.toggleAttribute('data-stale', on);
+    $('out').inert = on;
+    $('stale').hidden = !on;
+  }
+  /** The form changed (an edit or a host message): judge the shown result now, recalculate after `ms`. */
+  function changed(ms) {
+    clearTimeout(timer);
+    const body = readForm(false), key = body ? JSON.stringify(body) : null;
+    if (shownKey !== null && key === shownKey) {
+      stale(false);
+      if (ctrl) { ctrl.abort(); ctrl = null; flightKey = null; }
+      return;
+    }
+    if (!body) {
+      if (ctrl) { ctrl.abort(); ctrl = null; flightKey = null; }
+      if (shownKey !== null) clearResult();
+      return;
+    }
+    if (shownKey !== null) stale(true);
+    if (key !== flightKey) timer = setTimeout(() => calculate(false), ms);
+  }
+
   async function calculate(report) {
+    clearTimeout(timer);
     if (lost) return;
-    if (busy) { again = true; return; }
     const body = readForm(report);
     if (!body) {
+      if (shownKey !== null) clearResult();
       if (report) post('error', { code: 'invalid_input', message: 'Some fields are missing or invalid.' });
       return;
     }
+    const key = JSON.stringify(body);
+    if (key === shownKey && !report) return;
     if (report) banner('');
-    busy = true;
+    if (ctrl) ctrl.abort();
+    const mine = ctrl = new AbortController();
+    flightKey = key;
     $('go').setAttribute('aria-busy', 'true');
     $('res').setAttribute('aria-busy', 'true');
-    const r = await api('/api/v1/calculate/position-size', body);
-    busy = false;
+    const r = await api('/api/v1/calculate/position-size', body, mine.signal);
+    if (ctrl !== mine) return; // replaced by a newer request: its answer decides
+    ctrl = null;
+    flightKey = null;
     $('go').removeAttribute('aria-busy');
     $('res').removeAttribute('aria-busy');
-    if (again) { again = false; calculate(report); return; }
     if (r.status === 200 && r.data) {
       banner('');
       last = r.data;
       lastReq = body;
+      shownKey = key;
       showResult(r.data, body);
+      stale(false);
       post('calculated', { result: r.data });
       // One column (phones): bring the result into view after the trader pressed Calculate.
       if (report && W.matchMedia('(max-width: 699px)').matches) $('res').scrollIntoView({ block: 'nearest' });
+      // The form may have changed while this was in flight (typing during the request).
+      if (JSON.stringify(readForm(false)) !== key) changed(0);
       return;
     }
+    clearResult();
     apiError(r, { currencyPair: 'sym', entryPrice: 'entry', stopLoss: 'stop', stopLossPips: 'stop',
       riskPercentage: 'risk', riskAmount: 'risk', takeProfit: 'tp', leverage: 'lev', accountBalance: 'bal',
       accountCurrency: 'cur' }, 'f', report);
   }
 
+  // Rate fields belong to the pair and account currency that asked for them: a blur that fires `change`
+  // without a new pair keeps them.
+  let ratesFor = '';
+  function dropRates() {
+    if (norm($('sym').value) + $('cur').value !== ratesFor) $('rates-f').innerHTML = '';
+  }
   /** Exchange-rate fields a form grew because the API named a rate it needs (no market data in the widget). */
   function needRate(box, pair, focus) {
     const id = 'rate-' + box + '-' + pair;
+    if (box === 'f') ratesFor = norm($('sym').value) + $('cur').value;
     if (!$(id)) {
       $('rates-' + box).insertAdjacentHTML('beforeend',
         field(id, t('rate', { pair: esc(pair) }), `data-pair="${esc(pair)}"`, t('rateHint')));
@@ -642,26 +702,22 @@ ${field('pn', t('trades'), `required inputmode="numeric" value="100"`, t('trades
     if (v == null || v === '' || !Number.isFinite(+v) || +v <= 0) return;
     $(id).value = nf({ useGrouping: false, minimumFractionDigits: o.min || 0, maximumFractionDigits: o.max }).format(+v);
   };
-  let pending = 0;
-  function recalc() { // several host messages in a row give one calculation
-    clearTimeout(pending);
-    pending = setTimeout(() => { if (readForm(false)) calculate(false); }, 30);
-  }
+  const recalc = () => changed(30); // several host messages in a row give one calculation
   const HANDLERS = {
     setAccount(p) {
       setVal('bal', p.balance, { max: 2 });
       const c = String(p.currency || '').toUpperCase();
       if (/^[A-Z]{3}$/.test(c)) {
-        if (c !== $('cur').value) $('rates-f').innerHTML = '';
         if (!CURRENCIES.includes(c)) $('cur').insertAdjacentHTML('beforeend', `<option value="${c}">${c}</option>`);
         $('cur').value = c;
       }
+      dropRates();
       recalc();
     },
     setSymbol(p) {
       if (typeof p.symbol !== 'string' || p.symbol.length > 32) return;
-      if (norm(p.symbol) !== $('sym').value) $('rates-f').innerHTML = '';
       $('sym').value = norm(p.symbol);
+      dropRates();
       symbolChanged();
       recalc();
     },

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from app.calc.flags import FLAG_CODES
-from app.widget import page
+from app.widget import assets, page
 from app.widget.schemas import LOCALES
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -45,7 +45,8 @@ def frame_document() -> bytes:
         "features": {"advancedScenarios": True, "correlationAnalysis": True, "portfolio": True, "projections": True},
         "locale": "en", "theme": "auto", "maxLeverage": 30.0,
     }
-    return page.render(boot, broker_name=boot["broker"]["name"], locale="en").encode()  # type: ignore[index]
+    return page.render(boot, broker_name=boot["broker"]["name"], locale="en",  # type: ignore[index]
+                       title="Position size calculator", assets=assets.frame_assets("en")).encode()
 
 
 def test_loader_budget() -> None:

@@ -250,18 +250,32 @@ ${FEAT.advancedScenarios ? projPanel() : ''}${FEAT.correlationAnalysis ? portPan
   }
 
   // ---------- instruments ----------
-  /** The catalogue (public, no credential): the datalist, pip sizes and digits for formatting prices. */
+  /** The widget's instrument list (a hashed, cached asset): the datalist, pip sizes and digits for prices.
+   * Names are the locale's own: currency and metal names from Intl.DisplayNames, the asset class otherwise. */
   let catalogued = false;
   function loadInstruments(data) {
-    if (!data) return;
+    if (!data || !data.items) return;
     catalogued = true;
-    const opts = [];
-    for (const it of data.items || []) {
+    const f = data.fields, opts = [];
+    for (const row of data.items) {
+      const it = {};
+      f.forEach((k, i) => { it[k] = row[i]; });
+      it.description = describe(it);
       instruments[it.symbol] = it;
       opts.push(`<option value="${esc(it.symbol)}">${esc(it.description)}</option>`);
     }
     $('syms').innerHTML = opts.join('');
     symbolChanged();
+  }
+  let names = null;
+  function describe(it) {
+    if (/^(fx|metal)/.test(it.assetClass) && it.base && it.quote) {
+      try {
+        names = names || new Intl.DisplayNames([LOCALE], { type: 'currency' });
+        return names.of(it.base) + ' / ' + names.of(it.quote);
+      } catch (e) { /* no DisplayNames: the class name below */ }
+    }
+    return (T['class_' + it.assetClass.split('-')[0]] || it.assetClass) + (it.quote ? ' · ' + it.quote : '');
   }
   const norm = (s) => String(s || '').toUpperCase().replace(/[\s/_.-]/g, '');
   function symbolChanged() {
@@ -745,8 +759,11 @@ ${field('pn', t('trades'), `required inputmode="numeric" value="100"`, t('trades
   });
 
   // ---------- start ----------
-  async function strings(locale) {
-    const r = await fetch('/widget/i18n/' + locale + '.json', { credentials: 'omit' });
+  // Both are preloaded by the document (`<link rel=preload as=fetch crossorigin>`): a plain same-origin
+  // fetch matches the preload, so it is the same request, not a second one.
+  const ASSETS = BOOT.assets || {};
+  async function strings(url) {
+    const r = await fetch(url);
     if (!r.ok) throw new Error('i18n ' + r.status);
     return r.json();
   }
@@ -755,9 +772,11 @@ ${field('pn', t('trades'), `required inputmode="numeric" value="100"`, t('trades
     ROOT.dir = LOCALE === 'ar' ? 'rtl' : 'ltr';
     if (BOOT.mode === 'page') ROOT.classList.add('page');
     applyTheme({ theme: BOOT.theme, primaryColor: BRAND.primaryColor });
-    const catalogue = fetch('/api/v1/instruments', { credentials: 'omit' })
+    const catalogue = fetch(ASSETS.instruments)
       .then((r) => (r.ok ? r.json() : null)).catch(() => null);
-    try { T = await strings(LOCALE); } catch (e) { T = await strings('en').catch(() => ({})); }
+    try { T = await strings(ASSETS.i18n || '/widget/i18n/' + LOCALE + '.json'); } catch (e) {
+      T = await strings('/widget/i18n/en.json').catch(() => ({}));
+    }
     D.title = (T.title || 'Position size') + (BROKER.name ? ' – ' + BROKER.name : '');
     render();
     loadInstruments(await catalogue); // before `ready`, so the host's first setPrices knows the digits

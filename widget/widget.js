@@ -76,22 +76,23 @@
       return handle;
     }
     window.addEventListener('message', onMessage);
-    fetch(BASE + '/api/v1/widget/config?broker=' + encodeURIComponent(broker) + '&key=' + encodeURIComponent(key),
-      { credentials: 'omit' })
+    var loc = LOCALES.indexOf(locale) >= 0 ? locale : '';
+    fetch(BASE + '/api/v1/widget/config?broker=' + encodeURIComponent(broker) + '&key=' + encodeURIComponent(key) +
+      (loc ? '&locale=' + loc : ''), { credentials: 'omit' })
       .then(function (r) {
         if (!r.ok) throw new Error('config refused (HTTP ' + r.status + '): is this origin on the allow-list?');
         return r.json();
       })
       .then(function (c) {
         if (dead) return;
-        var q = '&wid=' + wid + '&locale=' + (LOCALES.indexOf(locale) >= 0 ? locale : c.locale || 'en') +
+        var q = '&wid=' + wid + '&locale=' + (loc || c.locale || 'en') +
           '&theme=' + (/^(light|dark|auto)$/.test(theme) ? theme : 'auto') +
           (features ? '&features=' + encodeURIComponent(features) : '');
         var url = new URL(c.frameUrl, BASE);
         if (url.origin !== BASE) throw new Error('unexpected frame origin');
         frame = document.createElement('iframe');
         frame.src = url.href + q;
-        frame.title = 'Position size calculator \u2013 ' + ((c.broker && c.broker.name) || broker);
+        frame.title = c.title || ((c.broker && c.broker.name) || broker); // localised by the server
         frame.setAttribute('sandbox', 'allow-scripts allow-same-origin allow-forms');
         frame.setAttribute('allow', '');
         frame.style.cssText = 'border:0;width:100%;display:block;color-scheme:normal;height:' + (fixed || 560) + 'px';

@@ -24,13 +24,17 @@ _SAFE_ORIGIN = re.compile(r"^https?://[a-z0-9.-]+(:[0-9]{1,5})?$|^https?://\[[0-
 _CSP_REST = ("default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' https: data:; "
              "connect-src 'self'; base-uri 'none'; form-action 'none'")
 
+# The strings and the instrument list are preloaded (`as="fetch" crossorigin` matches the app's plain
+# same-origin fetch), so they arrive beside the script instead of one round trip after it.
 _TEMPLATE = (
     '<!doctype html><html lang="{lang}" dir="{dir}"><head><meta charset="utf-8">'
     '<meta name="viewport" content="width=device-width,initial-scale=1">'
     "<title>{title}</title>"
-    '<link rel="stylesheet" href="/widget/app.css">'
+    '<link rel="stylesheet" href="{css}">'
+    '<link rel="preload" href="{i18n}" as="fetch" crossorigin>'
+    '<link rel="preload" href="{instruments}" as="fetch" crossorigin>'
     '<script id="fxr-boot" type="application/json">{boot}</script>'
-    '<script src="/widget/app.js" defer></script>'
+    '<script src="{js}" defer></script>'
     '</head><body><div id="app"></div></body></html>'
 )
 
@@ -50,10 +54,12 @@ def boot_json(boot: dict[str, Any]) -> str:
     return text.replace("&", "\\u0026").replace("<", "\\u003c").replace(">", "\\u003e")
 
 
-def render(boot: dict[str, Any], *, broker_name: str, locale: str) -> str:
+def render(boot: dict[str, Any], *, broker_name: str, locale: str, title: str, assets: dict[str, str]) -> str:
+    """The document; `assets` are the hashed URLs (css, js, i18n, instruments), `title` the localised name."""
     return _TEMPLATE.format(
         lang=html.escape(locale), dir="rtl" if locale in RTL_LOCALES else "ltr",
-        title=html.escape(f"{broker_name} – position size calculator"), boot=boot_json(boot),
+        title=html.escape(f"{title} – {broker_name}"), boot=boot_json(boot),
+        **{k: html.escape(assets[k]) for k in ("css", "js", "i18n", "instruments")},
     )
 
 

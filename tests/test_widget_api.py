@@ -582,20 +582,20 @@ def test_a_widget_session_runs_the_widgets_calculations_only(client: TestClient)
 
 
 def test_one_widget_visitor_cannot_spend_the_brokers_quota(settings: Settings) -> None:
-    """A visitor's own bucket (30 per minute per client address) runs out long before the broker's."""
+    """A visitor's own bucket (60 per minute per client address) runs out long before the broker's."""
     with app_on(settings, rate_limit_prefix="rl-widget-visitor:") as c:
         broker = make_broker(c, tier="standard", config={"allowedOrigins": [ORIGIN]})
         size = {"accountBalance": 10000, "accountCurrency": "USD", "riskPercentage": 1, "currencyPair": "EURUSD",
                 "entryPrice": 1.1, "stopLoss": 1.099}
         statuses = []
-        for _ in range(5):  # a visitor opening new sessions does not get a new bucket
+        for _ in range(7):  # a visitor opening new sessions does not get a new bucket
             token = session_token(c, broker)
             statuses += [c.post("/api/v1/calculate/position-size", json=size, headers=bearer(token)).status_code
                          for _ in range(10)]
-        assert statuses.count(200) == 30 and statuses.count(429) == 20
+        assert statuses.count(200) == 60 and statuses.count(429) == 10
         left = c.post("/api/v1/calculate/position-size", json=size, headers=broker.auth)
         assert left.status_code == 200
-        assert int(left.headers["RateLimit-Remaining"]) >= 120 - 30 - 5 - 1 - 1
+        assert int(left.headers["RateLimit-Remaining"]) >= 120 - 60 - 7 - 1 - 1
 
 
 def test_errors_to_the_brokers_own_pages_carry_cors(client: TestClient) -> None:

@@ -311,14 +311,18 @@ def test_results_always_belong_to_the_inputs_on_screen(browser: Any, stack: Stac
         pg.clock.run_for(500)
         assert len(sent) == 2
 
-        # A pair whose conversion has no rate anywhere: the form asks for it and the EURUSD answer is gone.
+        # Another pair: the EURUSD prices (entry, stop price) are dropped with its answer ...
         frame.locator("#sym").fill("EURCHF")
         frame.locator("#sym").press("Tab")
+        assert frame.locator("#r-lots").count() == 0 and "0.05" not in frame.locator("#out").inner_text()
+        assert frame.locator("#entry").input_value() == "" and frame.locator("#stop").input_value() == ""
+        # ... and with its own prices, a conversion no one has a rate for: the form asks for it, no number shown.
+        frame.locator("#entry").fill("0.9300")
+        frame.locator("#stop").fill("0.9250")
         pg.clock.run_for(500)
         assert wait_event(pg, "error")["code"] == "missing_rate"
         frame.wait_for_selector("#rate-f-USDCHF")
         assert frame.locator("#r-lots").count() == 0
-        assert "0.05" not in frame.locator("#out").inner_text()
         # An incomplete form clears a result too (nothing to recalculate it with).
         frame.locator("#rate-f-USDCHF").fill("0.9")
         pg.clock.run_for(500)
@@ -486,6 +490,43 @@ def test_market_prices_fill_rate_and_entry(page: Any, stack: Stack) -> None:
     assert frame.locator("#dm-short").is_checked()
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / "market-prices.png"), full_page=True)
+
+
+def push_quotes(stack: Stack, quotes: list[dict[str, Any]]) -> None:
+    r = httpx.put(f"{stack.api}/api/v1/brokers/{stack.broker_id}/quotes", json={"quotes": quotes},
+                  headers={"Authorization": f"Bearer {stack.secret_key}"}, timeout=30)
+    assert r.status_code == 200, r.text
+
+
+def test_entry_comes_from_the_quotes_by_side(page: Any, stack: Stack) -> None:
+    """The entry is the broker's ask for a buy and bid for a sell, with source and time under it; a typed
+    entry is the trader's; no current quote is said so."""
+    now = time.time()
+    stamp = lambda t: time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(t))  # noqa: E731
+    push_quotes(stack, [{"symbol": "EURUSD", "bid": 1.18500, "ask": 1.18512, "time": stamp(now)},
+                        # older than the feed's 60 s: stale
+                        {"symbol": "GBPUSD", "bid": 1.27000, "ask": 1.27020, "time": stamp(now - 600)}])
+    frame = open_embed(page, stack)
+    page.evaluate("""() => ForexRisk.get('#risk-calculator').setAccount({balance: 10000, currency: 'USD'})
+        .setSymbol('EURUSD')""")
+    frame.wait_for_function("() => document.getElementById('entry').value === '1.18512'")  # buy: the ask
+    hint = frame.locator("#entry-h").inner_text()
+    assert "1.18500" in hint and "1.18512" in hint and "broker" in hint and "UTC" in hint, hint
+    frame.locator("label[for=dm-short]").click()
+    frame.wait_for_function("() => document.getElementById('entry').value === '1.18500'")  # sell: the bid
+    frame.locator("label[for=sm-pips]").click()
+    frame.locator("#stop").fill("30")
+    result = wait_event(page, "calculated")["result"]
+    assert (result["direction"], result["entryPrice"], result["lotSize"]) == ("short", 1.185, 0.66)
+    # A typed entry is the trader's: the side no longer rewrites it.
+    frame.locator("#entry").fill("1.19000")
+    frame.locator("label[for=dm-long]").click()
+    assert frame.locator("#entry").input_value() == "1.19000"
+    # No fresh quote: said under the field, nothing prefilled, the old pair's entry gone.
+    page.evaluate("() => ForexRisk.get('#risk-calculator').setSymbol('GBPUSD')")
+    strings = json.loads((ROOT / "widget" / "i18n" / "en.json").read_text())
+    frame.wait_for_function("t => document.getElementById('entry-h').textContent === t", arg=strings["quoteStale"])
+    assert frame.locator("#entry").input_value() == ""
 
 
 def test_projection_and_portfolio_tabs(page: Any, stack: Stack) -> None:

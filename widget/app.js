@@ -206,6 +206,9 @@ ${FEAT.advancedScenarios ? projPanel() : ''}${FEAT.correlationAnalysis ? portPan
     D.querySelectorAll('input[name=sm],input[name=rm]').forEach((r) => r.addEventListener('change', modes));
     $('sym').addEventListener('change', symbolChanged);
     ['sym', 'cur'].forEach((id) => $(id).addEventListener('change', dropRates));
+    $('entry').addEventListener('input', () => { entrySrc = ''; });
+    D.querySelectorAll('input[name=dm]').forEach((r) => r.addEventListener('change', fillEntry));
+    $('sym').addEventListener('input', () => { if (instruments[norm($('sym').value)]) symbolChanged(); });
     $('f').addEventListener('input', (e) => { clearErr(e.target.id); changed(400); });
     $('f').addEventListener('change', () => changed(400));
     const tl = D.querySelector('[role=tablist]');
@@ -278,10 +281,74 @@ ${FEAT.advancedScenarios ? projPanel() : ''}${FEAT.correlationAnalysis ? portPan
     return (T['class_' + it.assetClass.split('-')[0]] || it.assetClass) + (it.quote ? ' · ' + it.quote : '');
   }
   const norm = (s) => String(s || '').toUpperCase().replace(/[\s/_.-]/g, '');
+  let symbolShown = '';
   function symbolChanged() {
     const el = $('sym'), s = norm(el.value), it = instruments[s];
     if (s && s !== el.value) el.value = s;
     $('sym-h').textContent = it ? `${it.description} · ${T.pipSize || 'pip'} ${plain(it.pipSize)}` : T.instrumentHint;
+    if (s === symbolShown) return;
+    // Prices belong to their instrument: a new pair drops the old one's entry, stop price and target.
+    if (symbolShown) {
+      $('entry').value = '';
+      if ($('sm-price').checked) $('stop').value = '';
+      $('tp').value = '';
+    }
+    symbolShown = s;
+    entrySrc = '';
+    loadQuote();
+  }
+
+  // ---------- live prices ----------
+  // The entry is prefilled from the broker's quote chain (the ask to buy, the bid to sell) and kept current
+  // while it is the market's; typing an entry makes it the trader's. Where and when the price is from is
+  // said under the field, and so is a snapshot (not live) or no current price at all.
+  let quote = null, entrySrc = '', quoteTimer = 0, quoteSeq = 0;
+  const side = () => ($('dm-short').checked ? 'short' : 'long');
+  function priceText(v) {
+    const it = instruments[norm($('sym').value)], d = it ? Math.max(it.digits, decimals(it.pipSize)) : 5;
+    return nf({ useGrouping: false, minimumFractionDigits: d, maximumFractionDigits: d }).format(v);
+  }
+  const clock = (iso) => {
+    try {
+      return new Intl.DateTimeFormat(LOCALE, { hour: '2-digit', minute: '2-digit', second: '2-digit', timeZone: 'UTC',
+        timeZoneName: 'short' }).format(new Date(iso));
+    } catch (e) { return String(iso); }
+  };
+  async function loadQuote() {
+    clearTimeout(quoteTimer);
+    const sym = norm($('sym').value), mine = ++quoteSeq;
+    quote = null;
+    showQuote();
+    if (!instruments[sym] || !/^[A-Z]{6}$/.test(sym) || lost) return;
+    const r = await api('/api/v1/quotes?symbols=' + sym);
+    if (mine !== quoteSeq) return; // the pair changed meanwhile
+    quote = (r.status === 200 && r.data && (r.data.quotes || [])[0]) || null;
+    showQuote();
+    fillEntry();
+    // Kept current while the page is looked at and the entry is the market's (one unit each time).
+    if (quote && !quote.stale) quoteTimer = setTimeout(() => { if (!D.hidden && entrySrc === 'market') loadQuote(); }, 30000);
+  }
+  function fillEntry() {
+    if (!quote || quote.stale || (entrySrc !== 'market' && $('entry').value.trim())) return;
+    const v = side() === 'short' ? quote.bid : quote.ask;
+    if (!(v > 0)) return;
+    entrySrc = 'market';
+    const text = priceText(v);
+    if ($('entry').value !== text) {
+      $('entry').value = text;
+      clearErr('entry');
+      changed(30);
+    }
+  }
+  function showQuote() {
+    const h = $('entry-h');
+    if (!h) return;
+    h.classList.toggle('note', !!quote && (quote.stale || quote.live === false));
+    if (!quote) { h.textContent = T.entryHint; return; }
+    if (quote.stale) { h.textContent = T.quoteStale; return; }
+    h.innerHTML = t('quoteLine', { bid: esc(priceText(quote.bid)), ask: esc(priceText(quote.ask)),
+      source: esc(quote.source), time: esc(clock(quote.time)) }) +
+      (quote.live === false ? ' ' + t('snapshotNote', { label: esc(quote.label || '') }) : '');
   }
 
   // ---------- errors ----------
@@ -325,12 +392,12 @@ ${FEAT.advancedScenarios ? projPanel() : ''}${FEAT.correlationAnalysis ? portPan
     if (!v.currencyPair) errs.push(['sym', T.errRequired]);
     else if (catalogued && !instruments[v.currencyPair]) errs.push(['sym', T.errUnknownSymbol]);
     // An empty entry is the market's: the ask for a buy, the bid for a sell, from the broker's quotes.
-    // With an entry given the side follows from the stop, as it always has (hosts set prices with
-    // setPrices); the result then selects the side it computed.
+    // A stop given as a distance needs the side; a stop price sets it (hosts set prices with setPrices),
+    // and the result then selects the side it computed.
     const entry = opt('entry');
     if (entry) v.entryPrice = entry;
-    else v.direction = $('dm-short').checked ? 'short' : 'long';
     const pips = $('sm-pips').checked, stop = req('stop', false, 1e9);
+    if (!entry || pips) v.direction = side();
     if (pips) v.stopLossPips = stop;
     else {
       v.stopLoss = stop;
@@ -508,13 +575,15 @@ ${FEAT.advancedScenarios ? projPanel() : ''}${FEAT.correlationAnalysis ? portPan
         `${t('profit', { v: money(d.potentialProfit, c) })}</span>`);
     }
     html += '</dl>';
+    const was = side();
     $(d.direction === 'short' ? 'dm-short' : 'dm-long').checked = true;
+    if (was !== side()) setTimeout(fillEntry); // the stop chose the other side: the market entry follows
     const md = d.marketData;
     if (md) {
       // Where the prices came from, always; a dated snapshot is said to be one, never shown as live.
       const q = md.entryPrice || Object.values(md.fetched || {})[0];
       if (md.entryPrice) html += `<p class="mut" id="r-entry">${t('entry')}: ${num(md.entryPrice.value, 0, 6)}</p>`;
-      if (q) html += `<p class="mut" id="r-src">${t('priceSource', { source: esc(q.source), time: esc(String(q.time).replace('T', ' ').replace('Z', ' UTC')) })}</p>`;
+      if (q) html += `<p class="mut" id="r-src">${t('priceSource', { source: esc(q.source), time: esc(clock(q.time)) })}</p>`;
       if (md.snapshot) html += `<p class="warn" role="note" id="r-snap">${t('snapshotNote', { label: esc(md.snapshot.join('; ')) })}</p>`;
     }
     if (flags) html += `<div class="warn" role="note"><h3>${t('warnings')}</h3><ul id="r-flags">${flags}</ul></div>`;
@@ -738,6 +807,7 @@ ${field('pn', t('trades'), `required inputmode="numeric" value="100"`, t('trades
     setPrices(p) {
       const it = instruments[norm($('sym').value)];
       const o = it ? { min: decimals(it.pipSize), max: Math.max(it.digits, decimals(it.pipSize)) } : { max: 8 };
+      if (p.entry != null) entrySrc = '';
       setVal('entry', p.entry, o);
       if (p.stop != null) { $('sm-price').checked = true; modes(); setVal('stop', p.stop, o); }
       if (p.takeProfit === null) $('tp').value = '';

@@ -529,6 +529,108 @@ def test_entry_comes_from_the_quotes_by_side(page: Any, stack: Stack) -> None:
     assert frame.locator("#entry").input_value() == ""
 
 
+def sent_bodies(pg: Any, route: str) -> list[dict[str, Any]]:
+    bodies: list[dict[str, Any]] = []
+    pg.on("request", lambda r: bodies.append(r.post_data_json) if r.url.split("?")[0].endswith(route) else None)
+    return bodies
+
+
+def test_reward_to_risk_ladder_reverse_mode_and_atr_stop(page: Any, stack: Stack) -> None:
+    sent = sent_bodies(page, "/calculate/position-size")
+    frame = open_embed(page, stack)
+    page.evaluate("""() => { const w = ForexRisk.get('#risk-calculator');
+        w.setAccount({balance: 10000, currency: 'USD'}); w.setSymbol('EURUSD');
+        w.setPrices({entry: 1.1850, stop: 1.1820, takeProfit: 1.1910}); }""")
+    assert wait_event(page, "calculated")["result"]["riskRewardRatio"] == 2
+    # A 60-pip target on a 30-pip stop, said risk first (issue 19: it read "1 : 2.00", backwards).
+    frame.wait_for_function("() => (document.getElementById('r-rr') || {}).textContent === 'risk 1 : reward 2'")
+
+    # A second target, the shares left empty: half the position at each.
+    frame.locator("#tp-add").click()
+    frame.locator("#tp2").fill("1.1940")
+    frame.wait_for_function("() => document.querySelectorAll('#r-ladder tbody tr').length === 2")
+    assert sent[-1]["takeProfit"] == [{"price": 1.191, "share": 0.5}, {"price": 1.194, "share": 0.5}]
+    legs = frame.locator("#r-ladder tbody tr").all_inner_texts()
+    assert "risk 1 : reward 2" in legs[0] and "risk 1 : reward 3" in legs[1], legs
+    # Shares that do not add up are the trader's to fix, never sent.
+    frame.locator("#tp1s").fill("70")
+    frame.locator("#tp2s").fill("20")
+    frame.locator("#tp2s").fill("30")
+    frame.wait_for_function("() => [...document.querySelectorAll('#r-ladder tbody tr')].map(r => r.cells[1]"
+                            ".textContent).join() === '70.00%,30.00%'")
+    assert all(b.get("takeProfit") != [{"price": 1.191, "share": 0.7}, {"price": 1.194, "share": 0.2}] for b in sent)
+
+    # Reverse mode: lots in, the risk of that size out (1 lot x 30 pips x 10 USD).
+    frame.locator("label[for=rm-lots]").click()
+    frame.locator("#risk").fill("1")
+    frame.wait_for_function("() => (document.getElementById('r-big') || {}).textContent === '$300.00'")
+    assert sent[-1]["lots"] == 1 and "riskPercentage" not in sent[-1]
+    assert frame.locator("#r-lots").inner_text() == "1.00"
+
+    # ATR stop: ATR(14) of the pair's daily history times the multiplier typed in the stop field.
+    frame.locator("label[for=rm-pct]").click()
+    frame.locator("#risk").fill("1")
+    frame.locator("label[for=sm-atr]").click()
+    frame.locator("#stop").fill("2")
+    frame.wait_for_function("() => /ATR\\(14\\)/.test(document.getElementById('stop-h').textContent)")
+    frame.wait_for_function("() => /2 × ATR/.test((document.getElementById('out') || {}).textContent)")
+    body = sent[-1]
+    assert body["atrMultiplier"] == 2 and body["atr"] > 0 and "stopLoss" not in body and body["direction"] == "long"
+    result = events(page, "calculated")[-1]["detail"]["result"]
+    assert result["stopDistance"] == pytest.approx(2 * body["atr"])
+
+
+def test_presets_copy_and_share_link(browser: Any, stack: Stack) -> None:
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    pg = context.new_page()
+    pg.set_default_timeout(15_000)
+    try:
+        pg.goto(stack.host + "/embed.html")
+        wait_event(pg, "ready")
+        frame = widget_frame(pg)
+        pg.evaluate("""() => { const w = ForexRisk.get('#risk-calculator');
+            w.setAccount({balance: 10000, currency: 'USD'}); w.setSymbol('EURUSD');
+            w.setPrices({entry: 1.1850, stop: 1.1820}); }""")
+        frame.locator("#risk").fill("1")
+        frame.wait_for_function("() => (document.getElementById('r-lots') || {}).textContent === '0.33'")
+        frame.locator("#psave").click()
+        assert "EURUSD · 1 %" in frame.locator("#preset").inner_text()
+        frame.locator("#risk").fill("3")
+        frame.wait_for_function("() => document.getElementById('r-lots').textContent === '1.00'")
+        frame.locator("#preset").select_option(label=frame.locator("#preset option").nth(1).inner_text())
+        frame.wait_for_function("() => document.getElementById('r-lots').textContent === '0.33'")
+        assert frame.locator("#risk").input_value() == "1"
+
+        frame.locator("#copy").click()
+        strings = json.loads((ROOT / "widget" / "i18n" / "en.json").read_text())
+        frame.wait_for_function("t => document.getElementById('acts-s').textContent === t", arg=strings["copied"])
+
+        frame.locator("#share-b").click()
+        url = frame.locator("#share-u").input_value()
+        assert url.startswith(stack.host + "/embed.html#fxr="), url
+
+        # The link opens the host page with the same inputs, in a browser that has never seen them.
+        other = browser.new_context(viewport={"width": 1280, "height": 900})
+        try:
+            p2 = other.new_page()
+            p2.set_default_timeout(15_000)
+            p2.goto(url)
+            wait_event(p2, "ready")
+            f2 = widget_frame(p2)
+            f2.wait_for_function("() => (document.getElementById('r-lots') || {}).textContent === '0.33'")
+            values = [f2.locator(f"#{i}").input_value() for i in ("bal", "sym", "entry", "stop")]
+            assert values == ["10000", "EURUSD", "1.185", "1.182"]
+            assert f2.locator("#preset option").count() == 1  # presets are per browser, never in a link
+        finally:
+            other.close()
+        # Presets survive a reload.
+        pg.reload()
+        wait_event(pg, "ready")
+        assert "EURUSD · 1 %" in widget_frame(pg).locator("#preset").inner_text()
+    finally:
+        context.close()
+
+
 def test_projection_and_portfolio_tabs(page: Any, stack: Stack) -> None:
     frame = open_embed(page, stack)
     page.evaluate("""() => { const w = ForexRisk.get('#risk-calculator');

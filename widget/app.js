@@ -135,8 +135,8 @@
   }
 
   // ---------- markup ----------
-  function field(id, label, extra, hint) {
-    return `<div class="fld"><label for="${id}">${label}</label>` +
+  function field(id, label, extra, hint, labelId) {
+    return `<div class="fld"><label for="${id}"${labelId ? ` id="${labelId}"` : ''}>${label}</label>` +
       `<input id="${id}" inputmode="decimal" autocomplete="off" ${extra || ''}` +
       ` aria-describedby="${id}-e${hint ? ' ' + id + '-h' : ''}">` +
       (hint ? `<small class="hint" id="${id}-h">${hint}</small>` : '') +
@@ -149,9 +149,16 @@
   }
 
   function render() {
+    // The broker's features: projections and portfolio are tabs; advancedScenarios adds the ATR and points
+    // stops, reverse mode (lots -> risk), spread, commission and take-profit ladders; correlationAnalysis
+    // the correlation of the portfolio from market history.
     const tabs = [['calc', t('tabCalc')]];
-    if (FEAT.advancedScenarios) tabs.push(['proj', t('tabProj')]);
-    if (FEAT.correlationAnalysis) tabs.push(['port', t('tabPort')]);
+    if (FEAT.projections) tabs.push(['proj', t('tabProj')]);
+    if (FEAT.portfolio) tabs.push(['port', t('tabPort')]);
+    const ADV = !!FEAT.advancedScenarios;
+    const stops = [['price', t('stopPrice')], ['pips', t('stopPips')]].concat(ADV
+      ? [['points', t('stopPoints')], ['atr', t('stopAtr')]] : []);
+    const risks = [['pct', t('riskPct')], ['amt', t('riskAmt')]].concat(ADV ? [['lots', t('riskLots')]] : []);
     const name = esc(BROKER.name || '');
     const brand = BRAND.logoUrl
       ? `<img class="logo" id="logo" src="${esc(BRAND.logoUrl)}" alt="${name}"><span class="brand" hidden>${name}</span>`
@@ -168,6 +175,10 @@ ${tabs.length > 1 ? `<div class="tabs" role="tablist" aria-label="${t('title')}"
   tabs.length > 1 ? 'tab-calc' : 'res-h'}">
 <div class="cols">
 <form id="f" class="card" novalidate>
+<div class="fld presets"><label for="preset">${t('presets')}</label><div class="pair">
+<select id="preset"><option value="">${t('presetNone')}</option></select>
+<button type="button" class="btn2" id="psave">${t('presetSave')}</button>
+<button type="button" class="btn2" id="pdel" disabled>${t('presetDelete')}</button></div></div>
 <div class="fld"><label for="bal">${t('balance')}</label><div class="pair">
 <input id="bal" inputmode="decimal" autocomplete="off" required aria-describedby="bal-e">
 <select id="cur" aria-label="${t('currency')}">${cur}</select></div><small class="err" id="bal-e"></small></div>
@@ -179,25 +190,33 @@ ${tabs.length > 1 ? `<div class="tabs" role="tablist" aria-label="${t('title')}"
 ${seg('dm', 'side-l', [['long', t('long')], ['short', t('short')]])}</fieldset>
 ${field('entry', t('entry'), '', t('entryHint'))}
 <fieldset class="fld"><legend id="stop-l">${t('stop')}</legend>
-<label for="stop" class="sr" id="stop-x">${t('stopPriceLabel')}</label><div class="pair">
-<input id="stop" inputmode="decimal" autocomplete="off" required aria-describedby="stop-e">
-${seg('sm', 'stop-l', [['price', t('stopPrice')], ['pips', t('stopPips')]])}</div>
-<small class="err" id="stop-e"></small></fieldset>
+<label for="stop" class="sr" id="stop-x">${t('stopPriceLabel')}</label><div class="pair wrap">
+<input id="stop" inputmode="decimal" autocomplete="off" required aria-describedby="stop-h stop-e">
+${seg('sm', 'stop-l', stops)}</div>
+<small class="hint" id="stop-h" hidden></small><small class="err" id="stop-e"></small></fieldset>
 <fieldset class="fld"><legend id="risk-l">${t('risk')}</legend>
-<label for="risk" class="sr" id="risk-x">${t('riskPctLabel')}</label><div class="pair">
+<label for="risk" class="sr" id="risk-x">${t('riskPctLabel')}</label><div class="pair wrap">
 <input id="risk" inputmode="decimal" autocomplete="off" required value="${plain(2)}" aria-describedby="risk-e">
-${seg('rm', 'risk-l', [['pct', t('riskPct')], ['amt', t('riskAmt')]])}</div>
+${seg('rm', 'risk-l', risks)}</div>
 <small class="err" id="risk-e"></small></fieldset>
-<div class="two">${field('tp', t('tp'))}
+<div class="fld"><div class="two">${field('tp', t('tp'), '', '', 'tp-l')}
 ${field('lev', t('leverage'), BOOT.maxLeverage ? `value="${plain(BOOT.maxLeverage)}"` : '', lev)}</div>
+${ADV ? `<div id="tps"></div><button type="button" class="lnk" id="tp-add">${t('tpAdd')}</button>` : ''}</div>
+${ADV ? `<details class="more" id="more"><summary>${t('moreOptions')}</summary><div class="two">
+${field('spread', t('spread'), '', t('spreadHint'))}${field('comm', t('commission'), '', t('commissionHint'))}</div>
+</details>` : ''}
 <div id="rates-f"></div>
 <button class="btn" id="go" type="submit">${t('calculate')}</button>
 </form>
 <section class="card res" id="res" aria-live="polite" aria-labelledby="res-h">
 <h2 id="res-h">${t('resultTitle')}</h2><p class="stale" id="stale" role="status" hidden>${t('stale')}</p>
-<div id="out"><p class="mut">${t('empty')}</p></div></section>
+<div id="out"><p class="mut">${t('empty')}</p></div>
+<div class="acts" id="acts" hidden><button type="button" class="btn2" id="copy">${t('copy')}</button>
+<button type="button" class="btn2" id="share-b">${t('shareLink')}</button></div>
+<p class="mut" id="acts-s" role="status"></p><input id="share-u" class="share" readonly aria-label="${t('shareLink')}" hidden>
+</section>
 </div></section>
-${FEAT.advancedScenarios ? projPanel() : ''}${FEAT.correlationAnalysis ? portPanel() : ''}
+${FEAT.projections ? projPanel() : ''}${FEAT.portfolio ? portPanel() : ''}
 <footer class="ft">${t('disclaimer')}</footer></div>`;
     const logo = $('logo');
     if (logo) logo.addEventListener('error', () => { logo.hidden = true; logo.nextElementSibling.hidden = false; });
@@ -216,16 +235,256 @@ ${FEAT.advancedScenarios ? projPanel() : ''}${FEAT.correlationAnalysis ? portPan
       tl.addEventListener('click', (e) => { const b = e.target.closest('[role=tab]'); if (b) selectTab(b); });
       tl.addEventListener('keydown', tabKeys);
     }
-    if (FEAT.advancedScenarios) $('pf').addEventListener('submit', (e) => { e.preventDefault(); project(); });
-    if (FEAT.correlationAnalysis) wirePortfolio();
+    wireKeep();
+    if (FEAT.projections) $('pf').addEventListener('submit', (e) => { e.preventDefault(); project(); });
+    if (FEAT.portfolio) wirePortfolio();
+    if (ADV) {
+      $('tp-add').addEventListener('click', () => { addTarget(); changed(400); });
+      $('tps').addEventListener('click', (e) => {
+        const b = e.target.closest('button[data-tp]');
+        if (b) { b.closest('.tpr').remove(); renumberTargets(); changed(30); $('tp-add').focus(); }
+      });
+    }
   }
 
+  const stopMode = () => (D.querySelector('input[name=sm]:checked') || {}).value || 'price';
+  const riskMode = () => (D.querySelector('input[name=rm]:checked') || {}).value || 'pct';
   function modes() {
-    const pips = $('sm-pips').checked, amt = $('rm-amt').checked;
-    $('stop-x').textContent = T[pips ? 'stopPipsLabel' : 'stopPriceLabel'];
-    $('risk-x').textContent = T[amt ? 'riskAmtLabel' : 'riskPctLabel'];
+    const sm = stopMode(), rm = riskMode();
+    $('stop-x').textContent = T[{ price: 'stopPriceLabel', pips: 'stopPipsLabel', points: 'stopPointsLabel',
+      atr: 'stopAtrLabel' }[sm]];
+    $('risk-x').textContent = T[{ pct: 'riskPctLabel', amt: 'riskAmtLabel', lots: 'riskLotsLabel' }[rm]];
+    if (sm === 'atr') { if (!$('stop').value.trim()) $('stop').value = plain(1.5); loadAtr(); } else showAtr();
     clearErr('stop');
     clearErr('risk');
+  }
+
+  // ---------- keep and pass on: presets, copy, share link ----------
+  // The form as plain values: numbers as numbers (so a link made in one locale opens in another), the
+  // modes, the ladder. A market entry is left out: whoever opens it gets the price of that moment.
+  const NUMS = ['bal', 'entry', 'stop', 'risk', 'tp', 'lev', 'spread', 'comm'];
+  function formState() {
+    const o = { cur: $('cur').value, sym: norm($('sym').value), dm: side(), sm: stopMode(), rm: riskMode() };
+    NUMS.forEach((id) => {
+      const el = $(id), n = el ? parse(el.value, id === 'bal' || id === 'comm' || id === 'risk') : null;
+      if (n > 0) o[id] = n;
+    });
+    if (entrySrc === 'market') delete o.entry;
+    const rows = [...D.querySelectorAll('#tps .tpr')];
+    if (rows.length) {
+      o.tp1s = parse($('tp1s').value) || '';
+      o.tps = rows.map((r) => (parse(r.querySelector('[data-tp-price]').value) || '') + ':' +
+        (parse(r.querySelector('[data-tp-share]').value) || '')).join(',');
+    }
+    return o;
+  }
+  function applyState(o) {
+    if (!o || typeof o !== 'object' || !Object.keys(o).length) return;
+    if (/^[A-Z]{3}$/.test(o.cur || '')) {
+      if (![...$('cur').options].some((x) => x.value === o.cur)) $('cur').insertAdjacentHTML('beforeend', `<option>${o.cur}</option>`);
+      $('cur').value = o.cur;
+    }
+    if (typeof o.sym === 'string' && o.sym.length <= 32) { $('sym').value = norm(o.sym); symbolChanged(); }
+    [['dm', o.dm], ['sm', o.sm], ['rm', o.rm]].forEach(([k, v]) => { const r = $(k + '-' + v); if (r) r.checked = true; });
+    NUMS.forEach((id) => { const el = $(id), n = +o[id]; if (el) el.value = n > 0 && Number.isFinite(n) ? plain(n) : ''; });
+    if (o.entry > 0) entrySrc = '';
+    if ($('tps')) {
+      $('tps').innerHTML = '';
+      if ($('tp1s')) renumberTargets();
+      String(o.tps || '').split(',').filter(Boolean).slice(0, 9).forEach((x) => {
+        const [p, sh] = x.split(':').map(Number);
+        addTarget(p > 0 ? p : null, sh > 0 ? sh : null);
+      });
+      if ($('tp1s') && +o.tp1s > 0) $('tp1s').value = plain(+o.tp1s);
+    }
+    modes();
+    fillEntry();
+    changed(30);
+  }
+  // Presets live in first-party storage: the full page's own, or, embedded, the host page's (the loader
+  // keeps them there and hands them over with `context`), because a browser that blocks third-party
+  // storage refuses it to this frame. Read once, kept in memory, written back whole.
+  const STORE = 'fxr:presets:' + (BROKER.slug || '');
+  let presetList = null;
+  function presets() {
+    if (presetList === null) {
+      presetList = [];
+      if (!PARENT) {
+        try { presetList = JSON.parse(localStorage.getItem(STORE) || '[]'); } catch (e) { presetList = []; }
+      }
+    }
+    return Array.isArray(presetList) ? presetList.filter((p) => p && p.name && p.state) : [];
+  }
+  function storePresets(list) {
+    presetList = list;
+    const text = JSON.stringify(list);
+    if (PARENT) { post('savePresets', { value: text }); return true; }
+    try { localStorage.setItem(STORE, text); return true; } catch (e) { return false; }
+  }
+  function listPresets(selected) {
+    $('preset').innerHTML = `<option value="">${t('presetNone')}</option>` + presets().map((p, i) =>
+      `<option value="${i}"${p.name === selected ? ' selected' : ''}>${esc(p.name)}</option>`).join('');
+    $('pdel').disabled = !$('preset').value;
+  }
+  function savePreset() {
+    const o = formState(), name = [o.sym || '?', o.risk ? plain(o.risk) + (o.rm === 'pct' ? ' %' : o.rm === 'lots'
+      ? ' ' + T.lotsUnit : ' ' + o.cur) : '', o.stop ? plain(o.stop) + ' ' + (T['stop' + o.sm[0].toUpperCase() +
+      o.sm.slice(1)] || '') : ''].filter(Boolean).join(' · ');
+    const list = presets().filter((p) => p.name !== name);
+    list.unshift({ name, state: o });
+    if (!storePresets(list.slice(0, 10))) { banner(T.presetBlocked); return; }
+    listPresets(name);
+    $('acts-s').textContent = t('presetSaved', { name });
+  }
+  function wireKeep() {
+    listPresets();
+    $('psave').addEventListener('click', savePreset);
+    $('preset').addEventListener('change', (e) => {
+      e.stopPropagation(); // choosing a preset is not an edit of the form by itself
+      const p = presets()[+$('preset').value];
+      $('pdel').disabled = !p;
+      if (p) applyState(p.state);
+    });
+    $('pdel').addEventListener('click', () => {
+      const i = +$('preset').value, list = presets();
+      if (!$('preset').value || !list[i]) return;
+      list.splice(i, 1);
+      storePresets(list);
+      listPresets();
+      $('preset').focus();
+    });
+    $('copy').addEventListener('click', () => copyText(summary(), T.copied));
+    $('share-b').addEventListener('click', () => {
+      const url = shareUrl();
+      $('share-u').value = url;
+      $('share-u').hidden = false;
+      copyText(url, T.linkCopied);
+      $('share-u').select();
+    });
+  }
+  let hostHref = BOOT.mode === 'page' ? location.href.split('#')[0] : '';
+  function shareUrl() {
+    const q = new URLSearchParams(formState()).toString();
+    return (hostHref || location.href.split('#')[0]) + '#fxr=' + encodeURIComponent(q);
+  }
+  function readShared(hash) {
+    const m = /(?:^|[#&])fxr=([^&]+)/.exec(hash || '');
+    if (!m) return null;
+    try { return Object.fromEntries(new URLSearchParams(decodeURIComponent(m[1]))); } catch (e) { return null; }
+  }
+  function summary() {
+    const d = last, q = lastReq;
+    if (!d || !q) return '';
+    const c = q.accountCurrency;
+    return [`${q.currencyPair} ${T[d.direction === 'short' ? 'short' : 'long']}: ${num(d.lotSize, decimals(
+      (instruments[q.currencyPair] || {}).lotStep || 0.01))} ${T.lotsUnit} (${num(d.positionSize, 0, 2)} ${T.units})`,
+    `${T.entry}: ${priceText(d.entryPrice)} · ${T.stop}: ${priceText(d.stopLoss)} (${num(d.stopDistancePips, 0, 1)} ${
+      T.stopPips})`,
+    `${T.atRisk}: ${money(d.maxLoss, c)} (${pct(d.riskPercentage)})`,
+    d.riskRewardRatio != null ? `${T.rr}: ${(T.rrText || '').replace('{r}', num(d.riskRewardRatio, 0, 2))}` : '',
+    BROKER.name || ''].filter(Boolean).join('\n');
+  }
+  async function copyText(text, done) {
+    let ok = false;
+    try { await navigator.clipboard.writeText(text); ok = true; } catch (e) {
+      // A frame without the clipboard permission: the older copy command, from the click itself.
+      const ta = D.createElement('textarea');
+      ta.value = text;
+      ta.setAttribute('readonly', '');
+      ta.className = 'sr';
+      D.body.appendChild(ta);
+      ta.select();
+      try { ok = D.execCommand('copy'); } catch (e2) { ok = false; }
+      ta.remove();
+    }
+    $('acts-s').textContent = ok ? done : T.copyFailed;
+  }
+
+  // ---------- take-profit ladder (advancedScenarios) ----------
+  // The first target is the `tp` field; each added one is a price and the share of the position closed
+  // there (in %). With one target the share is the whole position.
+  function addTarget(price, share) {
+    const n = $('tps').children.length + 2;
+    $('tps').insertAdjacentHTML('beforeend', `<div class="tpr two"><div class="fld"><label for="tp${n}">${
+      t('tpN', { n })}</label><input id="tp${n}" data-tp-price inputmode="decimal" autocomplete="off"` +
+      ` aria-describedby="tp${n}-e" value="${price == null ? '' : esc(plain(price))}"><small class="err" id="tp${n}-e">` +
+      `</small></div><div class="fld"><label for="tp${n}s">${t('tpShare')}</label><div class="pair">` +
+      `<input id="tp${n}s" data-tp-share inputmode="decimal" autocomplete="off" aria-describedby="tp${n}s-e"` +
+      ` value="${share == null ? '' : esc(plain(share))}"><button type="button" class="x" data-tp="${n}"` +
+      ` aria-label="${t('tpRemove', { n })}">×</button></div><small class="err" id="tp${n}s-e"></small></div></div>`);
+    if (!$('tp1s')) {
+      $('tp').closest('.fld').insertAdjacentHTML('beforeend', `<label for="tp1s" class="sub2">${t('tpShare')}</label>` +
+        `<input id="tp1s" data-tp-share inputmode="decimal" autocomplete="off" aria-describedby="tp1s-e"><small` +
+        ' class="err" id="tp1s-e"></small>');
+    }
+    renumberTargets();
+  }
+  function renumberTargets() {
+    const rows = $('tps') ? $('tps').children.length : 0;
+    if (!rows && $('tp1s')) { // back to one target: the whole position, no share field
+      const f = $('tp1s').closest('.fld');
+      f.querySelectorAll('.sub2, #tp1s, #tp1s-e').forEach((el) => el.remove());
+    }
+    // Equal shares by default for the fields left empty.
+    const shares = [...D.querySelectorAll('[data-tp-share]')];
+    const empty = shares.filter((el) => !el.value.trim());
+    if (empty.length === shares.length) shares.forEach((el) => { el.placeholder = plain(100 / shares.length, 2); });
+  }
+  function readTargets(errs) {
+    const first = parse($('tp').value, false);
+    const prices = [['tp', first]].concat([...D.querySelectorAll('[data-tp-price]')]
+      .map((el) => [el.id, parse(el.value, false)]));
+    const shareEls = [...D.querySelectorAll('[data-tp-share]')];
+    if (prices.length === 1) {
+      if (first !== null && !(first > 0)) errs.push(['tp', T.errNumber]);
+      return first > 0 ? first : null;
+    }
+    const out = [];
+    let total = 0;
+    prices.forEach(([id, price], i) => {
+      const el = shareEls[i], raw = el.value.trim(), share = raw ? parse(raw, false) : 100 / prices.length;
+      if (price === null) errs.push([id, T.errRequired]);
+      else if (!(price > 0)) errs.push([id, T.errNumber]);
+      if (!(share > 0 && share <= 100)) errs.push([el.id, T.errNumber]);
+      total += share;
+      out.push({ price, share: share / 100 });
+    });
+    if (Math.abs(total - 100) > 0.01 && !errs.length) errs.push([shareEls[shareEls.length - 1].id, T.errShares]);
+    // Rounded so the shares add up to exactly 1 (the API checks the sum).
+    if (!errs.length) {
+      let left = 1;
+      out.forEach((o, i) => { o.share = i === out.length - 1 ? +left.toFixed(10) : +o.share.toFixed(6); left -= o.share; });
+    }
+    return out;
+  }
+
+  // ---------- ATR stop (advancedScenarios) ----------
+  // ATR(14) of the pair's daily history from the API (`/calculate/atr` with a symbol); the stop is that
+  // times the multiplier typed in the stop field. Kept per pair for the page's life.
+  const atrs = {};
+  let atrSeq = 0;
+  async function loadAtr() {
+    const sym = norm($('sym').value);
+    if (stopMode() !== 'atr' || !instruments[sym] || atrs[sym]) { showAtr(); return; }
+    const mine = ++atrSeq;
+    showAtr(T.atrLoading);
+    const r = await api('/api/v1/calculate/atr', { symbol: sym, period: 14, days: 60 });
+    if (mine !== atrSeq) return;
+    if (r.status === 200 && r.data && r.data.latestAtr > 0) {
+      atrs[sym] = r.data;
+      showAtr();
+      changed(0);
+    } else showAtr(T.atrMissing);
+  }
+  function showAtr(msg) {
+    const h = $('stop-h'), a = atrs[norm($('sym').value)];
+    if (!h) return;
+    h.hidden = stopMode() !== 'atr';
+    if (h.hidden) return;
+    if (msg || !a) { h.textContent = msg || T.atrLoading; return; }
+    const dev = (a.flags || []).some((f) => f.code === 'DEVELOPMENT_HISTORY');
+    h.innerHTML = t('atrLine', { v: esc(priceText(a.latestAtr)), days: num(((a.history || {}).observations) || 60, 0) }) +
+      (dev ? ' ' + t('atrDev') : '');
   }
 
   // ---------- tabs ----------
@@ -384,7 +643,8 @@ ${FEAT.advancedScenarios ? projPanel() : ''}${FEAT.correlationAnalysis ? portPan
       if (n !== null && !(n >= (min || 0) && n > 0)) errs.push([id, T.errNumber]);
       return n;
     };
-    ['bal', 'sym', 'entry', 'stop', 'risk', 'tp', 'lev'].forEach(clearErr);
+    ['bal', 'sym', 'entry', 'stop', 'risk', 'tp', 'lev', 'spread', 'comm'].forEach(clearErr);
+    D.querySelectorAll('[data-tp-price],[data-tp-share]').forEach((el) => clearErr(el.id));
     v.accountBalance = req('bal', true, 1e13);
     v.accountCurrency = $('cur').value;
     if (v.accountBalance > 0) v.freeMargin = v.accountBalance; // no open positions assumed: warns when margin > balance
@@ -396,19 +656,31 @@ ${FEAT.advancedScenarios ? projPanel() : ''}${FEAT.correlationAnalysis ? portPan
     // and the result then selects the side it computed.
     const entry = opt('entry');
     if (entry) v.entryPrice = entry;
-    const pips = $('sm-pips').checked, stop = req('stop', false, 1e9);
-    if (!entry || pips) v.direction = side();
-    if (pips) v.stopLossPips = stop;
-    else {
+    const sm = stopMode(), stop = req('stop', false, sm === 'atr' ? 100 : 1e9);
+    if (!entry || sm !== 'price') v.direction = side();
+    if (sm === 'pips') v.stopLossPips = stop;
+    else if (sm === 'points') v.stopLossPoints = stop;
+    else if (sm === 'atr') {
+      const a = atrs[v.currencyPair];
+      if (!a) errs.push(['stop', T.atrLoading]);
+      else { v.atr = a.latestAtr; v.atrMultiplier = stop; }
+    } else {
       v.stopLoss = stop;
       if (stop && stop === v.entryPrice) errs.push(['stop', T.errStopEq]);
     }
-    const amt = $('rm-amt').checked, risk = req('risk', true, amt ? 1e13 : 100);
-    if (amt) v.riskAmount = risk; else v.riskPercentage = risk;
-    const tp = opt('tp');
+    const rm = riskMode(), risk = req('risk', rm !== 'lots', rm === 'pct' ? 100 : 1e13);
+    v[{ pct: 'riskPercentage', amt: 'riskAmount', lots: 'lots' }[rm]] = risk;
+    const tp = readTargets(errs);
     if (tp) v.takeProfit = tp;
     const lev = opt('lev', 1);
     if (lev >= 1) v.leverage = lev;
+    if ($('more')) {
+      const spread = parse($('spread').value), comm = parse($('comm').value, true);
+      if (spread !== null && !(spread >= 0)) errs.push(['spread', T.errNumber]);
+      else if (spread > 0 && sm === 'atr') { v.spreadPips = spread; v.spreadAdjustStop = true; }
+      if (comm !== null && !(comm >= 0)) errs.push(['comm', T.errNumber]);
+      else if (comm > 0) v.commissionPerLot = comm;
+    }
     const rates = readRates('f', errs);
     if (rates) v.conversionRates = rates;
     if (errs.length && report) {
@@ -430,6 +702,9 @@ ${FEAT.advancedScenarios ? projPanel() : ''}${FEAT.correlationAnalysis ? portPan
     shownKey = null;
     stale(false);
     $('out').innerHTML = `<p class="mut">${t('empty')}</p>`;
+    $('acts').hidden = true;
+    $('share-u').hidden = true;
+    $('acts-s').textContent = '';
   }
   function stale(on) {
     const res = $('res');
@@ -485,6 +760,7 @@ ${FEAT.advancedScenarios ? projPanel() : ''}${FEAT.correlationAnalysis ? portPan
       lastReq = body;
       shownKey = key;
       showResult(r.data, body);
+      $('acts').hidden = false;
       stale(false);
       post('calculated', { result: r.data });
       // One column (phones): bring the result into view after the trader pressed Calculate.
@@ -554,25 +830,44 @@ ${FEAT.advancedScenarios ? projPanel() : ''}${FEAT.correlationAnalysis ? portPan
 
   function showResult(d, req) {
     const c = req.accountCurrency, ins = d.instrument || instruments[req.currencyPair] || {};
-    const ld = decimals(ins.lotStep || 0.01);
+    const ld = decimals(ins.lotStep || 0.01), reverse = req.lots != null;
     const row = (k, v, cls) => `<div${cls ? ` class="${cls}"` : ''}><dt>${k}</dt><dd>${v}</dd></div>`;
+    // Amounts and percentages are isolated (<bdi>) so a right-to-left page keeps each one whole and in order.
+    const amt = (v, id) => `<bdi${id ? ` id="${id}"` : ''}>${money(v, c)}</bdi>`;
+    const share = (p, id) => `<bdi class="mut"${id ? ` id="${id}"` : ''}>(${pct(p)})</bdi>`;
     const flags = (d.flags || []).map((f) => `<li>${flagText(f, c)}</li>`).join('');
-    let html = `<p class="big"><span class="k" id="r-lots-k">${t('lots')}</span> <output id="r-lots"` +
-      ` aria-labelledby="r-lots-k">${num(d.lotSize, ld)}</output> <span class="u">${t('lotsUnit')}</span></p>` +
-      `<p class="sub">${t(d.direction === 'short' ? 'short' : 'long')} ${esc(req.currencyPair)} · ` +
+    // Reverse mode (lots given): the headline is the money at risk; otherwise the size.
+    let html = reverse
+      ? `<p class="big"><span class="k" id="r-big-k">${t('riskOfSize')}</span> <output id="r-big"` +
+        ` aria-labelledby="r-big-k"><bdi>${money(d.maxLoss, c)}</bdi></output> ${share(d.riskPercentage, 'r-big-pct')}</p>`
+      : `<p class="big"><span class="k" id="r-lots-k">${t('lots')}</span> <output id="r-lots"` +
+        ` aria-labelledby="r-lots-k">${num(d.lotSize, ld)}</output> <span class="u">${t('lotsUnit')}</span></p>`;
+    html += `<p class="sub">${t(d.direction === 'short' ? 'short' : 'long')} ${esc(req.currencyPair)} · ` +
+      (reverse ? `<span id="r-lots">${num(d.lotSize, ld)}</span> ${t('lotsUnit')} · ` : '') +
       `<span id="r-units">${num(d.positionSize, 0, 2)}</span> ${t('units')}</p><dl class="kv">` +
-      row(t('atRisk'), `<span id="r-risk">${money(d.maxLoss, c)}</span> <span class="mut">(${pct(d.riskPercentage)})` +
-        '</span>') +
-      row(t('target'), `${money(d.targetRiskAmount, c)} <span class="mut">(${pct(d.targetRiskPercentage)})</span>`) +
-      row(t('stopDist'), t('pips', { n: num(d.stopDistancePips, 0, 1) })) +
-      row(t('pipValue'), `<span id="r-pip">${money(d.pipValue, c)}</span> <span class="mut">` +
+      row(t('atRisk'), `${amt(d.maxLoss, 'r-risk')} ${share(d.riskPercentage, 'r-riskpct')}`) +
+      (reverse ? '' : row(t('target'), `${amt(d.targetRiskAmount)} ${share(d.targetRiskPercentage)}`)) +
+      row(t('stopDist'), t('pips', { n: num(d.stopDistancePips, 0, 1) }) + (req.atr ? ` <span class="mut">${
+        t('atrTimes', { m: num(req.atrMultiplier, 0, 2) })}</span>` : '') +
+        (req.stopLoss == null ? ` <span class="mut">(${esc(priceText(d.stopLoss))})</span>` : '')) +
+      row(t('pipValue'), `<bdi id="r-pip">${money(d.pipValue, c)}</bdi> <span class="mut">` +
         `${t('perLot', { v: money(d.pipValuePerLot, c) })}</span>`) +
+      (d.commission ? row(t('commissionCost'), amt(d.commission, 'r-comm')) : '') +
       (d.requiredMargin == null ? row(t('margin'), '<span id="r-margin">\u2014</span>') :
-        row(t('margin'), `<span id="r-margin">${money(d.requiredMargin, c)}</span> <span class="mut">` +
+        row(t('margin'), `${amt(d.requiredMargin, 'r-margin')} <span class="mut">` +
           `${t('marginOf', { p: pct(d.marginPercentage), lev: num(d.leverage, 0, 2) })}</span>`));
     if (d.riskRewardRatio != null) {
-      html += row(t('rr'), `<span id="r-rr">1 : ${num(d.riskRewardRatio, 2)}</span> <span class="mut">` +
+      // Said in words, risk first, so it cannot be read backwards ("risk 1 : reward 2").
+      html += row(t('rr'), `<span id="r-rr">${t('rrText', { r: num(d.riskRewardRatio, 0, 2) })}</span> <span class="mut">` +
         `${t('profit', { v: money(d.potentialProfit, c) })}</span>`);
+    }
+    if (d.takeProfits && d.takeProfits.length > 1) {
+      html += `</dl><h3>${t('ladder')}</h3><table class="lt" id="r-ladder"><thead><tr><th scope="col">${t('tpPrice')}</th>` +
+        `<th scope="col">${t('tpShare')}</th><th scope="col" class="cap">${t('lotsUnit')}</th><th scope="col">${
+          t('rr')}</th><th scope="col">${t('profitCol')}</th></tr></thead><tbody>` +
+        d.takeProfits.map((l) => `<tr><td>${esc(priceText(l.price))}</td><td>${pct(l.share * 100)}</td><td>${
+          num(l.lots, ld)}</td><td>${t('rrText', { r: num(l.riskRewardRatio, 0, 2) })}</td><td>${amt(l.grossProfit)}</td></tr>`)
+          .join('') + '</tbody></table><dl class="kv">';
     }
     html += '</dl>';
     const was = side();
@@ -787,6 +1082,15 @@ ${field('pn', t('trades'), `required inputmode="numeric" value="100"`, t('trades
   };
   const recalc = () => changed(30); // several host messages in a row give one calculation
   const HANDLERS = {
+    context(p) {
+      // The host page's address (the loader sends it) makes share links open that page; its #fxr= the inputs.
+      if (typeof p.href === 'string' && p.href.length < 2048 && p.href.startsWith(PARENT + '/')) hostHref = p.href;
+      if (typeof p.presets === 'string' && p.presets.length < 65536) {
+        try { presetList = JSON.parse(p.presets); } catch (e) { presetList = []; }
+        if ($('preset')) listPresets();
+      }
+      if (typeof p.state === 'string' && p.state && p.state.length < 2048) applyState(readShared('#fxr=' + p.state));
+    },
     setAccount(p) {
       setVal('bal', p.balance, { max: 2 });
       const c = String(p.currency || '').toUpperCase();
@@ -858,6 +1162,7 @@ ${field('pn', t('trades'), `required inputmode="numeric" value="100"`, t('trades
       }).observe($('app'));
     }
     scheduleRefresh();
+    if (BOOT.mode === 'page') applyState(readShared(location.hash));
     post('ready', { version: VERSION });
   }
   start();

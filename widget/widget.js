@@ -52,6 +52,11 @@
         queue.splice(0).forEach(function (q) { frame.contentWindow.postMessage(q, BASE); });
       } else if (m.type === 'resize' && !fixed && p.height > 0) {
         frame.style.height = Math.min(Math.ceil(p.height), 10000) + 'px';
+      } else if (m.type === 'savePresets') {
+        if (typeof p.value === 'string' && p.value.length < 65536) {
+          try { localStorage.setItem(store, p.value); } catch (e) { /* storage off */ }
+        }
+        return; // internal: not an event for the host
       }
       emit(m.type, p);
     }
@@ -71,6 +76,12 @@
       }
     };
     widgets.set(el, handle);
+    // Where a share link should open (this page) and the inputs of a link that opened it (#fxr=…).
+    // Presets are kept here, in the host page's own storage, which a browser blocking third-party storage
+    // still allows (the iframe's would be refused).
+    var shared = /(?:^|[#&])fxr=([^&]*)/.exec(location.hash), store = 'fxr:presets:' + broker, kept = '[]';
+    try { kept = localStorage.getItem(store) || '[]'; } catch (e) { /* storage off: no presets */ }
+    send('context', { href: location.href.split('#')[0], state: shared ? shared[1] : '', presets: kept });
     if (!broker || !key) {
       setTimeout(function () { fail('config', 'data-broker and data-key are required'); });
       return handle;

@@ -410,6 +410,53 @@ def test_arabic_is_right_to_left_with_arabic_numbers(page: Any, stack: Stack) ->
     assert wait_event(page, "calculated")["result"]["lotSize"] == 0.66
     expected = frame.evaluate("new Intl.NumberFormat('ar', {minimumFractionDigits: 2}).format(0.66)")
     frame.wait_for_function("t => document.getElementById('r-lots').textContent === t", arg=expected)
+    # Amounts as Intl writes them in Arabic, each kept whole, and in reading order right to left: the
+    # money first (rightmost), then its percentage (issue 19: "US$ (1.98%) 198.00" came out scrambled).
+    money = frame.evaluate("new Intl.NumberFormat('ar', {style: 'currency', currency: 'USD'}).format(198)")
+    share = frame.evaluate("'(' + new Intl.NumberFormat('ar', {style: 'percent', minimumFractionDigits: 2})"
+                           ".format(0.0198) + ')'")
+    assert frame.locator("#r-risk").inner_text() == money
+    assert frame.locator("#r-riskpct").inner_text() == share
+    boxes = frame.evaluate("""() => ['r-risk', 'r-riskpct'].map((id) => {
+        const r = document.getElementById(id).getBoundingClientRect(); return [r.left, r.right, r.top]; })""")
+    (risk_left, _, risk_top), (_, pct_right, pct_top) = boxes
+    assert abs(risk_top - pct_top) < 4 and pct_right <= risk_left, boxes  # one line, percentage left of money
+    # The rendered line reads as the parts in order: nothing of one number moved into the other.
+    line = frame.evaluate("document.getElementById('r-risk').parentElement.innerText")
+    assert line.index(money) < line.index(share), line
+
+
+def test_every_locale_is_complete_on_screen(browser: Any, stack: Stack) -> None:
+    """Each shipped locale, rendered (full page, every tab's markup): no visible text, label, placeholder or
+    title is an English string, other than the words that language uses as they are (test_widget_assets)."""
+    from tests.test_widget_assets import SAME_AS_ENGLISH
+
+    en = json.loads((ROOT / "widget" / "i18n" / "en.json").read_text())
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    try:
+        pg = context.new_page()
+        pg.set_default_timeout(15_000)
+        for locale in sorted(SAME_AS_ENGLISH):
+            allowed = {en[k] for k in SAME_AS_ENGLISH[locale]}
+            english = {v for v in en.values() if "{" not in v and v not in allowed and len(v) > 2}
+            pg.goto(f"{stack.api}/w/{stack.slug}?locale={locale}")
+            pg.wait_for_selector("#go")
+            pg.fill("#sym", "EURUSD")
+            texts = pg.evaluate("""() => {
+                const out = [document.title];
+                const walk = document.createTreeWalker(document.body, NodeFilter.SHOW_TEXT);
+                while (walk.nextNode()) out.push(walk.currentNode.textContent.trim());
+                document.querySelectorAll('[aria-label],[placeholder],[title],option').forEach((el) => out.push(
+                    el.getAttribute('aria-label') || '', el.getAttribute('placeholder') || '',
+                    el.getAttribute('title') || '', el.textContent || ''));
+                return out.filter(Boolean);
+            }""")
+            left = sorted({t for t in texts if t in english})
+            assert left == [], f"{locale}: English on screen: {left}"
+            hint = pg.locator("#sym-h").inner_text()
+            assert "euro" not in hint.lower() or locale in ("de", "fr", "es", "it", "pt"), (locale, hint)
+    finally:
+        context.close()
 
 
 def test_keyboard_only_calculation(page: Any, stack: Stack) -> None:

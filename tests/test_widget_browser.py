@@ -687,10 +687,17 @@ def test_projection_and_portfolio_tabs(page: Any, stack: Stack) -> None:
     frame.locator("#tab-proj").click()
     assert frame.locator("#pbal").input_value() == "10000" and frame.locator("#prr").input_value() == "2"
     frame.locator("#pgo").click()
-    frame.wait_for_selector("svg.fan polyline.ln")
-    assert frame.locator("svg.fan polygon").count() == 2
+    frame.wait_for_selector("svg.fan path.ln")
+    assert frame.locator("svg.fan path.b1, svg.fan path.b2").count() == 2
+    line = frame.locator("svg.fan path.ln").get_attribute("d")
+    assert line.count("C") > 10 and "L" not in line  # cubic curves through the points, not a jagged polyline
     assert frame.locator("svg.fan").get_attribute("role") == "img"
-    assert frame.locator("#p-median").inner_text().startswith("$")
+    median = frame.locator("#p-median").inner_text()
+    assert median.startswith("$")
+    frame.evaluate("document.getElementById('pout').innerHTML = ''")
+    frame.locator("#pgo").click()  # seeded: the same figures again
+    frame.wait_for_selector("#p-median")
+    assert frame.locator("#p-median").inner_text() == median
     frame.locator("#tab-port").press("ArrowRight")  # arrow keys move between tabs
     frame.locator("#tab-calc").press("ArrowLeft")
     assert frame.locator("#tab-port").get_attribute("aria-selected") == "true"
@@ -701,6 +708,34 @@ def test_projection_and_portfolio_tabs(page: Any, stack: Stack) -> None:
     frame.locator("#pgo2").click()
     frame.wait_for_selector("#q-risk")
     assert frame.locator("#q-risk").inner_text().startswith("$198.00")
+    assert frame.locator("#q-heat").count() == 0  # one pair: nothing to correlate
+
+    # A second pair: correlation-adjusted risk from the market history and the heat map (issue 19: the
+    # "correlation analysis" showed no correlation).
+    frame.locator("#prow").click()
+    for key, value in (("currencyPair", "GBPUSD"), ("lots", "0.5"), ("entryPrice", "1.27"), ("stopLossPips", "40")):
+        frame.locator(f"#prows input[data-i='1'][data-k='{key}']").fill(value)
+        frame.locator(f"#prows input[data-i='1'][data-k='{key}']").dispatch_event("change")
+    frame.locator("#pgo2").click()
+    frame.wait_for_selector("#q-heat")
+    assert frame.locator("#q-corr").inner_text().startswith("$")
+    cells = frame.locator("#q-heat tbody td").all_inner_texts()
+    assert len(cells) == 4 and cells[0] == cells[3] == "1.00", cells
+    assert -1 <= float(cells[1]) <= 1 and cells[1] == cells[2]
+    # The table keeps every field whole at desktop width and on phones (issue 19: "Buy" cut to "Bu" at
+    # 1280 px, the instrument hidden at 390 px).
+    for width in (1280, 390, 320):
+        page.set_viewport_size({"width": width, "height": 900})
+        page.wait_for_timeout(100)
+        sizes = frame.evaluate("""() => [...document.querySelectorAll('#prows tr:first-child :is(input, select)')]
+            .map((el) => [el.dataset.k, Math.round(el.getBoundingClientRect().width)])""")
+        assert all(w >= 60 for _, w in sizes), (width, sizes)
+        side = frame.evaluate("""() => { const s = document.querySelector('#prows select'),
+            c = document.createElement('canvas').getContext('2d'); c.font = getComputedStyle(s).font;
+            return [c.measureText(s.selectedOptions[0].text).width, s.clientWidth]; }""")
+        assert side[0] + 16 <= side[1], (width, side)  # the option's text fits its box
+        overflow = frame.evaluate("document.documentElement.scrollWidth - document.documentElement.clientWidth")
+        assert overflow <= 0, (width, overflow)
 
 
 def test_full_page_mode(page: Any, stack: Stack) -> None:

@@ -928,7 +928,7 @@ ${field('pn', t('trades'), `required inputmode="numeric" value="100"`, t('trades
     }
     if (errs.length) { errs.forEach(([id, m]) => setErr(id, m)); $(errs[0][0]).focus(); return; }
     const body = { startBalance: v.pbal, riskPercentage: v.prisk, winRate: Math.min(v.pwin / 100, 1),
-      rewardToRisk: v.prr, numberOfTrades: v.pn, paths: 2000 };
+      rewardToRisk: v.prr, numberOfTrades: v.pn, paths: 2000, seed: 19 }; // seeded: the same figures every run
     $('pres').setAttribute('aria-busy', 'true');
     const r = await api('/api/v1/calculate/projection', body);
     $('pres').removeAttribute('aria-busy');
@@ -962,8 +962,15 @@ ${field('pn', t('trades'), `required inputmode="numeric" value="100"`, t('trades
     const L = 12 + 7 * Math.max(...labels.map((s) => s.length)), R = 8, T0 = 8, B = 40;
     const x = (i) => (L + (i * (w - L - R)) / (n || 1)).toFixed(1);
     const y = (v) => (T0 + ((hi - v) * (h - T0 - B)) / span).toFixed(1);
-    const pts = (a) => a.map((v, i) => x(i) + ',' + y(v));
-    const band = (a, b, cls) => `<polygon class="${cls}" points="${pts(a).concat(pts(b).reverse()).join(' ')}"/>`;
+    const pts = (a) => a.map((v, i) => [+x(i), +y(v)]);
+    // Catmull-Rom through the points as cubic Béziers: a smooth curve that still passes through each one.
+    const curve = (p, move) => p.map((q, i) => {
+      if (!i) return (move ? 'M' : 'L') + q[0] + ',' + q[1];
+      const a = p[i - 2] || p[i - 1], b = p[i - 1], d = p[i + 1] || q;
+      const c1 = [b[0] + (q[0] - a[0]) / 6, b[1] + (q[1] - a[1]) / 6], c2 = [q[0] - (d[0] - b[0]) / 6, q[1] - (d[1] - b[1]) / 6];
+      return `C${c1[0].toFixed(1)},${c1[1].toFixed(1)} ${c2[0].toFixed(1)},${c2[1].toFixed(1)} ${q[0]},${q[1]}`;
+    }).join('');
+    const band = (a, b, cls) => `<path class="${cls}" d="${curve(pts(a), true)}${curve(pts(b).reverse(), false)}Z"/>`;
     let g = '';
     ticks.forEach((v, k) => {
       g += `<line class="grid" x1="${L}" x2="${w - R}" y1="${y(v)}" y2="${y(v)}"/>` +
@@ -977,7 +984,7 @@ ${field('pn', t('trades'), `required inputmode="numeric" value="100"`, t('trades
     return `<svg class="fan" viewBox="0 0 ${w} ${h}" width="${w}" height="${h}" role="img" aria-label="${label}">${g}` +
       `<line class="base" x1="${L}" x2="${w - R}" y1="${y(d.startBalance)}" y2="${y(d.startBalance)}"/>` +
       band(f.p95, f.p5, 'b1') + band(f.p75, f.p25, 'b2') +
-      `<polyline class="ln" points="${pts(f.p50).join(' ')}"/>` +
+      `<path class="ln" d="${curve(pts(f.p50), true)}"/>` +
       `<text x="${(+x(0) + +x(n)) / 2}" y="${h - 4}" text-anchor="middle" class="ax">${t('tradesAxis')}</text></svg>`;
   }
 
@@ -1024,11 +1031,11 @@ ${field('pn', t('trades'), `required inputmode="numeric" value="100"`, t('trades
     $('pgo2').addEventListener('click', analyse);
   }
   function renderRows() {
-    const inp = (i, k, v, label, extra) => `<td><input data-i="${i}" data-k="${k}" aria-label="${label} ${i + 1}"` +
+    const inp = (i, k, v, label, extra) => `<td data-l="${label}"><input data-i="${i}" data-k="${k}" aria-label="${label} ${i + 1}"` +
       ` autocomplete="off" value="${v == null ? '' : esc(typeof v === 'number' ? plain(v) : v)}" ${extra}></td>`;
     $('prows').innerHTML = portfolio.map((p, i) => '<tr>' +
       inp(i, 'currencyPair', p.currencyPair, t('instrument'), 'list="syms" spellcheck="false"') +
-      `<td><select data-i="${i}" data-k="side" aria-label="${t('side')} ${i + 1}">` +
+      `<td data-l="${t('side')}"><select data-i="${i}" data-k="side" aria-label="${t('side')} ${i + 1}">` +
       `<option value="long"${p.side === 'long' ? ' selected' : ''}>${t('buy')}</option>` +
       `<option value="short"${p.side === 'short' ? ' selected' : ''}>${t('sell')}</option></select></td>` +
       inp(i, 'lots', p.lots, t('lotsUnit'), 'inputmode="decimal"') +
@@ -1048,6 +1055,8 @@ ${field('pn', t('trades'), `required inputmode="numeric" value="100"`, t('trades
     if (!positions.length) { $('qout').innerHTML = `<p class="mut">${t('portEmpty')}</p>`; return; }
     const body = { accountCurrency: $('cur').value, positions };
     if (balance > 0) body.accountBalance = balance;
+    // Correlation from a year of daily history when there are two pairs or more to correlate.
+    if (FEAT.correlationAnalysis && new Set(positions.map((p) => p.currencyPair)).size > 1) body.historyDays = 250;
     const errs = [], rates = readRates('q', errs);
     if (errs.length) { errs.forEach(([id, m]) => setErr(id, m)); $(errs[0][0]).focus(); return; }
     if (rates) body.conversionRates = rates;
@@ -1069,10 +1078,25 @@ ${field('pn', t('trades'), `required inputmode="numeric" value="100"`, t('trades
         ? ` <span class="mut">(${pct(d.marginPercentage)})</span>` : ''}</dd></div>` +
       (d.largestContributor ? `<div><dt>${t('largest')}</dt><dd>${esc(d.largestContributor.currencyPair)} · ${
         money(d.largestContributor.riskAtStop, c)}</dd></div>` : '') +
-      `</dl><h3>${t('share')}</h3><ul class="bars">${bars}</ul>` +
+      (d.correlationAdjustedRisk != null ? `<div><dt>${t('corrRisk')}</dt><dd id="q-corr">${
+        money(d.correlationAdjustedRisk, c)}</dd></div>` : '') +
+      `</dl>${d.correlation ? heatMap(d.correlation, d.history) : ''}<h3>${t('share')}</h3><ul class="bars">${bars}</ul>` +
       (ex ? `<h3>${t('exposure')}</h3><ul class="chips">${ex}</ul>` : '') +
       (flags ? `<div class="warn" role="note"><h3>${t('warnings')}</h3><ul>${flags}</ul></div>` : '');
     post('calculated', { result: d });
+  }
+
+  /** The pairs' correlation as a table coloured from -1 (one colour) to +1 (another), values written in. */
+  function heatMap(cr, hist) {
+    const n = cr.pairs.length, cell = (v) => {
+      const a = Math.min(Math.abs(v), 1), pos = v >= 0;
+      return `<td class="${pos ? 'cp' : 'cn'}" style="--a:${(a * 0.85).toFixed(2)}">${num(v, 2)}</td>`;
+    };
+    const dev = hist && hist.development ? `<p class="warn" role="note">${t('flag_DEVELOPMENT_HISTORY')}</p>` : '';
+    return `<h3 id="corr-h">${t('corrTitle')}</h3><div class="tw"><table class="hm" id="q-heat" aria-labelledby="corr-h">` +
+      `<thead><tr><td></td>${cr.pairs.map((p) => `<th scope="col">${esc(p)}</th>`).join('')}</tr></thead><tbody>` +
+      cr.matrix.map((r, i) => `<tr><th scope="row">${esc(cr.pairs[i])}</th>${r.slice(0, n).map(cell).join('')}</tr>`)
+        .join('') + `</tbody></table></div><p class="mut">${t('corrNote', { n: num(cr.observations, 0) })}</p>${dev}`;
   }
 
   // ---------- host messages ----------

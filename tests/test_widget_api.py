@@ -697,3 +697,23 @@ def test_the_calculation_api_is_never_compressed(client: TestClient) -> None:
                        headers={**bearer(token), "Accept-Encoding": "gzip, br"})
     assert resp.status_code == 200, resp.text
     assert len(resp.content) > 1024 and "content-encoding" not in resp.headers
+
+
+def test_a_brokers_web_font_is_allowed_by_the_frame_csp(client: TestClient) -> None:
+    """Issue 19: the broker's web font was blocked by the frame's CSP. Its stylesheet's origin joins
+    style-src and its font hosts become font-src; nothing else is opened."""
+    font = {"fontFamily": "Inter, sans-serif", "fontStylesheet": "https://fonts.googleapis.com/css2?family=Inter",
+            "fontHosts": ["https://fonts.gstatic.com"]}
+    b = new_broker(client, config={**CONFIG, "branding": {**CONFIG["branding"], **font}})
+    resp = frame(client, session_token(client, b))
+    csp = resp.headers["content-security-policy"]
+    assert "style-src 'self' 'unsafe-inline' https://fonts.googleapis.com;" in csp
+    assert csp.endswith("; font-src 'self' https://fonts.gstatic.com")
+    assert '<link rel="stylesheet" href="https://fonts.googleapis.com/css2?family=Inter">' in resp.text
+    # Without a font configured the policy is the fixed one (no font-src beyond 'self' by default-src).
+    plain_csp = frame(client, session_token(client, new_broker(client))).headers["content-security-policy"]
+    assert "font-src" not in plain_csp and "googleapis" not in plain_csp
+    # Font hosts must be https origins.
+    bad = client.put(f"/api/v1/brokers/{b.id}/config", headers=b.auth, json={
+        **CONFIG, "branding": {**CONFIG["branding"], "fontHosts": ["http://fonts.example.com"]}})
+    assert_problem(bad, 422)

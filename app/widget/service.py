@@ -80,6 +80,8 @@ class BrokerView:
     locale: str
     max_leverage: float | None
     frame_ancestors: tuple[str, ...]
+    font_stylesheet: str | None = None
+    font_hosts: tuple[str, ...] = ()
 
     @classmethod
     def of(cls, broker: BrokerRecord) -> BrokerView:
@@ -98,6 +100,7 @@ class BrokerView:
             features=dict(zip(FEATURES, (f.advanced_scenarios, f.correlation_analysis, f.portfolio, f.projections),
                               strict=True)),
             locale=config.locale, max_leverage=config.max_leverage, frame_ancestors=tuple(config.allowed_origins),
+            font_stylesheet=b.font_stylesheet, font_hosts=tuple(b.font_hosts),
         )
 
     def public(self) -> dict[str, Any]:
@@ -188,7 +191,8 @@ class WidgetService:
         view = BrokerView.of(verified.broker)
         session, claims = self._mint(verified.claims)
         boot = self._boot(view, options, mode="embedded", parent_origin=claims.origin, session=session)
-        return Document(self._render(boot, view), page.headers(view.frame_ancestors))
+        return Document(self._render(boot, view), page.headers(view.frame_ancestors, view.font_stylesheet,
+                                                               view.font_hosts))
 
     async def page_for_slug(self, slug: str, options: DisplayOptions) -> Document:
         broker_id = await self.slugs.get(slug, self._load_slug)
@@ -215,14 +219,15 @@ class WidgetService:
         view = BrokerView.of(broker)
         boot = self._boot(view, DisplayOptions(options.locale, options.theme, options.features, wid=None),
                           mode="page", parent_origin=None, session=session_out(token, claims))
-        return Document(self._render(boot, view), page.headers(()))
+        return Document(self._render(boot, view), page.headers((), view.font_stylesheet, view.font_hosts))
 
     @staticmethod
     def _render(boot: dict[str, Any], view: BrokerView) -> str:
         locale = boot["locale"]
         assets = frame_assets(locale)
         boot["assets"] = {"i18n": assets["i18n"], "instruments": assets["instruments"]}
-        return page.render(boot, broker_name=view.name, locale=locale, title=title(locale), assets=assets)
+        return page.render(boot, broker_name=view.name, locale=locale, title=title(locale), assets=assets,
+                           font_stylesheet=view.font_stylesheet)
 
     @staticmethod
     def _boot(view: BrokerView, options: DisplayOptions, *, mode: str, parent_origin: str | None,

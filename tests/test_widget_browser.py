@@ -5,8 +5,9 @@ per module. Host pages come from a plain http.server on `localhost:<port>` (on t
 allowedOrigins) and on another port (not on it), so the widget really runs cross-origin:
 host http://localhost:A, API and iframe http://127.0.0.1:B, stranger http://localhost:C.
 
-Screenshots (desktop and 390 px) go to test-artifacts/widget/ (git-ignored); with
-FOREXRISK_UPDATE_SCREENSHOT=1 the desktop one is also copied to docs/widget.png for the README.
+Screenshots (desktop and 390 px, light and dark) go to test-artifacts/widget/ (git-ignored); with
+FOREXRISK_UPDATE_SCREENSHOT=1 they are also copied to docs/ (widget.png, widget-mobile-390.png,
+widget-desktop-dark.png, widget-mobile-390-dark.png) for the README.
 """
 
 from __future__ import annotations
@@ -846,11 +847,15 @@ def test_screenshots_responsive_and_size_budget(browser: Any, stack: Stack) -> N
     """Desktop and 390 px screenshots; nothing overflows at 390 or 320 px (the wire budgets have their own
     test, from the network log)."""
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    for width, name in ((1280, "desktop"), (390, "mobile-390"), (320, "mobile-320")):
+    shots = [(1280, "desktop", "light"), (390, "mobile-390", "light"), (320, "mobile-320", "light"),
+             (1280, "desktop-dark", "dark"), (390, "mobile-390-dark", "dark")]
+    stack.pages["/embed-dark.html"] = host_page(stack.api, stack.publishable_key, stack.slug,
+                                                attrs=' data-theme="dark"')
+    for width, name, theme in shots:
         context = browser.new_context(viewport={"width": width, "height": 900}, device_scale_factor=1)
         pg = context.new_page()
         try:
-            pg.goto(stack.host + "/embed.html")
+            pg.goto(stack.host + ("/embed-dark.html" if theme == "dark" else "/embed.html"))
             wait_event(pg, "ready")
             frame = widget_frame(pg)
             pg.evaluate("""() => { const w = ForexRisk.get('#risk-calculator');
@@ -867,7 +872,7 @@ def test_screenshots_responsive_and_size_budget(browser: Any, stack: Stack) -> N
             shot = ARTIFACTS / f"widget-{name}.png"
             pg.locator("#risk-calculator").screenshot(path=str(shot))
             assert shot.stat().st_size > 10_000
-            if width == 1280 and os.environ.get("FOREXRISK_UPDATE_SCREENSHOT") == "1":
-                shutil.copyfile(shot, ROOT / "docs" / "widget.png")
+            if name != "mobile-320" and os.environ.get("FOREXRISK_UPDATE_SCREENSHOT") == "1":
+                shutil.copyfile(shot, ROOT / "docs" / ("widget.png" if name == "desktop" else f"widget-{name}.png"))
         finally:
             context.close()

@@ -602,8 +602,9 @@ ${FEAT.projections ? projPanel() : ''}${FEAT.portfolio ? portPanel() : ''}
   function showQuote() {
     const h = $('entry-h');
     if (!h) return;
-    h.classList.toggle('note', !!quote && (quote.stale || quote.live === false));
-    if (!quote) { h.textContent = T.entryHint; return; }
+    const typed = entrySrc !== 'market' && $('entry').value.trim(); // the trader's (or host's) own entry
+    h.classList.toggle('note', !!quote && ((quote.stale && !typed) || quote.live === false));
+    if (!quote || (quote.stale && typed)) { h.textContent = T.entryHint; return; }
     if (quote.stale) { h.textContent = T.quoteStale; return; }
     h.innerHTML = t('quoteLine', { bid: esc(priceText(quote.bid)), ask: esc(priceText(quote.ask)),
       source: esc(quote.source), time: esc(clock(quote.time)) }) +

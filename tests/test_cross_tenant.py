@@ -39,7 +39,6 @@ pytestmark = pytest.mark.usefixtures("no_server_errors")
 
 ORIGIN = "https://www.example.com"
 CONFIG = {"branding": {"primaryColor": "#112233"}, "allowedOrigins": [ORIGIN]}
-REPORT_PERIOD = {"from": "2026-01-01", "to": "2026-01-31"}
 SSO = {"issuer": "https://idp.example.com", "clientId": "forexrisk", "clientSecret": "s3cret"}
 # Routes with an id in their path that are not tenant data: public by design (the catalogue, the SSO
 # entry points addressed by the broker's public slug).
@@ -47,6 +46,7 @@ PUBLIC_WITH_IDS = {("GET", "/api/v1/instruments/{symbol}"), ("GET", "/api/v1/aut
                    ("GET", "/api/v1/auth/sso/{broker_slug}/callback")}
 ID_NAMES = {"broker_id": "broker", "user_id": "user", "key_id": "key", "calculation_id": "calc", "job_id": "job",
             "report_id": "report"}
+REPORT_PERIOD = {"from": "2026-01-01", "to": "2026-01-31"}
 
 
 @dataclass
@@ -62,16 +62,24 @@ class World:
     a_calc: uuid.UUID
     b_calc: uuid.UUID
     b_key: uuid.UUID
-    a_job: str = ""  # a queued job of each broker (deferred an hour: it is looked at, never run)
-    b_job: str = ""
-    a_report: uuid.UUID | None = None  # a complete compliance report of each broker
-    b_report: uuid.UUID | None = None
+    a_job: str
+    b_job: str
+    a_report: uuid.UUID  # a complete compliance report of each broker
+    b_report: uuid.UUID
 
     def new_key(self, client: TestClient) -> uuid.UUID:
         resp = client.post(f"/api/v1/brokers/{self.a.id}/api-keys", json={"kind": "secret", "name": "matrix"},
                            headers=self.a.auth)
         assert resp.status_code == 201, resp.text
         return uuid.UUID(resp.json()["id"])
+
+
+def _job_id(client: TestClient, broker: BrokerFixture) -> str:
+    """A background job of the broker (app.jobs.ownership: its id names the broker)."""
+    jobs = client.app.state.services.jobs  # type: ignore[attr-defined]
+    job_id = broker_job_id(broker.id)
+    found: str = client.portal.call(lambda: jobs.enqueue("refresh_history", ["EURUSD"], job_id=job_id))
+    return found
 
 
 def _report_id(client: TestClient, broker: BrokerFixture) -> uuid.UUID:
@@ -108,15 +116,8 @@ def world(client: TestClient) -> World:
     return World(a=a, b=b, admin=bearer(admin_token(client, a)), broker_user=bearer(bu), end_user=bearer(eu),
                  calc_only=bearer(key.json()["key"]), superadmin=bearer(superadmin_token(client)),
                  a_end_user_id=end_id, a_calc=_calc_id(client, a), b_calc=_calc_id(client, b),
-                 b_key=uuid.UUID(b_keys.json()[0]["id"]), a_job=_job(client, a.id), b_job=_job(client, b.id),
+                 b_key=uuid.UUID(b_keys.json()[0]["id"]), a_job=_job_id(client, a), b_job=_job_id(client, b),
                  a_report=_report_id(client, a), b_report=_report_id(client, b))
-
-
-def _job(client: TestClient, broker: uuid.UUID) -> str:
-    jobs = client.app.state.services.jobs  # type: ignore[attr-defined]
-    job_id = broker_job_id(broker, f"matrix-{uuid.uuid4().hex[:8]}")
-    out: str = client.portal.call(lambda: jobs.enqueue("refresh_history", [], job_id=job_id, defer_seconds=3600))
-    return out
 
 
 def _unique_email() -> str:
@@ -150,6 +151,7 @@ ENDPOINTS: dict[str, tuple[str, str, Callable[[], dict[str, Any]] | None]] = {
     "revoke-key-post": ("POST", "/api/v1/brokers/{broker}/api-keys/{key}/revoke", None),
     "list-calculations": ("GET", "/api/v1/calculations", None),
     "get-calculation": ("GET", "/api/v1/calculations/{calc}", None),
+    "get-job": ("GET", "/api/v1/jobs/{job}", None),
     "request-report": ("POST", "/api/v1/brokers/{broker}/reports/compliance", lambda: REPORT_PERIOD),
     "list-reports": ("GET", "/api/v1/brokers/{broker}/reports", None),
     "get-report": ("GET", "/api/v1/brokers/{broker}/reports/{report}", None),
@@ -161,7 +163,7 @@ OWN_STATUS = {"list-brokers": 200, "create-broker": 201, "get-broker": 200, "del
               "list-users": 200, "create-user": 201, "get-user": 200, "patch-user": 200, "user-activity": 200,
               "export-user": 200, "erase-user": 200,
               "list-keys": 200, "create-key": 201, "rotate-key": 201, "revoke-key": 200,
-              "list-calculations": 200, "get-calculation": 200,
+              "list-calculations": 200, "get-calculation": 200, "get-job": 200,
               "request-report": 202, "list-reports": 200, "get-report": 200, "download-report": 200}
 # Platform-wide operations: their "own" caller is the platform operator.
 SUPERADMIN_ONLY = {"create-broker", "delete-broker"}
@@ -192,6 +194,7 @@ ROLE_CASES: dict[str, tuple[str, int]] = {
     "revoke-key": ("broker_user", 403),
     "list-calculations": ("calc_only", 403),
     "get-calculation": ("calc_only", 403),
+    "get-job": ("end_user", 403),
     "request-report": ("broker_user", 403),
     "list-reports": ("broker_user", 403),
     "get-report": ("calc_only", 403),
@@ -250,7 +253,7 @@ def _other_ids(w: World) -> dict[str, Any]:
 
 def _random_ids() -> dict[str, Any]:
     return {"broker": uuid.uuid4(), "user": uuid.uuid4(), "calc": uuid.uuid4(), "key": uuid.uuid4(),
-            "job": broker_job_id(uuid.uuid4(), "matrix"), "report": uuid.uuid4()}
+            "job": broker_job_id(uuid.uuid4()), "report": uuid.uuid4()}
 
 
 @pytest.mark.parametrize("name", list(ENDPOINTS))
@@ -315,7 +318,7 @@ def test_insufficient_role_or_scope(client: TestClient, world: World, name: str)
     who, status = ROLE_CASES[name]
     key = world.new_key(client) if name in ("rotate-key", "revoke-key", "revoke-key-post") else None
     resp = _call(client, name, getattr(world, who), broker=world.a.id, user=world.a.admin_id, calc=world.a_calc,
-                 key=key, report=world.a_report)
+                 key=key, job=world.a_job, report=world.a_report)
     assert_problem(resp, status)
 
 

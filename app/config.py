@@ -158,6 +158,10 @@ class Settings(BaseSettings):
     # development and test, off in production; production refuses it.
     history_development_data: bool | None = None
 
+    # --- broker platform events and webhooks (issue 17) -------------------------------------------------
+    # After a rotation the previous inbound secret keeps verifying this long (a request may ask for another).
+    platform_events_secret_overlap_hours: float = Field(default=24, ge=0, le=24 * 30)
+
     @property
     def history_development_enabled(self) -> bool:
         if self.environment == "production":

@@ -9,6 +9,7 @@ from fastapi import FastAPI
 from starlette.responses import Response
 
 from app.admin.brokers.router import router as brokers_router
+from app.admin.platform_events.router import router as platform_events_router
 from app.admin.quotes.router import router as quotes_feed_router
 from app.admin.sso.router import router as sso_admin_router
 from app.admin.users.router import router as users_router
@@ -32,6 +33,7 @@ from app.idempotency.middleware import IdempotencyMiddleware
 from app.instruments.router import router as instruments_router
 from app.integrations.market_data.history.service import build_history
 from app.integrations.market_data.service import MarketData, build_http_client
+from app.integrations.platform_events.service import PlatformEvents
 from app.logging import configure_logging
 from app.login.router import router as auth_router
 from app.login.sso_router import router as sso_router
@@ -87,6 +89,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             widget=WidgetService(auth, db),
             market_data=MarketData.build(settings, db, hub, vendor_http),
             history=build_history(settings, db),
+            platform_events=PlatformEvents(db, auth.fernet, settings.platform_events_secret_overlap_hours),
         )
         app.state.services = services
         warm_up()
@@ -128,6 +131,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(sso_admin_router)
     app.include_router(metrics_router)
     app.include_router(widget_router)
+    app.include_router(platform_events_router)
 
     @app.get("/problems/{slug}", include_in_schema=False)
     async def problem_type(slug: str) -> Response:

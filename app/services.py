@@ -15,6 +15,7 @@ if TYPE_CHECKING:  # the container names its members' types; it never builds the
     from app.db.engine import Database
     from app.integrations.market_data.history.service import HistoryService
     from app.integrations.market_data.service import MarketData
+    from app.integrations.platform_events.service import PlatformEvents
     from app.ratelimit.gate import RateLimits
     from app.ratelimit.limiter import Limiter
     from app.redisdb.hub import RedisHub
@@ -37,6 +38,7 @@ class Services:
     widget: WidgetService
     market_data: MarketData
     history: HistoryService  # daily bars per symbol (app.integrations.market_data.history)
+    platform_events: PlatformEvents  # inbound broker platform events, account state (issue 17)
 
 
 def services(app: Any) -> Services:

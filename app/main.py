@@ -13,6 +13,7 @@ from app.admin.platform_events.router import router as platform_events_router
 from app.admin.quotes.router import router as quotes_feed_router
 from app.admin.sso.router import router as sso_admin_router
 from app.admin.users.router import router as users_router
+from app.alerts.router import router as alerts_router
 from app.auth.service import AuthService
 from app.calculations.cache import ResultCache
 from app.calculations.history import router as history_router
@@ -132,6 +133,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(metrics_router)
     app.include_router(widget_router)
     app.include_router(platform_events_router)
+    app.include_router(alerts_router)
 
     @app.get("/problems/{slug}", include_in_schema=False)
     async def problem_type(slug: str) -> Response:

@@ -91,6 +91,7 @@ AREAS: tuple[Area, ...] = (
                              ("forexrisk-users", "/api/v1/users"),
                              ("forexrisk-calculations", "/api/v1/calculations"),
                              ("forexrisk-auth", "/api/v1/auth"),
+                             ("forexrisk-jobs", "/api/v1/jobs"),
                              ("forexrisk-well-known", "/.well-known")), large_bodies=False),
     # Reserved for broker platform and webhook integrations (not served yet).
     Area("forexrisk-integration", (("forexrisk-integrations", "/api/v1/integrations"),), large_bodies=False),

@@ -13,6 +13,7 @@ from app.models.tables import (
     SsoState,
     User,
 )
+from app.models.usage import UsageEvent
 
 __all__ = ["ApiKey", "AuditLog", "Base", "Broker", "Calculation", "ExchangeJti", "IdempotencyRecord",
-           "RefreshToken", "SsoConnection", "SsoState", "User"]
+           "RefreshToken", "SsoConnection", "SsoState", "UsageEvent", "User"]

@@ -2,7 +2,7 @@
 no-ops), and the account state they keep current (balance, equity, open positions). Forced RLS on all.
 
 Revision ID: 17a_platform_events
-Revises: 0007
+Revises: 20261203_analytics
 Create Date: 2026-12-03
 """
 
@@ -11,7 +11,7 @@ from __future__ import annotations
 from alembic import context, op
 
 revision = "17a_platform_events"
-down_revision = "0007"
+down_revision = "20261203_analytics"
 branch_labels = None
 depends_on = None
 

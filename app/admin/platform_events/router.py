@@ -13,6 +13,7 @@ from __future__ import annotations
 import uuid
 from typing import Annotated, Any
 
+import structlog
 from fastapi import APIRouter, Path, Query, Request
 
 from app.admin.platform_events.schemas import (
@@ -26,10 +27,12 @@ from app.deps import BrokerScope, CurrentPrincipal
 from app.errors import NotFound, Unauthorized
 from app.integrations.platform_events.schemas import EventsIn, EventsOut
 from app.integrations.platform_events.service import Received, evaluation_job_id
+from app.jobs.queue import JobsUnavailable
 from app.jsonbody import StrictRoute
 from app.services import Services, services
 
 router = APIRouter(tags=["platform events"], route_class=StrictRoute)
+log = structlog.get_logger(__name__)
 TraderPath = Annotated[str, Path(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9][A-Za-z0-9._:@-]*$")]
 
 EVENTS_DOC = (
@@ -41,13 +44,16 @@ EVENTS_DOC = (
 
 
 async def schedule_alerts(svc: Services, broker_id: uuid.UUID, received: Received) -> None:
-    """The alert rules of each trader whose state changed are evaluated by a job (after the commit)."""
-    jobs = getattr(svc, "jobs", None)  # app.jobs (issue 15): until it is on main, tests run the job directly
-    if jobs is None or not received.traders:
+    """The alert rules of the traders whose state changed are evaluated by one job (after the commit). The
+    events are stored whatever happens here: with the queue down the message is still a 200 (a retry would be
+    a replay, applied already), and the traders' next events evaluate their rules again."""
+    if not received.traders:
         return
-    for trader in received.traders:
-        await jobs.enqueue("evaluate_alerts", str(broker_id), trader,
-                           job_id=evaluation_job_id(broker_id, trader, received.body["messageId"]))
+    try:
+        await svc.jobs.enqueue("evaluate_alerts", str(broker_id), received.traders,
+                               job_id=evaluation_job_id(broker_id, received.body["messageId"]))
+    except JobsUnavailable:
+        log.warning("alerts_not_scheduled", broker_id=str(broker_id), traders=len(received.traders))
 
 
 @router.post("/api/v1/integrations/events", response_model=EventsOut, summary="Receive platform events (signed)",

@@ -19,6 +19,7 @@ from app.errors import AppError, MalformedJSON, Unauthorized, _errors_from_pydan
 from app.integrations.platform_events import repository as repo
 from app.integrations.platform_events import signature
 from app.integrations.platform_events.schemas import DATA_MODELS, EVENT_TYPES, EventIn, EventsIn
+from app.jobs.ownership import broker_job_id
 from app.jsonbody import loads
 
 Clock = Callable[[], datetime]
@@ -28,11 +29,10 @@ def _utcnow() -> datetime:
     return datetime.now(UTC)
 
 
-def evaluation_job_id(broker_id: uuid.UUID, trader_id: str, message_id: str) -> str:
-    """The job that evaluates a trader's alert rules after a message: one per (message, trader), so a retried
-    enqueue is the same job; owned by the broker (app.jobs.ownership's `broker:<id>:<key>` form)."""
-    digest = hashlib.sha256(f"{trader_id}\n{message_id}".encode()).hexdigest()[:32]
-    return f"broker:{broker_id}:alerts-{digest}"
+def evaluation_job_id(broker_id: uuid.UUID, message_id: str) -> str:
+    """The job that evaluates the alert rules of a message's traders: one per message, so a retried enqueue is
+    the same job; owned by the broker (app.jobs.ownership)."""
+    return broker_job_id(broker_id, "alerts-" + hashlib.sha256(message_id.encode()).hexdigest()[:32])
 
 
 def _refused(index: int, event_id: str | None, errors: list[dict[str, Any]]) -> dict[str, Any]:

@@ -18,6 +18,7 @@ if TYPE_CHECKING:  # the container names its members' types; it never builds the
     from app.integrations.market_data.history.service import HistoryService
     from app.integrations.market_data.service import MarketData
     from app.integrations.platform_events.service import PlatformEvents
+    from app.integrations.webhooks.service import WebhookService
     from app.jobs.queue import JobQueue
     from app.ratelimit.gate import RateLimits
     from app.ratelimit.limiter import Limiter
@@ -45,6 +46,7 @@ class Services:
     analytics: Analytics  # ClickHouse: the flush from Postgres and the analytics reports
     jobs: JobQueue  # background jobs (arq): enqueue, status; run by app.worker
     platform_events: PlatformEvents  # inbound broker platform events, account state (issue 17)
+    webhooks: WebhookService  # outbound webhooks: endpoints, signed deliveries, SSRF-safe transport (issue 17)
 
 
 def services(app: Any) -> Services:

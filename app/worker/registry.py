@@ -11,8 +11,9 @@ from arq.cron import CronJob
 
 from app.analytics import tasks as analytics_tasks
 from app.integrations.market_data.history import tasks as history_tasks
+from app.integrations.webhooks import tasks as webhook_tasks
 
-MODULES: tuple[ModuleType, ...] = (history_tasks, analytics_tasks)
+MODULES: tuple[ModuleType, ...] = (history_tasks, analytics_tasks, webhook_tasks)
 
 
 def task_functions() -> list[Any]:

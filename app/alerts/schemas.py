@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import uuid
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any, Literal
 
-from pydantic import Field
+from pydantic import AfterValidator, Field
 
-from app.schemas import OutModel
+from app.alerts.book import VAR_CONFIDENCES
+from app.schemas import ApiModel, OutModel
 
 
 class LivePosition(OutModel):
@@ -72,3 +74,68 @@ class LiveRiskOut(OutModel):
     var: LiveVar | None = Field(description="Historical VaR and ES of the open positions from the market history")
     unavailable: list[Unavailable] = Field(description="Parts that could not be computed, with the reason")
     flags: list[str]
+
+
+# ---- alert rules and alerts ----
+
+RuleKind = Literal["risk-per-trade", "total-risk", "margin-level", "currency-exposure", "portfolio-var"]
+Threshold = Annotated[float, Field(ge=0, le=1e13)]
+# The live book computes VaR at these two confidences (app.alerts.book.VAR_CONFIDENCES).
+def _one_of_the_book(v: float) -> float:
+    if v not in VAR_CONFIDENCES:
+        raise ValueError("the live book's VaR is at 0.95 or 0.99")
+    return v
+
+
+Confidence = Annotated[float, Field(ge=0.95, le=0.99, description="0.95 or 0.99"), AfterValidator(_one_of_the_book)]
+
+
+class RuleCreate(ApiModel):
+    kind: RuleKind = Field(description="risk-per-trade: a position's risk at its stop above X % of equity; "
+                           "total-risk: the risk at all stops above Y %; margin-level: equity / margin below Z %; "
+                           "currency-exposure: one currency's net exposure above W % of equity; portfolio-var: the "
+                           "1-day historical VaR above V (account currency)")
+    threshold: Threshold
+    clear_threshold: Threshold | None = Field(
+        default=None, description="Where an active alert clears (default: the threshold). Below the threshold for "
+        "an above rule, above it for margin-level: the band between is the hysteresis")
+    confidence: Confidence | None = Field(default=None, description="portfolio-var only: 0.95 or 0.99 (default)")
+    description: Annotated[str, Field(max_length=500)] | None = None
+    enabled: bool = True
+
+
+class RulePatch(ApiModel):
+    threshold: Threshold | None = None
+    clear_threshold: Threshold | None = None
+    confidence: Confidence | None = None
+    description: Annotated[str, Field(max_length=500)] | None = None
+    enabled: bool | None = None
+
+
+class RuleOut(OutModel):
+    id: uuid.UUID
+    kind: RuleKind
+    threshold: float
+    clear_threshold: float
+    confidence: float | None
+    unit: str
+    direction: Literal["above", "below"]
+    description: str | None
+    enabled: bool
+    created_at: datetime
+    updated_at: datetime
+
+
+class AlertOut(OutModel):
+    id: uuid.UUID
+    rule_id: uuid.UUID
+    kind: RuleKind
+    trader_id: str
+    subject: str | None = Field(description="The position id (risk-per-trade) or currency (currency-exposure)")
+    status: Literal["active", "cleared"]
+    value: float | None = Field(description="The measured value when it fired")
+    threshold: float
+    triggered_at: datetime
+    cleared_at: datetime | None
+    evidence: dict[str, Any] = Field(description="The part of the live book that showed the breach")
+    cleared_evidence: dict[str, Any] | None

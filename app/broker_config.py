@@ -68,6 +68,16 @@ Colour = Annotated[str, AfterValidator(_colour)]
 HttpsUrl = Annotated[str, Field(max_length=2000), AfterValidator(_https_url)]
 Font = Annotated[str, AfterValidator(_font)]
 Origin = Annotated[str, Field(max_length=300), AfterValidator(_origin)]
+
+
+def _https_origin(v: str) -> str:
+    v = _origin(v)
+    if not v.startswith("https://"):
+        raise ValueError("an https:// origin")
+    return v
+
+
+HttpsOrigin = Annotated[str, Field(max_length=300), AfterValidator(_https_origin)]
 Slug = Annotated[str, AfterValidator(_slug)]
 Domain = Annotated[str, AfterValidator(_domain)]
 
@@ -77,6 +87,10 @@ class Branding(ApiModel):
     logo_url: HttpsUrl | None = None
     font_family: Font = "system-ui, sans-serif"
     dark_mode: bool = False
+    # The broker's web font: a stylesheet (https://fonts.googleapis.com/css2?family=Inter) and the origins its
+    # font files come from (https://fonts.gstatic.com). Both go into the widget frame's CSP, nothing else.
+    font_stylesheet: HttpsUrl | None = None
+    font_hosts: Annotated[list[HttpsOrigin], Field(max_length=4)] = []
 
 
 class Features(ApiModel):

@@ -14,12 +14,14 @@ are skipped.
 
 from __future__ import annotations
 
+import gzip
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
+import brotli
 import orjson
 import pytest
 from fastapi import FastAPI
@@ -55,14 +57,19 @@ async def _recording_call(self: FastAPI, scope: Any, receive: Any, send: Any) ->
             for name, value in message.get("headers", []):
                 if name.lower() == b"content-type":
                     state["media"] = value.decode("latin-1").split(";", 1)[0].strip()
+                elif name.lower() == b"content-encoding":
+                    state["coding"] = value.decode("latin-1").strip()  # app.encoding: gzip or br
                 elif name.lower() == b"idempotent-replayed":
                     state["replay"] = True  # the first response's own bytes, checked when first sent
         elif message["type"] == "http.response.body":
             if state["media"] in JSON_TYPES:
                 state["chunks"].append(message.get("body", b""))
             if not message.get("more_body", False) and state["media"] in JSON_TYPES and not state["replay"]:
-                SEEN.append(Seen(self, scope["method"], scope["path"], state["status"], state["media"],
-                                 b"".join(state["chunks"])))
+                body = b"".join(state["chunks"])
+                coding = state.get("coding")
+                if coding in ("gzip", "br"):
+                    body = gzip.decompress(body) if coding == "gzip" else brotli.decompress(body)
+                SEEN.append(Seen(self, scope["method"], scope["path"], state["status"], state["media"], body))
         await send(message)
 
     await _original_call(self, scope, receive, tap)

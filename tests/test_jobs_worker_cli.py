@@ -9,6 +9,7 @@ import sys
 import time
 import uuid
 from pathlib import Path
+from typing import Any
 
 import psutil
 from fastapi.testclient import TestClient
@@ -55,3 +56,22 @@ def test_the_worker_process_runs_a_job_the_app_enqueued_and_stops_cleanly_on_sig
         time.sleep(0.05)
     # The embedded engines stay: the session's app still uses them.
     assert client.get("/readyz").json()["status"] == "ok"
+
+
+def test_production_runs_the_worker_as_its_own_deployment_on_the_api_redis() -> None:
+    import yaml
+
+    def deployment(name: str) -> dict[str, Any]:
+        found: dict[str, Any] = yaml.safe_load((ROOT / "k8s" / "api" / name).read_text())
+        return found
+
+    api, worker = deployment("deployment.yaml"), deployment("worker-deployment.yaml")
+    container = worker["spec"]["template"]["spec"]["containers"][0]
+    assert container["command"] == ["/srv/.venv/bin/forexrisk", "worker"] and "ports" not in container
+    env = {e["name"]: e for e in container["env"]}
+    api_env = {e["name"]: e for e in api["spec"]["template"]["spec"]["containers"][0]["env"]}
+    assert env["FOREXRISK_ENVIRONMENT"]["value"] == "production"  # so the API pods run no worker of their own
+    assert not Settings(environment="production", secret_pepper="x", encryption_key="x", jwt_private_key_pem="x",
+                        session_secret="x").jobs_worker_in_process
+    assert env["REDIS_URL"] == api_env["REDIS_URL"]  # one queue for both
+    assert env.keys() == api_env.keys()

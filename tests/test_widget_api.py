@@ -71,9 +71,9 @@ def auth_service(client: TestClient) -> AuthService:
 
 
 def get_config(client: TestClient, broker: BrokerFixture, *, key: str | None = None, slug: str | None = None,
-               origin: str | None = ORIGIN) -> Response:
+               origin: str | None = ORIGIN, params: dict[str, str] | None = None) -> Response:
     headers = {**NO_AUTH, **({"Origin": origin} if origin is not None else {})}
-    params = {"broker": slug or broker.slug, "key": key or broker.publishable_key}
+    params = {"broker": slug or broker.slug, "key": key or broker.publishable_key, **(params or {})}
     return client.get("/api/v1/widget/config", params=params, headers=headers)
 
 
@@ -151,7 +151,11 @@ def test_config_from_an_allowed_origin(client: TestClient, broker: BrokerFixture
         "locale": "de", "maxLeverage": 30.0,
         "frameUrl": f"http://testserver/widget/frame?session={token}",
         "session": {"token": token, "expiresAt": body["session"]["expiresAt"]},
+        "title": f"Positionsgrößenrechner – Broker {broker.slug}",  # the broker's locale (de)
     }
+    # The loader asks for the page's language: the iframe's title is in it.
+    assert get_config(client, broker, params={"locale": "fr"}).json()["title"] == (
+        f"Calculateur de taille de position – Broker {broker.slug}")
     expires = datetime.fromisoformat(body["session"]["expiresAt"].replace("Z", "+00:00"))
     assert body["session"]["expiresAt"].endswith("Z")
     assert abs((expires - datetime.now(UTC)).total_seconds() - 900) < 30
@@ -356,16 +360,22 @@ def test_frame_document_and_headers(client: TestClient, broker: BrokerFixture) -
     assert resp.headers["x-content-type-options"] == "nosniff"
     assert resp.headers["referrer-policy"] == "strict-origin-when-cross-origin"
     assert resp.headers["cache-control"] == "no-store"
+    assert resp.headers["vary"] == "Accept-Encoding" and resp.headers["content-encoding"] == "gzip"
     html = resp.text
+    urls = {name: assets.ASSETS.url(name) for name in ("app.css", "app.js", "i18n/de.json", "instruments.json")}
+    assert all(u.startswith("/widget/v/") for u in urls.values()), urls
     assert html.startswith('<!doctype html><html lang="de" dir="ltr"><head><meta charset="utf-8">'
                            '<meta name="viewport" content="width=device-width,initial-scale=1">'
-                           f"<title>Broker {broker.slug} – position size calculator</title>"
-                           '<link rel="stylesheet" href="/widget/app.css">'
+                           f"<title>Positionsgrößenrechner – Broker {broker.slug}</title>"
+                           f'<link rel="stylesheet" href="{urls["app.css"]}">'
+                           f'<link rel="preload" href="{urls["i18n/de.json"]}" as="fetch" crossorigin>'
+                           f'<link rel="preload" href="{urls["instruments.json"]}" as="fetch" crossorigin>'
                            '<script id="fxr-boot" type="application/json">')
-    assert html.endswith('</script><script src="/widget/app.js" defer></script></head>'
+    assert html.endswith(f'</script><script src="{urls["app.js"]}" defer></script></head>'
                          '<body><div id="app"></div></body></html>')
     boot = boot_of(html)
     session = boot.pop("session")
+    assert boot.pop("assets") == {"i18n": urls["i18n/de.json"], "instruments": urls["instruments.json"]}
     assert boot == {
         "mode": "embedded", "wid": "w_1-A", "parentOrigin": ORIGIN,
         "broker": {"slug": broker.slug, "name": f"Broker {broker.slug}"},
@@ -492,7 +502,7 @@ def test_boot_json_cannot_break_out(client: TestClient) -> None:
         html = resp.text
         assert "<script>alert" not in html and "<!--" not in html
         assert html.count("<script") == 2 and html.count("</script>") == 2
-        assert "<title>&lt;/script&gt;&lt;script&gt;alert(1)&lt;/script&gt; &amp; &lt;!-- \u2028 – position" in html
+        assert " – &lt;/script&gt;&lt;script&gt;alert(1)&lt;/script&gt; &amp; &lt;!-- \u2028</title>" in html
         assert boot_of(html)["broker"]["name"] == name
 
 
@@ -572,20 +582,20 @@ def test_a_widget_session_runs_the_widgets_calculations_only(client: TestClient)
 
 
 def test_one_widget_visitor_cannot_spend_the_brokers_quota(settings: Settings) -> None:
-    """A visitor's own bucket (30 per minute per client address) runs out long before the broker's."""
+    """A visitor's own bucket (60 per minute per client address) runs out long before the broker's."""
     with app_on(settings, rate_limit_prefix="rl-widget-visitor:") as c:
         broker = make_broker(c, tier="standard", config={"allowedOrigins": [ORIGIN]})
         size = {"accountBalance": 10000, "accountCurrency": "USD", "riskPercentage": 1, "currencyPair": "EURUSD",
                 "entryPrice": 1.1, "stopLoss": 1.099}
         statuses = []
-        for _ in range(5):  # a visitor opening new sessions does not get a new bucket
+        for _ in range(7):  # a visitor opening new sessions does not get a new bucket
             token = session_token(c, broker)
             statuses += [c.post("/api/v1/calculate/position-size", json=size, headers=bearer(token)).status_code
                          for _ in range(10)]
-        assert statuses.count(200) == 30 and statuses.count(429) == 20
+        assert statuses.count(200) == 60 and statuses.count(429) == 10
         left = c.post("/api/v1/calculate/position-size", json=size, headers=broker.auth)
         assert left.status_code == 200
-        assert int(left.headers["RateLimit-Remaining"]) >= 120 - 30 - 5 - 1 - 1
+        assert int(left.headers["RateLimit-Remaining"]) >= 120 - 60 - 7 - 1 - 1
 
 
 def test_errors_to_the_brokers_own_pages_carry_cors(client: TestClient) -> None:
@@ -621,3 +631,89 @@ def test_widget_sessions_from_the_config_are_limited_per_address(settings: Setti
         broker = new_broker(c)
         statuses = [get_config(c, broker).status_code for _ in range(11)]
         assert statuses == [200] * 9 + [429, 429]  # three times the full-page allowance
+
+
+# --- on the wire: compression, hashed URLs, ETags (issue 19) ---------------------------------------------
+def test_assets_are_compressed_as_negotiated_and_hashed_urls_are_immutable(client: TestClient) -> None:
+    app_js = assets.ASSETS.get("app.js")
+    assert app_js is not None and len(app_js.body.body) > 1024
+    url = app_js.url
+    for accept, coding in (("gzip, deflate, br", "br"), ("gzip", "gzip"), ("br;q=0, gzip;q=0.5", "gzip"),
+                           ("identity", None), ("gzip;q=0", None)):
+        resp = client.get(url, headers={**NO_AUTH, "Accept-Encoding": accept})
+        assert resp.status_code == 200
+        assert resp.headers.get("content-encoding") == coding, accept
+        assert resp.headers["vary"] == "Accept-Encoding"
+        assert resp.headers["cache-control"] == "public, max-age=31536000, immutable"
+        assert resp.content == app_js.body.body  # decoded by the client: the same bytes
+        wire = {"br": app_js.body.br, "gzip": app_js.body.gzip, None: app_js.body.body}[coding]
+        assert wire is not None and int(resp.headers["content-length"]) == len(wire)
+        again = client.get(url, headers={**NO_AUTH, "Accept-Encoding": accept, "If-None-Match": resp.headers["etag"]})
+        assert again.status_code == 304 and again.headers["etag"] == resp.headers["etag"]
+    assert len(app_js.body.br or b"") < len(app_js.body.gzip or b"") < len(app_js.body.body) // 2
+    # A hash that is not the file's (a page from before a release) gets the current file, never cached as it.
+    stale = client.get(f"/widget/v/{'0' * 20}/app.js", headers=NO_AUTH)
+    assert stale.status_code == 200 and stale.headers["cache-control"] == "no-cache"
+    assert stale.content == app_js.body.body
+    # Only the served names exist under a hash, too.
+    assert_problem(client.get(f"/widget/v/{app_js.digest}/secret.txt", headers=NO_AUTH), 404, "not-found")
+    assert client.get(f"/widget/v/{app_js.digest}/..%2fpyproject.toml", headers=NO_AUTH).status_code in (404, 422)
+    # The loader keeps its address (brokers paste it): five minutes, ETag, compressed.
+    loader = client.get("/widget.js", headers={**NO_AUTH, "Accept-Encoding": "gzip"})
+    assert loader.headers["content-encoding"] == "gzip" and loader.headers["cache-control"] == "public, max-age=300"
+
+
+def test_widget_instrument_list_is_compact_and_cached(client: TestClient) -> None:
+    url = assets.ASSETS.url("instruments.json")
+    resp = client.get(url, headers={**NO_AUTH, "Accept-Encoding": "gzip"})
+    assert resp.status_code == 200 and resp.headers["cache-control"] == "public, max-age=31536000, immutable"
+    data = resp.json()
+    rows = {r[0]: dict(zip(data["fields"], r, strict=True)) for r in data["items"]}
+    assert rows["EURUSD"] == {"symbol": "EURUSD", "assetClass": "fx-major", "base": "EUR", "quote": "USD",
+                              "pipSize": 0.0001, "digits": 5, "lotStep": 0.01}
+    assert len(resp.content) < 8 * 1024 and int(resp.headers["content-length"]) < 2 * 1024
+
+
+def test_instrument_catalogue_has_an_etag_and_compresses(client: TestClient) -> None:
+    resp = client.get("/api/v1/instruments", headers={**NO_AUTH, "Accept-Encoding": "gzip"})
+    assert resp.status_code == 200 and resp.headers["content-encoding"] == "gzip"
+    assert resp.headers["cache-control"] == "public, max-age=3600" and resp.headers["vary"] == "Accept-Encoding"
+    assert int(resp.headers["content-length"]) < len(resp.content) // 5
+    again = client.get("/api/v1/instruments", headers={**NO_AUTH, "Accept-Encoding": "gzip",
+                                                       "If-None-Match": resp.headers["etag"]})
+    assert again.status_code == 304 and again.content == b""
+    metals = client.get("/api/v1/instruments?assetClass=metal", headers=NO_AUTH)
+    assert metals.headers["etag"] != resp.headers["etag"] and metals.json()["count"] >= 2
+    assert client.get("/api/v1/instruments?assetClass=nope", headers=NO_AUTH).json()["count"] == 0
+
+
+def test_the_calculation_api_is_never_compressed(client: TestClient) -> None:
+    """Compression is for assets and documents only: the calculation path is latency-bound and benchmarked."""
+    token = session_token(client, new_broker(client))
+    body = {"accountBalance": 10000, "accountCurrency": "USD", "currencyPair": "EURUSD", "entryPrice": 1.185,
+            "stopLoss": 1.182, "riskPercentage": 2, "takeProfit": [{"price": 1.19, "share": 0.5},
+                                                                   {"price": 1.2, "share": 0.5}]}
+    resp = client.post("/api/v1/calculate/position-size?explain=true", json=body,
+                       headers={**bearer(token), "Accept-Encoding": "gzip, br"})
+    assert resp.status_code == 200, resp.text
+    assert len(resp.content) > 1024 and "content-encoding" not in resp.headers
+
+
+def test_a_brokers_web_font_is_allowed_by_the_frame_csp(client: TestClient) -> None:
+    """Issue 19: the broker's web font was blocked by the frame's CSP. Its stylesheet's origin joins
+    style-src and its font hosts become font-src; nothing else is opened."""
+    font = {"fontFamily": "Inter, sans-serif", "fontStylesheet": "https://fonts.googleapis.com/css2?family=Inter",
+            "fontHosts": ["https://fonts.gstatic.com"]}
+    b = new_broker(client, config={**CONFIG, "branding": {**CONFIG["branding"], **font}})
+    resp = frame(client, session_token(client, b))
+    csp = resp.headers["content-security-policy"]
+    assert "style-src 'self' 'unsafe-inline' https://fonts.googleapis.com;" in csp
+    assert csp.endswith("; font-src 'self' https://fonts.gstatic.com")
+    assert '<link rel="stylesheet" href="https://fonts.googleapis.com/css2?family=Inter">' in resp.text
+    # Without a font configured the policy is the fixed one (no font-src beyond 'self' by default-src).
+    plain_csp = frame(client, session_token(client, new_broker(client))).headers["content-security-policy"]
+    assert "font-src" not in plain_csp and "googleapis" not in plain_csp
+    # Font hosts must be https origins.
+    bad = client.put(f"/api/v1/brokers/{b.id}/config", headers=b.auth, json={
+        **CONFIG, "branding": {**CONFIG["branding"], "fontHosts": ["http://fonts.example.com"]}})
+    assert_problem(bad, 422)

@@ -13,7 +13,7 @@
     .split(' ');
   const BG = { light: '#ffffff', dark: '#0f141a' }, FG = { light: '#0f172a', dark: '#e6eaf0' };
   let T = {}, token = BOOT.session && BOOT.session.token, expiresAt = BOOT.session && BOOT.session.expiresAt;
-  let instruments = {}, last = null, lastReq = null, busy = false, lost = false, themeState = {};
+  let instruments = {}, last = null, lastReq = null, lost = false, themeState = {};
   const portfolio = [];
 
   // ---------- helpers ----------
@@ -59,16 +59,17 @@
     if (PARENT && W.parent !== W) W.parent.postMessage({ fxr: 1, type, wid: BOOT.wid, payload: payload || {} }, PARENT);
   }
 
-  async function api(path, body) {
+  /** status 0: the network failed; -1: cancelled (a newer request replaced it). */
+  async function api(path, body, signal) {
     let r;
     try {
       r = await fetch(path, {
-        method: body ? 'POST' : 'GET', credentials: 'omit',
+        method: body ? 'POST' : 'GET', credentials: 'omit', signal,
         headers: Object.assign({ Authorization: 'Bearer ' + token }, body ? { 'Content-Type': 'application/json' } : {}),
         body: body ? JSON.stringify(body) : undefined,
       });
     } catch (e) {
-      return { status: 0, data: null };
+      return { status: signal && signal.aborted ? -1 : 0, data: null };
     }
     let data = null;
     try { data = await r.json(); } catch (e) { /* empty or not JSON */ }
@@ -134,8 +135,8 @@
   }
 
   // ---------- markup ----------
-  function field(id, label, extra, hint) {
-    return `<div class="fld"><label for="${id}">${label}</label>` +
+  function field(id, label, extra, hint, labelId) {
+    return `<div class="fld"><label for="${id}"${labelId ? ` id="${labelId}"` : ''}>${label}</label>` +
       `<input id="${id}" inputmode="decimal" autocomplete="off" ${extra || ''}` +
       ` aria-describedby="${id}-e${hint ? ' ' + id + '-h' : ''}">` +
       (hint ? `<small class="hint" id="${id}-h">${hint}</small>` : '') +
@@ -148,9 +149,16 @@
   }
 
   function render() {
+    // The broker's features: projections and portfolio are tabs; advancedScenarios adds the ATR and points
+    // stops, reverse mode (lots -> risk), spread, commission and take-profit ladders; correlationAnalysis
+    // the correlation of the portfolio from market history.
     const tabs = [['calc', t('tabCalc')]];
-    if (FEAT.advancedScenarios) tabs.push(['proj', t('tabProj')]);
-    if (FEAT.correlationAnalysis) tabs.push(['port', t('tabPort')]);
+    if (FEAT.projections) tabs.push(['proj', t('tabProj')]);
+    if (FEAT.portfolio) tabs.push(['port', t('tabPort')]);
+    const ADV = !!FEAT.advancedScenarios;
+    const stops = [['price', t('stopPrice')], ['pips', t('stopPips')]].concat(ADV
+      ? [['points', t('stopPoints')], ['atr', t('stopAtr')]] : []);
+    const risks = [['pct', t('riskPct')], ['amt', t('riskAmt')]].concat(ADV ? [['lots', t('riskLots')]] : []);
     const name = esc(BROKER.name || '');
     const brand = BRAND.logoUrl
       ? `<img class="logo" id="logo" src="${esc(BRAND.logoUrl)}" alt="${name}"><span class="brand" hidden>${name}</span>`
@@ -167,6 +175,10 @@ ${tabs.length > 1 ? `<div class="tabs" role="tablist" aria-label="${t('title')}"
   tabs.length > 1 ? 'tab-calc' : 'res-h'}">
 <div class="cols">
 <form id="f" class="card" novalidate>
+<div class="fld presets"><label for="preset">${t('presets')}</label><div class="pair">
+<select id="preset"><option value="">${t('presetNone')}</option></select>
+<button type="button" class="btn2" id="psave">${t('presetSave')}</button>
+<button type="button" class="btn2" id="pdel" disabled>${t('presetDelete')}</button></div></div>
 <div class="fld"><label for="bal">${t('balance')}</label><div class="pair">
 <input id="bal" inputmode="decimal" autocomplete="off" required aria-describedby="bal-e">
 <select id="cur" aria-label="${t('currency')}">${cur}</select></div><small class="err" id="bal-e"></small></div>
@@ -178,24 +190,33 @@ ${tabs.length > 1 ? `<div class="tabs" role="tablist" aria-label="${t('title')}"
 ${seg('dm', 'side-l', [['long', t('long')], ['short', t('short')]])}</fieldset>
 ${field('entry', t('entry'), '', t('entryHint'))}
 <fieldset class="fld"><legend id="stop-l">${t('stop')}</legend>
-<label for="stop" class="sr" id="stop-x">${t('stopPriceLabel')}</label><div class="pair">
-<input id="stop" inputmode="decimal" autocomplete="off" required aria-describedby="stop-e">
-${seg('sm', 'stop-l', [['price', t('stopPrice')], ['pips', t('stopPips')]])}</div>
-<small class="err" id="stop-e"></small></fieldset>
+<label for="stop" class="sr" id="stop-x">${t('stopPriceLabel')}</label><div class="pair wrap">
+<input id="stop" inputmode="decimal" autocomplete="off" required aria-describedby="stop-h stop-e">
+${seg('sm', 'stop-l', stops)}</div>
+<small class="hint" id="stop-h" hidden></small><small class="err" id="stop-e"></small></fieldset>
 <fieldset class="fld"><legend id="risk-l">${t('risk')}</legend>
-<label for="risk" class="sr" id="risk-x">${t('riskPctLabel')}</label><div class="pair">
+<label for="risk" class="sr" id="risk-x">${t('riskPctLabel')}</label><div class="pair wrap">
 <input id="risk" inputmode="decimal" autocomplete="off" required value="${plain(2)}" aria-describedby="risk-e">
-${seg('rm', 'risk-l', [['pct', t('riskPct')], ['amt', t('riskAmt')]])}</div>
+${seg('rm', 'risk-l', risks)}</div>
 <small class="err" id="risk-e"></small></fieldset>
-<div class="two">${field('tp', t('tp'))}
+<div class="fld"><div class="two">${field('tp', t('tp'), '', '', 'tp-l')}
 ${field('lev', t('leverage'), BOOT.maxLeverage ? `value="${plain(BOOT.maxLeverage)}"` : '', lev)}</div>
+${ADV ? `<div id="tps"></div><button type="button" class="lnk" id="tp-add">${t('tpAdd')}</button>` : ''}</div>
+${ADV ? `<details class="more" id="more"><summary>${t('moreOptions')}</summary><div class="two">
+${field('spread', t('spread'), '', t('spreadHint'))}${field('comm', t('commission'), '', t('commissionHint'))}</div>
+</details>` : ''}
 <div id="rates-f"></div>
 <button class="btn" id="go" type="submit">${t('calculate')}</button>
 </form>
 <section class="card res" id="res" aria-live="polite" aria-labelledby="res-h">
-<h2 id="res-h">${t('resultTitle')}</h2><div id="out"><p class="mut">${t('empty')}</p></div></section>
+<h2 id="res-h">${t('resultTitle')}</h2><p class="stale" id="stale" role="status" hidden>${t('stale')}</p>
+<div id="out"><p class="mut">${t('empty')}</p></div>
+<div class="acts" id="acts" hidden><button type="button" class="btn2" id="copy">${t('copy')}</button>
+<button type="button" class="btn2" id="share-b">${t('shareLink')}</button></div>
+<p class="mut" id="acts-s" role="status"></p><input id="share-u" class="share" readonly aria-label="${t('shareLink')}" hidden>
+</section>
 </div></section>
-${FEAT.advancedScenarios ? projPanel() : ''}${FEAT.correlationAnalysis ? portPanel() : ''}
+${FEAT.projections ? projPanel() : ''}${FEAT.portfolio ? portPanel() : ''}
 <footer class="ft">${t('disclaimer')}</footer></div>`;
     const logo = $('logo');
     if (logo) logo.addEventListener('error', () => { logo.hidden = true; logo.nextElementSibling.hidden = false; });
@@ -203,23 +224,267 @@ ${FEAT.advancedScenarios ? projPanel() : ''}${FEAT.correlationAnalysis ? portPan
     $('f').addEventListener('submit', (e) => { e.preventDefault(); calculate(true); });
     D.querySelectorAll('input[name=sm],input[name=rm]').forEach((r) => r.addEventListener('change', modes));
     $('sym').addEventListener('change', symbolChanged);
-    ['sym', 'cur'].forEach((id) => $(id).addEventListener('change', () => { $('rates-f').innerHTML = ''; }));
-    $('f').addEventListener('input', (e) => clearErr(e.target.id));
+    ['sym', 'cur'].forEach((id) => $(id).addEventListener('change', dropRates));
+    $('entry').addEventListener('input', () => { entrySrc = ''; });
+    D.querySelectorAll('input[name=dm]').forEach((r) => r.addEventListener('change', fillEntry));
+    $('sym').addEventListener('input', () => { if (instruments[norm($('sym').value)]) symbolChanged(); });
+    $('f').addEventListener('input', (e) => { clearErr(e.target.id); changed(400); });
+    $('f').addEventListener('change', () => changed(400));
     const tl = D.querySelector('[role=tablist]');
     if (tl) {
       tl.addEventListener('click', (e) => { const b = e.target.closest('[role=tab]'); if (b) selectTab(b); });
       tl.addEventListener('keydown', tabKeys);
     }
-    if (FEAT.advancedScenarios) $('pf').addEventListener('submit', (e) => { e.preventDefault(); project(); });
-    if (FEAT.correlationAnalysis) wirePortfolio();
+    wireKeep();
+    if (FEAT.projections) $('pf').addEventListener('submit', (e) => { e.preventDefault(); project(); });
+    if (FEAT.portfolio) wirePortfolio();
+    if (ADV) {
+      $('tp-add').addEventListener('click', () => { addTarget(); changed(400); });
+      $('tps').addEventListener('click', (e) => {
+        const b = e.target.closest('button[data-tp]');
+        if (b) { b.closest('.tpr').remove(); renumberTargets(); changed(30); $('tp-add').focus(); }
+      });
+    }
   }
 
+  const stopMode = () => (D.querySelector('input[name=sm]:checked') || {}).value || 'price';
+  const riskMode = () => (D.querySelector('input[name=rm]:checked') || {}).value || 'pct';
   function modes() {
-    const pips = $('sm-pips').checked, amt = $('rm-amt').checked;
-    $('stop-x').textContent = T[pips ? 'stopPipsLabel' : 'stopPriceLabel'];
-    $('risk-x').textContent = T[amt ? 'riskAmtLabel' : 'riskPctLabel'];
+    const sm = stopMode(), rm = riskMode();
+    $('stop-x').textContent = T[{ price: 'stopPriceLabel', pips: 'stopPipsLabel', points: 'stopPointsLabel',
+      atr: 'stopAtrLabel' }[sm]];
+    $('risk-x').textContent = T[{ pct: 'riskPctLabel', amt: 'riskAmtLabel', lots: 'riskLotsLabel' }[rm]];
+    if (sm === 'atr') { if (!$('stop').value.trim()) $('stop').value = plain(1.5); loadAtr(); } else showAtr();
     clearErr('stop');
     clearErr('risk');
+  }
+
+  // ---------- keep and pass on: presets, copy, share link ----------
+  // The form as plain values: numbers as numbers (so a link made in one locale opens in another), the
+  // modes, the ladder. A market entry is left out: whoever opens it gets the price of that moment.
+  const NUMS = ['bal', 'entry', 'stop', 'risk', 'tp', 'lev', 'spread', 'comm'];
+  function formState() {
+    const o = { cur: $('cur').value, sym: norm($('sym').value), dm: side(), sm: stopMode(), rm: riskMode() };
+    NUMS.forEach((id) => {
+      const el = $(id), n = el ? parse(el.value, id === 'bal' || id === 'comm' || id === 'risk') : null;
+      if (n > 0) o[id] = n;
+    });
+    if (entrySrc === 'market') delete o.entry;
+    const rows = [...D.querySelectorAll('#tps .tpr')];
+    if (rows.length) {
+      o.tp1s = parse($('tp1s').value) || '';
+      o.tps = rows.map((r) => (parse(r.querySelector('[data-tp-price]').value) || '') + ':' +
+        (parse(r.querySelector('[data-tp-share]').value) || '')).join(',');
+    }
+    return o;
+  }
+  function applyState(o) {
+    if (!o || typeof o !== 'object' || !Object.keys(o).length) return;
+    if (/^[A-Z]{3}$/.test(o.cur || '')) {
+      if (![...$('cur').options].some((x) => x.value === o.cur)) $('cur').insertAdjacentHTML('beforeend', `<option>${o.cur}</option>`);
+      $('cur').value = o.cur;
+    }
+    if (typeof o.sym === 'string' && o.sym.length <= 32) { $('sym').value = norm(o.sym); symbolChanged(); }
+    [['dm', o.dm], ['sm', o.sm], ['rm', o.rm]].forEach(([k, v]) => { const r = $(k + '-' + v); if (r) r.checked = true; });
+    NUMS.forEach((id) => { const el = $(id), n = +o[id]; if (el) el.value = n > 0 && Number.isFinite(n) ? plain(n) : ''; });
+    if (o.entry > 0) entrySrc = '';
+    if ($('tps')) {
+      $('tps').innerHTML = '';
+      if ($('tp1s')) renumberTargets();
+      String(o.tps || '').split(',').filter(Boolean).slice(0, 9).forEach((x) => {
+        const [p, sh] = x.split(':').map(Number);
+        addTarget(p > 0 ? p : null, sh > 0 ? sh : null);
+      });
+      if ($('tp1s') && +o.tp1s > 0) $('tp1s').value = plain(+o.tp1s);
+    }
+    modes();
+    fillEntry();
+    changed(30);
+  }
+  // Presets live in first-party storage: the full page's own, or, embedded, the host page's (the loader
+  // keeps them there and hands them over with `context`), because a browser that blocks third-party
+  // storage refuses it to this frame. Read once, kept in memory, written back whole.
+  const STORE = 'fxr:presets:' + (BROKER.slug || '');
+  let presetList = null;
+  function presets() {
+    if (presetList === null) {
+      presetList = [];
+      if (!PARENT) {
+        try { presetList = JSON.parse(localStorage.getItem(STORE) || '[]'); } catch (e) { presetList = []; }
+      }
+    }
+    return Array.isArray(presetList) ? presetList.filter((p) => p && p.name && p.state) : [];
+  }
+  function storePresets(list) {
+    presetList = list;
+    const text = JSON.stringify(list);
+    if (PARENT) { post('savePresets', { value: text }); return true; }
+    try { localStorage.setItem(STORE, text); return true; } catch (e) { return false; }
+  }
+  function listPresets(selected) {
+    $('preset').innerHTML = `<option value="">${t('presetNone')}</option>` + presets().map((p, i) =>
+      `<option value="${i}"${p.name === selected ? ' selected' : ''}>${esc(p.name)}</option>`).join('');
+    $('pdel').disabled = !$('preset').value;
+  }
+  function savePreset() {
+    const o = formState(), name = [o.sym || '?', o.risk ? plain(o.risk) + (o.rm === 'pct' ? ' %' : o.rm === 'lots'
+      ? ' ' + T.lotsUnit : ' ' + o.cur) : '', o.stop ? plain(o.stop) + ' ' + (T['stop' + o.sm[0].toUpperCase() +
+      o.sm.slice(1)] || '') : ''].filter(Boolean).join(' · ');
+    const list = presets().filter((p) => p.name !== name);
+    list.unshift({ name, state: o });
+    if (!storePresets(list.slice(0, 10))) { banner(T.presetBlocked); return; }
+    listPresets(name);
+    $('acts-s').textContent = t('presetSaved', { name });
+  }
+  function wireKeep() {
+    listPresets();
+    $('psave').addEventListener('click', savePreset);
+    $('preset').addEventListener('change', (e) => {
+      e.stopPropagation(); // choosing a preset is not an edit of the form by itself
+      const p = presets()[+$('preset').value];
+      $('pdel').disabled = !p;
+      if (p) applyState(p.state);
+    });
+    $('pdel').addEventListener('click', () => {
+      const i = +$('preset').value, list = presets();
+      if (!$('preset').value || !list[i]) return;
+      list.splice(i, 1);
+      storePresets(list);
+      listPresets();
+      $('preset').focus();
+    });
+    $('copy').addEventListener('click', () => copyText(summary(), T.copied));
+    $('share-b').addEventListener('click', () => {
+      const url = shareUrl();
+      $('share-u').value = url;
+      $('share-u').hidden = false;
+      copyText(url, T.linkCopied);
+      $('share-u').select();
+    });
+  }
+  let hostHref = BOOT.mode === 'page' ? location.href.split('#')[0] : '';
+  function shareUrl() {
+    const q = new URLSearchParams(formState()).toString();
+    return (hostHref || location.href.split('#')[0]) + '#fxr=' + encodeURIComponent(q);
+  }
+  function readShared(hash) {
+    const m = /(?:^|[#&])fxr=([^&]+)/.exec(hash || '');
+    if (!m) return null;
+    try { return Object.fromEntries(new URLSearchParams(decodeURIComponent(m[1]))); } catch (e) { return null; }
+  }
+  function summary() {
+    const d = last, q = lastReq;
+    if (!d || !q) return '';
+    const c = q.accountCurrency;
+    return [`${q.currencyPair} ${T[d.direction === 'short' ? 'short' : 'long']}: ${num(d.lotSize, decimals(
+      (instruments[q.currencyPair] || {}).lotStep || 0.01))} ${T.lotsUnit} (${num(d.positionSize, 0, 2)} ${T.units})`,
+    `${T.entry}: ${priceText(d.entryPrice)} · ${T.stop}: ${priceText(d.stopLoss)} (${num(d.stopDistancePips, 0, 1)} ${
+      T.stopPips})`,
+    `${T.atRisk}: ${money(d.maxLoss, c)} (${pct(d.riskPercentage)})`,
+    d.riskRewardRatio != null ? `${T.rr}: ${(T.rrText || '').replace('{r}', num(d.riskRewardRatio, 0, 2))}` : '',
+    BROKER.name || ''].filter(Boolean).join('\n');
+  }
+  async function copyText(text, done) {
+    let ok = false;
+    try { await navigator.clipboard.writeText(text); ok = true; } catch (e) {
+      // A frame without the clipboard permission: the older copy command, from the click itself.
+      const ta = D.createElement('textarea');
+      ta.value = text;
+      ta.setAttribute('readonly', '');
+      ta.className = 'sr';
+      D.body.appendChild(ta);
+      ta.select();
+      try { ok = D.execCommand('copy'); } catch (e2) { ok = false; }
+      ta.remove();
+    }
+    $('acts-s').textContent = ok ? done : T.copyFailed;
+  }
+
+  // ---------- take-profit ladder (advancedScenarios) ----------
+  // The first target is the `tp` field; each added one is a price and the share of the position closed
+  // there (in %). With one target the share is the whole position.
+  function addTarget(price, share) {
+    const n = $('tps').children.length + 2;
+    $('tps').insertAdjacentHTML('beforeend', `<div class="tpr two"><div class="fld"><label for="tp${n}">${
+      t('tpN', { n })}</label><input id="tp${n}" data-tp-price inputmode="decimal" autocomplete="off"` +
+      ` aria-describedby="tp${n}-e" value="${price == null ? '' : esc(plain(price))}"><small class="err" id="tp${n}-e">` +
+      `</small></div><div class="fld"><label for="tp${n}s">${t('tpShare')}</label><div class="pair">` +
+      `<input id="tp${n}s" data-tp-share inputmode="decimal" autocomplete="off" aria-describedby="tp${n}s-e"` +
+      ` value="${share == null ? '' : esc(plain(share))}"><button type="button" class="x" data-tp="${n}"` +
+      ` aria-label="${t('tpRemove', { n })}">×</button></div><small class="err" id="tp${n}s-e"></small></div></div>`);
+    if (!$('tp1s')) {
+      $('tp').closest('.fld').insertAdjacentHTML('beforeend', `<label for="tp1s" class="sub2">${t('tpShare')}</label>` +
+        `<input id="tp1s" data-tp-share inputmode="decimal" autocomplete="off" aria-describedby="tp1s-e"><small` +
+        ' class="err" id="tp1s-e"></small>');
+    }
+    renumberTargets();
+  }
+  function renumberTargets() {
+    const rows = $('tps') ? $('tps').children.length : 0;
+    if (!rows && $('tp1s')) { // back to one target: the whole position, no share field
+      const f = $('tp1s').closest('.fld');
+      f.querySelectorAll('.sub2, #tp1s, #tp1s-e').forEach((el) => el.remove());
+    }
+    // Equal shares by default for the fields left empty.
+    const shares = [...D.querySelectorAll('[data-tp-share]')];
+    const empty = shares.filter((el) => !el.value.trim());
+    if (empty.length === shares.length) shares.forEach((el) => { el.placeholder = plain(100 / shares.length, 2); });
+  }
+  function readTargets(errs) {
+    const first = parse($('tp').value, false);
+    const prices = [['tp', first]].concat([...D.querySelectorAll('[data-tp-price]')]
+      .map((el) => [el.id, parse(el.value, false)]));
+    const shareEls = [...D.querySelectorAll('[data-tp-share]')];
+    if (prices.length === 1) {
+      if (first !== null && !(first > 0)) errs.push(['tp', T.errNumber]);
+      return first > 0 ? first : null;
+    }
+    const out = [];
+    let total = 0;
+    prices.forEach(([id, price], i) => {
+      const el = shareEls[i], raw = el.value.trim(), share = raw ? parse(raw, false) : 100 / prices.length;
+      if (price === null) errs.push([id, T.errRequired]);
+      else if (!(price > 0)) errs.push([id, T.errNumber]);
+      if (!(share > 0 && share <= 100)) errs.push([el.id, T.errNumber]);
+      total += share;
+      out.push({ price, share: share / 100 });
+    });
+    if (Math.abs(total - 100) > 0.01 && !errs.length) errs.push([shareEls[shareEls.length - 1].id, T.errShares]);
+    // Rounded so the shares add up to exactly 1 (the API checks the sum).
+    if (!errs.length) {
+      let left = 1;
+      out.forEach((o, i) => { o.share = i === out.length - 1 ? +left.toFixed(10) : +o.share.toFixed(6); left -= o.share; });
+    }
+    return out;
+  }
+
+  // ---------- ATR stop (advancedScenarios) ----------
+  // ATR(14) of the pair's daily history from the API (`/calculate/atr` with a symbol); the stop is that
+  // times the multiplier typed in the stop field. Kept per pair for the page's life.
+  const atrs = {};
+  let atrSeq = 0;
+  async function loadAtr() {
+    const sym = norm($('sym').value);
+    if (stopMode() !== 'atr' || !instruments[sym] || atrs[sym]) { showAtr(); return; }
+    const mine = ++atrSeq;
+    showAtr(T.atrLoading);
+    const r = await api('/api/v1/calculate/atr', { symbol: sym, period: 14, days: 60 });
+    if (mine !== atrSeq) return;
+    if (r.status === 200 && r.data && r.data.latestAtr > 0) {
+      atrs[sym] = r.data;
+      showAtr();
+      changed(0);
+    } else showAtr(T.atrMissing);
+  }
+  function showAtr(msg) {
+    const h = $('stop-h'), a = atrs[norm($('sym').value)];
+    if (!h) return;
+    h.hidden = stopMode() !== 'atr';
+    if (h.hidden) return;
+    if (msg || !a) { h.textContent = msg || T.atrLoading; return; }
+    const dev = (a.flags || []).some((f) => f.code === 'DEVELOPMENT_HISTORY');
+    h.innerHTML = t('atrLine', { v: esc(priceText(a.latestAtr)), days: num(((a.history || {}).observations) || 60, 0) }) +
+      (dev ? ' ' + t('atrDev') : '');
   }
 
   // ---------- tabs ----------
@@ -247,22 +512,103 @@ ${FEAT.advancedScenarios ? projPanel() : ''}${FEAT.correlationAnalysis ? portPan
   }
 
   // ---------- instruments ----------
-  /** The catalogue (public, no credential): the datalist, pip sizes and digits for formatting prices. */
+  /** The widget's instrument list (a hashed, cached asset): the datalist, pip sizes and digits for prices.
+   * Names are the locale's own: currency and metal names from Intl.DisplayNames, the asset class otherwise. */
+  let catalogued = false;
   function loadInstruments(data) {
-    if (!data) return;
-    const opts = [];
-    for (const it of data.items || []) {
+    if (!data || !data.items) return;
+    catalogued = true;
+    const f = data.fields, opts = [];
+    for (const row of data.items) {
+      const it = {};
+      f.forEach((k, i) => { it[k] = row[i]; });
+      it.description = describe(it);
       instruments[it.symbol] = it;
       opts.push(`<option value="${esc(it.symbol)}">${esc(it.description)}</option>`);
     }
     $('syms').innerHTML = opts.join('');
     symbolChanged();
   }
+  let names = null;
+  function describe(it) {
+    if (/^(fx|metal)/.test(it.assetClass) && it.base && it.quote) {
+      try {
+        names = names || new Intl.DisplayNames([LOCALE], { type: 'currency' });
+        return names.of(it.base) + ' / ' + names.of(it.quote);
+      } catch (e) { /* no DisplayNames: the class name below */ }
+    }
+    return (T['class_' + it.assetClass.split('-')[0]] || it.assetClass) + (it.quote ? ' · ' + it.quote : '');
+  }
   const norm = (s) => String(s || '').toUpperCase().replace(/[\s/_.-]/g, '');
+  let symbolShown = '';
   function symbolChanged() {
     const el = $('sym'), s = norm(el.value), it = instruments[s];
     if (s && s !== el.value) el.value = s;
     $('sym-h').textContent = it ? `${it.description} · ${T.pipSize || 'pip'} ${plain(it.pipSize)}` : T.instrumentHint;
+    if (s === symbolShown) return;
+    // Prices belong to their instrument: a new pair drops the old one's entry, stop price and target.
+    if (symbolShown) {
+      $('entry').value = '';
+      if ($('sm-price').checked) $('stop').value = '';
+      $('tp').value = '';
+    }
+    symbolShown = s;
+    entrySrc = '';
+    loadQuote();
+  }
+
+  // ---------- live prices ----------
+  // The entry is prefilled from the broker's quote chain (the ask to buy, the bid to sell) and kept current
+  // while it is the market's; typing an entry makes it the trader's. Where and when the price is from is
+  // said under the field, and so is a snapshot (not live) or no current price at all.
+  let quote = null, entrySrc = '', quoteTimer = 0, quoteSeq = 0;
+  const side = () => ($('dm-short').checked ? 'short' : 'long');
+  function priceText(v) {
+    const it = instruments[norm($('sym').value)], d = it ? Math.max(it.digits, decimals(it.pipSize)) : 5;
+    return nf({ useGrouping: false, minimumFractionDigits: d, maximumFractionDigits: d }).format(v);
+  }
+  const clock = (iso) => {
+    try {
+      return new Intl.DateTimeFormat(LOCALE, { hour: '2-digit', minute: '2-digit', second: '2-digit', timeZone: 'UTC',
+        timeZoneName: 'short' }).format(new Date(iso));
+    } catch (e) { return String(iso); }
+  };
+  async function loadQuote() {
+    clearTimeout(quoteTimer);
+    const sym = norm($('sym').value), mine = ++quoteSeq;
+    quote = null;
+    showQuote();
+    if (!instruments[sym] || !/^[A-Z]{6}$/.test(sym) || lost) return;
+    const r = await api('/api/v1/quotes?symbols=' + sym);
+    if (mine !== quoteSeq) return; // the pair changed meanwhile
+    quote = (r.status === 200 && r.data && (r.data.quotes || [])[0]) || null;
+    showQuote();
+    fillEntry();
+    // Kept current while the page is looked at and the entry is the market's (one unit each time).
+    if (quote && !quote.stale) quoteTimer = setTimeout(() => { if (!D.hidden && entrySrc === 'market') loadQuote(); }, 30000);
+  }
+  function fillEntry() {
+    if (!quote || quote.stale || (entrySrc !== 'market' && $('entry').value.trim())) return;
+    const v = side() === 'short' ? quote.bid : quote.ask;
+    if (!(v > 0)) return;
+    entrySrc = 'market';
+    const text = priceText(v);
+    if ($('entry').value !== text) {
+      $('entry').value = text;
+      clearErr('entry');
+      changed(30);
+    }
+  }
+  function showQuote() {
+    const h = $('entry-h');
+    if (!h) return;
+    const typed = entrySrc !== 'market' && $('entry').value.trim(); // the trader's (or host's) own entry
+    h.classList.toggle('note', !!quote && ((quote.stale && !typed) || quote.live === false));
+    if (!quote || (quote.stale && typed)) { h.textContent = T.entryHint; return; }
+    if (quote.stale) { h.textContent = T.quoteStale; return; }
+    h.innerHTML = t('quoteLine', { bid: esc(priceText(quote.bid)), ask: esc(priceText(quote.ask)),
+      source: esc(quote.source), time: esc(clock(quote.time)) }) +
+      (quote.live === false ? ' ' + t('snapshotNote', { label: esc(quote.label || '') }) : '');
   }
 
   // ---------- errors ----------
@@ -298,30 +644,44 @@ ${FEAT.advancedScenarios ? projPanel() : ''}${FEAT.correlationAnalysis ? portPan
       if (n !== null && !(n >= (min || 0) && n > 0)) errs.push([id, T.errNumber]);
       return n;
     };
-    ['bal', 'sym', 'entry', 'stop', 'risk', 'tp', 'lev'].forEach(clearErr);
+    ['bal', 'sym', 'entry', 'stop', 'risk', 'tp', 'lev', 'spread', 'comm'].forEach(clearErr);
+    D.querySelectorAll('[data-tp-price],[data-tp-share]').forEach((el) => clearErr(el.id));
     v.accountBalance = req('bal', true, 1e13);
     v.accountCurrency = $('cur').value;
     if (v.accountBalance > 0) v.freeMargin = v.accountBalance; // no open positions assumed: warns when margin > balance
     v.currencyPair = norm($('sym').value);
     if (!v.currencyPair) errs.push(['sym', T.errRequired]);
+    else if (catalogued && !instruments[v.currencyPair]) errs.push(['sym', T.errUnknownSymbol]);
     // An empty entry is the market's: the ask for a buy, the bid for a sell, from the broker's quotes.
-    // With an entry given the side follows from the stop, as it always has (hosts set prices with
-    // setPrices); the result then selects the side it computed.
+    // A stop given as a distance needs the side; a stop price sets it (hosts set prices with setPrices),
+    // and the result then selects the side it computed.
     const entry = opt('entry');
     if (entry) v.entryPrice = entry;
-    else v.direction = $('dm-short').checked ? 'short' : 'long';
-    const pips = $('sm-pips').checked, stop = req('stop', false, 1e9);
-    if (pips) v.stopLossPips = stop;
-    else {
+    const sm = stopMode(), stop = req('stop', false, sm === 'atr' ? 100 : 1e9);
+    if (!entry || sm !== 'price') v.direction = side();
+    if (sm === 'pips') v.stopLossPips = stop;
+    else if (sm === 'points') v.stopLossPoints = stop;
+    else if (sm === 'atr') {
+      const a = atrs[v.currencyPair];
+      if (!a) errs.push(['stop', T.atrLoading]);
+      else { v.atr = a.latestAtr; v.atrMultiplier = stop; }
+    } else {
       v.stopLoss = stop;
       if (stop && stop === v.entryPrice) errs.push(['stop', T.errStopEq]);
     }
-    const amt = $('rm-amt').checked, risk = req('risk', true, amt ? 1e13 : 100);
-    if (amt) v.riskAmount = risk; else v.riskPercentage = risk;
-    const tp = opt('tp');
+    const rm = riskMode(), risk = req('risk', rm !== 'lots', rm === 'pct' ? 100 : 1e13);
+    v[{ pct: 'riskPercentage', amt: 'riskAmount', lots: 'lots' }[rm]] = risk;
+    const tp = readTargets(errs);
     if (tp) v.takeProfit = tp;
     const lev = opt('lev', 1);
     if (lev >= 1) v.leverage = lev;
+    if ($('more')) {
+      const spread = parse($('spread').value), comm = parse($('comm').value, true);
+      if (spread !== null && !(spread >= 0)) errs.push(['spread', T.errNumber]);
+      else if (spread > 0 && sm === 'atr') { v.spreadPips = spread; v.spreadAdjustStop = true; }
+      if (comm !== null && !(comm >= 0)) errs.push(['comm', T.errNumber]);
+      else if (comm > 0) v.commissionPerLot = comm;
+    }
     const rates = readRates('f', errs);
     if (rates) v.conversionRates = rates;
     if (errs.length && report) {
@@ -332,42 +692,100 @@ ${FEAT.advancedScenarios ? projPanel() : ''}${FEAT.correlationAnalysis ? portPan
     return errs.length ? null : v;
   }
 
-  let again = false;
+  // Results always belong to the inputs on screen. `shownKey` is the request the shown result answers;
+  // any edit that makes the form differ from it marks the result stale at once (dimmed, inert, a note),
+  // and a debounced recalculation replaces it; the request in flight is cancelled by a newer one. A form
+  // that cannot be calculated, or an error answer, clears the result instead of leaving an old number.
+  let shownKey = null, flightKey = null, ctrl = null, timer = 0;
+  function clearResult() {
+    last = null;
+    lastReq = null;
+    shownKey = null;
+    stale(false);
+    $('out').innerHTML = `<p class="mut">${t('empty')}</p>`;
+    $('acts').hidden = true;
+    $('share-u').hidden = true;
+    $('acts-s').textContent = '';
+  }
+  function stale(on) {
+    const res = $('res');
+    if (!res) return;
+    res.toggleAttribute('data-stale', on);
+    $('out').inert = on;
+    $('stale').hidden = !on;
+  }
+  /** The form changed (an edit or a host message): judge the shown result now, recalculate after `ms`. */
+  function changed(ms) {
+    clearTimeout(timer);
+    const body = readForm(false), key = body ? JSON.stringify(body) : null;
+    if (shownKey !== null && key === shownKey) {
+      stale(false);
+      if (ctrl) { ctrl.abort(); ctrl = null; flightKey = null; }
+      return;
+    }
+    if (!body) {
+      if (ctrl) { ctrl.abort(); ctrl = null; flightKey = null; }
+      if (shownKey !== null) clearResult();
+      return;
+    }
+    if (shownKey !== null) stale(true);
+    if (key !== flightKey) timer = setTimeout(() => calculate(false), ms);
+  }
+
   async function calculate(report) {
+    clearTimeout(timer);
     if (lost) return;
-    if (busy) { again = true; return; }
     const body = readForm(report);
     if (!body) {
+      if (shownKey !== null) clearResult();
       if (report) post('error', { code: 'invalid_input', message: 'Some fields are missing or invalid.' });
       return;
     }
+    const key = JSON.stringify(body);
+    if (key === shownKey && !report) return;
     if (report) banner('');
-    busy = true;
+    if (ctrl) ctrl.abort();
+    const mine = ctrl = new AbortController();
+    flightKey = key;
     $('go').setAttribute('aria-busy', 'true');
     $('res').setAttribute('aria-busy', 'true');
-    const r = await api('/api/v1/calculate/position-size', body);
-    busy = false;
+    const r = await api('/api/v1/calculate/position-size', body, mine.signal);
+    if (ctrl !== mine) return; // replaced by a newer request: its answer decides
+    ctrl = null;
+    flightKey = null;
     $('go').removeAttribute('aria-busy');
     $('res').removeAttribute('aria-busy');
-    if (again) { again = false; calculate(report); return; }
     if (r.status === 200 && r.data) {
       banner('');
       last = r.data;
       lastReq = body;
+      shownKey = key;
       showResult(r.data, body);
+      $('acts').hidden = false;
+      stale(false);
       post('calculated', { result: r.data });
       // One column (phones): bring the result into view after the trader pressed Calculate.
       if (report && W.matchMedia('(max-width: 699px)').matches) $('res').scrollIntoView({ block: 'nearest' });
+      // The form may have changed while this was in flight (typing during the request).
+      if (JSON.stringify(readForm(false)) !== key) changed(0);
       return;
     }
+    clearResult();
     apiError(r, { currencyPair: 'sym', entryPrice: 'entry', stopLoss: 'stop', stopLossPips: 'stop',
       riskPercentage: 'risk', riskAmount: 'risk', takeProfit: 'tp', leverage: 'lev', accountBalance: 'bal',
       accountCurrency: 'cur' }, 'f', report);
   }
 
+  // Rate fields belong to the pair and account currency that asked for them: a blur that fires `change`
+  // without a new pair keeps them.
+  let ratesFor = '';
+  function dropRates() {
+    if (norm($('sym').value) + $('cur').value !== ratesFor) $('rates-f').innerHTML = '';
+  }
   /** Exchange-rate fields a form grew because the API named a rate it needs (no market data in the widget). */
   function needRate(box, pair, focus) {
     const id = 'rate-' + box + '-' + pair;
+    if (box === 'f') ratesFor = norm($('sym').value) + $('cur').value;
     if (!$(id)) {
       $('rates-' + box).insertAdjacentHTML('beforeend',
         field(id, t('rate', { pair: esc(pair) }), `data-pair="${esc(pair)}"`, t('rateHint')));
@@ -413,34 +831,55 @@ ${FEAT.advancedScenarios ? projPanel() : ''}${FEAT.correlationAnalysis ? portPan
 
   function showResult(d, req) {
     const c = req.accountCurrency, ins = d.instrument || instruments[req.currencyPair] || {};
-    const ld = decimals(ins.lotStep || 0.01);
+    const ld = decimals(ins.lotStep || 0.01), reverse = req.lots != null;
     const row = (k, v, cls) => `<div${cls ? ` class="${cls}"` : ''}><dt>${k}</dt><dd>${v}</dd></div>`;
+    // Amounts and percentages are isolated (<bdi>) so a right-to-left page keeps each one whole and in order.
+    const amt = (v, id) => `<bdi${id ? ` id="${id}"` : ''}>${money(v, c)}</bdi>`;
+    const share = (p, id) => `<bdi class="mut"${id ? ` id="${id}"` : ''}>(${pct(p)})</bdi>`;
     const flags = (d.flags || []).map((f) => `<li>${flagText(f, c)}</li>`).join('');
-    let html = `<p class="big"><span class="k" id="r-lots-k">${t('lots')}</span> <output id="r-lots"` +
-      ` aria-labelledby="r-lots-k">${num(d.lotSize, ld)}</output> <span class="u">${t('lotsUnit')}</span></p>` +
-      `<p class="sub">${t(d.direction === 'short' ? 'short' : 'long')} ${esc(req.currencyPair)} · ` +
+    // Reverse mode (lots given): the headline is the money at risk; otherwise the size.
+    let html = reverse
+      ? `<p class="big"><span class="k" id="r-big-k">${t('riskOfSize')}</span> <output id="r-big"` +
+        ` aria-labelledby="r-big-k"><bdi>${money(d.maxLoss, c)}</bdi></output> ${share(d.riskPercentage, 'r-big-pct')}</p>`
+      : `<p class="big"><span class="k" id="r-lots-k">${t('lots')}</span> <output id="r-lots"` +
+        ` aria-labelledby="r-lots-k">${num(d.lotSize, ld)}</output> <span class="u">${t('lotsUnit')}</span></p>`;
+    html += `<p class="sub">${t(d.direction === 'short' ? 'short' : 'long')} ${esc(req.currencyPair)} · ` +
+      (reverse ? `<span id="r-lots">${num(d.lotSize, ld)}</span> ${t('lotsUnit')} · ` : '') +
       `<span id="r-units">${num(d.positionSize, 0, 2)}</span> ${t('units')}</p><dl class="kv">` +
-      row(t('atRisk'), `<span id="r-risk">${money(d.maxLoss, c)}</span> <span class="mut">(${pct(d.riskPercentage)})` +
-        '</span>') +
-      row(t('target'), `${money(d.targetRiskAmount, c)} <span class="mut">(${pct(d.targetRiskPercentage)})</span>`) +
-      row(t('stopDist'), t('pips', { n: num(d.stopDistancePips, 0, 1) })) +
-      row(t('pipValue'), `<span id="r-pip">${money(d.pipValue, c)}</span> <span class="mut">` +
+      row(t('atRisk'), `${amt(d.maxLoss, 'r-risk')} ${share(d.riskPercentage, 'r-riskpct')}`) +
+      (reverse ? '' : row(t('target'), `${amt(d.targetRiskAmount)} ${share(d.targetRiskPercentage)}`)) +
+      row(t('stopDist'), t('pips', { n: num(d.stopDistancePips, 0, 1) }) + (req.atr ? ` <span class="mut">${
+        t('atrTimes', { m: num(req.atrMultiplier, 0, 2) })}</span>` : '') +
+        (req.stopLoss == null ? ` <span class="mut">(${esc(priceText(d.stopLoss))})</span>` : '')) +
+      row(t('pipValue'), `<bdi id="r-pip">${money(d.pipValue, c)}</bdi> <span class="mut">` +
         `${t('perLot', { v: money(d.pipValuePerLot, c) })}</span>`) +
+      (d.commission ? row(t('commissionCost'), amt(d.commission, 'r-comm')) : '') +
       (d.requiredMargin == null ? row(t('margin'), '<span id="r-margin">\u2014</span>') :
-        row(t('margin'), `<span id="r-margin">${money(d.requiredMargin, c)}</span> <span class="mut">` +
+        row(t('margin'), `${amt(d.requiredMargin, 'r-margin')} <span class="mut">` +
           `${t('marginOf', { p: pct(d.marginPercentage), lev: num(d.leverage, 0, 2) })}</span>`));
     if (d.riskRewardRatio != null) {
-      html += row(t('rr'), `<span id="r-rr">1 : ${num(d.riskRewardRatio, 2)}</span> <span class="mut">` +
+      // Said in words, risk first, so it cannot be read backwards ("risk 1 : reward 2").
+      html += row(t('rr'), `<span id="r-rr">${t('rrText', { r: num(d.riskRewardRatio, 0, 2) })}</span> <span class="mut">` +
         `${t('profit', { v: money(d.potentialProfit, c) })}</span>`);
     }
+    if (d.takeProfits && d.takeProfits.length > 1) {
+      html += `</dl><h3>${t('ladder')}</h3><table class="lt" id="r-ladder"><thead><tr><th scope="col">${t('tpPrice')}</th>` +
+        `<th scope="col">${t('tpShare')}</th><th scope="col" class="cap">${t('lotsUnit')}</th><th scope="col">${
+          t('rr')}</th><th scope="col">${t('profitCol')}</th></tr></thead><tbody>` +
+        d.takeProfits.map((l) => `<tr><td>${esc(priceText(l.price))}</td><td>${pct(l.share * 100)}</td><td>${
+          num(l.lots, ld)}</td><td>${t('rrText', { r: num(l.riskRewardRatio, 0, 2) })}</td><td>${amt(l.grossProfit)}</td></tr>`)
+          .join('') + '</tbody></table><dl class="kv">';
+    }
     html += '</dl>';
+    const was = side();
     $(d.direction === 'short' ? 'dm-short' : 'dm-long').checked = true;
+    if (was !== side()) setTimeout(fillEntry); // the stop chose the other side: the market entry follows
     const md = d.marketData;
     if (md) {
       // Where the prices came from, always; a dated snapshot is said to be one, never shown as live.
       const q = md.entryPrice || Object.values(md.fetched || {})[0];
       if (md.entryPrice) html += `<p class="mut" id="r-entry">${t('entry')}: ${num(md.entryPrice.value, 0, 6)}</p>`;
-      if (q) html += `<p class="mut" id="r-src">${t('priceSource', { source: esc(q.source), time: esc(String(q.time).replace('T', ' ').replace('Z', ' UTC')) })}</p>`;
+      if (q) html += `<p class="mut" id="r-src">${t('priceSource', { source: esc(q.source), time: esc(clock(q.time)) })}</p>`;
       if (md.snapshot) html += `<p class="warn" role="note" id="r-snap">${t('snapshotNote', { label: esc(md.snapshot.join('; ')) })}</p>`;
     }
     if (flags) html += `<div class="warn" role="note"><h3>${t('warnings')}</h3><ul id="r-flags">${flags}</ul></div>`;
@@ -490,7 +929,7 @@ ${field('pn', t('trades'), `required inputmode="numeric" value="100"`, t('trades
     }
     if (errs.length) { errs.forEach(([id, m]) => setErr(id, m)); $(errs[0][0]).focus(); return; }
     const body = { startBalance: v.pbal, riskPercentage: v.prisk, winRate: Math.min(v.pwin / 100, 1),
-      rewardToRisk: v.prr, numberOfTrades: v.pn, paths: 2000 };
+      rewardToRisk: v.prr, numberOfTrades: v.pn, paths: 2000, seed: 19 }; // seeded: the same figures every run
     $('pres').setAttribute('aria-busy', 'true');
     const r = await api('/api/v1/calculate/projection', body);
     $('pres').removeAttribute('aria-busy');
@@ -524,8 +963,15 @@ ${field('pn', t('trades'), `required inputmode="numeric" value="100"`, t('trades
     const L = 12 + 7 * Math.max(...labels.map((s) => s.length)), R = 8, T0 = 8, B = 40;
     const x = (i) => (L + (i * (w - L - R)) / (n || 1)).toFixed(1);
     const y = (v) => (T0 + ((hi - v) * (h - T0 - B)) / span).toFixed(1);
-    const pts = (a) => a.map((v, i) => x(i) + ',' + y(v));
-    const band = (a, b, cls) => `<polygon class="${cls}" points="${pts(a).concat(pts(b).reverse()).join(' ')}"/>`;
+    const pts = (a) => a.map((v, i) => [+x(i), +y(v)]);
+    // Catmull-Rom through the points as cubic Béziers: a smooth curve that still passes through each one.
+    const curve = (p, move) => p.map((q, i) => {
+      if (!i) return (move ? 'M' : 'L') + q[0] + ',' + q[1];
+      const a = p[i - 2] || p[i - 1], b = p[i - 1], d = p[i + 1] || q;
+      const c1 = [b[0] + (q[0] - a[0]) / 6, b[1] + (q[1] - a[1]) / 6], c2 = [q[0] - (d[0] - b[0]) / 6, q[1] - (d[1] - b[1]) / 6];
+      return `C${c1[0].toFixed(1)},${c1[1].toFixed(1)} ${c2[0].toFixed(1)},${c2[1].toFixed(1)} ${q[0]},${q[1]}`;
+    }).join('');
+    const band = (a, b, cls) => `<path class="${cls}" d="${curve(pts(a), true)}${curve(pts(b).reverse(), false)}Z"/>`;
     let g = '';
     ticks.forEach((v, k) => {
       g += `<line class="grid" x1="${L}" x2="${w - R}" y1="${y(v)}" y2="${y(v)}"/>` +
@@ -539,7 +985,7 @@ ${field('pn', t('trades'), `required inputmode="numeric" value="100"`, t('trades
     return `<svg class="fan" viewBox="0 0 ${w} ${h}" width="${w}" height="${h}" role="img" aria-label="${label}">${g}` +
       `<line class="base" x1="${L}" x2="${w - R}" y1="${y(d.startBalance)}" y2="${y(d.startBalance)}"/>` +
       band(f.p95, f.p5, 'b1') + band(f.p75, f.p25, 'b2') +
-      `<polyline class="ln" points="${pts(f.p50).join(' ')}"/>` +
+      `<path class="ln" d="${curve(pts(f.p50), true)}"/>` +
       `<text x="${(+x(0) + +x(n)) / 2}" y="${h - 4}" text-anchor="middle" class="ax">${t('tradesAxis')}</text></svg>`;
   }
 
@@ -586,11 +1032,11 @@ ${field('pn', t('trades'), `required inputmode="numeric" value="100"`, t('trades
     $('pgo2').addEventListener('click', analyse);
   }
   function renderRows() {
-    const inp = (i, k, v, label, extra) => `<td><input data-i="${i}" data-k="${k}" aria-label="${label} ${i + 1}"` +
+    const inp = (i, k, v, label, extra) => `<td data-l="${label}"><input data-i="${i}" data-k="${k}" aria-label="${label} ${i + 1}"` +
       ` autocomplete="off" value="${v == null ? '' : esc(typeof v === 'number' ? plain(v) : v)}" ${extra}></td>`;
     $('prows').innerHTML = portfolio.map((p, i) => '<tr>' +
       inp(i, 'currencyPair', p.currencyPair, t('instrument'), 'list="syms" spellcheck="false"') +
-      `<td><select data-i="${i}" data-k="side" aria-label="${t('side')} ${i + 1}">` +
+      `<td data-l="${t('side')}"><select data-i="${i}" data-k="side" aria-label="${t('side')} ${i + 1}">` +
       `<option value="long"${p.side === 'long' ? ' selected' : ''}>${t('buy')}</option>` +
       `<option value="short"${p.side === 'short' ? ' selected' : ''}>${t('sell')}</option></select></td>` +
       inp(i, 'lots', p.lots, t('lotsUnit'), 'inputmode="decimal"') +
@@ -610,6 +1056,8 @@ ${field('pn', t('trades'), `required inputmode="numeric" value="100"`, t('trades
     if (!positions.length) { $('qout').innerHTML = `<p class="mut">${t('portEmpty')}</p>`; return; }
     const body = { accountCurrency: $('cur').value, positions };
     if (balance > 0) body.accountBalance = balance;
+    // Correlation from a year of daily history when there are two pairs or more to correlate.
+    if (FEAT.correlationAnalysis && new Set(positions.map((p) => p.currencyPair)).size > 1) body.historyDays = 250;
     const errs = [], rates = readRates('q', errs);
     if (errs.length) { errs.forEach(([id, m]) => setErr(id, m)); $(errs[0][0]).focus(); return; }
     if (rates) body.conversionRates = rates;
@@ -631,10 +1079,25 @@ ${field('pn', t('trades'), `required inputmode="numeric" value="100"`, t('trades
         ? ` <span class="mut">(${pct(d.marginPercentage)})</span>` : ''}</dd></div>` +
       (d.largestContributor ? `<div><dt>${t('largest')}</dt><dd>${esc(d.largestContributor.currencyPair)} · ${
         money(d.largestContributor.riskAtStop, c)}</dd></div>` : '') +
-      `</dl><h3>${t('share')}</h3><ul class="bars">${bars}</ul>` +
+      (d.correlationAdjustedRisk != null ? `<div><dt>${t('corrRisk')}</dt><dd id="q-corr">${
+        money(d.correlationAdjustedRisk, c)}</dd></div>` : '') +
+      `</dl>${d.correlation ? heatMap(d.correlation, d.history) : ''}<h3>${t('share')}</h3><ul class="bars">${bars}</ul>` +
       (ex ? `<h3>${t('exposure')}</h3><ul class="chips">${ex}</ul>` : '') +
       (flags ? `<div class="warn" role="note"><h3>${t('warnings')}</h3><ul>${flags}</ul></div>` : '');
     post('calculated', { result: d });
+  }
+
+  /** The pairs' correlation as a table coloured from -1 (one colour) to +1 (another), values written in. */
+  function heatMap(cr, hist) {
+    const n = cr.pairs.length, cell = (v) => {
+      const a = Math.min(Math.abs(v), 1), pos = v >= 0;
+      return `<td class="${pos ? 'cp' : 'cn'}" style="--a:${(a * 0.85).toFixed(2)}">${num(v, 2)}</td>`;
+    };
+    const dev = hist && hist.development ? `<p class="warn" role="note">${t('flag_DEVELOPMENT_HISTORY')}</p>` : '';
+    return `<h3 id="corr-h">${t('corrTitle')}</h3><div class="tw"><table class="hm" id="q-heat" aria-labelledby="corr-h">` +
+      `<thead><tr><td></td>${cr.pairs.map((p) => `<th scope="col">${esc(p)}</th>`).join('')}</tr></thead><tbody>` +
+      cr.matrix.map((r, i) => `<tr><th scope="row">${esc(cr.pairs[i])}</th>${r.slice(0, n).map(cell).join('')}</tr>`)
+        .join('') + `</tbody></table></div><p class="mut">${t('corrNote', { n: num(cr.observations, 0) })}</p>${dev}`;
   }
 
   // ---------- host messages ----------
@@ -642,32 +1105,38 @@ ${field('pn', t('trades'), `required inputmode="numeric" value="100"`, t('trades
     if (v == null || v === '' || !Number.isFinite(+v) || +v <= 0) return;
     $(id).value = nf({ useGrouping: false, minimumFractionDigits: o.min || 0, maximumFractionDigits: o.max }).format(+v);
   };
-  let pending = 0;
-  function recalc() { // several host messages in a row give one calculation
-    clearTimeout(pending);
-    pending = setTimeout(() => { if (readForm(false)) calculate(false); }, 30);
-  }
+  const recalc = () => changed(30); // several host messages in a row give one calculation
   const HANDLERS = {
+    context(p) {
+      // The host page's address (the loader sends it) makes share links open that page; its #fxr= the inputs.
+      if (typeof p.href === 'string' && p.href.length < 2048 && p.href.startsWith(PARENT + '/')) hostHref = p.href;
+      if (typeof p.presets === 'string' && p.presets.length < 65536) {
+        try { presetList = JSON.parse(p.presets); } catch (e) { presetList = []; }
+        if ($('preset')) listPresets();
+      }
+      if (typeof p.state === 'string' && p.state && p.state.length < 2048) applyState(readShared('#fxr=' + p.state));
+    },
     setAccount(p) {
       setVal('bal', p.balance, { max: 2 });
       const c = String(p.currency || '').toUpperCase();
       if (/^[A-Z]{3}$/.test(c)) {
-        if (c !== $('cur').value) $('rates-f').innerHTML = '';
         if (!CURRENCIES.includes(c)) $('cur').insertAdjacentHTML('beforeend', `<option value="${c}">${c}</option>`);
         $('cur').value = c;
       }
+      dropRates();
       recalc();
     },
     setSymbol(p) {
       if (typeof p.symbol !== 'string' || p.symbol.length > 32) return;
-      if (norm(p.symbol) !== $('sym').value) $('rates-f').innerHTML = '';
       $('sym').value = norm(p.symbol);
+      dropRates();
       symbolChanged();
       recalc();
     },
     setPrices(p) {
       const it = instruments[norm($('sym').value)];
       const o = it ? { min: decimals(it.pipSize), max: Math.max(it.digits, decimals(it.pipSize)) } : { max: 8 };
+      if (p.entry != null) entrySrc = '';
       setVal('entry', p.entry, o);
       if (p.stop != null) { $('sm-price').checked = true; modes(); setVal('stop', p.stop, o); }
       if (p.takeProfit === null) $('tp').value = '';
@@ -689,8 +1158,11 @@ ${field('pn', t('trades'), `required inputmode="numeric" value="100"`, t('trades
   });
 
   // ---------- start ----------
-  async function strings(locale) {
-    const r = await fetch('/widget/i18n/' + locale + '.json', { credentials: 'omit' });
+  // Both are preloaded by the document (`<link rel=preload as=fetch crossorigin>`): a plain same-origin
+  // fetch matches the preload, so it is the same request, not a second one.
+  const ASSETS = BOOT.assets || {};
+  async function strings(url) {
+    const r = await fetch(url);
     if (!r.ok) throw new Error('i18n ' + r.status);
     return r.json();
   }
@@ -699,9 +1171,11 @@ ${field('pn', t('trades'), `required inputmode="numeric" value="100"`, t('trades
     ROOT.dir = LOCALE === 'ar' ? 'rtl' : 'ltr';
     if (BOOT.mode === 'page') ROOT.classList.add('page');
     applyTheme({ theme: BOOT.theme, primaryColor: BRAND.primaryColor });
-    const catalogue = fetch('/api/v1/instruments', { credentials: 'omit' })
+    const catalogue = fetch(ASSETS.instruments)
       .then((r) => (r.ok ? r.json() : null)).catch(() => null);
-    try { T = await strings(LOCALE); } catch (e) { T = await strings('en').catch(() => ({})); }
+    try { T = await strings(ASSETS.i18n || '/widget/i18n/' + LOCALE + '.json'); } catch (e) {
+      T = await strings('/widget/i18n/en.json').catch(() => ({}));
+    }
     D.title = (T.title || 'Position size') + (BROKER.name ? ' – ' + BROKER.name : '');
     render();
     loadInstruments(await catalogue); // before `ready`, so the host's first setPrices knows the digits
@@ -713,6 +1187,7 @@ ${field('pn', t('trades'), `required inputmode="numeric" value="100"`, t('trades
       }).observe($('app'));
     }
     scheduleRefresh();
+    if (BOOT.mode === 'page') applyState(readShared(location.hash));
     post('ready', { version: VERSION });
   }
   start();

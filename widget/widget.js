@@ -52,6 +52,11 @@
         queue.splice(0).forEach(function (q) { frame.contentWindow.postMessage(q, BASE); });
       } else if (m.type === 'resize' && !fixed && p.height > 0) {
         frame.style.height = Math.min(Math.ceil(p.height), 10000) + 'px';
+      } else if (m.type === 'savePresets') {
+        if (typeof p.value === 'string' && p.value.length < 65536) {
+          try { localStorage.setItem(store, p.value); } catch (e) { /* storage off */ }
+        }
+        return; // internal: not an event for the host
       }
       emit(m.type, p);
     }
@@ -71,27 +76,34 @@
       }
     };
     widgets.set(el, handle);
+    // Where a share link should open (this page) and the inputs of a link that opened it (#fxr=…).
+    // Presets are kept here, in the host page's own storage, which a browser blocking third-party storage
+    // still allows (the iframe's would be refused).
+    var shared = /(?:^|[#&])fxr=([^&]*)/.exec(location.hash), store = 'fxr:presets:' + broker, kept = '[]';
+    try { kept = localStorage.getItem(store) || '[]'; } catch (e) { /* storage off: no presets */ }
+    send('context', { href: location.href.split('#')[0], state: shared ? shared[1] : '', presets: kept });
     if (!broker || !key) {
       setTimeout(function () { fail('config', 'data-broker and data-key are required'); });
       return handle;
     }
     window.addEventListener('message', onMessage);
-    fetch(BASE + '/api/v1/widget/config?broker=' + encodeURIComponent(broker) + '&key=' + encodeURIComponent(key),
-      { credentials: 'omit' })
+    var loc = LOCALES.indexOf(locale) >= 0 ? locale : '';
+    fetch(BASE + '/api/v1/widget/config?broker=' + encodeURIComponent(broker) + '&key=' + encodeURIComponent(key) +
+      (loc ? '&locale=' + loc : ''), { credentials: 'omit' })
       .then(function (r) {
         if (!r.ok) throw new Error('config refused (HTTP ' + r.status + '): is this origin on the allow-list?');
         return r.json();
       })
       .then(function (c) {
         if (dead) return;
-        var q = '&wid=' + wid + '&locale=' + (LOCALES.indexOf(locale) >= 0 ? locale : c.locale || 'en') +
+        var q = '&wid=' + wid + '&locale=' + (loc || c.locale || 'en') +
           '&theme=' + (/^(light|dark|auto)$/.test(theme) ? theme : 'auto') +
           (features ? '&features=' + encodeURIComponent(features) : '');
         var url = new URL(c.frameUrl, BASE);
         if (url.origin !== BASE) throw new Error('unexpected frame origin');
         frame = document.createElement('iframe');
         frame.src = url.href + q;
-        frame.title = 'Position size calculator \u2013 ' + ((c.broker && c.broker.name) || broker);
+        frame.title = c.title || ((c.broker && c.broker.name) || broker); // localised by the server
         frame.setAttribute('sandbox', 'allow-scripts allow-same-origin allow-forms');
         frame.setAttribute('allow', '');
         frame.style.cssText = 'border:0;width:100%;display:block;color-scheme:normal;height:' + (fixed || 560) + 'px';

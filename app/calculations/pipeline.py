@@ -47,7 +47,7 @@ JSON_HEADER = (b"content-type", b"application/json")
 HIT = (b"x-cache", b"HIT")
 MISS = (b"x-cache", b"MISS")
 # What the embedded widget calls (widget/app.js); a widget session may run nothing else (never a batch).
-WIDGET_ROUTES = frozenset({"position-size", "projection", "portfolio"})
+WIDGET_ROUTES = frozenset({"position-size", "projection", "portfolio", "atr"})  # atr: the widget's ATR stop
 EXPLAIN_VALUES = (b"explain=true", b"explain=1", b"explain")
 EXPLAIN_PARAM = {
     "name": "explain", "in": "query", "required": False,

@@ -19,7 +19,8 @@ from app.ratelimit.limiter import Decision, Limiter
 from app.ratelimit.tiers import TierLimit, tier_limit
 
 # One visitor of a broker's embedded widget: ample for a person at a calculator, a small slice of any tier.
-WIDGET_VISITOR = TierLimit("free", 30, 30)  # name: the GCRA key space; the headers say "widget-visitor"
+# 60: the widget recalculates as the form changes (debounced) and asks for quotes when the pair changes.
+WIDGET_VISITOR = TierLimit("free", 60, 60)  # name: the GCRA key space; the headers say "widget-visitor"
 
 # 429 messages (RateLimits._take fills them in on a refusal only).
 PRE_AUTH_REFUSAL = "Too many requests without valid credentials from this address; retry in {retry} s."

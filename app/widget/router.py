@@ -16,10 +16,11 @@ from starlette.responses import HTMLResponse, Response
 
 from app.auth.service import AuthService
 from app.auth.widget_tokens import PREFIX
+from app.encoding import VARY, compress_once
 from app.errors import AppError, NotFound, Unauthorized
 from app.jsonbody import StrictRoute
 from app.services import services
-from app.widget.assets import ASSETS, asset_response
+from app.widget.assets import ASSETS, IMMUTABLE, REVALIDATE, asset_response
 from app.widget.schemas import LOCALES, WID_PATTERN, DisplayOptions, WidgetConfig, WidgetSession
 from app.widget.service import PREFLIGHT_HEADERS, Document, WidgetService
 
@@ -53,8 +54,13 @@ def _json(body: dict[str, Any], headers: dict[str, str]) -> Response:
     return Response(orjson.dumps(body), media_type="application/json", headers=headers)
 
 
-def _html(doc: Document) -> HTMLResponse:
-    return HTMLResponse(doc.html, headers=doc.headers)
+def _html(doc: Document, request: Request) -> Response:
+    # A document is sent once (it carries a fresh session): gzipped per request, a few kB at level 6.
+    body, coding = compress_once(doc.html.encode(), request.headers.get("accept-encoding"))
+    headers = {**doc.headers, "Vary": VARY}
+    if coding is not None:
+        headers["Content-Encoding"] = coding
+    return Response(body, media_type="text/html; charset=utf-8", headers=headers)
 
 
 def _cors(origin: str) -> dict[str, str]:
@@ -62,11 +68,12 @@ def _cors(origin: str) -> dict[str, str]:
 
 
 # --- static files ----------------------------------------------------------------------------------
-def _asset(name: str, request: Request, *, cross_origin: bool = False) -> Response:
+def _asset(name: str, request: Request, *, cross_origin: bool = False, cache_control: str | None = None) -> Response:
     asset = ASSETS.get(name)
     if asset is None:
         raise NotFound(f"No widget file {name}.")
-    return asset_response(asset, request.headers.get("if-none-match"), cross_origin=cross_origin)
+    return asset_response(asset, request.headers.get("if-none-match"), request.headers.get("accept-encoding"),
+                          cross_origin=cross_origin, **({"cache_control": cache_control} if cache_control else {}))
 
 
 @router.get("/widget.js", include_in_schema=False)
@@ -91,15 +98,27 @@ async def translations(locale: Annotated[str, Path(max_length=16)], request: Req
     return _asset(f"i18n/{locale}.json", request)
 
 
+@router.get("/widget/v/{digest}/{name:path}", include_in_schema=False)
+async def hashed_asset(digest: Annotated[str, Path(pattern=r"^[0-9a-f]{20}$")],
+                       name: Annotated[str, Path(max_length=40)], request: Request) -> Response:
+    """A file under its content hash (the frame document's links): cached for a year, `immutable`."""
+    asset = ASSETS.get(name)  # only the fixed list of names; anything else is None
+    if asset is None:
+        raise NotFound(f"No widget file {name}.")
+    return _asset(name, request, cache_control=IMMUTABLE if asset.digest == digest else REVALIDATE)
+
+
 # --- the loader's config, CORS, and session renewal ------------------------------------------------
 @router.get("/api/v1/widget/config", response_model=WidgetConfig,
             summary="Widget config and a 15-minute session, for a page on the broker's allowedOrigins")
-async def widget_config(broker: SlugQuery, key: KeyQuery, widget: Widget, request: Request) -> Response:
+async def widget_config(broker: SlugQuery, key: KeyQuery, widget: Widget, request: Request,
+                        locale: Annotated[str | None, Query(max_length=16, description="the language of `title`; "
+                                                            "otherwise the broker's default")] = None) -> Response:
     try:
         # Each answer mints a session: limited per client address like a full page (not per broker: a
         # busy broker's site loads its widget on every page view).
         await services(request.app).ratelimits.page_issuance(request, None)
-        body, origin = await widget.config(request, broker, key)
+        body, origin = await widget.config(request, broker, key, locale)
     except AppError as exc:
         # An error answered to one of the broker's own pages carries CORS, so its developer sees the real
         # problem (a revoked key, a rate limit) instead of an opaque CORS failure; other origins get none.
@@ -129,21 +148,21 @@ async def renew_session(widget: Widget, request: Request) -> Response:
 # --- documents ---------------------------------------------------------------------------------------
 @router.get("/widget/frame", response_class=HTMLResponse, include_in_schema=False)
 async def frame(session: Annotated[str, Query(min_length=1, max_length=4096)], options: Display,
-                widget: Widget) -> HTMLResponse:
-    return _html(await widget.frame(session, options))
+                widget: Widget, request: Request) -> Response:
+    return _html(await widget.frame(session, options), request)
 
 
 @router.get("/w/{slug}", response_class=HTMLResponse, include_in_schema=False)
 async def full_page(slug: Annotated[str, Path(max_length=63)], options: Display, widget: Widget,
-                    request: Request) -> HTMLResponse:
+                    request: Request) -> Response:
     await services(request.app).ratelimits.page_issuance(request, f"slug:{slug}")
-    return _html(await widget.page_for_slug(slug, options))
+    return _html(await widget.page_for_slug(slug, options), request)
 
 
 @router.get("/", response_class=HTMLResponse, include_in_schema=False)
-async def broker_domain(request: Request, options: Display, widget: Widget) -> HTMLResponse:
+async def broker_domain(request: Request, options: Display, widget: Widget) -> Response:
     await services(request.app).ratelimits.page_issuance(request, f"host:{request.headers.get('host', '')}")
     doc = await widget.page_for_host(request.headers.get("host"), options)
     if doc is None:
         raise HTTPException(status_code=404)  # what `/` answered before: the plain 404 problem
-    return _html(doc)
+    return _html(doc, request)

@@ -49,6 +49,8 @@ class WidgetConfig(OutModel):
     max_leverage: float | None
     frame_url: str = Field(description="The iframe's src: <base>/widget/frame?session=<token>")
     session: WidgetSession
+    title: str = Field(description="The iframe's title in the requested locale (else the broker's): "
+                       "'<calculator> – <broker>'")
 
 
 @dataclass(frozen=True)

@@ -30,7 +30,8 @@ from app.db.engine import Database
 from app.errors import NotFound, OriginNotAllowed, Unauthorized
 from app.models import ApiKey, Broker
 from app.widget import page
-from app.widget.schemas import FEATURES, DisplayOptions
+from app.widget.assets import frame_assets, title
+from app.widget.schemas import FEATURES, LOCALES, DisplayOptions
 
 log = structlog.get_logger(__name__)
 
@@ -80,6 +81,8 @@ class BrokerView:
     locale: str
     max_leverage: float | None
     frame_ancestors: tuple[str, ...]
+    font_stylesheet: str | None = None
+    font_hosts: tuple[str, ...] = ()
 
     @classmethod
     def of(cls, broker: BrokerRecord) -> BrokerView:
@@ -98,6 +101,7 @@ class BrokerView:
             features=dict(zip(FEATURES, (f.advanced_scenarios, f.correlation_analysis, f.portfolio, f.projections),
                               strict=True)),
             locale=config.locale, max_leverage=config.max_leverage, frame_ancestors=tuple(config.allowed_origins),
+            font_stylesheet=b.font_stylesheet, font_hosts=tuple(b.font_hosts),
         )
 
     def public(self) -> dict[str, Any]:
@@ -159,15 +163,19 @@ class WidgetService:
             return None
         return origin
 
-    async def config(self, conn: HTTPConnection, slug: str, raw_key: str) -> tuple[dict[str, Any], str]:
+    async def config(self, conn: HTTPConnection, slug: str, raw_key: str,
+                     locale: str | None = None) -> tuple[dict[str, Any], str]:
         """The loader's config and a fresh session bound to broker, key and origin; and the origin to allow."""
         broker, record, origin = await self.check(slug, raw_key, conn.headers.get("origin"))
         self.auth.note_key_use(record, conn)
         token, claims = self.auth.widget_tokens.issue(broker_id=broker.id, key_id=record.key_id,
                                                       origin=origin.rstrip("/").lower())
         base = public_base(conn, self.auth.settings.public_base_url)
-        body = {**BrokerView.of(broker).public(), "frameUrl": f"{base}/widget/frame?session={token}",
-                "session": session_out(token, claims)}
+        view = BrokerView.of(broker)
+        # The iframe's title (WCAG H64) in the page's language, set by the loader.
+        name = title(locale if locale in LOCALES else view.locale)
+        body = {**view.public(), "frameUrl": f"{base}/widget/frame?session={token}",
+                "session": session_out(token, claims), "title": f"{name} – {view.name}"}
         if self.on_load is not None:
             self.on_load(broker.id, record.id, "config")
         return body, origin
@@ -189,8 +197,8 @@ class WidgetService:
         view = BrokerView.of(verified.broker)
         session, claims = self._mint(verified.claims)
         boot = self._boot(view, options, mode="embedded", parent_origin=claims.origin, session=session)
-        return Document(page.render(boot, broker_name=view.name, locale=boot["locale"]),
-                        page.headers(view.frame_ancestors))
+        return Document(self._render(boot, view), page.headers(view.frame_ancestors, view.font_stylesheet,
+                                                               view.font_hosts))
 
     async def page_for_slug(self, slug: str, options: DisplayOptions) -> Document:
         broker_id = await self.slugs.get(slug, self._load_slug)
@@ -219,7 +227,15 @@ class WidgetService:
         view = BrokerView.of(broker)
         boot = self._boot(view, DisplayOptions(options.locale, options.theme, options.features, wid=None),
                           mode="page", parent_origin=None, session=session_out(token, claims))
-        return Document(page.render(boot, broker_name=view.name, locale=boot["locale"]), page.headers(()))
+        return Document(self._render(boot, view), page.headers((), view.font_stylesheet, view.font_hosts))
+
+    @staticmethod
+    def _render(boot: dict[str, Any], view: BrokerView) -> str:
+        locale = boot["locale"]
+        assets = frame_assets(locale)
+        boot["assets"] = {"i18n": assets["i18n"], "instruments": assets["instruments"]}
+        return page.render(boot, broker_name=view.name, locale=locale, title=title(locale), assets=assets,
+                           font_stylesheet=view.font_stylesheet)
 
     @staticmethod
     def _boot(view: BrokerView, options: DisplayOptions, *, mode: str, parent_origin: str | None,

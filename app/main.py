@@ -93,7 +93,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             widget=WidgetService(auth, db),
             market_data=MarketData.build(settings, db, hub, vendor_http),
             history=build_history(settings, db),
-            usage=UsageOutbox(db),
+            usage=UsageOutbox(db, settings.data_dir / "usage-journal"),
             analytics=Analytics(settings, db),
             jobs=JobQueue(redis_url, settings.jobs_queue_name),
         )

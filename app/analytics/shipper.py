@@ -12,9 +12,11 @@ so no row can still appear below it. Rows are read in (xid, id) order, `batch` a
 watermark; the watermark moves in Postgres only after ClickHouse took the batch. So:
 - ClickHouse down for any length of time: the watermark stays, the rows stay in Postgres; nothing is lost.
 - a crash (or a lost answer) between the insert and the watermark update: the same batch is read
-  again (same watermark, same `upper`, so the same rows) and sent with the same
-  insert_deduplication_token, which ClickHouse drops; the ReplacingMergeTree key and FINAL on read
-  collapse any copy that still got through (a row deleted in between changes the batch).
+  again (same watermark, same `upper`, so the same rows). Before each insert the shipper asks
+  ClickHouse which of the batch's event ids it already has (the batch's brokers and time range) and
+  sends only the others; an unchanged batch also carries the same insert_deduplication_token, which
+  ClickHouse drops. So a row is stored once even when the batch changed in between (a row deleted in
+  Postgres), and the reports and the rollups fed by materialized views count it once, without FINAL.
 - two shippers at once (several processes on one ClickHouse server): a transaction-scoped advisory
   lock per source lets one of them work, the other skips.
 """
@@ -132,7 +134,17 @@ class Shipper:
                                            "updated_at = now() where source = :s"), {"u": horizon, "s": source})
                 await session.commit()
                 return 0
-            await self.clickhouse.insert([to_metric(source, r) for r in rows], batch_token(source, rows))
+            metrics = [to_metric(source, r) for r in rows]
+            # A batch read again after a crash or a lost answer may differ from the one sent (a row deleted
+            # in between): the token would not match, so send only what ClickHouse does not have yet.
+            # One small query per batch (the batch's brokers and time range, on the sort key).
+            stored = await self.clickhouse.stored_ids(source, sorted({m[3] for m in metrics}),
+                                                      min(m[2] for m in metrics), max(m[2] for m in metrics))
+            fresh = [m for m in metrics if m[0] not in stored]
+            if len(fresh) == len(metrics):
+                await self.clickhouse.insert(metrics, batch_token(source, rows))
+            elif fresh:
+                await self.clickhouse.insert(fresh, batch_token(source, [(m[0], m[0]) for m in fresh]))
             await session.execute(text(
                 "update analytics_cursors set last_xid = cast(:x as xid8), last_id = :i, shipped = shipped + :n, "
                 "updated_at = now() where source = :s"),

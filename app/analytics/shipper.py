@@ -38,18 +38,25 @@ from app.db.engine import Database
 
 log = structlog.get_logger(__name__)
 
-AFTER = "(xid, id) > (cast(:last_xid as xid8), cast(:last_id as uuid)) and xid < cast(:upper as xid8)"
+AFTER = "(t.xid, t.id) > (cast(:last_xid as xid8), cast(:last_id as uuid)) and t.xid < cast(:upper as xid8)"
+# A user erased (GDPR) before their rows ship goes to ClickHouse without their id: the erasure's
+# forget_user can only delete what ClickHouse already held, and the shipper reads behind a snapshot.
+USER = "case when u.erased_at is null then t.user_id end as user_id"
+ERASED = "left join users u on u.id = t.user_id"
 SOURCES: dict[str, str] = {
     "calculations": (
-        "select xid, id, created_at, broker_id, user_id, api_key_id, kind, instrument, account_currency, "
-        f"risk_pct, latency_ms, units from calculations where {AFTER} order by xid, id limit :n"),
+        f"select t.xid, t.id, t.created_at, t.broker_id, {USER}, t.api_key_id, t.kind, t.instrument, "
+        f"t.account_currency, t.risk_pct, t.latency_ms, t.units from calculations t {ERASED} where {AFTER} "
+        "order by t.xid, t.id limit :n"),
     "audit_logs": (
-        "select xid, id, created_at, broker_id, actor_type, actor_id, action, target_type "
-        f"from audit_logs where {AFTER} order by xid, id limit :n"),
+        "select t.xid, t.id, t.created_at, t.broker_id, t.actor_type, "
+        "case when u.erased_at is null then t.actor_id end as actor_id, t.action, t.target_type "
+        "from audit_logs t left join users u on t.actor_type = 'user' and u.id::text = t.actor_id::text "
+        f"where {AFTER} order by t.xid, t.id limit :n"),
     "usage_events": (
-        "select xid, id, created_at, broker_id, user_id, api_key_id, event_type, endpoint, instrument, "
-        f"account_currency, risk_pct, status, latency_ms, units from usage_events where {AFTER} "
-        "order by xid, id limit :n"),
+        f"select t.xid, t.id, t.created_at, t.broker_id, {USER}, t.api_key_id, t.event_type, t.endpoint, "
+        "t.instrument, t.account_currency, t.risk_pct, t.status, t.latency_ms, t.units "
+        f"from usage_events t {ERASED} where {AFTER} order by t.xid, t.id limit :n"),
 }
 LOGIN_FAILED = {"auth.login_failed", "auth.login_locked", "auth.sso_failed", "auth.exchange_failed",
                 "auth.mfa_failed", "auth.refresh_reuse_detected", "auth.exchange_replay"}

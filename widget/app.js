@@ -11,7 +11,10 @@
   const LOCALE = LOCALES.includes(BOOT.locale) ? BOOT.locale : 'en';
   const CURRENCIES = 'USD EUR GBP JPY CHF AUD CAD NZD SGD HKD SEK NOK DKK PLN CZK HUF ZAR MXN TRY CNH AED SAR ILS INR BRL'
     .split(' ');
+  // The palette of app.css that contrast is computed against (tests/test_widget_assets.py keeps them equal):
+  // page ground, text, card surface and the error colour.
   const BG = { light: '#ffffff', dark: '#0f141a' }, FG = { light: '#0f172a', dark: '#e6eaf0' };
+  const SF = { light: '#f6f8fa', dark: '#161e27' }, ERR = { light: '#b42318', dark: '#ff9a90' };
   let T = {}, token = BOOT.session && BOOT.session.token, expiresAt = BOOT.session && BOOT.session.expiresAt;
   let instruments = {}, last = null, lastReq = null, lost = false, themeState = {};
   const portfolio = [];
@@ -119,6 +122,18 @@
     const x = lum(a), y = lum(b);
     return (Math.max(x, y) + 0.05) / (Math.min(x, y) + 0.05);
   }
+  /** `a` over the opaque `b` at weight `w`, as CSS color-mix(in srgb, a w, transparent) paints on b. */
+  function mix(a, b, w) {
+    return '#' + [1, 3, 5].map((i) => Math.round(parseInt(a.slice(i, i + 2), 16) * w +
+      parseInt(b.slice(i, i + 2), 16) * (1 - w)).toString(16).padStart(2, '0')).join('');
+  }
+  /** The strongest tint of `c` on a card under which the text colour still reads at AA (4.5:1, a little
+   * margin for rounding): the heat map's full-strength cell. A broker's colour decides how far it can go. */
+  function maxTint(c, mode) {
+    let w = 0.85;
+    while (w > 0.05 && contrast(FG[mode], mix(c, SF[mode], w)) < 4.6) w -= 0.05;
+    return w.toFixed(2);
+  }
   function applyTheme(o) {
     themeState = Object.assign({}, themeState, o);
     const mode = themeState.theme === 'dark' || (themeState.theme !== 'light' && BRAND.darkMode) ? 'dark' : 'light';
@@ -131,6 +146,8 @@
     // The primary colour as text or focus ring only where it stays readable on the background.
     s.setProperty('--pt', contrast(p, bg) >= 4.5 ? p : FG[mode]);
     s.setProperty('--ring', contrast(p, bg) >= 3 ? p : FG[mode]);
+    s.setProperty('--tp', maxTint(p, mode));
+    s.setProperty('--tn', maxTint(ERR[mode], mode));
     if (BRAND.fontFamily) s.setProperty('--font', BRAND.fontFamily);
   }
 
@@ -1091,7 +1108,8 @@ ${field('pn', t('trades'), `required inputmode="numeric" value="100"`, t('trades
   function heatMap(cr, hist) {
     const n = cr.pairs.length, cell = (v) => {
       const a = Math.min(Math.abs(v), 1), pos = v >= 0;
-      return `<td class="${pos ? 'cp' : 'cn'}" style="--a:${(a * 0.85).toFixed(2)}">${num(v, 2)}</td>`;
+      // --a is the strength; app.css scales it by the theme's readable maximum (--tp, --tn).
+      return `<td class="${pos ? 'cp' : 'cn'}" style="--a:${a.toFixed(2)}">${num(v, 2)}</td>`;
     };
     const dev = hist && hist.development ? `<p class="warn" role="note">${t('flag_DEVELOPMENT_HISTORY')}</p>` : '';
     return `<h3 id="corr-h">${t('corrTitle')}</h3><div class="tw"><table class="hm" id="q-heat" aria-labelledby="corr-h">` +

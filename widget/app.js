@@ -11,8 +11,7 @@
   const LOCALE = LOCALES.includes(BOOT.locale) ? BOOT.locale : 'en';
   const CURRENCIES = 'USD EUR GBP JPY CHF AUD CAD NZD SGD HKD SEK NOK DKK PLN CZK HUF ZAR MXN TRY CNH AED SAR ILS INR BRL'
     .split(' ');
-  // The palette of app.css that contrast is computed against (tests/test_widget_assets.py keeps them equal):
-  // page ground, text, card surface and the error colour.
+  // Copies of app.css's colours (tests/test_widget_assets.py keeps them equal): ground, text, card, error.
   const BG = { light: '#ffffff', dark: '#0f141a' }, FG = { light: '#0f172a', dark: '#e6eaf0' };
   const SF = { light: '#f6f8fa', dark: '#161e27' }, ERR = { light: '#b42318', dark: '#ff9a90' };
   let T = {}, token = BOOT.session && BOOT.session.token, expiresAt = BOOT.session && BOOT.session.expiresAt;
@@ -122,16 +121,13 @@
     const x = lum(a), y = lum(b);
     return (Math.max(x, y) + 0.05) / (Math.min(x, y) + 0.05);
   }
-  /** `a` over the opaque `b` at weight `w`, as CSS color-mix(in srgb, a w, transparent) paints on b. */
-  function mix(a, b, w) {
-    return '#' + [1, 3, 5].map((i) => Math.round(parseInt(a.slice(i, i + 2), 16) * w +
-      parseInt(b.slice(i, i + 2), 16) * (1 - w)).toString(16).padStart(2, '0')).join('');
-  }
-  /** The strongest tint of `c` on a card under which the text colour still reads at AA (4.5:1, a little
-   * margin for rounding): the heat map's full-strength cell. A broker's colour decides how far it can go. */
-  function maxTint(c, mode) {
+  /** The heat map's strongest tint of `c` on a card that keeps text at 4.5:1 (srgb mix, as app.css paints it). */
+  function maxTint(c, m) {
+    const h = (x, i) => parseInt(x.slice(i, i + 2), 16);
     let w = 0.85;
-    while (w > 0.05 && contrast(FG[mode], mix(c, SF[mode], w)) < 4.6) w -= 0.05;
+    const mix = () => '#' + [1, 3, 5].map((i) => Math.round(h(c, i) * w + h(SF[m], i) * (1 - w))
+      .toString(16).padStart(2, '0')).join('');
+    while (w > 0.05 && contrast(FG[m], mix()) < 4.6) w -= 0.05;
     return w.toFixed(2);
   }
   function applyTheme(o) {
@@ -1108,7 +1104,6 @@ ${field('pn', t('trades'), `required inputmode="numeric" value="100"`, t('trades
   function heatMap(cr, hist) {
     const n = cr.pairs.length, cell = (v) => {
       const a = Math.min(Math.abs(v), 1), pos = v >= 0;
-      // --a is the strength; app.css scales it by the theme's readable maximum (--tp, --tn).
       return `<td class="${pos ? 'cp' : 'cn'}" style="--a:${a.toFixed(2)}">${num(v, 2)}</td>`;
     };
     const dev = hist && hist.development ? `<p class="warn" role="note">${t('flag_DEVELOPMENT_HISTORY')}</p>` : '';

@@ -39,6 +39,9 @@ ARTIFACTS = ROOT / "test-artifacts" / "widget"
 PRIMARY = "#c2185b"  # rgb(194, 24, 91): white text passes AA on it (5.5:1)
 LOADER_BUDGET = 5 * 1024
 FRAME_BUDGET = 30 * 1024
+# A projection is heavy work: the first one starts the process pool (spawned workers importing NumPy),
+# which on a loaded shared box takes longer than Playwright's 15 s default. A wait, not a speed check.
+POOL_START_MS = 90_000
 
 
 def find_chromium() -> str | None:
@@ -689,7 +692,7 @@ def test_projection_and_portfolio_tabs(page: Any, stack: Stack) -> None:
     frame.locator("#tab-proj").click()
     assert frame.locator("#pbal").input_value() == "10000" and frame.locator("#prr").input_value() == "2"
     frame.locator("#pgo").click()
-    frame.wait_for_selector("svg.fan path.ln")
+    frame.wait_for_selector("svg.fan path.ln", timeout=POOL_START_MS)
     assert frame.locator("svg.fan path.b1, svg.fan path.b2").count() == 2
     line = frame.locator("svg.fan path.ln").get_attribute("d")
     assert line.count("C") > 10 and "L" not in line  # cubic curves through the points, not a jagged polyline
@@ -823,6 +826,10 @@ def test_wire_budgets_first_and_repeat_load(browser: Any, stack: Stack) -> None:
     try:
         pg.goto(stack.host + "/embed.html")
         wait_event(pg, "ready")
+        # `requestfinished` reaches Python after the page's own events: wait for the frame's four files.
+        deadline = time.monotonic() + 15
+        while sum(e["path"].startswith("/widget/v/") for e in log) < 4 and time.monotonic() < deadline:
+            pg.wait_for_timeout(20)
         first = list(log)
         paths = [e["path"] for e in first]
         loader = sum(e["bytes"] for e in first if e["path"] == "/widget.js")
@@ -929,7 +936,7 @@ def test_axe_clean_in_every_state(browser: Any, stack: Stack, theme: str, locale
 
         frame.locator("#tab-proj").click()
         frame.locator("#pgo").click()
-        frame.wait_for_selector("#p-median")
+        frame.wait_for_selector("#p-median", timeout=POOL_START_MS)
         axe_clean(frame, f"{label}, projection, result", found)
 
         frame.locator("#tab-port").click()

@@ -862,7 +862,10 @@ def test_screenshots_responsive_and_size_budget(browser: Any, stack: Stack) -> N
     stack.pages["/embed-dark.html"] = host_page(stack.api, stack.publishable_key, stack.slug,
                                                 attrs=' data-theme="dark"')
     for width, name, theme in shots:
-        context = browser.new_context(viewport={"width": width, "height": 900}, device_scale_factor=1)
+        # Tall enough for the whole widget: Chromium paints a cross-origin frame only inside the viewport, so
+        # a taller element's screenshot would show it cut off where the viewport ends.
+        context = browser.new_context(viewport={"width": width, "height": 2200 if width < 800 else 1100},
+                                      device_scale_factor=1)
         pg = context.new_page()
         try:
             pg.goto(stack.host + ("/embed-dark.html" if theme == "dark" else "/embed.html"))

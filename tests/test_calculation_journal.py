@@ -86,7 +86,7 @@ def test_a_calculation_answered_before_a_kill_9_is_stored_once(client: TestClien
     broker, kind, body, result, digest, units, latency, pair, currency, risk = rows[0]
     assert (str(broker), kind, units, latency, pair, currency, risk) == (str(broker_a.id), "position-size",
                                                                          *USAGE)
-    assert orjson.loads(body) == orjson.loads(BODY)  # the same JSON (its newlines became spaces)
+    assert orjson.loads(str(body)) == orjson.loads(BODY)  # the same JSON (its newlines became spaces)
     assert result == (RESULT % calc_id.encode()).decode()
     assert digest == hashlib.sha256(BODY).hexdigest()  # of the body as sent
     assert recorder.waiting == 0

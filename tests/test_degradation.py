@@ -61,6 +61,11 @@ def _restart_postgres(data_dir: Path) -> None:
     assert embedded.answers(data_dir)
 
 
+def _journaled(data_dir: Path) -> str:
+    """Everything the journals of the data directory hold."""
+    return "".join(path.read_text() for path in (data_dir / "journal").glob("*.jsonl"))
+
+
 def test_database_outage_degrades_and_recovers(data_dir: Path) -> None:
     with TestClient(create_app(_settings(data_dir)), raise_server_exceptions=False) as c:
         app: Any = c.app
@@ -90,15 +95,18 @@ def test_database_outage_degrades_and_recovers(data_dir: Path) -> None:
         ready = c.get("/readyz")
         assert ready.status_code == 200 and ready.json()["status"] == "degraded"
         assert ready.json()["bufferedCalculations"] >= 1
-        # A flush during the outage parks it in the journal, on disk.
+        # It is in the journal on disk from the moment it answered; a flush during the outage leaves it there.
+        assert during.json()["calculationId"] in _journaled(data_dir)
         c.portal.call(recorder.flush)
-        assert recorder.down and recorder.journal.rows >= 1
-        assert during.json()["calculationId"] in recorder.journal.path.read_text()
+        assert recorder.down and recorder.waiting >= 1
+        assert during.json()["calculationId"] in _journaled(data_dir)
         ready = c.get("/readyz").json()
         assert ready["bufferedCalculations"] >= 1 and ready["journaledCalculations"] >= 1
-        # Calculations recorded while Postgres is known to be down go straight to the journal.
+        # Calculations recorded while Postgres is down are journaled the same way.
         after = c.post(CALC, json=POSITION_SIZE_EXAMPLE, headers=broker.auth)
-        assert after.json()["calculationId"] in recorder.journal.path.read_text()
+        assert after.json()["calculationId"] in _journaled(data_dir)
+        c.portal.call(recorder.flush)  # still down: nothing is lost, nothing leaves the journals
+        assert after.json()["calculationId"] in _journaled(data_dir) and recorder.waiting >= 2
 
         _restart_postgres(data_dir)  # the pool reconnects (pre-ping)
 
@@ -107,7 +115,8 @@ def test_database_outage_degrades_and_recovers(data_dir: Path) -> None:
         assert listed.status_code == 200
         ids = {item["calculationId"] for item in listed.json()["items"]}
         assert {during.json()["calculationId"], after.json()["calculationId"]} <= ids  # nothing lost
-        assert recorder.journal.rows == 0 and not recorder.down
+        assert recorder.waiting == 0 and not recorder.down
+        assert during.json()["calculationId"] not in _journaled(data_dir)  # stored, so its journal is gone
         assert c.get("/readyz").json()["bufferedCalculations"] == 0
 
 

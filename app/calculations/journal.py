@@ -1,25 +1,29 @@
-"""A durable local journal of calculations waiting for Postgres.
+"""The calculations' journal format: every recorded calculation, from the moment it is answered until
+Postgres stores it (the file mechanism, locks and adoption are app.db.journal; the recorder is
+app.calculations.store).
 
-Why a local file and not a Redis stream: the embedded Redis keeps nothing on disk (no snapshots, by
-design: it holds only re-creatable state), an external Redis may be down in the same outage, and a
-worker must be able to park a row without any server answering. A file on the data directory needs
-nothing but the disk the worker already runs on.
+One line per calculation, written by the request before it answers, so its encoding is the request
+path's cost. The request body is valid JSON (it passed validation) and the response is usually JSON
+bytes already, so neither is encoded again as a JSON string (escaping and copying each byte, then
+parsing it back at flush): the line is a small JSON header, a tab, then the input and the result
+verbatim:
 
-Each recorder owns one append-only file `<dir>/<pid>-<random>.jsonl` and holds an exclusive `flock`
-on it while it lives. The kernel drops that lock however the process ends (return, Ctrl-C, kill -9),
-so a file whose lock can be taken belongs to nobody: the next recorder to start on the data
-directory adopts it (copies its rows into its own journal, fsyncs, deletes it) and stores the rows
-once Postgres answers. Rows are inserted with `on conflict (id) do nothing`, so a row stored twice
-(a crash between an insert and the truncation of the journal) is stored once.
+    ["<id>","<broker>","<user>"|null,"<key>"|null,"<kind>","<sha256>","<created_at>",units,latency,
+     instrument,currency,risk,<input bytes>,<result bytes>]\\t<input><result>\\n
 
-One line per row: a JSON array of the insert's parameters (ids as strings, the time as ISO 8601).
+The first tab ends the header (JSON escapes control characters inside strings, so the header holds no
+raw tab); its two lengths split the rest and reveal a line torn by a crash (lengths that do not add up).
+A raw newline can only be whitespace between JSON tokens (inside a string it must be escaped, and
+app.jsonbody refuses control characters anyway), so the recorder turns any into a space, keeping lines
+whole and the JSON unchanged. A line without a tab is the previous format (one JSON array, input and
+result as strings), still read so a journal left by the previous version is stored after an upgrade.
 """
 
 from __future__ import annotations
 
-import uuid
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import orjson
 
@@ -28,22 +32,45 @@ from app.db import journal
 # (units, latency ms, instrument, account currency, risk %): the usage columns analytics and billing query
 Usage = tuple[int, float | None, str | None, str | None, float | None]
 NO_USAGE: Usage = (1, None, None, None, None)
-# (id, broker_id, user_id, api_key_id, kind, input json text, result json text, input sha256, created_at, usage)
-Row = tuple[uuid.UUID, uuid.UUID, uuid.UUID | None, uuid.UUID | None, str, str, str, str, datetime, Usage]
+# What the insert takes, as the journal holds it: (id, broker_id, user_id, api_key_id, kind, input json
+# text, result json text, input sha256, created_at ISO 8601, usage). Ids and time stay text: asyncpg
+# encodes a uuid from its text and Postgres casts the time, so reading a journal parses neither.
+Row = tuple[str, str, str | None, str | None, str, str, str, str, str, Usage]
+
+
+def _default(value: Any) -> str:
+    return str(value)  # the UUID subclass asyncpg hands out, which orjson does not take as a uuid.UUID
+
+
+def parts(calc_id: str, broker: Any, user: Any, key: Any, kind: str, digest: str, at: datetime | str,
+          usage: Usage, stored: bytes, result: bytes) -> list[bytes]:
+    """The journal line of one calculation, in pieces for one `writev` (the result is not copied).
+    `stored` and `result` are JSON without raw newlines."""
+    head = orjson.dumps([calc_id, broker, user, key, kind, digest, at, *usage, len(stored), len(result)],
+                        default=_default)
+    return [head, b"\t", stored, result, b"\n"]
 
 
 def encode(row: Row) -> bytes:
     rid, broker, user, key, kind, stored, result, digest, at, usage = row
-    return orjson.dumps([str(rid), str(broker), user and str(user), key and str(key), kind, stored, result,
-                         digest, at.isoformat(), list(usage)]) + b"\n"
+    return b"".join(parts(rid, broker, user, key, kind, digest, at, usage, stored.encode(), result.encode()))
 
 
 def decode(line: bytes) -> Row:
-    rid, broker, user, key, kind, stored, result, digest, at, *rest = orjson.loads(line)
-    # A line journaled before the usage columns existed has none: one unit, nothing else known.
-    usage: Usage = tuple(rest[0]) if rest else NO_USAGE
-    return (uuid.UUID(rid), uuid.UUID(broker), uuid.UUID(user) if user else None, uuid.UUID(key) if key else None,
-            kind, stored, result, digest, datetime.fromisoformat(at), usage)
+    tab = line.find(b"\t")
+    if tab < 0:  # the previous format: one JSON array
+        rid, broker, user, key, kind, stored, result, digest, at, *rest = orjson.loads(line)
+        # A line journaled before the usage columns existed has none: one unit, nothing else known.
+        old: Usage = tuple(rest[0]) if rest else NO_USAGE
+        return rid, broker, user, key, kind, stored, result, digest, at, old
+    rid, broker, user, key, kind, digest, at, units, latency, pair, currency, risk, n_in, n_out = \
+        orjson.loads(line[:tab])
+    start = tab + 1
+    if len(line) != start + n_in + n_out:
+        raise ValueError("torn journal line")
+    stored = line[start:start + n_in].decode("utf-8", "replace")
+    result = line[start + n_in:].decode("utf-8", "replace")
+    return rid, broker, user, key, kind, stored, result, digest, at, (units, latency, pair, currency, risk)
 
 
 class Journal(journal.Journal[Row]):

@@ -11,8 +11,8 @@ a file whose lock can be taken belongs to nobody: the next journal opened on the
 (copies its rows into its own file, fsyncs, deletes it). Rows must be stored idempotently (`on
 conflict do nothing`): a row stored twice (a crash between an insert and the truncation of the
 journal) is then stored once. One line per row, as the row type's `encode` writes it.
-Users: app.calculations.journal (calculations during a Postgres outage), app.analytics.outbox (every
-usage event, from the moment it is acknowledged).
+Users: app.calculations.store (every recorded calculation) and app.analytics.outbox (every usage
+event), each from the moment its request answers: the journal is the only copy until Postgres stores it.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from __future__ import annotations
 import fcntl
 import os
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Generic, TypeVar
 
@@ -94,6 +94,15 @@ class Journal(Generic[T]):
             self.rows += len(rows)
             self._unsynced = True
 
+    def write(self, parts: Sequence[bytes]) -> None:
+        """Append one row already encoded, in pieces: one `writev`, so a large piece (a result of many
+        kilobytes) is not first copied into a joined buffer."""
+        written, total = os.writev(self.fd, parts), sum(map(len, parts))
+        while written < total:  # a short write (rare on a file): finish the line; a full disk raises instead
+            written += os.write(self.fd, b"".join(parts)[written:])
+        self.rows += 1
+        self._unsynced = True
+
     def sync(self) -> None:
         if self._unsynced:
             os.fsync(self.fd)
@@ -117,7 +126,6 @@ class Journal(Generic[T]):
             self.path.unlink(missing_ok=True)
         os.close(self.fd)
         self.fd = -1
-
 
     def discard(self) -> None:
         """Delete this journal, rows and all: its rows are stored."""

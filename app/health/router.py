@@ -35,9 +35,9 @@ class Readiness(OutModel):
     status: Literal["ok", "degraded", "down"] = Field(
         description="down (503): no catalogue; degraded: the database or Redis is down, calculations still run")
     checks: ReadinessChecks
-    buffered_calculations: int = Field(description="Stored calculations waiting for the database (in memory, "
-                                                   "being inserted, or in the journal)")
-    journaled_calculations: int = Field(description="Of those, rows in this worker's on-disk journal")
+    buffered_calculations: int = Field(description="Calculations answered and not yet stored in the database")
+    journaled_calculations: int = Field(description="Of those, rows in this worker's on-disk journals: all of "
+                                                    "them, each is journaled before it answers")
     heavy_calculations_running: int = Field(description="Calculations running in the process pool now")
 
 
@@ -74,8 +74,8 @@ async def readyz(request: Request) -> Response:
         status = "degraded"
     else:
         status = "ok"
-    # Every calculation not yet stored: in memory, being inserted, or in the journal (an outage).
-    body = {"status": status, "checks": checks, "bufferedCalculations": svc.recorder.waiting,
-            "journaledCalculations": svc.recorder.journal.rows,
+    # Every calculation not yet stored; each is in a journal on disk from the moment it answered.
+    waiting = svc.recorder.waiting
+    body = {"status": status, "checks": checks, "bufferedCalculations": waiting, "journaledCalculations": waiting,
             "heavyCalculationsRunning": svc.pool.in_flight}
     return Response(orjson.dumps(body), status_code=503 if status == "down" else 200, media_type="application/json")

@@ -13,7 +13,6 @@ from __future__ import annotations
 import uuid
 from typing import Annotated, Any
 
-import structlog
 from fastapi import APIRouter, Path, Query, Request
 
 from app.admin.platform_events.schemas import (
@@ -26,13 +25,11 @@ from app.auth.service import require
 from app.deps import BrokerScope, CurrentPrincipal
 from app.errors import NotFound, Unauthorized
 from app.integrations.platform_events.schemas import EventsIn, EventsOut
-from app.integrations.platform_events.service import Received, evaluation_job_id
-from app.jobs.queue import JobsUnavailable
+from app.integrations.platform_events.service import Received
 from app.jsonbody import StrictRoute
 from app.services import Services, services
 
 router = APIRouter(tags=["platform events"], route_class=StrictRoute)
-log = structlog.get_logger(__name__)
 TraderPath = Annotated[str, Path(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9][A-Za-z0-9._:@-]*$")]
 
 EVENTS_DOC = (
@@ -46,14 +43,11 @@ EVENTS_DOC = (
 async def schedule_alerts(svc: Services, broker_id: uuid.UUID, received: Received) -> None:
     """The alert rules of the traders whose state changed are evaluated by one job (after the commit). The
     events are stored whatever happens here: with the queue down the message is still a 200 (a retry would be
-    a replay, applied already), and the traders' next events evaluate their rules again."""
-    if not received.traders:
-        return
-    try:
-        await svc.jobs.enqueue("evaluate_alerts", str(broker_id), received.traders,
-                               job_id=evaluation_job_id(broker_id, received.body["messageId"]))
-    except JobsUnavailable:
-        log.warning("alerts_not_scheduled", broker_id=str(broker_id), traders=len(received.traders))
+    a replay, applied already), and the sweeper (app.integrations.platform_events.tasks) queues the
+    evaluation once the queue is back: the message remembers its traders until they are evaluated."""
+    if received.traders:
+        await svc.platform_events.schedule_evaluation(svc.jobs, broker_id, received.body["messageId"],
+                                                      received.traders)
 
 
 @router.post("/api/v1/integrations/events", response_model=EventsOut, summary="Receive platform events (signed)",

@@ -11,6 +11,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import orjson
+import structlog
 from cryptography.fernet import Fernet
 from pydantic import ValidationError
 
@@ -20,9 +21,16 @@ from app.integrations.platform_events import repository as repo
 from app.integrations.platform_events import signature
 from app.integrations.platform_events.schemas import DATA_MODELS, EVENT_TYPES, EventIn, EventsIn
 from app.jobs.ownership import broker_job_id
+from app.jobs.queue import JobQueue, JobsUnavailable
 from app.jsonbody import loads
 
 Clock = Callable[[], datetime]
+log = structlog.get_logger(__name__)
+# A message whose evaluation never ran is swept for this long (then its id is pruned like any other): the
+# webhook retry window, so an outage shorter than that loses no alert.
+SWEEP_WINDOW = timedelta(days=3)
+SWEEP_BATCH = 1000
+PRUNE_BATCH = 10_000
 
 
 def _utcnow() -> datetime:
@@ -127,8 +135,65 @@ class PlatformEvents:
                     traders.append(data.trader_id)
                 results.append({"index": i, "id": ev.id, "status": "applied" if fresh else "duplicate",
                                 "errors": None})
+            changed = list(dict.fromkeys(traders))
+            if changed:  # what the sweeper evaluates should the job never be queued (Redis down, a crash)
+                await repo.message_traders(session, broker_id, message_id, changed)
             await session.commit()
-        return Received(_answer(message_id, False, results), list(dict.fromkeys(traders)))
+        return Received(_answer(message_id, False, results), changed)
+
+    # --- the evaluation of each message's traders, and the message ids' lifetime ----------------------------
+    async def schedule_evaluation(self, jobs: JobQueue, broker_id: uuid.UUID, message_id: str,
+                                  traders: list[str]) -> bool:
+        """Queue the alert evaluation of a message's traders (one job per message: its id is derived from the
+        message id, so queueing it again is a no-op). False when the queue is down: the sweeper queues it."""
+        try:
+            await jobs.enqueue("evaluate_alerts", str(broker_id), traders, message_id,
+                               job_id=evaluation_job_id(broker_id, message_id))
+        except JobsUnavailable:
+            log.warning("alerts_not_scheduled", broker_id=str(broker_id), traders=len(traders))
+            return False
+        return True
+
+    async def mark_evaluated(self, broker_id: uuid.UUID, message_id: str) -> None:
+        async with self.db.tenant(broker_id) as session:
+            await repo.message_evaluated(session, broker_id, message_id, self.clock())
+            await session.commit()
+
+    async def sweep_evaluations(self, jobs: JobQueue, grace_seconds: float,
+                                now: datetime | None = None) -> dict[str, Any]:
+        """Queue again the evaluations of messages received more than `grace_seconds` ago and never evaluated
+        (the job was not queued, or was lost with Redis's data). Idempotent: the job id is the message's, so a
+        job still queued or running is not queued twice."""
+        now = now or self.clock()
+        async with self.db.platform() as session:
+            found = await repo.unevaluated(session, now - timedelta(seconds=grace_seconds), now - SWEEP_WINDOW,
+                                           SWEEP_BATCH)
+        queued = 0
+        for broker_id, message_id, traders in found:
+            if not await self.schedule_evaluation(jobs, broker_id, message_id, traders):
+                break  # still down: the next sweep tries again
+            queued += 1
+        return {"found": len(found), "queued": queued}
+
+    def replay_window(self, margin_seconds: float) -> timedelta:
+        """How long a message id must be kept to refuse its replay: its timestamp may be up to the tolerance
+        ahead of our clock when it arrives, and a copy is accepted up to the tolerance after that timestamp,
+        so twice the tolerance after receipt; plus a margin for clocks of several servers."""
+        return timedelta(seconds=2 * self.tolerance + margin_seconds)
+
+    async def prune_messages(self, margin_seconds: float, now: datetime | None = None) -> dict[str, Any]:
+        """Delete the message ids past the replay window (a replay that old fails the timestamp check anyway),
+        in batches; those still waiting for the sweeper stay until it gives up on them."""
+        now = now or self.clock()
+        cutoff = now - self.replay_window(margin_seconds)
+        total = 0
+        while True:
+            async with self.db.platform() as session:
+                deleted = await repo.prune_messages(session, cutoff, now - SWEEP_WINDOW, PRUNE_BATCH)
+                await session.commit()
+            total += deleted
+            if deleted < PRUNE_BATCH:
+                return {"cutoff": cutoff.isoformat(), "deleted": total}
 
     async def account(self, broker_id: uuid.UUID, trader_id: str) -> repo.Account | None:
         async with self.db.tenant(broker_id) as session:

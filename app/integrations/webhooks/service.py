@@ -36,10 +36,12 @@ from app.integrations.webhooks.schedule import WINDOW_SECONDS, retry_delay
 from app.integrations.webhooks.ssrf import PinnedTransport, Resolver, TargetPolicy, TargetRefused, check_registration
 from app.integrations.webhooks.ssrf import resolve as system_resolve
 from app.jobs.ownership import broker_job_id
+from app.jobs.queue import JobsUnavailable
 
 log = structlog.get_logger(__name__)
 EVENT_TYPES = ("alert.triggered", "alert.cleared", "calculation.flagged")
 Clock = Callable[[], datetime]
+SWEEP_BATCH = 1000
 
 
 class Enqueuer(Protocol):  # app.jobs.queue.JobQueue
@@ -224,11 +226,43 @@ class WebhookService:
         return out
 
     async def schedule(self, broker_id: uuid.UUID, delivery_ids: Sequence[uuid.UUID]) -> None:
+        """Queue the first attempt of each delivery (after the commit that wrote them). With the queue down the
+        deliveries stay pending in Postgres and the sweeper queues them later: nothing is lost, and the caller's
+        work (an alert, a redelivery) stands."""
         if self.jobs is None:
             return
         for delivery_id in delivery_ids:
-            await self.jobs.enqueue("deliver_webhook", str(broker_id), str(delivery_id), 1,
-                                    job_id=attempt_job_id(broker_id, delivery_id, 1))
+            try:
+                await self.enqueue_attempt(broker_id, delivery_id, 1)
+            except JobsUnavailable:
+                log.warning("webhook_not_queued", broker_id=str(broker_id), deliveries=len(delivery_ids))
+                return
+
+    async def enqueue_attempt(self, broker_id: uuid.UUID, delivery_id: uuid.UUID, attempt: int,
+                              defer_seconds: float | None = None) -> None:
+        assert self.jobs is not None
+        # The job id names the delivery and the attempt: queueing the same attempt twice is one job.
+        await self.jobs.enqueue("deliver_webhook", str(broker_id), str(delivery_id), attempt,
+                                job_id=attempt_job_id(broker_id, delivery_id, attempt), defer_seconds=defer_seconds)
+
+    async def sweep(self, grace_seconds: float, now: datetime | None = None) -> dict[str, Any]:
+        """Queue the next attempt of every pending delivery more than `grace_seconds` past its due time: its job
+        was never queued (Redis down at write time, a crash after the commit) or was lost with Redis's data.
+        Idempotent: a job still queued or running has the same id, and arq queues an id once; a job that failed
+        keeps its result (and so its id) for `jobs_keep_result_seconds`, which paces such retries."""
+        if self.jobs is None:
+            return {"found": 0, "queued": 0}
+        now = now or self.clock()
+        async with self.db.platform() as session:
+            found = await repo.due(session, now - timedelta(seconds=grace_seconds), SWEEP_BATCH)
+        queued = 0
+        for row in found:
+            try:
+                await self.enqueue_attempt(row.broker_id, row.id, row.attempts + 1)
+            except JobsUnavailable:
+                break  # still down: the next sweep tries again
+            queued += 1
+        return {"found": len(found), "queued": queued}
 
     async def emit(self, broker_id: uuid.UUID, event_type: str, data: dict[str, Any]) -> list[uuid.UUID]:
         async with self.db.tenant(broker_id) as session:
@@ -322,8 +356,10 @@ class WebhookService:
                             reason=disable)
             await session.commit()
         if delay is not None and self.jobs is not None:
-            await self.jobs.enqueue("deliver_webhook", str(broker_id), str(delivery_id), attempt + 1,
-                                    job_id=attempt_job_id(broker_id, delivery_id, attempt + 1), defer_seconds=delay)
+            try:
+                await self.enqueue_attempt(broker_id, delivery_id, attempt + 1, delay)
+            except JobsUnavailable:  # recorded as pending with its due time: the sweeper queues it
+                log.warning("webhook_retry_not_queued", broker_id=str(broker_id), delivery_id=str(delivery_id))
         return {"deliveryId": str(delivery_id), "attempt": attempt, "status": status,
                 "responseCode": answer.status_code, "error": answer.error,
                 "nextAttemptAt": next_at.isoformat() if next_at else None, "deferSeconds": delay}

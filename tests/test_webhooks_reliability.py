@@ -10,11 +10,13 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import orjson
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import text
 
 from app.alerts.tasks import evaluate_alerts
+from app.config import Settings
 from app.integrations.platform_events.service import evaluation_job_id
 from app.integrations.webhooks.service import attempt_job_id
 from app.integrations.webhooks.tasks import deliver_webhook
@@ -22,9 +24,10 @@ from app.jobs.backoff import Backoff
 from app.jobs.queue import JobInfo, JobQueue
 from app.services import Services
 from app.worker import runner
-from tests.conftest import BrokerFixture
-from tests.helpers_platform import account, inbound_secret, position, post_events
+from tests.conftest import BrokerFixture, make_broker
+from tests.helpers_platform import account, inbound_secret, position, post_events, signed_headers
 from tests.helpers_receiver import receiver
+from tests.platform_apps import FakeClock, app_on
 from tests.test_webhooks import ALERT, own_service, register, run, svc
 
 pytestmark = pytest.mark.usefixtures("no_server_errors")
@@ -180,3 +183,89 @@ def test_a_webhook_retry_refused_by_redis_is_left_pending_for_the_sweeper(
                         headers=broker_a.auth).json()
     assert detail["status"] == "pending" and detail["attempts"] == 1
 
+
+
+# --- 4. inbound message ids: pruned after the replay window ----------------------------------------------------
+def test_message_ids_are_pruned_after_the_replay_window(client: TestClient, broker_a: BrokerFixture,
+                                                        dead_queue: JobQueue, monkeypatch: pytest.MonkeyPatch) -> None:
+    services = svc(client)
+    events = services.platform_events
+    t0 = datetime.now(UTC).replace(microsecond=0)
+    clock = {"now": t0}
+    monkeypatch.setattr(events, "clock", lambda: clock["now"])
+    margin = services.settings.platform_events_message_margin_seconds
+    window = events.replay_window(margin)
+    assert window == timedelta(seconds=2 * events.tolerance + margin)
+    secret = inbound_secret(client, broker_a)
+    done, waiting = f"msg_{uuid.uuid4().hex}", f"msg_{uuid.uuid4().hex}"
+    body = orjson.dumps({"events": [account("t-pr")]})
+    headers = signed_headers(secret, body, done, at=t0)
+    url = f"/api/v1/integrations/events?broker={broker_a.id}"
+    assert client.post(url, content=body, headers=headers).json()["applied"] == 1
+    client.portal.call(evaluate_alerts, {"services": services}, str(broker_a.id), ["t-pr"], done)
+    with monkeypatch.context() as m:  # this one's evaluation cannot be queued: the sweeper still needs its id
+        m.setattr(services.jobs, "enqueue", dead_queue.enqueue)
+        assert post_events(client, broker_a, secret, [account("t-pr2")], msg_id=waiting).status_code == 200
+    clock["now"] = t0 + timedelta(seconds=1)
+    assert client.post(url, content=body, headers=headers).json()["replay"] is True
+    run(client, events.prune_messages, margin, t0 + window - timedelta(seconds=1))
+    assert message_row(client, broker_a, done) is not None  # still inside the window: still a replay
+    run(client, events.prune_messages, margin, t0 + window + timedelta(seconds=1))
+    assert message_row(client, broker_a, done) is None
+    assert message_row(client, broker_a, waiting) is not None  # kept for the sweeper
+    # Past the window a replay fails the timestamp check: pruning its id let nothing through.
+    clock["now"] = t0 + window + timedelta(seconds=1)
+    assert client.post(url, content=body, headers=headers).status_code == 401
+    run(client, events.prune_messages, margin, t0 + timedelta(days=3, seconds=1))  # the sweeper gave up on it
+    assert message_row(client, broker_a, waiting) is None
+
+
+# --- 4. inbound events: the pre-auth IP limit in front of the signature check ------------------------------------
+@pytest.fixture(scope="module")
+def limited(settings: Settings) -> Iterator[tuple[TestClient, FakeClock]]:
+    """An app with a small pre-auth limit (3 at once, 6 a minute) and a controllable limiter clock."""
+    with app_on(settings, pre_auth_per_minute=6, pre_auth_burst=3,
+                rate_limit_prefix=f"rl-hooks-{uuid.uuid4().hex[:8]}:") as c:
+        clock = FakeClock()
+        c.app.state.services.limiter.clock_us = clock  # type: ignore[attr-defined]
+        yield c, clock
+
+
+def test_bad_signatures_spend_the_address_pre_auth_limit_and_are_refused_before_checking(
+        limited: tuple[TestClient, FakeClock], monkeypatch: pytest.MonkeyPatch) -> None:
+    c, clock = limited
+    clock.advance(3600)  # a fresh bucket for the test client's address
+    broker = make_broker(c)
+    secret = inbound_secret(c, broker)
+    events = c.app.state.services.platform_events  # type: ignore[attr-defined]
+    lookups = {"n": 0}
+    real_keys = events._keys
+
+    async def counted(broker_id: uuid.UUID, now: datetime) -> list[str]:
+        lookups["n"] += 1  # each signature check starts with the secret lookup
+        keys: list[str] = await real_keys(broker_id, now)
+        return keys
+
+    monkeypatch.setattr(events, "_keys", counted)
+    body = orjson.dumps({"events": [account("t-rl")]})
+    url = f"/api/v1/integrations/events?broker={broker.id}"
+    wrong = "whsec_" + "A" * 43 + "="
+
+    def bad() -> Any:
+        return c.post(url, content=body, headers=signed_headers(wrong, body))
+
+    def good() -> Any:
+        return c.post(url, content=body, headers=signed_headers(secret, body))
+
+    assert [bad().status_code for _ in range(3)] == [401] * 3
+    refused = bad()  # checked (this worker did not know yet), charged, refused
+    assert refused.status_code == 429 and refused.headers["RateLimit-Policy"] == '"pre-auth";q=3;w=30'
+    assert lookups["n"] == 4
+    for send in (good, bad, good):  # now refused before any check, a correct signature too
+        r = send()
+        assert r.status_code == 429 and r.headers["Retry-After"] == refused.headers["Retry-After"]
+    assert lookups["n"] == 4
+    clock.advance(int(refused.headers["Retry-After"]))  # one unit back
+    assert [good().status_code for _ in range(5)] == [200] * 5  # correct signatures are not charged
+    assert bad().status_code == 401 and bad().status_code == 429
+    assert lookups["n"] == 4 + 5 + 2

@@ -8,13 +8,15 @@ import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 import structlog
 from cryptography.fernet import Fernet
 from pydantic import ValidationError
+from starlette.requests import HTTPConnection
 
+from app.audit import service as audit
 from app.db.engine import Database
 from app.errors import AppError, MalformedJSON, Unauthorized, _errors_from_pydantic, dotted, pointer
 from app.integrations.platform_events import repository as repo
@@ -23,6 +25,9 @@ from app.integrations.platform_events.schemas import DATA_MODELS, EVENT_TYPES, E
 from app.jobs.ownership import broker_job_id
 from app.jobs.queue import JobQueue, JobsUnavailable
 from app.jsonbody import loads
+
+if TYPE_CHECKING:  # recorded in the audit log, never built here
+    from app.auth.principal import Principal
 
 Clock = Callable[[], datetime]
 log = structlog.get_logger(__name__)
@@ -65,7 +70,8 @@ class PlatformEvents:
         self.tolerance = tolerance_seconds
 
     # --- the broker's inbound secret ---------------------------------------------------------------------
-    async def rotate_secret(self, broker_id: uuid.UUID, overlap_hours: float | None = None) -> dict[str, Any]:
+    async def rotate_secret(self, broker_id: uuid.UUID, overlap_hours: float | None = None, *,
+                            principal: Principal | None = None, conn: HTTPConnection | None = None) -> dict[str, Any]:
         """A new secret, shown once; the previous one keeps verifying for the overlap."""
         now = self.clock()
         secret = signature.new_secret()
@@ -73,6 +79,10 @@ class PlatformEvents:
         async with self.db.tenant(broker_id) as session:
             had = await repo.read_secret(session, broker_id)
             await repo.rotate_secret(session, broker_id, self.fernet.encrypt(secret.encode()).decode(), now, until)
+            await audit.record(session, broker_id=broker_id, conn=conn, principal=principal,
+                               action="platform_events.secret_rotated" if had else "platform_events.secret_created",
+                               target_type="platform_events_secret", target_id=broker_id,
+                               details={"previousValidUntil": until.isoformat()} if had else {})
             await session.commit()
         return {"secret": secret, "rotatedAt": now, "previousValidUntil": until if had is not None else None}
 

@@ -33,5 +33,6 @@ async def sweep_webhook_deliveries(ctx: dict[str, Any], now: str | None = None) 
 
 
 TASKS = [deliver_webhook, sweep_webhook_deliveries]
-CRON = [cron(sweep_webhook_deliveries, name="sweep_webhook_deliveries", second=0, max_tries=1, keep_result=600,
+# At :20 of each minute, off the full minute where the daily crons are planned.
+CRON = [cron(sweep_webhook_deliveries, name="sweep_webhook_deliveries", second=20, max_tries=1, keep_result=600,
              timeout=50)]

@@ -237,6 +237,12 @@ class Settings(BaseSettings):
     webhooks_timeout_seconds: float = Field(default=5.0, gt=0, le=30)  # one attempt, connect to last byte read
     webhooks_response_max_bytes: int = Field(default=1024, ge=0, le=65_536)  # of a receiver's answer, read at most
     webhooks_secret_overlap_hours: float = Field(default=24, ge=0, le=24 * 30)  # old secret signs too, after rotation
+    # The sweepers (every minute) queue a webhook attempt or an alert evaluation whose job is this late: never
+    # queued (Redis down at write time, a crash after the commit) or lost with Redis's data. Jobs normally
+    # start within milliseconds; the grace keeps the sweepers off work that is merely on its way.
+    outbox_sweep_grace_seconds: float = Field(default=120, ge=0, le=86_400 * 3)
+    # Inbound message ids are kept for twice the signature tolerance (the replay window) plus this margin.
+    platform_events_message_margin_seconds: float = Field(default=600, ge=0, le=86_400)
 
     @property
     def webhooks_loopback_enabled(self) -> bool:

@@ -61,7 +61,10 @@ def settings() -> Iterator[Settings]:
                    # Quotes come from what a test pushes into a broker's feed, not from the development
                    # snapshot, so a missing rate is still a missing rate (tests that want the snapshot ask
                    # for it in the broker's marketData config).
-                   market_data_providers=["broker"])
+                   market_data_providers=["broker"],
+                   # The webhook and alert sweepers of the app's own worker leave the deliveries and messages
+                   # of running tests alone (tests that drive attempts themselves); tests sweep with their own clock.
+                   outbox_sweep_grace_seconds=86_400)
     # The last app of the session has left: the keeper has stopped the engines and deleted data_dir/pg.
     shutil.rmtree(data_dir, ignore_errors=True)
 

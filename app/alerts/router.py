@@ -12,7 +12,7 @@ from starlette.responses import Response
 from app.alerts import service
 from app.alerts.book import live_book
 from app.alerts.schemas import AlertOut, LiveRiskOut, RuleCreate, RuleOut, RulePatch
-from app.auth.service import require
+from app.auth.service import require, require_any
 from app.deps import BrokerScope, CurrentPrincipal
 from app.errors import NotFound
 from app.jsonbody import StrictRoute
@@ -37,35 +37,37 @@ async def account_risk(target: BrokerScope, trader_id: TraderPath, principal: Cu
 @router.post("/{broker_id}/alert-rules", response_model=RuleOut, status_code=201, summary="Create an alert rule")
 async def create_rule(target: BrokerScope, body: RuleCreate, principal: CurrentPrincipal,
                       request: Request) -> dict[str, Any]:
-    require(principal, "brokers:update:own")
-    return await service.create_rule(services(request.app), target, body.model_dump())
+    require(principal, "webhooks:manage:own")
+    return await service.create_rule(services(request.app), target, body.model_dump(), principal=principal,
+                                     conn=request)
 
 
 @router.get("/{broker_id}/alert-rules", response_model=list[RuleOut], summary="The broker's alert rules")
 async def list_rules(target: BrokerScope, principal: CurrentPrincipal, request: Request) -> list[dict[str, Any]]:
-    require(principal, "brokers:read:own")
+    require_any(principal, "brokers:read:own", "webhooks:manage:own")
     return await service.list_rules(services(request.app), target)
 
 
 @router.get("/{broker_id}/alert-rules/{rule_id}", response_model=RuleOut, summary="One alert rule")
 async def get_rule(target: BrokerScope, rule_id: uuid.UUID, principal: CurrentPrincipal,
                    request: Request) -> dict[str, Any]:
-    require(principal, "brokers:read:own")
+    require_any(principal, "brokers:read:own", "webhooks:manage:own")
     return await service.get_rule(services(request.app), target, rule_id)
 
 
 @router.patch("/{broker_id}/alert-rules/{rule_id}", response_model=RuleOut, summary="Change an alert rule")
 async def patch_rule(target: BrokerScope, rule_id: uuid.UUID, body: RulePatch, principal: CurrentPrincipal,
                      request: Request) -> dict[str, Any]:
-    require(principal, "brokers:update:own")
-    return await service.update_rule(services(request.app), target, rule_id, body.model_dump(exclude_unset=True))
+    require(principal, "webhooks:manage:own")
+    return await service.update_rule(services(request.app), target, rule_id, body.model_dump(exclude_unset=True),
+                                     principal=principal, conn=request)
 
 
 @router.delete("/{broker_id}/alert-rules/{rule_id}", status_code=204, summary="Delete an alert rule and its alerts")
 async def delete_rule(target: BrokerScope, rule_id: uuid.UUID, principal: CurrentPrincipal,
                       request: Request) -> Response:
-    require(principal, "brokers:update:own")
-    await service.delete_rule(services(request.app), target, rule_id)
+    require(principal, "webhooks:manage:own")
+    await service.delete_rule(services(request.app), target, rule_id, principal=principal, conn=request)
     return Response(status_code=204)
 
 

@@ -17,10 +17,13 @@ from typing import Any
 
 import orjson
 from sqlalchemy import Row
+from starlette.requests import HTTPConnection
 
 from app.alerts import repository as repo
 from app.alerts.book import live_book
 from app.alerts.rules import BELOW, UNITS, Rule, readings
+from app.audit import service as audit
+from app.auth.principal import Principal
 from app.errors import InvalidField, NotFound
 from app.services import Services
 
@@ -52,7 +55,13 @@ def _check(kind: str, threshold: float, clear: float | None, confidence: float |
         raise InvalidField("confidence", "only portfolio-var rules have a confidence", "not_applicable")
 
 
-async def create_rule(svc: Services, broker_id: uuid.UUID, values: dict[str, Any]) -> dict[str, Any]:
+def _audited(row: Row[Any]) -> dict[str, Any]:
+    return {"kind": row.kind, "threshold": row.threshold, "clearThreshold": row.clear_threshold,
+            "confidence": row.confidence, "enabled": row.enabled}
+
+
+async def create_rule(svc: Services, broker_id: uuid.UUID, values: dict[str, Any], *,
+                      principal: Principal | None = None, conn: HTTPConnection | None = None) -> dict[str, Any]:
     _check(values["kind"], values["threshold"], values.get("clear_threshold"), values.get("confidence"))
     if values["kind"] == "portfolio-var" and values.get("confidence") is None:
         values["confidence"] = 0.99
@@ -63,6 +72,8 @@ async def create_rule(svc: Services, broker_id: uuid.UUID, values: dict[str, Any
             "confidence": values.get("confidence"), "description": values.get("description"),
             "enabled": values.get("enabled", True)}, now)
         row = (await repo.rules(session, rule_id))[0]
+        await audit.record(session, broker_id=broker_id, action="alert_rule.created", conn=conn, principal=principal,
+                           target_type="alert_rule", target_id=rule_id, details=_audited(row))
         await session.commit()
     return rule_out(row)
 
@@ -80,8 +91,8 @@ async def get_rule(svc: Services, broker_id: uuid.UUID, rule_id: uuid.UUID) -> d
     return rule_out(found[0])
 
 
-async def update_rule(svc: Services, broker_id: uuid.UUID, rule_id: uuid.UUID, changes: dict[str, Any]) -> \
-        dict[str, Any]:
+async def update_rule(svc: Services, broker_id: uuid.UUID, rule_id: uuid.UUID, changes: dict[str, Any], *,
+                      principal: Principal | None = None, conn: HTTPConnection | None = None) -> dict[str, Any]:
     async with svc.db.tenant(broker_id) as session:
         found = await repo.rules(session, rule_id)
         if not found:
@@ -92,14 +103,22 @@ async def update_rule(svc: Services, broker_id: uuid.UUID, rule_id: uuid.UUID, c
         _check(row.kind, merged["threshold"], merged["clear_threshold"], merged["confidence"])
         await repo.update_rule(session, rule_id, {**changes, "updated_at": datetime.now(UTC)})
         out = (await repo.rules(session, rule_id))[0]
+        old, new = _audited(row), _audited(out)
+        await audit.record(session, broker_id=broker_id, action="alert_rule.updated", conn=conn, principal=principal,
+                           target_type="alert_rule", target_id=rule_id,
+                           details={k: {"from": old[k], "to": new[k]} for k in old if old[k] != new[k]})
         await session.commit()
     return rule_out(out)
 
 
-async def delete_rule(svc: Services, broker_id: uuid.UUID, rule_id: uuid.UUID) -> None:
+async def delete_rule(svc: Services, broker_id: uuid.UUID, rule_id: uuid.UUID, *,
+                      principal: Principal | None = None, conn: HTTPConnection | None = None) -> None:
     async with svc.db.tenant(broker_id) as session:
-        if not await repo.delete_rule(session, rule_id):
+        found = await repo.rules(session, rule_id)
+        if not found or not await repo.delete_rule(session, rule_id):
             raise NotFound("No alert rule with this id.")
+        await audit.record(session, broker_id=broker_id, action="alert_rule.deleted", conn=conn, principal=principal,
+                           target_type="alert_rule", target_id=rule_id, details=_audited(found[0]))
         await session.commit()
 
 

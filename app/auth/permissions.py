@@ -17,6 +17,8 @@ BROKER_USER = CALC | {"calculations:read:own", "brokers:read:own", "users:read:s
 BROKER_ADMIN = BROKER_USER | {
     "brokers:update:own", "users:read:own", "users:create:own", "users:update:own", "users:delete:own",
     "keys:read:own", "keys:create:own", "keys:revoke:own", "audit:read:own", "sso:manage:own",
+    # Webhook endpoints and their secrets, the platform-events inbound secret, alert rules, redeliveries.
+    "webhooks:manage:own",
 }
 SUPERADMIN = BROKER_ADMIN | {"brokers:read:any", "brokers:create:any", "brokers:delete:any", "brokers:update:any",
                              "users:read:any", "users:create:any", "users:delete:any", "keys:create:any",
@@ -41,6 +43,9 @@ SCOPE_PERMISSIONS: dict[str, frozenset[str]] = {
     "keys:manage": frozenset({"keys:read:own", "keys:create:own", "keys:revoke:own"}),
     "audit:read": frozenset({"audit:read:own"}),
     "analytics:read": frozenset({"analytics:read:own"}),
+    # Manage (and so also read) the integration: webhook endpoints and secrets, the inbound secret, alert rules.
+    # Not implied by brokers:write: a key that edits broker settings does not also route events elsewhere.
+    "webhooks:manage": frozenset({"webhooks:manage:own"}),
 }
 SCOPES: tuple[str, ...] = tuple(SCOPE_PERMISSIONS)
 PUBLISHABLE_SCOPES: tuple[str, ...] = ("calc:run",)

@@ -332,6 +332,11 @@ def require_platform_mfa(principal: Principal) -> None:
                                    "confirm, log in again with a code.")
 
 
+def require_any(principal: Principal, *permissions: str) -> None:
+    """`require` of the first of `permissions` the principal has (the first when it has none: its refusal)."""
+    require(principal, next((p for p in permissions if principal.can(p)), permissions[0]))
+
+
 def require(principal: Principal, permission: str) -> None:
     """The one permission check. API keys carry scopes; users carry a role and, for admin powers, MFA."""
     require_platform_mfa(principal)

@@ -72,6 +72,19 @@ class RateLimits:
         ip = client_ip(conn.scope, self.trusted_proxies)
         await self._take(conn, "ip:" + ip, self.pre_auth_limit, "pre-auth", 1, PRE_AUTH_REFUSAL)
 
+    def pre_auth_refusing(self, conn: HTTPConnection) -> None:
+        """A 429 before any work when the caller's IP has spent its pre-auth bucket (as far as this worker
+        knows, without a Redis round trip): for routes that check a credential themselves, an expensive one
+        (the inbound events' signature: a secret lookup, a decryption, an HMAC over the body). Only failures
+        are charged (`pre_auth`), so a caller that keeps signing correctly is never held back by this."""
+        if not self.enabled:
+            return
+        ip = client_ip(conn.scope, self.trusted_proxies)
+        decision = self.limiter.known_refusal("ip:" + ip, self.pre_auth_limit, "pre-auth")
+        if decision is not None:
+            self._attach(conn, decision)
+            raise RateLimited(PRE_AUTH_REFUSAL.format(retry=decision.retry_after_s))
+
     async def charge(self, conn: HTTPConnection, caller: Caller, cost: int = 1) -> None:
         """Charge `cost` units to the caller's broker (or key, when the broker limits per key)."""
         if not self.enabled:

@@ -174,6 +174,21 @@ class Limiter:
             now = self.clock_us()
         return self._fallback(key, policy, limit, now, need)
 
+    def known_refusal(self, key: str, limit: TierLimit, policy: str) -> Decision | None:
+        """The refusal this worker already knows for the bucket (a denial it was told and that still holds, or
+        the fallback bucket empty while Redis is down), without asking Redis or spending anything; None when
+        it knows of none. For a check in front of expensive work that only failures are charged for."""
+        now = self.clock_us()
+        lease = self.leases.get(key)
+        if lease is not None and lease.tokens < 1 and lease.denied_until_us > now:
+            return self._decided(policy, limit, self.bucket(limit), lease, now, False, 1)
+        if self.hub is None or not self.hub.available:
+            bucket = self._local_bucket(limit)
+            tat = self.local.tats.get(key)
+            if tat is not None and gcra.available(bucket, tat, now) < 1:
+                return self._decision(policy, limit, bucket, tat, now, False, 1, local=True)
+        return None
+
     def _want(self, lease: _Lease, bucket: gcra.Bucket, need: int) -> int:
         cap = max(1, min(self.lease_max, bucket.burst // 20))
         want = max(need, min(cap, int(self.lease_window_us / max(lease.gap_us, 1.0))))

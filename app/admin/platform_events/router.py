@@ -13,7 +13,6 @@ from __future__ import annotations
 import uuid
 from typing import Annotated, Any
 
-import structlog
 from fastapi import APIRouter, Path, Query, Request
 
 from app.admin.platform_events.schemas import (
@@ -22,17 +21,15 @@ from app.admin.platform_events.schemas import (
     InboundSecretOut,
     SecretRotate,
 )
-from app.auth.service import require
+from app.auth.service import require, require_any
 from app.deps import BrokerScope, CurrentPrincipal
 from app.errors import NotFound, Unauthorized
 from app.integrations.platform_events.schemas import EventsIn, EventsOut
-from app.integrations.platform_events.service import Received, evaluation_job_id
-from app.jobs.queue import JobsUnavailable
+from app.integrations.platform_events.service import Received
 from app.jsonbody import StrictRoute
 from app.services import Services, services
 
 router = APIRouter(tags=["platform events"], route_class=StrictRoute)
-log = structlog.get_logger(__name__)
 TraderPath = Annotated[str, Path(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9][A-Za-z0-9._:@-]*$")]
 
 EVENTS_DOC = (
@@ -40,20 +37,19 @@ EVENTS_DOC = (
     "no-op answered 200 with `replay: true`), `webhook-timestamp` (Unix seconds, within 5 minutes of our clock), "
     "`webhook-signature` (`v1,<base64 HMAC-SHA256 of id.timestamp.body>`, several separated by spaces). Up to 500 "
     "events; each is applied or refused by its index (an unknown `type` is refused as a 422 item). When no event "
-    "can be applied the answer is a 422 problem naming each field.")
+    "can be applied the answer is a 422 problem naming each field. Failed signature checks are charged to the "
+    "sending address's pre-auth limit (429 with Retry-After once it is spent; correctly signed messages are not "
+    "charged).")
 
 
 async def schedule_alerts(svc: Services, broker_id: uuid.UUID, received: Received) -> None:
     """The alert rules of the traders whose state changed are evaluated by one job (after the commit). The
     events are stored whatever happens here: with the queue down the message is still a 200 (a retry would be
-    a replay, applied already), and the traders' next events evaluate their rules again."""
-    if not received.traders:
-        return
-    try:
-        await svc.jobs.enqueue("evaluate_alerts", str(broker_id), received.traders,
-                               job_id=evaluation_job_id(broker_id, received.body["messageId"]))
-    except JobsUnavailable:
-        log.warning("alerts_not_scheduled", broker_id=str(broker_id), traders=len(received.traders))
+    a replay, applied already), and the sweeper (app.integrations.platform_events.tasks) queues the
+    evaluation once the queue is back: the message remembers its traders until they are evaluated."""
+    if received.traders:
+        await svc.platform_events.schedule_evaluation(svc.jobs, broker_id, received.body["messageId"],
+                                                      received.traders)
 
 
 @router.post("/api/v1/integrations/events", response_model=EventsOut, summary="Receive platform events (signed)",
@@ -62,10 +58,17 @@ async def schedule_alerts(svc: Services, broker_id: uuid.UUID, received: Receive
                  "schema": EventsIn.model_json_schema(by_alias=True)}}}})
 async def receive_events(request: Request, broker: Annotated[uuid.UUID | None, Query(
         description="The broker's id (the inbound secret is looked up by it)")] = None) -> dict[str, Any]:
-    if broker is None:
-        raise Unauthorized("The message signature is not valid: name the broker (?broker=<brokerId>).")
     svc = services(request.app)
-    received = await svc.platform_events.receive(broker, request.headers, await request.body())
+    # No API key here, so the pre-auth IP limit of unauthenticated traffic: an address that keeps failing the
+    # signature check is refused before the next check costs anything; a failure is charged, a success is not.
+    svc.ratelimits.pre_auth_refusing(request)
+    try:
+        if broker is None:
+            raise Unauthorized("The message signature is not valid: name the broker (?broker=<brokerId>).")
+        received = await svc.platform_events.receive(broker, request.headers, await request.body())
+    except Unauthorized:
+        await svc.ratelimits.pre_auth(request)  # a 429 instead once the address has spent its bucket
+        raise
     await schedule_alerts(svc, broker, received)
     return received.body
 
@@ -74,14 +77,15 @@ async def receive_events(request: Request, broker: Annotated[uuid.UUID | None, Q
              status_code=201, summary="Create or rotate the inbound secret (shown once)")
 async def rotate_secret(target: BrokerScope, principal: CurrentPrincipal, request: Request,
                         body: SecretRotate | None = None) -> dict[str, Any]:
-    require(principal, "brokers:update:own")
-    return await services(request.app).platform_events.rotate_secret(target, body.overlap_hours if body else None)
+    require(principal, "webhooks:manage:own")
+    return await services(request.app).platform_events.rotate_secret(
+        target, body.overlap_hours if body else None, principal=principal, conn=request)
 
 
 @router.get("/api/v1/brokers/{broker_id}/platform-events/secret", response_model=InboundSecretInfo,
             summary="Whether an inbound secret is set (never the secret)")
 async def secret_info(target: BrokerScope, principal: CurrentPrincipal, request: Request) -> dict[str, Any]:
-    require(principal, "brokers:read:own")
+    require_any(principal, "brokers:read:own", "webhooks:manage:own")
     return await services(request.app).platform_events.secret_info(target)
 
 

@@ -11,7 +11,8 @@ from pydantic import Field
 from app.integrations.webhooks.service import EVENT_TYPES
 from app.schemas import ApiModel, OutModel
 
-EventTypes = Annotated[list[Literal["alert.triggered", "alert.cleared", "calculation.flagged"]],
+EventTypes = Annotated[list[Literal["alert.triggered", "alert.cleared", "calculation.flagged",
+                                   "webhook.endpoint.disabled"]],
                        Field(min_length=1, max_length=len(EVENT_TYPES),
                              description=f"Event types sent to the endpoint: {', '.join(EVENT_TYPES)}")]
 Url = Annotated[str, Field(min_length=8, max_length=2048, description="https URL (http and loopback only in "

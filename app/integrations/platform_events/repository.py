@@ -36,6 +36,26 @@ insert into platform_events (broker_id, event_id, type, trader_id, occurred_at, 
 values (:b, :id, :type, :trader, :at, :now, cast(:data as jsonb))
 on conflict do nothing returning event_id
 """)
+MESSAGE_TRADERS = text("update platform_messages set traders = :t where broker_id = :b and message_id = :m")
+MESSAGE_EVALUATED = text("update platform_messages set evaluated_at = :now "
+                         "where broker_id = :b and message_id = :m and evaluated_at is null")
+# Platform session (cross-tenant): the messages whose traders' alert rules were never evaluated.
+UNEVALUATED = text("""
+select broker_id, message_id, traders from platform_messages
+where evaluated_at is null and cardinality(traders) > 0 and received_at <= :before and received_at > :since
+order by received_at limit :n
+""")
+# Platform session: message ids past the replay window. One kept for a sweep (its traders never evaluated) goes
+# only once the sweep has given up on it (`:hard`).
+PRUNE_MESSAGES = text("""
+with doomed as (
+    select broker_id, message_id from platform_messages
+    where received_at < :cutoff
+      and (evaluated_at is not null or cardinality(traders) = 0 or received_at < :hard)
+    limit :n)
+delete from platform_messages m using doomed
+where m.broker_id = doomed.broker_id and m.message_id = doomed.message_id returning 1
+""")
 ACCOUNT_EXISTS = text("insert into trading_accounts (broker_id, trader_id) values (:b, :t) on conflict do nothing")
 ACCOUNT_UPDATE = text("""
 insert into trading_accounts (broker_id, trader_id, currency, balance, equity, free_margin, margin, updated_at)
@@ -129,6 +149,25 @@ async def first_sight_of_message(session: AsyncSession, broker_id: uuid.UUID, me
     the primary key: the second waits for the first's commit, then sees the row."""
     found = await session.execute(MESSAGE_SEEN, {"b": broker_id, "m": message_id, "now": now, "n": events})
     return found.first() is not None
+
+
+async def message_traders(session: AsyncSession, broker_id: uuid.UUID, message_id: str,
+                          traders: list[str]) -> None:
+    await session.execute(MESSAGE_TRADERS, {"b": broker_id, "m": message_id, "t": traders})
+
+
+async def message_evaluated(session: AsyncSession, broker_id: uuid.UUID, message_id: str, now: datetime) -> None:
+    await session.execute(MESSAGE_EVALUATED, {"b": broker_id, "m": message_id, "now": now})
+
+
+async def unevaluated(session: AsyncSession, before: datetime, since: datetime,
+                      limit: int) -> list[tuple[uuid.UUID, str, list[str]]]:
+    found = await session.execute(UNEVALUATED, {"before": before, "since": since, "n": limit})
+    return [(r.broker_id, r.message_id, list(r.traders)) for r in found]
+
+
+async def prune_messages(session: AsyncSession, cutoff: datetime, hard: datetime, limit: int) -> int:
+    return len((await session.execute(PRUNE_MESSAGES, {"cutoff": cutoff, "hard": hard, "n": limit})).all())
 
 
 async def first_sight_of_event(session: AsyncSession, broker_id: uuid.UUID, event_id: str, type_: str,

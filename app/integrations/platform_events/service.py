@@ -8,21 +8,34 @@ import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
+import structlog
 from cryptography.fernet import Fernet
 from pydantic import ValidationError
+from starlette.requests import HTTPConnection
 
+from app.audit import service as audit
 from app.db.engine import Database
 from app.errors import AppError, MalformedJSON, Unauthorized, _errors_from_pydantic, dotted, pointer
 from app.integrations.platform_events import repository as repo
 from app.integrations.platform_events import signature
 from app.integrations.platform_events.schemas import DATA_MODELS, EVENT_TYPES, EventIn, EventsIn
 from app.jobs.ownership import broker_job_id
+from app.jobs.queue import JobQueue, JobsUnavailable
 from app.jsonbody import loads
 
+if TYPE_CHECKING:  # recorded in the audit log, never built here
+    from app.auth.principal import Principal
+
 Clock = Callable[[], datetime]
+log = structlog.get_logger(__name__)
+# A message whose evaluation never ran is swept for this long (then its id is pruned like any other): the
+# webhook retry window, so an outage shorter than that loses no alert.
+SWEEP_WINDOW = timedelta(days=3)
+SWEEP_BATCH = 1000
+PRUNE_BATCH = 10_000
 
 
 def _utcnow() -> datetime:
@@ -57,7 +70,8 @@ class PlatformEvents:
         self.tolerance = tolerance_seconds
 
     # --- the broker's inbound secret ---------------------------------------------------------------------
-    async def rotate_secret(self, broker_id: uuid.UUID, overlap_hours: float | None = None) -> dict[str, Any]:
+    async def rotate_secret(self, broker_id: uuid.UUID, overlap_hours: float | None = None, *,
+                            principal: Principal | None = None, conn: HTTPConnection | None = None) -> dict[str, Any]:
         """A new secret, shown once; the previous one keeps verifying for the overlap."""
         now = self.clock()
         secret = signature.new_secret()
@@ -65,6 +79,10 @@ class PlatformEvents:
         async with self.db.tenant(broker_id) as session:
             had = await repo.read_secret(session, broker_id)
             await repo.rotate_secret(session, broker_id, self.fernet.encrypt(secret.encode()).decode(), now, until)
+            await audit.record(session, broker_id=broker_id, conn=conn, principal=principal,
+                               action="platform_events.secret_rotated" if had else "platform_events.secret_created",
+                               target_type="platform_events_secret", target_id=broker_id,
+                               details={"previousValidUntil": until.isoformat()} if had else {})
             await session.commit()
         return {"secret": secret, "rotatedAt": now, "previousValidUntil": until if had is not None else None}
 
@@ -127,8 +145,65 @@ class PlatformEvents:
                     traders.append(data.trader_id)
                 results.append({"index": i, "id": ev.id, "status": "applied" if fresh else "duplicate",
                                 "errors": None})
+            changed = list(dict.fromkeys(traders))
+            if changed:  # what the sweeper evaluates should the job never be queued (Redis down, a crash)
+                await repo.message_traders(session, broker_id, message_id, changed)
             await session.commit()
-        return Received(_answer(message_id, False, results), list(dict.fromkeys(traders)))
+        return Received(_answer(message_id, False, results), changed)
+
+    # --- the evaluation of each message's traders, and the message ids' lifetime ----------------------------
+    async def schedule_evaluation(self, jobs: JobQueue, broker_id: uuid.UUID, message_id: str,
+                                  traders: list[str]) -> bool:
+        """Queue the alert evaluation of a message's traders (one job per message: its id is derived from the
+        message id, so queueing it again is a no-op). False when the queue is down: the sweeper queues it."""
+        try:
+            await jobs.enqueue("evaluate_alerts", str(broker_id), traders, message_id,
+                               job_id=evaluation_job_id(broker_id, message_id))
+        except JobsUnavailable:
+            log.warning("alerts_not_scheduled", broker_id=str(broker_id), traders=len(traders))
+            return False
+        return True
+
+    async def mark_evaluated(self, broker_id: uuid.UUID, message_id: str) -> None:
+        async with self.db.tenant(broker_id) as session:
+            await repo.message_evaluated(session, broker_id, message_id, self.clock())
+            await session.commit()
+
+    async def sweep_evaluations(self, jobs: JobQueue, grace_seconds: float,
+                                now: datetime | None = None) -> dict[str, Any]:
+        """Queue again the evaluations of messages received more than `grace_seconds` ago and never evaluated
+        (the job was not queued, or was lost with Redis's data). Idempotent: the job id is the message's, so a
+        job still queued or running is not queued twice."""
+        now = now or self.clock()
+        async with self.db.platform() as session:
+            found = await repo.unevaluated(session, now - timedelta(seconds=grace_seconds), now - SWEEP_WINDOW,
+                                           SWEEP_BATCH)
+        queued = 0
+        for broker_id, message_id, traders in found:
+            if not await self.schedule_evaluation(jobs, broker_id, message_id, traders):
+                break  # still down: the next sweep tries again
+            queued += 1
+        return {"found": len(found), "queued": queued}
+
+    def replay_window(self, margin_seconds: float) -> timedelta:
+        """How long a message id must be kept to refuse its replay: its timestamp may be up to the tolerance
+        ahead of our clock when it arrives, and a copy is accepted up to the tolerance after that timestamp,
+        so twice the tolerance after receipt; plus a margin for clocks of several servers."""
+        return timedelta(seconds=2 * self.tolerance + margin_seconds)
+
+    async def prune_messages(self, margin_seconds: float, now: datetime | None = None) -> dict[str, Any]:
+        """Delete the message ids past the replay window (a replay that old fails the timestamp check anyway),
+        in batches; those still waiting for the sweeper stay until it gives up on them."""
+        now = now or self.clock()
+        cutoff = now - self.replay_window(margin_seconds)
+        total = 0
+        while True:
+            async with self.db.platform() as session:
+                deleted = await repo.prune_messages(session, cutoff, now - SWEEP_WINDOW, PRUNE_BATCH)
+                await session.commit()
+            total += deleted
+            if deleted < PRUNE_BATCH:
+                return {"cutoff": cutoff.isoformat(), "deleted": total}
 
     async def account(self, broker_id: uuid.UUID, trader_id: str) -> repo.Account | None:
         async with self.db.tenant(broker_id) as session:

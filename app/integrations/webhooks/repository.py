@@ -112,3 +112,11 @@ async def first_attempt_at(session: AsyncSession, delivery_id: uuid.UUID) -> dat
     found = await session.scalar(text("select attempted_at from webhook_attempts where delivery_id = :d and "
                                       "attempt = 1"), {"d": delivery_id})
     return found  # type: ignore[no-any-return]
+
+
+async def due(session: AsyncSession, before: datetime, limit: int) -> list[Row[Any]]:
+    """Platform session (cross-tenant): pending deliveries whose next attempt was due before `before`."""
+    found = await session.execute(text(
+        "select broker_id, id, attempts from webhook_deliveries where status = 'pending' "
+        "and next_attempt_at <= :before order by next_attempt_at limit :n"), {"before": before, "n": limit})
+    return list(found.all())

@@ -18,7 +18,7 @@ import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import httpx
 import orjson
@@ -26,7 +26,9 @@ import structlog
 from cryptography.fernet import Fernet
 from sqlalchemy import Row
 from sqlalchemy.ext.asyncio import AsyncSession
+from starlette.requests import HTTPConnection
 
+from app.audit import service as audit
 from app.db.engine import Database
 from app.errors import InvalidField, NotFound
 from app.integrations.platform_events.signature import new_secret
@@ -36,10 +38,16 @@ from app.integrations.webhooks.schedule import WINDOW_SECONDS, retry_delay
 from app.integrations.webhooks.ssrf import PinnedTransport, Resolver, TargetPolicy, TargetRefused, check_registration
 from app.integrations.webhooks.ssrf import resolve as system_resolve
 from app.jobs.ownership import broker_job_id
+from app.jobs.queue import JobsUnavailable
+
+if TYPE_CHECKING:  # the caller's principal is recorded in the audit log, never built here
+    from app.auth.principal import Principal
 
 log = structlog.get_logger(__name__)
-EVENT_TYPES = ("alert.triggered", "alert.cleared", "calculation.flagged")
+DISABLED = "webhook.endpoint.disabled"
+EVENT_TYPES = ("alert.triggered", "alert.cleared", "calculation.flagged", DISABLED)
 Clock = Callable[[], datetime]
+SWEEP_BATCH = 1000
 
 
 class Enqueuer(Protocol):  # app.jobs.queue.JobQueue
@@ -97,6 +105,19 @@ def delivery_out(row: Row[Any], attempts: Sequence[Row[Any]] | None = None) -> d
     return out
 
 
+def _changes(before: Row[Any], after: Row[Any], values: dict[str, Any]) -> dict[str, Any]:
+    """What a change did, for the audit entry: each changed field's value before and after."""
+    names = {"url": "url", "event_types": "eventTypes", "description": "description", "enabled": "enabled"}
+    out: dict[str, Any] = {}
+    for column, name in names.items():
+        if column in values:
+            old, new = getattr(before, column), getattr(after, column)
+            old, new = (list(old), list(new)) if column == "event_types" else (old, new)
+            if old != new:
+                out[name] = {"from": old, "to": new}
+    return out
+
+
 def _event_types(types: Sequence[str]) -> list[str]:
     unknown = [t for t in types if t not in EVENT_TYPES]
     if unknown:
@@ -141,7 +162,8 @@ class WebhookService:
 
     # --- endpoints ------------------------------------------------------------------------------------------
     async def create(self, broker_id: uuid.UUID, url: str, event_types: Sequence[str],
-                     description: str | None) -> dict[str, Any]:
+                     description: str | None, *, principal: Principal | None = None,
+                     conn: HTTPConnection | None = None) -> dict[str, Any]:
         stored = await check_registration(self.policy, url, self.resolver)
         types = _event_types(event_types)
         secret, endpoint_id, now = new_secret(), uuid.uuid4(), self.clock()
@@ -149,6 +171,10 @@ class WebhookService:
             await repo.insert_endpoint(session, broker_id, endpoint_id, stored, description, types,
                                        self._encrypt(secret), now)
             row = (await repo.endpoints(session, endpoint_id))[0]
+            # Its signing secret is created with it: the entry says so (never the secret).
+            await audit.record(session, broker_id=broker_id, action="webhook_endpoint.created", conn=conn,
+                               principal=principal, target_type="webhook_endpoint", target_id=endpoint_id,
+                               details={"url": stored, "eventTypes": types, "secretCreated": True})
             await session.commit()
         return {**endpoint_out(row, now), "secret": secret}
 
@@ -167,7 +193,8 @@ class WebhookService:
         async with self.db.tenant(broker_id) as session:
             return endpoint_out(await self._endpoint(session, endpoint_id), self.clock())
 
-    async def update(self, broker_id: uuid.UUID, endpoint_id: uuid.UUID, changes: dict[str, Any]) -> dict[str, Any]:
+    async def update(self, broker_id: uuid.UUID, endpoint_id: uuid.UUID, changes: dict[str, Any], *,
+                     principal: Principal | None = None, conn: HTTPConnection | None = None) -> dict[str, Any]:
         values: dict[str, Any] = {}
         if "url" in changes:
             values["url"] = await check_registration(self.policy, changes["url"], self.resolver)
@@ -181,19 +208,27 @@ class WebhookService:
                 values["disabled_reason"], values["disabled_at"] = None, None
         now = self.clock()
         async with self.db.tenant(broker_id) as session:
-            if not await repo.update_endpoint(session, endpoint_id, {**values, "updated_at": now}):
-                raise NotFound("No webhook endpoint with this id.")
+            before = await self._endpoint(session, endpoint_id)
+            await repo.update_endpoint(session, endpoint_id, {**values, "updated_at": now})
             row = await self._endpoint(session, endpoint_id)
+            await audit.record(session, broker_id=broker_id, action="webhook_endpoint.updated", conn=conn,
+                               principal=principal, target_type="webhook_endpoint", target_id=endpoint_id,
+                               details=_changes(before, row, values))
             await session.commit()
         return endpoint_out(row, now)
 
-    async def delete(self, broker_id: uuid.UUID, endpoint_id: uuid.UUID) -> None:
+    async def delete(self, broker_id: uuid.UUID, endpoint_id: uuid.UUID, *, principal: Principal | None = None,
+                     conn: HTTPConnection | None = None) -> None:
         async with self.db.tenant(broker_id) as session:
-            if not await repo.delete_endpoint(session, endpoint_id):
-                raise NotFound("No webhook endpoint with this id.")
+            row = await self._endpoint(session, endpoint_id)
+            await repo.delete_endpoint(session, endpoint_id)
+            await audit.record(session, broker_id=broker_id, action="webhook_endpoint.deleted", conn=conn,
+                               principal=principal, target_type="webhook_endpoint", target_id=endpoint_id,
+                               details={"url": row.url, "eventTypes": list(row.event_types)})
             await session.commit()
 
-    async def rotate(self, broker_id: uuid.UUID, endpoint_id: uuid.UUID, overlap_hours: float | None) -> dict[str, Any]:
+    async def rotate(self, broker_id: uuid.UUID, endpoint_id: uuid.UUID, overlap_hours: float | None, *,
+                     principal: Principal | None = None, conn: HTTPConnection | None = None) -> dict[str, Any]:
         """A new secret, shown once; the previous one keeps signing beside it (two v1 signatures) for the overlap."""
         now = self.clock()
         until = now + (self.overlap if overlap_hours is None else timedelta(hours=overlap_hours))
@@ -204,6 +239,9 @@ class WebhookService:
                 "secret_enc": self._encrypt(secret), "previous_secret_enc": row.secret_enc,
                 "previous_valid_until": until, "updated_at": now})
             row = await self._endpoint(session, endpoint_id)
+            await audit.record(session, broker_id=broker_id, action="webhook_endpoint.secret_rotated", conn=conn,
+                               principal=principal, target_type="webhook_endpoint", target_id=endpoint_id,
+                               details={"previousValidUntil": until.isoformat()})
             await session.commit()
         return {**endpoint_out(row, now), "secret": secret}
 
@@ -224,11 +262,43 @@ class WebhookService:
         return out
 
     async def schedule(self, broker_id: uuid.UUID, delivery_ids: Sequence[uuid.UUID]) -> None:
+        """Queue the first attempt of each delivery (after the commit that wrote them). With the queue down the
+        deliveries stay pending in Postgres and the sweeper queues them later: nothing is lost, and the caller's
+        work (an alert, a redelivery) stands."""
         if self.jobs is None:
             return
         for delivery_id in delivery_ids:
-            await self.jobs.enqueue("deliver_webhook", str(broker_id), str(delivery_id), 1,
-                                    job_id=attempt_job_id(broker_id, delivery_id, 1))
+            try:
+                await self.enqueue_attempt(broker_id, delivery_id, 1)
+            except JobsUnavailable:
+                log.warning("webhook_not_queued", broker_id=str(broker_id), deliveries=len(delivery_ids))
+                return
+
+    async def enqueue_attempt(self, broker_id: uuid.UUID, delivery_id: uuid.UUID, attempt: int,
+                              defer_seconds: float | None = None) -> None:
+        assert self.jobs is not None
+        # The job id names the delivery and the attempt: queueing the same attempt twice is one job.
+        await self.jobs.enqueue("deliver_webhook", str(broker_id), str(delivery_id), attempt,
+                                job_id=attempt_job_id(broker_id, delivery_id, attempt), defer_seconds=defer_seconds)
+
+    async def sweep(self, grace_seconds: float, now: datetime | None = None) -> dict[str, Any]:
+        """Queue the next attempt of every pending delivery more than `grace_seconds` past its due time: its job
+        was never queued (Redis down at write time, a crash after the commit) or was lost with Redis's data.
+        Idempotent: a job still queued or running has the same id, and arq queues an id once; a job that failed
+        keeps its result (and so its id) for `jobs_keep_result_seconds`, which paces such retries."""
+        if self.jobs is None:
+            return {"found": 0, "queued": 0}
+        now = now or self.clock()
+        async with self.db.platform() as session:
+            found = await repo.due(session, now - timedelta(seconds=grace_seconds), SWEEP_BATCH)
+        queued = 0
+        for row in found:
+            try:
+                await self.enqueue_attempt(row.broker_id, row.id, row.attempts + 1)
+            except JobsUnavailable:
+                break  # still down: the next sweep tries again
+            queued += 1
+        return {"found": len(found), "queued": queued}
 
     async def emit(self, broker_id: uuid.UUID, event_type: str, data: dict[str, Any]) -> list[uuid.UUID]:
         async with self.db.tenant(broker_id) as session:
@@ -250,7 +320,8 @@ class WebhookService:
                 raise NotFound("No delivery with this id.")
             return delivery_out(row, await repo.attempts(session, delivery_id))
 
-    async def redeliver(self, broker_id: uuid.UUID, endpoint_id: uuid.UUID, delivery_id: uuid.UUID) -> dict[str, Any]:
+    async def redeliver(self, broker_id: uuid.UUID, endpoint_id: uuid.UUID, delivery_id: uuid.UUID, *,
+                        principal: Principal | None = None, conn: HTTPConnection | None = None) -> dict[str, Any]:
         """The same message (same webhook-id, same body) on a fresh schedule, as a new delivery."""
         new_id, now = uuid.uuid4(), self.clock()
         async with self.db.tenant(broker_id) as session:
@@ -260,6 +331,10 @@ class WebhookService:
             await repo.insert_delivery(session, broker_id, new_id, endpoint_id, row.message_id, row.event_type,
                                        row.payload, now, redelivery_of=delivery_id)
             created = await repo.delivery(session, new_id)
+            await audit.record(session, broker_id=broker_id, action="webhook_delivery.redelivered", conn=conn,
+                               principal=principal, target_type="webhook_delivery", target_id=new_id,
+                               details={"endpointId": str(endpoint_id), "redeliveryOf": str(delivery_id),
+                                        "messageId": row.message_id, "eventType": row.event_type})
             await session.commit()
         assert created is not None
         await self.schedule(broker_id, [new_id])
@@ -315,18 +390,35 @@ class WebhookService:
                 await repo.update_endpoint(session, endpoint.id, {"last_success_at": now})
             elif status == "exhausted" and (endpoint.last_success_at is None or endpoint.last_success_at < first):
                 disable = f"every attempt failed for {WINDOW_SECONDS // 86_400} days (delivery {delivery_id})"
+            notices: list[uuid.UUID] = []
             if disable:
-                await repo.update_endpoint(session, endpoint.id, {"enabled": False, "disabled_reason": disable,
-                                                                  "disabled_at": now, "updated_at": now})
-                log.warning("webhook_endpoint_disabled", broker_id=str(broker_id), endpoint_id=str(endpoint.id),
-                            reason=disable)
+                notices = await self._disable(session, broker_id, endpoint, disable, delivery_id, now)
             await session.commit()
+        await self.schedule(broker_id, notices)
         if delay is not None and self.jobs is not None:
-            await self.jobs.enqueue("deliver_webhook", str(broker_id), str(delivery_id), attempt + 1,
-                                    job_id=attempt_job_id(broker_id, delivery_id, attempt + 1), defer_seconds=delay)
+            try:
+                await self.enqueue_attempt(broker_id, delivery_id, attempt + 1, delay)
+            except JobsUnavailable:  # recorded as pending with its due time: the sweeper queues it
+                log.warning("webhook_retry_not_queued", broker_id=str(broker_id), delivery_id=str(delivery_id))
         return {"deliveryId": str(delivery_id), "attempt": attempt, "status": status,
                 "responseCode": answer.status_code, "error": answer.error,
                 "nextAttemptAt": next_at.isoformat() if next_at else None, "deferSeconds": delay}
+
+    async def _disable(self, session: AsyncSession, broker_id: uuid.UUID, endpoint: Row[Any], reason: str,
+                       delivery_id: uuid.UUID, now: datetime) -> list[uuid.UUID]:
+        """Disable the endpoint with its reason, in the attempt's transaction: an audit entry (by the system) and
+        a `webhook.endpoint.disabled` delivery to each of the broker's other endpoints subscribed to it (the
+        disabled one is no longer enabled, so it is not among them). The caller queues them after the commit."""
+        await repo.update_endpoint(session, endpoint.id, {"enabled": False, "disabled_reason": reason,
+                                                          "disabled_at": now, "updated_at": now})
+        await audit.record(session, broker_id=broker_id, action="webhook_endpoint.disabled", conn=None,
+                           actor_type="system", target_type="webhook_endpoint", target_id=endpoint.id,
+                           details={"reason": reason, "url": endpoint.url, "deliveryId": str(delivery_id)})
+        log.warning("webhook_endpoint_disabled", broker_id=str(broker_id), endpoint_id=str(endpoint.id),
+                    reason=reason)
+        return await self.emit_in(session, broker_id, DISABLED, {
+            "endpointId": str(endpoint.id), "url": endpoint.url, "reason": reason,
+            "disabledAt": now.isoformat().replace("+00:00", "Z"), "deliveryId": str(delivery_id)})
 
     def _outcome(self, answer: Response, attempt: int, since_first: float) -> \
             tuple[str, datetime | None, float | None, str | None]:

@@ -23,6 +23,8 @@ from typing import Any
 
 import structlog
 
+from app.observability.tracing import add_trace_ids
+
 EMAIL = re.compile(r"[A-Za-z0-9._%+\-]+(?:@|%40)[A-Za-z0-9\-]+(?:\.[A-Za-z0-9\-]+)*\.[A-Za-z]{2,}")
 # An API key keeps its public part (prefix and key id); any other token of ours only its prefix.
 TOKEN = re.compile(r"\b(?:(fxr_(?:live|test)_(?:sk|pk)_[0-9A-Za-z]{12}_)[0-9A-Za-z]{38}\b"
@@ -147,6 +149,7 @@ def configure_logging(level: str = "info", json: bool = False) -> None:
     structlog.configure(
         processors=[
             structlog.contextvars.merge_contextvars,
+            add_trace_ids,  # trace_id, span_id while a span is current (tracing on: app/observability/tracing.py)
             structlog.processors.add_log_level,
             structlog.processors.TimeStamper(fmt="iso", utc=True),
             structlog.processors.StackInfoRenderer(),

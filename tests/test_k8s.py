@@ -298,7 +298,8 @@ def test_dashboard_names_only_exported_metrics() -> None:
     used = {n for _, e in exprs for n in metric_names(e)}
     for needed in ("http_requests_total", "http_request_duration_seconds_bucket", "calculations_total",
                    "calculation_units_charged_total", "calc_cache_lookups_total",
-                   "market_data_quote_age_seconds_bucket", "job_queue_wait_seconds_bucket", "job_duration_seconds_bucket", "webhook_deliveries_total"):
+                   "market_data_quote_age_seconds_bucket", "job_queue_wait_seconds_bucket",
+                   "job_duration_seconds_bucket", "webhook_deliveries_total"):
         assert needed in used, needed
 
 

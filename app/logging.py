@@ -4,7 +4,7 @@ Every log line, ours (structlog) and the libraries' (stdlib logging: uvicorn's a
 SQLAlchemy), has emails, IP addresses, API keys and tokens masked before it is written:
 - emails become `[email]` (also percent-encoded ones, as they appear in an access log's query string);
 - IPv4 addresses are truncated to their /24 (`203.0.113.0`), IPv6 to their /48 (`2001:db8:1234::`):
-  enough to tell networks apart, not people;
+  enough to tell networks apart, not people (loopback, 127.x, is left as it is: no person's address);
 - API keys keep their public part (`fxr_live_sk_<key id>_[redacted]`: the key id is listed in the
   admin API anyway), refresh and widget tokens, JWTs and `Bearer …` credentials are redacted;
 - values under names such as `password`, `secret`, `token`, `authorization` are redacted whole.
@@ -51,6 +51,8 @@ def mask_ip(value: str) -> str:
         address = ipaddress.ip_address(value)
     except ValueError:
         return value
+    if address.is_loopback:
+        return value
     if address.version == 4:
         return str(ipaddress.ip_network(f"{address}/24", strict=False).network_address)
     if address.ipv4_mapped is not None:
@@ -59,6 +61,8 @@ def mask_ip(value: str) -> str:
 
 
 def _ipv4(match: re.Match[str]) -> str:
+    if match.group(1) == "127":  # loopback is nobody's address: `Uvicorn running on http://127.0.0.1:8000` stays
+        return match.group(0)
     if all(int(part) <= 255 for part in match.groups()):
         return ".".join(match.groups()[:3]) + ".0"
     return match.group(0)

@@ -81,22 +81,34 @@ def compile_bytecode() -> None:
                    check=False)
 
 
-def ensure_chromium() -> None:
-    """The browser tests (tests/test_widget_browser.py) drive Debian's `chromium` through Playwright (never
-    `playwright install`). When it is missing and this runs as root with apt-get, install it without the
-    recommended packages (fonts, drivers and desktop bits the headless tests never use); otherwise those tests
-    skip and say why."""
-    if shutil.which("chromium") or shutil.which("chromium-browser"):
+def missing_debian_packages() -> list[str]:
+    """Debian packages the suite drives when present: `chromium` (tests/test_widget_browser.py, through Playwright,
+    never `playwright install`), `postgresql` and `redis-server` (tests/test_one_machine_production.py)."""
+    missing = []
+    if not (shutil.which("chromium") or shutil.which("chromium-browser")):
+        missing.append("chromium")
+    if not list(Path("/usr/lib/postgresql").glob("*/bin/postgres")):
+        missing.append("postgresql")
+    if not shutil.which("redis-server"):
+        missing.append("redis-server")
+    return missing
+
+
+def ensure_debian_packages() -> None:
+    """Install what is missing when this runs as root with apt-get, without the recommended packages (fonts,
+    drivers and desktop bits the headless tests never use); otherwise the tests that need them skip and say why."""
+    missing = missing_debian_packages()
+    if not missing:
         return
     if not hasattr(os, "geteuid") or os.geteuid() != 0 or not shutil.which("apt-get"):
-        print("[dev] chromium is not on PATH and cannot be installed here (needs root and apt-get): "
-              "the browser tests will be skipped", flush=True)
+        print(f"[dev] {', '.join(missing)} not installed and cannot be here (needs root and apt-get): "
+              "the tests that use them will be skipped", flush=True)
         return
     env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    for step in (["apt-get", "update"], ["apt-get", "install", "-y", "--no-install-recommends", "chromium"]):
-        print(f"[dev] chromium is missing: {' '.join(step)}", flush=True)
+    for step in (["apt-get", "update"], ["apt-get", "install", "-y", "--no-install-recommends", *missing]):
+        print(f"[dev] missing {', '.join(missing)}: {' '.join(step)}", flush=True)
         if subprocess.run(step, env=env).returncode != 0:
-            print("[dev] installing chromium failed: the browser tests will be skipped", flush=True)
+            print("[dev] installing them failed: the tests that use them will be skipped", flush=True)
             return
 
 
@@ -127,7 +139,7 @@ def main(argv: list[str]) -> int:
         os.execv(str(VENV / "bin" / "forexrisk"), ["forexrisk", command, *rest])
     if command == "python":
         os.execv(str(VENV / "bin" / "python"), ["python", *rest])
-    ensure_chromium()
+    ensure_debian_packages()
     workers = ["-n", "2"] if (os.cpu_count() or 1) > 1 else []
     return run_steps([
         ["ruff", "check", "app", "tests", "bench", "dev.py"],

@@ -65,6 +65,16 @@ def test_forexrisk_commands_are_wrapped() -> None:
     assert "uv run" not in readme and "python3 dev.py admin create-broker" in readme
 
 
-def test_chromium_without_recommended_packages() -> None:
-    text = Path(dev.__file__).read_text()
-    assert '"apt-get", "install", "-y", "--no-install-recommends", "chromium"' in text
+def test_debian_packages_without_recommended_ones(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(dev.shutil, "which", lambda name: None)
+    assert {"chromium", "redis-server"} <= set(dev.missing_debian_packages())
+    monkeypatch.setattr(dev.shutil, "which", lambda name: f"/usr/bin/{name}")
+    assert not {"chromium", "redis-server"} & set(dev.missing_debian_packages())
+    monkeypatch.setattr(dev, "missing_debian_packages", lambda: ["chromium", "redis-server"])
+    monkeypatch.setattr(dev.os, "geteuid", lambda: 0)
+    calls: list[list[str]] = []
+    monkeypatch.setattr(dev.subprocess, "run", lambda args, **kw: calls.append(args) or
+                        subprocess.CompletedProcess(args, 0))
+    dev.ensure_debian_packages()
+    assert calls == [["apt-get", "update"],
+                     ["apt-get", "install", "-y", "--no-install-recommends", "chromium", "redis-server"]]

@@ -18,7 +18,8 @@ function init(args)
   counts = {["2xx"] = 0, ["3xx"] = 0, ["4xx"] = 0, ["429"] = 0, ["5xx"] = 0}
   local auth = {["Authorization"] = "Bearer " .. key, ["Content-Type"] = "application/json"}
   local free = {["Authorization"] = "Bearer " .. free_key, ["Content-Type"] = "application/json"}
-  -- 10 slots: 4 position sizing, 2 pip value, 1 instruments, 1 stored list,
+  -- 10 slots: 4 position sizing, 2 pip value (GBPJPY in USD without a USDJPY rate: production has no snapshot, so
+  -- this slot is the 422 missing-conversion-rate path on purpose), 1 instruments, 1 stored list,
   -- 1 readiness, 1 free-tier sizing (which the free tier's limit answers 429 at this rate)
   requests = {
     wrk.format("POST", "/api/v1/calculate/position-size", auth, position),

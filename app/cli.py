@@ -32,19 +32,22 @@ def cmd_run(args: argparse.Namespace) -> int:
     settings = Settings()
     base = f"http://{args.host}:{args.port}"
     print(f"ForexRisk API on {base}  (docs: {base}/docs)")
-    where = "DATABASE_URL" if settings.database_url else f"embedded Postgres under {settings.data_dir.resolve()}"
+    from app.db.bootstrap import owner_free
+
+    embedded_db = settings.database_url is None and not owner_free(settings)
+    where = f"embedded Postgres under {settings.data_dir.resolve()}" if embedded_db else "external Postgres"
     print(f"Database: {where}", flush=True)
-    if settings.database_url is None or settings.redis_url is None:
+    if embedded_db or settings.redis_url is None:
         from app import keeper
 
         # This process uses the embedded engines for as long as it runs, so they start once for the demo
         # broker and every worker; when it and its workers are gone (Ctrl-C, a crash), the keeper stops them.
         keeper.join(settings.data_dir, settings.embedded_cleanup)
         try:
-            return _serve(args, settings, base)
+            return _serve(args, settings, base, embedded_db)
         finally:
             keeper.leave(settings.data_dir)
-    return _serve(args, settings, base)
+    return _serve(args, settings, base, embedded_db)
 
 
 def market_snapshot(settings: Settings) -> str | None:
@@ -58,12 +61,12 @@ def market_snapshot(settings: Settings) -> str | None:
     return SnapshotProvider().label
 
 
-def _serve(args: argparse.Namespace, settings: Settings, base: str) -> int:
+def _serve(args: argparse.Namespace, settings: Settings, base: str, embedded_db: bool) -> int:
     import uvicorn
 
     from app.admin.provisioning import ensure_demo_broker
 
-    if settings.demo_broker and not settings.database_url:
+    if settings.demo_broker and embedded_db:
         demo = asyncio.run(ensure_demo_broker(settings, base))
         print(f"Demo broker '{demo['slug']}' ({demo['brokerId']})")
         print(f"  secret key:      {demo['secretKey']}")
@@ -96,16 +99,38 @@ def _serve(args: argparse.Namespace, settings: Settings, base: str) -> int:
     return 0
 
 
+def cmd_migrate(args: argparse.Namespace) -> int:
+    """The migration Job (k8s/base/migrate-job.yaml) and the pods' init container (`--wait`)."""
+    from app.db.bootstrap import migrate, wait_for_schema
+
+    settings = Settings()
+    try:
+        if args.wait:
+            print(f"schema at {asyncio.run(wait_for_schema(settings, args.timeout))}", flush=True)
+        else:
+            print(f"migrated to {asyncio.run(migrate(settings))}", flush=True)
+    except (ValueError, TimeoutError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
 def cmd_worker(args: argparse.Namespace) -> int:
     """The background jobs (app.worker) without HTTP, until SIGTERM or Ctrl-C. It runs the app's own lifespan,
     so the Services are built, and closed, exactly as in the API (embedded engines joined and left likewise);
     only the in-process worker is forced on."""
     settings = Settings().model_copy(update={"jobs_in_process": True})
-    return asyncio.run(_work(settings))
+    if args.metrics_port:
+        from prometheus_client import start_http_server
+
+        # Job latency, outcomes, backlog and webhook deliveries happen in this process: Prometheus scrapes it here.
+        start_http_server(args.metrics_port, addr=args.metrics_host)
+    return asyncio.run(_work(settings, sample_backlog=bool(args.metrics_port)))
 
 
-async def _work(settings: Settings) -> int:
+async def _work(settings: Settings, sample_backlog: bool = False) -> int:
     from app.main import create_app
+    from app.worker.monitor import sample_backlog as backlog_sampler
 
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -116,7 +141,10 @@ async def _work(settings: Settings) -> int:
         where = "REDIS_URL" if settings.redis_url else f"the embedded Redis under {settings.data_dir.resolve()}"
         print(f"ForexRisk worker: queue {settings.jobs_queue_name!r} on {where}; SIGTERM or Ctrl-C stops it",
               flush=True)
+        sampler = asyncio.create_task(backlog_sampler(app.state.services.jobs)) if sample_backlog else None
         await stop.wait()
+        if sampler is not None:
+            sampler.cancel()
         print("ForexRisk worker: stopping (running jobs get "
               f"{settings.jobs_shutdown_grace_seconds:g} s, then go back to the queue)", flush=True)
     return 0
@@ -222,7 +250,16 @@ def main(argv: list[str] | None = None) -> int:
     run.set_defaults(func=cmd_run)
     worker = sub.add_parser("worker", help="run the background jobs (arq) until SIGTERM; the API runs them itself "
                                            "unless FOREXRISK_JOBS_IN_PROCESS=false (the production default)")
+    worker.add_argument("--metrics-port", type=int, default=0,
+                        help="serve Prometheus metrics (job latency, outcomes, backlog) on this port; 0: off")
+    worker.add_argument("--metrics-host", default="0.0.0.0", help="address of the metrics port (default: %(default)s)")
     worker.set_defaults(func=cmd_worker)
+
+    mig = sub.add_parser("migrate", help="create the roles and migrate to head with DATABASE_URL (the owner role): "
+                                        "the production migration Job; --wait: wait for it as the platform role")
+    mig.add_argument("--wait", action="store_true", help="only wait until the schema is at this code's head")
+    mig.add_argument("--timeout", type=float, default=600.0, help="seconds --wait waits (default: %(default)s)")
+    mig.set_defaults(func=cmd_migrate)
 
     admin = sub.add_parser("admin", help="provision brokers and platform operators")
     admin_sub = admin.add_subparsers(dest="admin_command", required=True)

@@ -4,7 +4,7 @@ Every log line, ours (structlog) and the libraries' (stdlib logging: uvicorn's a
 SQLAlchemy), has emails, IP addresses, API keys and tokens masked before it is written:
 - emails become `[email]` (also percent-encoded ones, as they appear in an access log's query string);
 - IPv4 addresses are truncated to their /24 (`203.0.113.0`), IPv6 to their /48 (`2001:db8:1234::`):
-  enough to tell networks apart, not people;
+  enough to tell networks apart, not people (loopback, 127.x, is left as it is: no person's address);
 - API keys keep their public part (`fxr_live_sk_<key id>_[redacted]`: the key id is listed in the
   admin API anyway), refresh and widget tokens, JWTs and `Bearer …` credentials are redacted;
 - values under names such as `password`, `secret`, `token`, `authorization` are redacted whole.
@@ -22,6 +22,8 @@ from collections.abc import Callable, MutableMapping
 from typing import Any
 
 import structlog
+
+from app.observability.tracing import add_trace_ids
 
 EMAIL = re.compile(r"[A-Za-z0-9._%+\-]+(?:@|%40)[A-Za-z0-9\-]+(?:\.[A-Za-z0-9\-]+)*\.[A-Za-z]{2,}")
 # An API key keeps its public part (prefix and key id); any other token of ours only its prefix.
@@ -49,6 +51,8 @@ def mask_ip(value: str) -> str:
         address = ipaddress.ip_address(value)
     except ValueError:
         return value
+    if address.is_loopback:
+        return value
     if address.version == 4:
         return str(ipaddress.ip_network(f"{address}/24", strict=False).network_address)
     if address.ipv4_mapped is not None:
@@ -57,6 +61,8 @@ def mask_ip(value: str) -> str:
 
 
 def _ipv4(match: re.Match[str]) -> str:
+    if match.group(1) == "127":  # loopback is nobody's address: `Uvicorn running on http://127.0.0.1:8000` stays
+        return match.group(0)
     if all(int(part) <= 255 for part in match.groups()):
         return ".".join(match.groups()[:3]) + ".0"
     return match.group(0)
@@ -147,6 +153,7 @@ def configure_logging(level: str = "info", json: bool = False) -> None:
     structlog.configure(
         processors=[
             structlog.contextvars.merge_contextvars,
+            add_trace_ids,  # trace_id, span_id while a span is current (tracing on: app/observability/tracing.py)
             structlog.processors.add_log_level,
             structlog.processors.TimeStamper(fmt="iso", utc=True),
             structlog.processors.StackInfoRenderer(),

@@ -49,6 +49,7 @@ from app.login.sso_router import router as sso_router
 from app.middleware import RequestContextMiddleware
 from app.observability.middleware import MetricsMiddleware
 from app.observability.router import router as metrics_router
+from app.observability.tracing import telemetry_config
 from app.openapi import DESCRIPTION, operation_id
 from app.openapi import install as install_openapi
 from app.privacy.holders import AnalyticsHolder
@@ -157,7 +158,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app = FastAPI(
         title="ForexRisk API", version="0.1.0", description=DESCRIPTION, lifespan=lifespan,
         generate_unique_id_function=operation_id, docs_url=None, redoc_url=None,
-        telemetry={"tracing": settings.telemetry, "metrics": settings.telemetry, "logs": settings.telemetry},
+        telemetry=telemetry_config(settings.telemetry),  # tracing: off unless OTEL_* or FOREXRISK_TELEMETRY
     )
     install_error_handlers(app)
     app.include_router(health_router)

@@ -22,7 +22,7 @@ from app.admin.brokers.service import create_broker
 from app.config import Settings
 from app.main import create_app
 
-pytest_plugins = ["tests.openapi_conformance"]
+pytest_plugins = ["tests.openapi_conformance", "tests.pii_scan"]
 
 ADMIN_PASSWORD = "correct horse battery staple"
 

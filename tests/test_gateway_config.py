@@ -405,21 +405,24 @@ def test_console_script_entry_point(clean_env: Path) -> None:
 
 
 def test_default_upstream_is_the_api_service() -> None:
-    service = yaml.safe_load((ROOT / "k8s" / "api" / "service.yaml").read_text())
+    service = yaml.safe_load((ROOT / "k8s" / "base" / "api" / "service.yaml").read_text())
     port = service["spec"]["ports"][0]["port"]
     assert DEFAULT_UPSTREAM == f"http://{service['metadata']['name']}:{port}"
 
 
 def test_kustomization_ships_the_file_as_a_configmap() -> None:
-    kust = yaml.safe_load((ROOT / "k8s" / "kustomization.yaml").read_text())
+    # k8s/kong is a kustomization of its own (k8s/base includes it: kustomize loads files only from under one).
+    kust = yaml.safe_load((ROOT / "k8s" / "kong" / "kustomization.yaml").read_text())
     [generator] = kust["configMapGenerator"]
     assert generator["name"] == "forexrisk-kong-config"
-    assert generator["files"] == ["kong.yml=kong/kong.yml"]
+    assert generator["files"] == ["kong.yml"]
+    assert "../kong" in yaml.safe_load((ROOT / "k8s" / "base" / "kustomization.yaml").read_text())["resources"]
     assert generator["options"]["disableNameSuffixHash"] is True
     kubectl = shutil.which("kubectl")
     if kubectl is None:
         pytest.skip("kubectl not installed: the rendered ConfigMap is not checked")
-    proc = subprocess.run([kubectl, "kustomize", str(ROOT / "k8s")], capture_output=True, text=True, timeout=60)
+    proc = subprocess.run([kubectl, "kustomize", str(ROOT / "k8s" / "kong")], capture_output=True, text=True,
+                          timeout=60)
     assert proc.returncode == 0, proc.stderr
     [configmap] = [d for d in yaml.safe_load_all(proc.stdout) if d and d["kind"] == "ConfigMap"]
     assert configmap["data"]["kong.yml"] == KONG_FILE.read_text(encoding="utf-8")

@@ -61,16 +61,22 @@ def test_the_worker_process_runs_a_job_the_app_enqueued_and_stops_cleanly_on_sig
 def test_production_runs_the_worker_as_its_own_deployment_on_the_api_redis() -> None:
     import yaml
 
-    def deployment(name: str) -> dict[str, Any]:
-        found: dict[str, Any] = yaml.safe_load((ROOT / "k8s" / "api" / name).read_text())
+    def deployment(path: str) -> dict[str, Any]:
+        found: dict[str, Any] = next(yaml.safe_load_all((ROOT / "k8s" / "base" / path).read_text()))
         return found
 
-    api, worker = deployment("deployment.yaml"), deployment("worker-deployment.yaml")
+    api, worker = deployment("api/deployment.yaml"), deployment("worker/deployment.yaml")
     container = worker["spec"]["template"]["spec"]["containers"][0]
-    assert container["command"] == ["/srv/.venv/bin/forexrisk", "worker"] and "ports" not in container
+    # Its only port is Prometheus' (job latency, backlog, webhook outcomes).
+    assert container["command"] == ["/srv/.venv/bin/forexrisk", "worker", "--metrics-port", "9100"]
+    assert [p["containerPort"] for p in container["ports"]] == [9100]
     env = {e["name"]: e for e in container["env"]}
-    api_env = {e["name"]: e for e in api["spec"]["template"]["spec"]["containers"][0]["env"]}
-    assert env["FOREXRISK_ENVIRONMENT"]["value"] == "production"  # so the API pods run no worker of their own
+    api_container = api["spec"]["template"]["spec"]["containers"][0]
+    api_env = {e["name"]: e for e in api_container["env"]}
+    # Both read the production settings from the same ConfigMap, so the API pods run no worker of their own.
+    assert container["envFrom"] == api_container["envFrom"]
+    base = (ROOT / "k8s" / "base" / "kustomization.yaml").read_text()
+    assert "FOREXRISK_ENVIRONMENT=production" in base and "FOREXRISK_JOBS_IN_PROCESS=false" in base
     assert not Settings(environment="production", secret_pepper="x", encryption_key="x", jwt_private_key_pem="x",
                         session_secret="x").jobs_worker_in_process
     assert env["REDIS_URL"] == api_env["REDIS_URL"]  # one queue for both

@@ -40,6 +40,8 @@ from app.calculations.journal import Usage
 from app.calculations.pool import CpuBudgetExceeded
 from app.errors import Forbidden, UnsupportedMediaType, error_response, unexpected_response
 from app.jsonbody import check as check_body
+from app.observability.metrics import CALCULATIONS, UNITS_CHARGED
+from app.observability.tracing import name_span
 from app.services import Services, services
 
 JSON = "application/json"
@@ -206,6 +208,7 @@ async def serve(route: CalcRoute, scope: Scope, receive: Receive, send: Send, at
     # 3. charge (before anything runs)
     await svc.ratelimits.charge(conn, caller, work.units)
     attempt.units = work.units
+    UNITS_CHARGED.labels(route.kind).inc(work.units)
     # 4. execute: cache, inline or pool
     cache = svc.result_cache
     key = route.cache_key(caller, req, raw, explain) if work.cacheable else None
@@ -216,6 +219,7 @@ async def serve(route: CalcRoute, scope: Scope, receive: Receive, send: Send, at
             svc.recorder.record(caller.principal, route.kind, raw, {"calculationId": calc_id},
                                 payload if route.stores_payload else None, attempt.usage())
             await respond(send, 200, payload, (HIT,))
+            CALCULATIONS.labels(route.kind, "cache").inc()
             return
     if work.heavy:
         outcome: Outcome = await svc.pool.run(run_in_worker, route, *route.pool_args(req, explain, caller, svc))
@@ -225,6 +229,7 @@ async def serve(route: CalcRoute, scope: Scope, receive: Receive, send: Send, at
     svc.recorder.record(caller.principal, route.kind, raw, outcome.summary,
                         outcome.payload if outcome.stored_payload else None, attempt.usage())
     # 6. respond
+    CALCULATIONS.labels(route.kind, "computed").inc()
     if key is None:
         await respond(send, 200, outcome.payload)
         return
@@ -260,6 +265,7 @@ class CalculationDispatch:
             await self.app(scope, receive, send)
             return
         route, scope["route"] = found  # the metrics middleware labels requests by scope["route"].path
+        name_span("POST", scope["route"].path)  # FastAPI's router, which names the trace span, is skipped
         await handle(route, scope, receive, send)
 
 

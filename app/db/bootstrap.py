@@ -5,15 +5,22 @@ Three roles:
 - the app role (NOSUPERUSER, NOBYPASSRLS, not owner) serves every tenant request under forced RLS;
 - the platform role (BYPASSRLS) serves only the platform operator's cross-tenant work and the
   pre-authentication lookups (an API key id or a broker slug, before a tenant is known).
+
+In production (k8s/) only the migration Job (`forexrisk migrate`) holds the owner URL: the API and worker
+pods get DATABASE_APP_URL and DATABASE_PLATFORM_URL alone, never connect as the owner, and wait in an init
+container (`forexrisk migrate --wait`) until the schema is at the head of the migrations they ship.
 """
 
 from __future__ import annotations
 
+import asyncio
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
+from alembic.script import ScriptDirectory
 from sqlalchemy import text
 from sqlalchemy.engine import URL, Connection, make_url
 from sqlalchemy.ext.asyncio import create_async_engine
@@ -35,6 +42,14 @@ class DatabaseUrls:
     app: str = field(repr=False)
     platform: str = field(repr=False)
     embedded: bool = False
+
+
+def asyncpg_url(url: str) -> str:
+    """The URL with SQLAlchemy's asyncpg driver (operators write postgresql://...)."""
+    parsed = make_url(url)
+    if parsed.drivername in ("postgresql", "postgres"):
+        parsed = parsed.set(drivername="postgresql+asyncpg")
+    return parsed.render_as_string(hide_password=False)
 
 
 def _with_role(url: URL, user: str, password: str) -> str:
@@ -75,18 +90,85 @@ def _ensure_role(conn: Connection, name: str, password: str, attrs: str) -> None
     conn.execute(text(str(sql)))
 
 
-def _bootstrap_sync(conn: Connection, settings: Settings, secrets: AppSecrets) -> None:
+def role_passwords(settings: Settings, secrets: AppSecrets) -> tuple[str, str]:
+    """The app and platform roles' passwords: those of DATABASE_APP_URL / DATABASE_PLATFORM_URL when given (so a
+    superuser owner keeps the roles matching the URLs the pods log in with), else the configured or generated ones."""
+    app = make_url(settings.database_app_url).password if settings.database_app_url else None
+    platform = make_url(settings.database_platform_url).password if settings.database_platform_url else None
+    return app or secrets.db_app_password, platform or secrets.db_platform_password
+
+
+def owner_free(settings: Settings) -> bool:
+    """True when this process never holds the owner URL: no DATABASE_URL, both role URLs given (production pods)."""
+    return settings.database_url is None and bool(settings.database_app_url and settings.database_platform_url)
+
+
+def _bootstrap_sync(conn: Connection, settings: Settings, passwords: tuple[str, str]) -> None:
     conn.execute(text("select pg_advisory_xact_lock(:k)"), {"k": BOOTSTRAP_LOCK})
     is_super = conn.scalar(text("select rolsuper from pg_roles where rolname = current_user"))
-    if is_super:
-        _ensure_role(conn, settings.db_app_role, secrets.db_app_password,
+    if is_super and all(passwords):  # no password known: the roles are managed outside (a DBA created them)
+        _ensure_role(conn, settings.db_app_role, passwords[0],
                      "nosuperuser nobypassrls nocreatedb nocreaterole noinherit")
-        _ensure_role(conn, settings.db_platform_role, secrets.db_platform_password,
+        _ensure_role(conn, settings.db_platform_role, passwords[1],
                      "nosuperuser bypassrls nocreatedb nocreaterole noinherit")
     if settings.migrate_on_start:
         cfg = alembic_config(settings)
         cfg.attributes["connection"] = conn
         command.upgrade(cfg, "head")
+        # `migrate --wait` (the pods' init container, as the platform role) reads the version; nothing else.
+        conn.execute(text(f'grant select on alembic_version to "{settings.db_platform_role}"'))
+
+
+async def migrate(settings: Settings) -> str | None:
+    """`forexrisk migrate`, the production migration Job: the only process holding the owner URL (DATABASE_URL).
+    Creates the roles when the owner may (superuser, passwords from the role URLs), migrates to head."""
+    if not settings.database_url:
+        raise ValueError("forexrisk migrate needs DATABASE_URL (the owner role); `forexrisk run` migrates the "
+                         "embedded database itself")
+    passwords = (
+        (make_url(settings.database_app_url).password if settings.database_app_url else None)
+        or (settings.db_app_password.get_secret_value() if settings.db_app_password else ""),
+        (make_url(settings.database_platform_url).password if settings.database_platform_url else None)
+        or (settings.db_platform_password.get_secret_value() if settings.db_platform_password else ""),
+    )
+    engine = create_async_engine(asyncpg_url(settings.database_url))
+    try:
+        async with engine.begin() as conn:
+            await conn.run_sync(_bootstrap_sync, settings.model_copy(update={"migrate_on_start": True}), passwords)
+    finally:
+        await engine.dispose()
+    return head_revision(settings)
+
+
+def head_revision(settings: Settings) -> str | None:
+    """The newest migration this code ships."""
+    return ScriptDirectory.from_config(alembic_config(settings)).get_current_head()
+
+
+async def wait_for_schema(settings: Settings, timeout_seconds: float, poll_seconds: float = 1.0) -> str:
+    """Wait (as the platform role) until the database's schema is at this code's head; return the revision.
+    Raises TimeoutError naming what was found. Connection errors are retried: the database may be starting."""
+    url = settings.database_platform_url
+    if not url:
+        raise ValueError("migrate --wait needs DATABASE_PLATFORM_URL (the pods never hold the owner URL)")
+    head = head_revision(settings)
+    engine = create_async_engine(asyncpg_url(url))
+    deadline = time.monotonic() + timeout_seconds
+    found: str | None = None
+    try:
+        while True:
+            try:
+                async with engine.connect() as conn:
+                    found = await conn.scalar(text("select version_num from alembic_version"))
+            except Exception as exc:  # not reachable yet, or not migrated yet (no table, no grant)
+                found = f"unavailable ({type(exc).__name__})"
+            if head is not None and found == head:
+                return head
+            if time.monotonic() >= deadline:
+                raise TimeoutError(f"schema at {found}, this code needs {head}")
+            await asyncio.sleep(poll_seconds)
+    finally:
+        await engine.dispose()
 
 
 def ensure_postgres(data_dir: Path) -> None:
@@ -99,7 +181,12 @@ def ensure_postgres(data_dir: Path) -> None:
 
 
 async def prepare(settings: Settings, secrets: AppSecrets) -> DatabaseUrls:
-    """Start the embedded server when no DATABASE_URL is set, create roles, migrate; return the URLs."""
+    """Start the embedded server when no DATABASE_URL is set, create roles, migrate; return the URLs.
+    With only the role URLs (owner_free) nothing is created or migrated: the migration Job did that."""
+    if owner_free(settings):
+        assert settings.database_app_url and settings.database_platform_url
+        return DatabaseUrls(owner="", app=asyncpg_url(settings.database_app_url),
+                            platform=asyncpg_url(settings.database_platform_url))
     if settings.database_url:
         owner = make_url(settings.database_url)
         if owner.drivername in ("postgresql", "postgres"):
@@ -116,7 +203,7 @@ async def prepare(settings: Settings, secrets: AppSecrets) -> DatabaseUrls:
     engine = create_async_engine(owner_str)
     try:
         async with engine.begin() as conn:
-            await conn.run_sync(_bootstrap_sync, settings, secrets)
+            await conn.run_sync(_bootstrap_sync, settings, role_passwords(settings, secrets))
     except BaseException:
         if is_embedded:
             keeper.leave(settings.data_dir)

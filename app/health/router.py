@@ -13,6 +13,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from starlette.responses import Response
 
 from app.calc.instruments import CATALOGUE
+from app.observability.metrics import READY
 from app.schemas import OutModel
 from app.services import services
 
@@ -74,6 +75,8 @@ async def readyz(request: Request) -> Response:
         status = "degraded"
     else:
         status = "ok"
+    for check, state in checks.items():  # the kubelet probes every few seconds: alert ForexRiskNotReady
+        READY.labels(check).set(1 if state == "ok" else 0)
     # Every calculation not yet stored; each is in a journal on disk from the moment it answered.
     waiting = svc.recorder.waiting
     body = {"status": status, "checks": checks, "bufferedCalculations": waiting, "journaledCalculations": waiting,

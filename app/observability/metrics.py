@@ -27,3 +27,41 @@ MARKET_DATA_UPSTREAM = Counter("market_data_upstream_calls_total", "Vendor HTTP 
                                "(or timeout / unreachable)", ["provider", "status"])
 MARKET_DATA_CACHE = Counter("market_data_cache_lookups_total", "Quote cache lookups per symbol", ["level", "result"])
 MARKET_DATA_BREAKER = Gauge("market_data_circuit_open", "1 while a provider's circuit breaker is open", ["provider"])
+MARKET_DATA_QUOTE_AGE = Histogram(
+    "market_data_quote_age_seconds", "Age of each quote a lookup used, by provider (staleness of served prices)",
+    ["provider"], buckets=(0.1, 0.5, 1, 2, 5, 10, 30, 60, 120, 300, 3600, 86_400, 604_800))
+MARKET_DATA_STALE = Counter("market_data_stale_quotes_total", "Quotes refused as older than their provider's "
+                            "freshness limit", ["provider"])
+
+# --- business metrics (README "Observability"): no broker label, per-broker usage lives in ClickHouse ---------
+CALCULATIONS = Counter("calculations_total", "Calculations answered, by type (the route's kind) and how: computed "
+                       "here, or a cache hit", ["type", "source"])
+UNITS_CHARGED = Counter("calculation_units_charged_total", "Rate-limit units charged to callers for calculations "
+                        "(the priced cost, RateLimit-Cost)", ["type"])
+# Background jobs (app.worker), exported by the process that runs them (`forexrisk worker --metrics-port`).
+JOB_WAIT = Histogram("job_queue_wait_seconds", "From when a job was due to when a worker started it", ["function"],
+                     buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900))
+JOB_DURATION = Histogram("job_duration_seconds", "One try of a job, start to end", ["function"],
+                         buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300))
+JOB_RUNS = Counter("job_runs_total", "Tries of jobs by outcome: ok, retry (deferred by the backoff), "
+                   "failed (given up), cancelled (stop or timeout)",
+                   ["function", "outcome"])
+WEBHOOK_DELIVERIES = Counter("webhook_deliveries_total", "Webhook delivery attempts by outcome (delivered, pending: "
+                             "failed and rescheduled, exhausted, cancelled ...)", ["outcome"])
+BUILD_INFO = Gauge("forexrisk_build_info", "Always 1; the version of the running code", ["version"])
+JOB_QUEUE_DUE = Gauge("job_queue_due_jobs", "Jobs in the queue that are due, waiting or running (sampled by "
+                      "each `forexrisk worker --metrics-port` process every few seconds)")
+READY = Gauge("readiness_check_up", "1 when the dependency's check of the last /readyz passed (catalogue, database, "
+              "redis), 0 when it failed", ["check"])
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("forexrisk")
+    except PackageNotFoundError:  # a source tree that was never installed
+        return "unknown"
+
+
+BUILD_INFO.labels(_version()).set(1)

@@ -19,6 +19,7 @@ import asyncio
 import contextlib
 import dataclasses
 import functools
+import time
 from collections.abc import Callable, Coroutine, Sequence
 from datetime import UTC
 from typing import TYPE_CHECKING, Any
@@ -31,6 +32,7 @@ from arq.worker import Function, Retry, Worker, func
 from app.errors import AppError
 from app.jobs import queue
 from app.jobs.backoff import Backoff
+from app.observability.metrics import JOB_DURATION, JOB_RUNS, JOB_WAIT
 from app.worker import registry
 
 if TYPE_CHECKING:
@@ -48,20 +50,39 @@ def retryable(exc: Exception) -> bool:
 def with_backoff(fn: JobFunction, backoff: Backoff, max_tries: int) -> JobFunction:
     """`fn` with failed tries turned into arq retries deferred by `backoff`, up to `max_tries` tries."""
 
+    name = fn.__name__
+    wait, duration = JOB_WAIT.labels(name), JOB_DURATION.labels(name)
+    outcomes = {outcome: JOB_RUNS.labels(name, outcome) for outcome in ("ok", "retry", "failed", "cancelled")}
+
     @functools.wraps(fn)
     async def attempt(ctx: dict[str, Any], *args: Any, **kwargs: Any) -> Any:
+        score = ctx.get("score")  # when the job was due (ms): a deferred job waits from then, not from enqueue
+        if isinstance(score, int | float):
+            wait.observe(max(0.0, timestamp_ms() - score) / 1000)
+        started = time.perf_counter()
+        outcome = "failed"
         try:
-            return await fn(ctx, *args, **kwargs)
+            result = await fn(ctx, *args, **kwargs)
+            outcome = "ok"
+            return result
         except Retry:
+            outcome = "retry"
             raise  # the job asked for its own delay
+        except asyncio.CancelledError:
+            outcome = "cancelled"  # a stop or a timeout: arq puts it back or retries it
+            raise
         except Exception as exc:
             tries = int(ctx.get("job_try") or 1)
             if tries >= max_tries or not retryable(exc):
                 raise
+            outcome = "retry"
             delay = backoff.delay(tries)
             log.warning("job_retry", job_id=ctx.get("job_id"), function=fn.__name__, tries=tries,
                         defer_seconds=round(delay, 3), error=f"{type(exc).__name__}: {exc}")
             raise Retry(defer=delay) from exc
+        finally:
+            duration.observe(time.perf_counter() - started)
+            outcomes[outcome].inc()
 
     return attempt
 

@@ -27,6 +27,7 @@ from app.integrations.market_data.quotes import Attempt, Lookup, ProviderError, 
 from app.integrations.market_data.resilience import VendorHttp
 from app.integrations.market_data.snapshot import SnapshotProvider
 from app.integrations.market_data.tradermade import TraderMadeProvider
+from app.observability.metrics import MARKET_DATA_QUOTE_AGE, MARKET_DATA_STALE
 from app.redisdb.hub import RedisHub
 
 VENDORS = ("oanda", "tradermade")
@@ -133,10 +134,12 @@ class MarketData:
                 elif answer is None:
                     tried[symbol].append(Attempt(name, "missing", "no quote for this symbol"))
                 elif answer.age_seconds(now) > provider.freshness_seconds:
+                    MARKET_DATA_STALE.labels(name).inc()
                     tried[symbol].append(Attempt(
                         name, "stale", f"quote of {answer.time.isoformat()} is {answer.age_seconds(now):.0f} s old; "
                                        f"limit {provider.freshness_seconds:g} s"))
                 else:
+                    MARKET_DATA_QUOTE_AGE.labels(name).observe(max(0.0, answer.age_seconds(now)))
                     result.quotes[symbol] = answer
             remaining = [s for s in remaining if s not in result.quotes]
         for symbol in remaining:

@@ -16,10 +16,14 @@ from typing import Any
 
 from arq.cron import cron
 
+from app.observability.metrics import WEBHOOK_DELIVERIES
+
 
 async def deliver_webhook(ctx: dict[str, Any], broker_id: str, delivery_id: str, attempt: int) -> dict[str, Any]:
     service = ctx["services"].webhooks
     result: dict[str, Any] = await service.attempt(uuid.UUID(broker_id), uuid.UUID(delivery_id), int(attempt))
+    # delivered, pending (failed, next attempt scheduled), exhausted, failed, aborted, cancelled, skipped: bounded
+    WEBHOOK_DELIVERIES.labels(str(result.get("status") or ("skipped" if result.get("skipped") else "unknown"))).inc()
     return result
 
 

@@ -13,6 +13,9 @@ from app.admin.quotes.router import router as quotes_feed_router
 from app.admin.sso.router import router as sso_admin_router
 from app.admin.users.router import router as users_router
 from app.auth.service import AuthService
+from app.billing.router import router as billing_router
+from app.billing.service import start_billing
+from app.billing.signup import router as signup_router
 from app.calculations.cache import ResultCache
 from app.calculations.history import router as history_router
 from app.calculations.pipeline import CalculationDispatch
@@ -87,6 +90,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             widget=WidgetService(auth, db),
             market_data=MarketData.build(settings, db, hub, vendor_http),
             history=build_history(settings, db),
+            billing=await start_billing(settings, db, auth),
         )
         app.state.services = services
         warm_up()
@@ -100,6 +104,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             await invalidation.stop()
             await services.result_cache.drain()
             await services.history.close()
+            await services.billing.close()
             services.pool.close()
             await recorder.stop()
             await vendor_http.aclose()
@@ -128,6 +133,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(sso_admin_router)
     app.include_router(metrics_router)
     app.include_router(widget_router)
+    app.include_router(billing_router)
+    app.include_router(signup_router)
 
     @app.get("/problems/{slug}", include_in_schema=False)
     async def problem_type(slug: str) -> Response:

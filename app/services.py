@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # the container names its members' types; it never builds them itself
     from app.auth.service import AuthService
+    from app.billing.service import BillingService
     from app.calculations.cache import ResultCache
     from app.calculations.pool import CalcPool
     from app.calculations.store import CalculationRecorder
@@ -37,6 +38,7 @@ class Services:
     widget: WidgetService
     market_data: MarketData
     history: HistoryService  # daily bars per symbol (app.integrations.market_data.history)
+    billing: BillingService  # sign-up, plans, Stripe (app.billing)
 
 
 def services(app: Any) -> Services:

@@ -17,10 +17,13 @@ BROKER_USER = CALC | {"calculations:read:own", "brokers:read:own", "users:read:s
 BROKER_ADMIN = BROKER_USER | {
     "brokers:update:own", "users:read:own", "users:create:own", "users:update:own", "users:delete:own",
     "keys:read:own", "keys:create:own", "keys:revoke:own", "audit:read:own", "sso:manage:own",
+    # Billing (app/billing): users only, never an API key scope; MFA like every admin power.
+    "billing:read:own", "billing:manage:own",
 }
 SUPERADMIN = BROKER_ADMIN | {"brokers:read:any", "brokers:create:any", "brokers:delete:any", "brokers:update:any",
                              "users:read:any", "users:create:any", "keys:create:any", "keys:read:any",
-                             "keys:revoke:any", "audit:read:any", "calculations:read:any"}
+                             "keys:revoke:any", "audit:read:any", "calculations:read:any",
+                             "billing:manage:any"}
 
 ROLE_PERMISSIONS: dict[str, frozenset[str]] = {
     "SUPERADMIN": frozenset(SUPERADMIN),

@@ -1,5 +1,6 @@
 """All ORM tables in one package (no import cycles). The schema itself lives in migrations/."""
 
+from app.models.billing import BillingAccount, BillingUsageReport, StripeEvent
 from app.models.exchange import ExchangeJti
 from app.models.idempotency import IdempotencyRecord
 from app.models.tables import (
@@ -14,5 +15,5 @@ from app.models.tables import (
     User,
 )
 
-__all__ = ["ApiKey", "AuditLog", "Base", "Broker", "Calculation", "ExchangeJti", "IdempotencyRecord",
-           "RefreshToken", "SsoConnection", "SsoState", "User"]
+__all__ = ["ApiKey", "AuditLog", "Base", "BillingAccount", "BillingUsageReport", "Broker", "Calculation", "ExchangeJti",
+           "IdempotencyRecord", "RefreshToken", "SsoConnection", "SsoState", "StripeEvent", "User"]

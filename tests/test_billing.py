@@ -16,7 +16,6 @@ import pytest
 from fastapi.testclient import TestClient
 
 from app.billing import tasks
-from app.billing.localserver.process import LocalStripe
 from app.billing.service import BillingService
 from app.config import Settings
 from app.main import create_app
@@ -26,15 +25,13 @@ from tests.helpers_auth import admin_token, assert_problem, audit_rows, bearer, 
 
 
 @pytest.fixture(scope="module")
-def local_stripe() -> Iterator[str]:
-    server = LocalStripe()
-    try:
-        yield server.start()
-    finally:
-        server.stop()
+def local_stripe(settings: Settings) -> str:
+    assert settings.stripe_api_base  # the session's local Stripe server (tests/conftest.py)
+    return settings.stripe_api_base
 
 
 def _app(settings: Settings, url: str) -> Iterator[TestClient]:
+    # Two apps of their own (not the session's): their billing clocks are the tests' to move.
     app = create_app(settings.model_copy(update={"stripe_api_base": url}))
     with TestClient(app, raise_server_exceptions=False) as c:
         yield c
@@ -181,7 +178,9 @@ def test_billing_is_per_tenant(worker1: TestClient, local_stripe: str, clock: Cl
     assert view_b["tier"] == "free" and view_b["subscriptionId"] is None and view_b["invoices"] == []
     # B cannot reach A's subscription: there is no broker id to name, and the operator's route refuses B.
     resp = worker1.put(f"/api/v1/billing/brokers/{a.id}/enterprise", json={"enterprise": True}, headers=bearer(token_b))
-    assert_problem(resp, 403)
+    assert_problem(resp, 404, "not-found")  # like a broker that does not exist
+    own = worker1.put(f"/api/v1/billing/brokers/{b.id}/enterprise", json={"enterprise": True}, headers=bearer(token_b))
+    assert_problem(own, 403)
     assert worker1.post("/api/v1/billing/subscription/cancel", headers=bearer(token_b)).status_code == 409
     assert '"professional";q=400' in policy_quota(worker1, a)
     # A secret key (not a user) has no billing powers.
@@ -233,3 +232,112 @@ def test_upgrade_downgrade_and_leave(worker1: TestClient, local_stripe: str, clo
     gone = worker1.post("/api/v1/billing/subscription/cancel", json={"atPeriodEnd": False}, headers=bearer(token))
     assert gone.json()["tier"] == "free" and gone.json()["status"] == "free"
     assert '"free";q=40' in policy_quota(worker1, broker)
+
+
+def outbox_link(client: TestClient, email: str) -> str:
+    from app.billing.mail import Outbox
+
+    mailer = billing_of(client).mailer
+    assert isinstance(mailer, Outbox)
+    body = str(mailer.messages(email)[-1].get_content())
+    link: str = next(w for w in body.split() if "/api/v1/signup/verify?token=" in w)
+    return link
+
+
+def test_signup_verify_trial_and_its_expiry(worker1: TestClient, clock: Clock) -> None:
+    name = f"Acme {uuid.uuid4().hex[:8]}"
+    email = f"owner@{uuid.uuid4().hex[:8]}.example.com"
+    body = {"companyName": name, "adminEmail": email, "password": "a long enough passphrase"}
+    resp = worker1.post("/api/v1/signup", json=body, headers={"Authorization": ""})
+    assert resp.status_code == 202, resp.text
+    slug, broker_id = resp.json()["slug"], uuid.UUID(resp.json()["brokerId"])
+    login = {"broker": slug, "email": email, "password": body["password"]}
+    assert worker1.post("/api/v1/auth/token", json=login, headers={"Authorization": ""}).status_code == 401
+    again = worker1.post("/api/v1/signup", json=body, headers={"Authorization": ""})  # a retry: same answer
+    assert again.status_code == 202 and again.json()["brokerId"] == str(broker_id)
+    link = outbox_link(worker1, email)
+    token = link.split("token=", 1)[1]
+    assert_problem(worker1.post("/api/v1/signup/verify", json={"token": token[:-2] + "xx"},
+                                headers={"Authorization": ""}), 422)
+    verified = worker1.get(link.split("8000", 1)[-1] if "8000" in link else link, headers={"Authorization": ""})
+    assert verified.status_code == 200, verified.text
+    assert verified.json()["status"] == "active" and verified.json()["trialEndsAt"]
+    assert worker1.post("/api/v1/auth/token", json=login, headers={"Authorization": ""}).status_code == 200
+    broker = BrokerFixture(id=broker_id, slug=slug, secret_key="", publishable_key="", admin_email=email,
+                           admin_id=None)
+    token_ = admin_token_for(worker1, broker, body["password"])
+    view = worker1.get("/api/v1/billing/subscription", headers=bearer(token_)).json()
+    assert view["status"] == "trialing" and view["tier"] == "free"
+    clock.advance(days=28)
+    assert str(broker_id) in run(worker1, tasks.expire_trials)["noticed"]
+    assert str(broker_id) not in run(worker1, tasks.expire_trials)["noticed"]  # once
+    clock.advance(days=2, seconds=1)
+    assert str(broker_id) in run(worker1, tasks.expire_trials)["ended"]
+    assert worker1.get("/api/v1/billing/subscription", headers=bearer(token_)).json()["status"] == "free"
+    subjects = [str(m["Subject"]) for m in billing_of(worker1).mailer.messages(email)]  # type: ignore[attr-defined]
+    assert "Your ForexRisk trial ends soon" in subjects and "Your ForexRisk trial has ended" in subjects
+
+
+def admin_token_for(client: TestClient, broker: BrokerFixture, password: str) -> str:
+    from tests.helpers_auth import mfa_login
+
+    token, _ = mfa_login(client, broker.slug, broker.admin_email, password)
+    return token
+
+
+def _signups(client: TestClient, domains: list[str]) -> list[int]:
+    return [client.post("/api/v1/signup", json={"companyName": f"Spam {uuid.uuid4().hex[:8]}",
+                                                "adminEmail": f"x{uuid.uuid4().hex[:6]}@{d}", "password": "p" * 12},
+                        headers={"Authorization": ""}).status_code for d in domains]
+
+
+def _forget_ip_counts(client: TestClient) -> None:
+    hub = client.app.state.services.redis  # type: ignore[attr-defined]
+
+    async def run_() -> None:
+        keys = [k async for k in hub.client.scan_iter("signup:ip:*")]
+        if keys:
+            await hub.client.delete(*keys)
+
+    client.portal.call(run_)
+
+
+def test_signup_is_limited_per_email_domain_and_per_address(worker1: TestClient,
+                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    billing = billing_of(worker1)
+    monkeypatch.setattr(billing, "settings", billing.settings.model_copy(
+        update={"signup_per_ip_per_hour": 1000, "signup_per_domain_per_day": 3}))
+    domain = f"{uuid.uuid4().hex[:8]}.example.com"
+    assert _signups(worker1, [domain] * 4) == [202, 202, 202, 429]
+    monkeypatch.setattr(billing, "settings", billing.settings.model_copy(update={"signup_per_ip_per_hour": 2}))
+    _forget_ip_counts(worker1)
+    first = worker1.post("/api/v1/signup", json={"companyName": "x", "adminEmail": "a@b.example.com",
+                                                   "password": "p" * 12}, headers={"Authorization": ""})
+    assert _signups(worker1, [f"{uuid.uuid4().hex[:8]}.example.com" for _ in range(2)]) == [202, 429]
+    assert first.status_code == 202
+    assert_problem(worker1.post("/api/v1/signup", json={"companyName": "y", "adminEmail": "c@d.example.com",
+                                                        "password": "p" * 12}, headers={"Authorization": ""}), 429)
+
+
+def test_usage_is_reported_once_per_broker_and_day(worker1: TestClient, local_stripe: str, clock: Clock) -> None:
+    broker = make_broker(worker1, tier="free")
+    subscribe(worker1, local_stripe, broker, admin_token(worker1, broker))
+    sql(worker1, "insert into calculations (id, broker_id, kind, input, result, input_hash, created_at) "
+                 "select gen_random_uuid(), :b, 'position-size', '{}'::json, '{}'::json, 'x', :t "
+                 "from generate_series(1, 3)", {"b": broker.id, "t": clock.now})
+    day = clock.now.date().isoformat()
+    first, second = run(worker1, tasks.report_usage, day), run(worker1, tasks.report_usage, day)
+    assert first["reported"][str(broker.id)] == 3 and str(broker.id) not in second["reported"]
+    sent = helper_get(local_stripe, "/_double/meter_events")
+    ours = [e for e in sent if e["identifier"].startswith(str(broker.id))]
+    assert len(ours) == 1 and ours[0]["payload"]["value"] == "3"
+
+
+def helper_get(url: str, path: str) -> list[dict[str, Any]]:
+    import httpx
+
+    from app.billing.gateway import LOCAL_API_KEY
+
+    rows: list[dict[str, Any]] = httpx.get(f"{url}{path}", headers={"Authorization": f"Bearer {LOCAL_API_KEY}"},
+                                           timeout=30).json()["data"]
+    return rows

@@ -117,15 +117,16 @@ ENDPOINTS: dict[str, tuple[str, str, Callable[[], dict[str, Any]] | None]] = {
     "revoke-key-post": ("POST", "/api/v1/brokers/{broker}/api-keys/{key}/revoke", None),
     "list-calculations": ("GET", "/api/v1/calculations", None),
     "get-calculation": ("GET", "/api/v1/calculations/{calc}", None),
+    "billing-enterprise": ("PUT", "/api/v1/billing/brokers/{broker}/enterprise", lambda: {"enterprise": False}),
 }
 
 OWN_STATUS = {"list-brokers": 200, "create-broker": 201, "get-broker": 200, "delete-broker": 204, "put-config": 200,
               "patch-config": 200, "get-sso": 200, "put-sso": 200, "delete-sso": 204, "revoke-key-post": 200,
               "list-users": 200, "create-user": 201, "get-user": 200, "patch-user": 200, "user-activity": 200,
               "list-keys": 200, "create-key": 201, "rotate-key": 201, "revoke-key": 200,
-              "list-calculations": 200, "get-calculation": 200}
+              "list-calculations": 200, "get-calculation": 200, "billing-enterprise": 200}
 # Platform-wide operations: their "own" caller is the platform operator.
-SUPERADMIN_ONLY = {"create-broker", "delete-broker"}
+SUPERADMIN_ONLY = {"create-broker", "delete-broker", "billing-enterprise"}
 
 # name -> (credential lacking the permission, status)
 ROLE_CASES: dict[str, tuple[str, int]] = {
@@ -151,6 +152,7 @@ ROLE_CASES: dict[str, tuple[str, int]] = {
     "revoke-key": ("broker_user", 403),
     "list-calculations": ("calc_only", 403),
     "get-calculation": ("calc_only", 403),
+    "billing-enterprise": ("admin", 403),
 }
 
 

@@ -1,6 +1,6 @@
 """Sign-up abuse limits: at most N sign-ups per client address per hour and per email domain per day.
 
-Fixed windows counted in Redis (INCR, expiry set on the first hit); the tier limiter's GCRA speaks in
+Fixed windows counted in Redis (SET NX EX on the first hit, then INCR); the tier limiter's GCRA speaks in
 requests per minute, too fine for "5 an hour". Redis down: sign-ups go through (logged), never a 500;
 the email verification still stands between a sign-up and a usable tenant.
 """
@@ -25,12 +25,12 @@ class SignupLimited(TooManyAttempts):
 async def _hit(hub: RedisHub, key: str, window_s: int) -> int:
     async def call() -> Any:
         pipe = hub.client.pipeline(transaction=True)
+        pipe.set(key, 0, ex=window_s, nx=True)  # the window starts with the first hit (EXPIRE NX needs Redis 7)
         pipe.incr(key)
-        pipe.expire(key, window_s, nx=True)
         return await pipe.execute()
 
     result = await hub.run("signup-limit", call)
-    return int(result[0])
+    return int(result[1])
 
 
 async def check(hub: RedisHub, ip: str, domain: str, per_ip_hour: int, per_domain_day: int,

@@ -21,7 +21,7 @@ from app.billing.schemas import (
     WebhookAck,
 )
 from app.billing.service import BillingService
-from app.deps import CurrentPrincipal, TenantDB
+from app.deps import BrokerScope, CurrentPrincipal, TenantDB
 from app.jsonbody import StrictRoute
 from app.services import services
 
@@ -83,10 +83,11 @@ async def cancel(principal: CurrentPrincipal, request: Request, body: CancelRequ
 
 @router.put("/brokers/{broker_id}/enterprise", response_model=SubscriptionOut,
             summary="Platform operator: put a broker on (or take it off) the enterprise tier")
-async def enterprise(broker_id: uuid.UUID, body: EnterpriseRequest, principal: CurrentPrincipal,
+async def enterprise(target: BrokerScope, body: EnterpriseRequest, principal: CurrentPrincipal,
                      request: Request) -> dict[str, Any]:
+    # BrokerScope: another broker's id is a 404 for everyone but the operator; the permission is the operator's.
     require(principal, "billing:manage:any")
-    return await billing(request).set_enterprise(principal, broker_id, body.enterprise, request)
+    return await billing(request).set_enterprise(principal, target, body.enterprise, request)
 
 
 @router.post("/webhooks/stripe", response_model=WebhookAck, summary="Stripe's events (signed; not for clients)")

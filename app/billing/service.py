@@ -299,9 +299,12 @@ class BillingService:
             if broker is None or broker.status == "deleted" or broker.is_platform:
                 raise NotFound("No broker with this id.")
             account = await self.open_account(session, broker_id, trial=False)
+            if enterprise == (account.status == "enterprise"):
+                await session.commit()  # already so: nothing changes (a broker the operator put on a tier by
+                return await self.current(broker_id)  # hand before billing existed keeps it)
             if enterprise:
                 account.status, account.paid_tier = "enterprise", "enterprise"
-            elif account.status == "enterprise":
+            else:
                 account.status, account.paid_tier = "free", None
             account.updated_at = self.clock()
             tier = "enterprise" if enterprise else self._enforced(account)

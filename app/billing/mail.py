@@ -1,7 +1,8 @@
 """Outgoing mail behind one small interface: SMTP in production, a local outbox elsewhere.
 
-The outbox writes one RFC 5322 file per message under data_dir/outbox (development: open it to click the
-link; tests: read it). Production without SMTP_URL refuses to start billing mail rather than drop it.
+The outbox writes one RFC 5322 file (and a plain-text copy) per message under data_dir/outbox (development:
+open it to click the link; tests: read it). Production without SMTP_URL refuses mail with a 503 problem
+rather than drop it.
 """
 
 from __future__ import annotations
@@ -39,8 +40,10 @@ class Outbox:
 
     async def send(self, to: str, subject: str, body: str) -> None:
         self.directory.mkdir(parents=True, exist_ok=True, mode=0o700)
-        path = self.directory / f"{uuid.uuid4().hex}.eml"
-        path.write_bytes(bytes(message(self.sender, to, subject, body)))
+        name = uuid.uuid4().hex
+        (self.directory / f"{name}.eml").write_bytes(bytes(message(self.sender, to, subject, body)))
+        # The same as plain text beside it (the .eml is quoted-printable: links are wrapped), to read or grep.
+        (self.directory / f"{name}.txt").write_text(f"To: {to}\nSubject: {subject}\n\n{body}", encoding="utf-8")
 
     def messages(self, to: str | None = None) -> list[EmailMessage]:
         """What was sent (to one address), oldest first."""

@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
-"""The project's two commands, on a fresh machine with only python3:
+"""The project's commands, on a fresh machine with only python3:
 
     python3 dev.py run     # start the API (embedded defaults) and print a working example request
+    python3 dev.py worker  # run the background jobs on their own (`run` already runs them in-process)
     python3 dev.py test    # ruff, mypy (strict on app/), import contracts, the whole pytest suite
 
 It installs uv into .tools/ (from PyPI) when uv is not on PATH, then syncs the locked environment.
@@ -67,7 +68,7 @@ def run_steps(uv_bin: str, steps: list[list[str]]) -> int:
 
 
 def main(argv: list[str]) -> int:
-    if not argv or argv[0] not in ("run", "test"):
+    if not argv or argv[0] not in ("run", "worker", "test"):
         print(__doc__)
         return 2
     os.environ.setdefault("UV_PYTHON_DOWNLOADS", "never")  # use the machine's Python 3.11
@@ -76,8 +77,8 @@ def main(argv: list[str]) -> int:
     uv_bin = uv()
     sync(uv_bin)
     command, rest = argv[0], argv[1:]
-    if command == "run":
-        os.execv(uv_bin, [uv_bin, "run", "--locked", "forexrisk", "run", *rest])
+    if command in ("run", "worker"):
+        os.execv(uv_bin, [uv_bin, "run", "--locked", "forexrisk", command, *rest])
     ensure_chromium()
     workers = ["-n", "2"] if (os.cpu_count() or 1) > 1 else []
     return run_steps(uv_bin, [

@@ -1,5 +1,5 @@
-"""`forexrisk` console script: `run` serves the API; `admin ...` provisions brokers and operators;
-`gateway ...` writes gateway config generated from the app's own tables."""
+"""`forexrisk` console script: `run` serves the API; `worker` runs the background jobs; `admin ...` provisions
+brokers and operators; `gateway ...` writes gateway config generated from the app's own tables."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import argparse
 import asyncio
 import getpass
 import json
+import signal
 import sys
 from pathlib import Path
 from typing import Any
@@ -136,6 +137,32 @@ def _serve(args: argparse.Namespace, settings: Settings, base: str) -> int:
     return 0
 
 
+def cmd_worker(args: argparse.Namespace) -> int:
+    """The background jobs (app.worker) without HTTP, until SIGTERM or Ctrl-C. It runs the app's own lifespan,
+    so the Services are built, and closed, exactly as in the API (embedded engines joined and left likewise);
+    only the in-process worker is forced on."""
+    settings = Settings().model_copy(update={"jobs_in_process": True})
+    return asyncio.run(_work(settings))
+
+
+async def _work(settings: Settings) -> int:
+    from app.main import create_app
+
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    app = create_app(settings)
+    async with app.router.lifespan_context(app):
+        where = "REDIS_URL" if settings.redis_url else f"the embedded Redis under {settings.data_dir.resolve()}"
+        print(f"ForexRisk worker: queue {settings.jobs_queue_name!r} on {where}; SIGTERM or Ctrl-C stops it",
+              flush=True)
+        await stop.wait()
+        print("ForexRisk worker: stopping (running jobs get "
+              f"{settings.jobs_shutdown_grace_seconds:g} s, then go back to the queue)", flush=True)
+    return 0
+
+
 NO_PASSWORD_ARGS = ("Passwords are never taken on the command line (shell history, `ps`): type it at the prompt, "
                     "or pipe it on stdin.")
 
@@ -257,6 +284,9 @@ def main(argv: list[str] | None = None) -> int:
                      help="HTTP server: uvicorn (more requests per second) or granian (lower tail latency under "
                           "saturation); figures in the README's benchmark section")
     run.set_defaults(func=cmd_run)
+    worker = sub.add_parser("worker", help="run the background jobs (arq) until SIGTERM; the API runs them itself "
+                                           "unless FOREXRISK_JOBS_IN_PROCESS=false (the production default)")
+    worker.set_defaults(func=cmd_worker)
 
     admin = sub.add_parser("admin", help="provision brokers and platform operators")
     admin_sub = admin.add_subparsers(dest="admin_command", required=True)

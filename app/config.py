@@ -57,6 +57,20 @@ class Settings(BaseSettings):
     redis_timeout_ms: float = Field(default=50, gt=0, le=5000)
     redis_retry_seconds: float = Field(default=1.0, gt=0, le=60)
 
+    # --- usage analytics (app/analytics) ----------------------------------------------------------
+    # Unset: an embedded ClickHouse (chdb, through clickhouse-connect's chdb:// DSN) under
+    # data_dir/clickhouse, owned by one process of the data directory. Set (env CLICKHOUSE_URL, no prefix,
+    # e.g. http://user:pass@host:8123/forexrisk): a ClickHouse server every process queries directly.
+    clickhouse_url: str | None = Field(default=None, validation_alias="CLICKHOUSE_URL")
+    analytics_enabled: bool = True
+    # How often the owner ships new Postgres rows to ClickHouse, and the most rows one insert carries.
+    analytics_flush_seconds: float = Field(default=2.0, gt=0, le=3600)
+    analytics_batch_rows: int = Field(default=50_000, ge=1, le=1_000_000)
+    # ClickHouse drops events older than this (a TTL on usage_metrics); Postgres keeps its own rows.
+    analytics_retention_days: int = Field(default=760, ge=1, le=36_500)
+    # A query (or a forwarded one) that takes longer is a 503, never a hung request.
+    analytics_query_timeout_seconds: float = Field(default=10.0, gt=0, le=300)
+
     # --- rate limits (tier table: app/ratelimit/tiers.py) ----------------------------------------
     rate_limits_enabled: bool = True
     # Workers sharing one tier limit: while Redis is down each worker's local bucket gets 1/N of it.
@@ -191,6 +205,36 @@ class Settings(BaseSettings):
     # production: a local outbox under data_dir/outbox (one .eml file per message).
     smtp_url: SecretStr | None = Field(default=None, validation_alias="SMTP_URL")
     mail_from: str = "ForexRisk <no-reply@forexrisk.example>"
+
+    # --- background jobs (app/jobs: the queue; app/worker: the arq worker) ---------------------------
+    # Run the arq worker inside every API process (`run`, each of its --workers): arq coordinates them through
+    # Redis, so each job still runs once. Unset: on in development and test, off in production, where
+    # `forexrisk worker` runs the jobs in processes of their own.
+    jobs_in_process: bool | None = None
+    # The arq queue (a Redis sorted set); deployments sharing one Redis keep apart by it.
+    jobs_queue_name: str = Field(default="arq:queue", min_length=1, max_length=100)
+    # How often an idle worker looks for due jobs. arq's 0.5 s default would add up to half a second before a
+    # job starts, which a caller polling GET /jobs/{id} waits through; 0.05 s costs one ZRANGEBYSCORE per
+    # worker 20 times a second, nothing for Redis.
+    jobs_poll_seconds: float = Field(default=0.05, gt=0, le=5)
+    # Results (and failures) stay readable through GET /api/v1/jobs/{jobId} this long; a job id is also
+    # deduplicated for this long after the job finished.
+    jobs_keep_result_seconds: int = Field(default=86_400, ge=60)
+    jobs_max_tries: int = Field(default=5, ge=1, le=50)  # first try included
+    # Failed tries wait base * 2^(n-1) seconds (at most jobs_retry_max_seconds), the upper half of that
+    # drawn at random so workers that failed together do not retry together.
+    jobs_retry_base_seconds: float = Field(default=2.0, gt=0, le=3600)
+    jobs_retry_max_seconds: float = Field(default=600.0, gt=0, le=86_400)
+    jobs_timeout_seconds: float = Field(default=300.0, gt=0)  # one try; then it is cancelled and retried
+    jobs_max_concurrent: int = Field(default=10, ge=1, le=1000)  # per worker (each process runs one)
+    # At shutdown running jobs get this long to finish; the rest are cancelled and run again elsewhere.
+    jobs_shutdown_grace_seconds: float = Field(default=10.0, ge=0, le=600)
+
+    @property
+    def jobs_worker_in_process(self) -> bool:
+        if self.jobs_in_process is not None:
+            return self.jobs_in_process
+        return self.environment != "production"
 
     @property
     def history_development_enabled(self) -> bool:

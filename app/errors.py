@@ -44,6 +44,10 @@ PROBLEM_TYPES: dict[str, tuple[str, str]] = {
     "service-unavailable": ("Service unavailable", "A dependency is down; retry after the indicated time."),
     "cpu-budget-exceeded": ("CPU budget exceeded", "The calculation needs more CPU than one request may use; "
                             "ask for fewer paths, observations or items."),
+    "quote-unavailable": ("Quote unavailable", "No provider of the broker's quote chain has a fresh quote the "
+                          "calculation needs; send the price or rate in the request."),
+    "quote-providers-unavailable": ("Quote providers unavailable", "A market-data provider of the broker's chain "
+                                    "failed; retry after the indicated time, or send the rate in the request."),
     "rate-limited": ("Rate limit exceeded", "The tier's request budget is used up; retry after the indicated time."),
     "billing-unavailable": ("Billing unavailable", "This deployment has no Stripe account configured "
                             "(STRIPE_API_KEY), or Stripe could not be reached; retry later."),

@@ -9,9 +9,13 @@ from fastapi import FastAPI
 from starlette.responses import Response
 
 from app.admin.brokers.router import router as brokers_router
+from app.admin.jobs.router import router as jobs_router
 from app.admin.quotes.router import router as quotes_feed_router
 from app.admin.sso.router import router as sso_admin_router
 from app.admin.users.router import router as users_router
+from app.analytics.outbox import UsageOutbox
+from app.analytics.router import router as analytics_router
+from app.analytics.service import Analytics
 from app.auth.service import AuthService
 from app.billing.router import router as billing_router
 from app.billing.service import start_billing
@@ -35,6 +39,7 @@ from app.idempotency.middleware import IdempotencyMiddleware
 from app.instruments.router import router as instruments_router
 from app.integrations.market_data.history.service import build_history
 from app.integrations.market_data.service import MarketData, build_http_client
+from app.jobs.queue import JobQueue
 from app.logging import configure_logging
 from app.login.router import router as auth_router
 from app.login.sso_router import router as sso_router
@@ -53,6 +58,7 @@ from app.secrets import load_secrets
 from app.services import Services
 from app.widget.router import router as widget_router
 from app.widget.service import WidgetService
+from app.worker import runner as job_worker
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -91,22 +97,37 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             market_data=MarketData.build(settings, db, hub, vendor_http),
             history=build_history(settings, db),
             billing=await start_billing(settings, db, auth),
+            usage=UsageOutbox(db),
+            analytics=Analytics(settings, db),
+            jobs=JobQueue(redis_url, settings.jobs_queue_name),
         )
         app.state.services = services
+        services.widget.on_load = services.usage.widget_loaded
         warm_up()
         recorder.start()
+        services.usage.start()
+        await services.analytics.start()  # opens ClickHouse in a worker thread; never on a request's path
         invalidation.start()
+        # Background jobs run here unless a `forexrisk worker` deployment runs them (Settings.jobs_in_process).
+        worker = job_worker.in_process(services) if settings.jobs_worker_in_process else None
+        if worker is not None:
+            worker.start()
         undo_gc_policy = serve_policy(settings.gc_gen0_threshold)  # last: freezes what start-up built
         try:
             yield
         finally:
             undo_gc_policy()
+            if worker is not None:
+                await worker.stop()  # first: its jobs use the clients closed below
+            await services.jobs.close()
             await invalidation.stop()
             await services.result_cache.drain()
             await services.history.close()
             await services.billing.close()
             services.pool.close()
             await recorder.stop()
+            await services.usage.stop()
+            await services.analytics.stop()
             await vendor_http.aclose()
             await hub.close()
             await db.dispose()
@@ -129,12 +150,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(quotes_feed_router)
     app.include_router(quotes_router)
     app.include_router(users_router)
+    app.include_router(analytics_router)
     app.include_router(sso_router)
     app.include_router(sso_admin_router)
     app.include_router(metrics_router)
     app.include_router(widget_router)
     app.include_router(billing_router)
     app.include_router(signup_router)
+    app.include_router(jobs_router)
 
     @app.get("/problems/{slug}", include_in_schema=False)
     async def problem_type(slug: str) -> Response:

@@ -22,6 +22,8 @@ class ApiModel(BaseModel):
     _broker_max_leverage: float | None = PrivateAttr(default=None)
     # Set by the pipeline's market step (app.calculations.market) when it fetched rates: their sources.
     _market: dict[str, Any] | None = PrivateAttr(default=None)
+    # Set by the same step when the chain had no fresh quote for a conversion: the symbols asked and outcomes.
+    _quote_misses: dict[str, Any] | None = PrivateAttr(default=None)
 
     @property
     def broker_max_leverage(self) -> float | None:

@@ -7,6 +7,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # the container names its members' types; it never builds them itself
+    from app.analytics.outbox import UsageOutbox
+    from app.analytics.service import Analytics
     from app.auth.service import AuthService
     from app.billing.service import BillingService
     from app.calculations.cache import ResultCache
@@ -16,6 +18,7 @@ if TYPE_CHECKING:  # the container names its members' types; it never builds the
     from app.db.engine import Database
     from app.integrations.market_data.history.service import HistoryService
     from app.integrations.market_data.service import MarketData
+    from app.jobs.queue import JobQueue
     from app.ratelimit.gate import RateLimits
     from app.ratelimit.limiter import Limiter
     from app.redisdb.hub import RedisHub
@@ -39,6 +42,9 @@ class Services:
     market_data: MarketData
     history: HistoryService  # daily bars per symbol (app.integrations.market_data.history)
     billing: BillingService  # sign-up, plans, Stripe (app.billing)
+    usage: UsageOutbox  # usage events Postgres stores nowhere else (widget loads, failed calculations)
+    analytics: Analytics  # ClickHouse: the flush from Postgres and the analytics reports
+    jobs: JobQueue  # background jobs (arq): enqueue, status; run by app.worker
 
 
 def services(app: Any) -> Services:

@@ -322,15 +322,15 @@ def test_signup_is_limited_per_email_domain_and_per_address(worker1: TestClient,
 def test_usage_is_reported_once_per_broker_and_day(worker1: TestClient, local_stripe: str, clock: Clock) -> None:
     broker = make_broker(worker1, tier="free")
     subscribe(worker1, local_stripe, broker, admin_token(worker1, broker))
-    sql(worker1, "insert into calculations (id, broker_id, kind, input, result, input_hash, created_at) "
-                 "select gen_random_uuid(), :b, 'position-size', '{}'::json, '{}'::json, 'x', :t "
+    sql(worker1, "insert into calculations (id, broker_id, kind, input, result, input_hash, created_at, units) "
+                 "select gen_random_uuid(), :b, 'position-size', '{}'::json, '{}'::json, 'x', :t, 2 "
                  "from generate_series(1, 3)", {"b": broker.id, "t": clock.now})
     day = clock.now.date().isoformat()
     first, second = run(worker1, tasks.report_usage, day), run(worker1, tasks.report_usage, day)
-    assert first["reported"][str(broker.id)] == 3 and str(broker.id) not in second["reported"]
+    assert first["reported"][str(broker.id)] == 6 and str(broker.id) not in second["reported"]  # units charged
     sent = helper_get(local_stripe, "/_double/meter_events")
     ours = [e for e in sent if e["identifier"].startswith(str(broker.id))]
-    assert len(ours) == 1 and ours[0]["payload"]["value"] == "3"
+    assert len(ours) == 1 and ours[0]["payload"]["value"] == "6"
 
 
 def helper_get(url: str, path: str) -> list[dict[str, Any]]:

@@ -18,6 +18,7 @@ import pytest
 from fastapi.testclient import TestClient
 from httpx import Response
 
+from app.jobs.ownership import broker_job_id
 from tests.conftest import BrokerFixture, make_broker
 from tests.helpers_auth import (
     NO_AUTH,
@@ -41,7 +42,7 @@ SSO = {"issuer": "https://idp.example.com", "clientId": "forexrisk", "clientSecr
 # entry points addressed by the broker's public slug).
 PUBLIC_WITH_IDS = {("GET", "/api/v1/instruments/{symbol}"), ("GET", "/api/v1/auth/sso/{broker_slug}/login"),
                    ("GET", "/api/v1/auth/sso/{broker_slug}/callback")}
-ID_NAMES = {"broker_id": "broker", "user_id": "user", "key_id": "key", "calculation_id": "calc"}
+ID_NAMES = {"broker_id": "broker", "user_id": "user", "key_id": "key", "calculation_id": "calc", "job_id": "job"}
 
 
 @dataclass
@@ -57,12 +58,22 @@ class World:
     a_calc: uuid.UUID
     b_calc: uuid.UUID
     b_key: uuid.UUID
+    a_job: str
+    b_job: str
 
     def new_key(self, client: TestClient) -> uuid.UUID:
         resp = client.post(f"/api/v1/brokers/{self.a.id}/api-keys", json={"kind": "secret", "name": "matrix"},
                            headers=self.a.auth)
         assert resp.status_code == 201, resp.text
         return uuid.UUID(resp.json()["id"])
+
+
+def _job_id(client: TestClient, broker: BrokerFixture) -> str:
+    """A background job of the broker (app.jobs.ownership: its id names the broker)."""
+    jobs = client.app.state.services.jobs  # type: ignore[attr-defined]
+    job_id = broker_job_id(broker.id)
+    found: str = client.portal.call(lambda: jobs.enqueue("refresh_history", ["EURUSD"], job_id=job_id))
+    return found
 
 
 def _calc_id(client: TestClient, broker: BrokerFixture) -> uuid.UUID:
@@ -85,7 +96,7 @@ def world(client: TestClient) -> World:
     return World(a=a, b=b, admin=bearer(admin_token(client, a)), broker_user=bearer(bu), end_user=bearer(eu),
                  calc_only=bearer(key.json()["key"]), superadmin=bearer(superadmin_token(client)),
                  a_end_user_id=end_id, a_calc=_calc_id(client, a), b_calc=_calc_id(client, b),
-                 b_key=uuid.UUID(b_keys.json()[0]["id"]))
+                 b_key=uuid.UUID(b_keys.json()[0]["id"]), a_job=_job_id(client, a), b_job=_job_id(client, b))
 
 
 def _unique_email() -> str:
@@ -118,13 +129,14 @@ ENDPOINTS: dict[str, tuple[str, str, Callable[[], dict[str, Any]] | None]] = {
     "list-calculations": ("GET", "/api/v1/calculations", None),
     "get-calculation": ("GET", "/api/v1/calculations/{calc}", None),
     "billing-enterprise": ("PUT", "/api/v1/billing/brokers/{broker}/enterprise", lambda: {"enterprise": False}),
+    "get-job": ("GET", "/api/v1/jobs/{job}", None),
 }
 
 OWN_STATUS = {"list-brokers": 200, "create-broker": 201, "get-broker": 200, "delete-broker": 204, "put-config": 200,
               "patch-config": 200, "get-sso": 200, "put-sso": 200, "delete-sso": 204, "revoke-key-post": 200,
               "list-users": 200, "create-user": 201, "get-user": 200, "patch-user": 200, "user-activity": 200,
               "list-keys": 200, "create-key": 201, "rotate-key": 201, "revoke-key": 200,
-              "list-calculations": 200, "get-calculation": 200, "billing-enterprise": 200}
+              "list-calculations": 200, "get-calculation": 200, "get-job": 200, "billing-enterprise": 200}
 # Platform-wide operations: their "own" caller is the platform operator.
 SUPERADMIN_ONLY = {"create-broker", "delete-broker", "billing-enterprise"}
 
@@ -153,6 +165,7 @@ ROLE_CASES: dict[str, tuple[str, int]] = {
     "list-calculations": ("calc_only", 403),
     "get-calculation": ("calc_only", 403),
     "billing-enterprise": ("admin", 403),
+    "get-job": ("end_user", 403),
 }
 
 
@@ -195,15 +208,16 @@ def _own_ids(client: TestClient, w: World, name: str) -> dict[str, Any]:
     key = w.new_key(client) if name in ("rotate-key", "revoke-key", "revoke-key-post") else None
     if name in ("get-sso", "delete-sso"):  # something to read or remove
         assert client.put(f"/api/v1/brokers/{broker}/sso", json=SSO, headers=w.admin).status_code == 200
-    return {"broker": broker, "user": w.a_end_user_id, "calc": w.a_calc, "key": key}
+    return {"broker": broker, "user": w.a_end_user_id, "calc": w.a_calc, "key": key, "job": w.a_job}
 
 
 def _other_ids(w: World) -> dict[str, Any]:
-    return {"broker": w.b.id, "user": w.b.admin_id, "calc": w.b_calc, "key": w.b_key}
+    return {"broker": w.b.id, "user": w.b.admin_id, "calc": w.b_calc, "key": w.b_key, "job": w.b_job}
 
 
 def _random_ids() -> dict[str, Any]:
-    return {"broker": uuid.uuid4(), "user": uuid.uuid4(), "calc": uuid.uuid4(), "key": uuid.uuid4()}
+    return {"broker": uuid.uuid4(), "user": uuid.uuid4(), "calc": uuid.uuid4(), "key": uuid.uuid4(),
+            "job": broker_job_id(uuid.uuid4())}
 
 
 @pytest.mark.parametrize("name", list(ENDPOINTS))
@@ -259,7 +273,7 @@ def test_no_auth_is_401(client: TestClient, world: World, name: str) -> None:
 def test_publishable_key_is_403(client: TestClient, world: World, name: str) -> None:
     headers = {**bearer(world.a.publishable_key), "Origin": ORIGIN}
     resp = _call(client, name, headers, broker=world.a.id, user=world.a_end_user_id, calc=world.a_calc,
-                 key=world.b_key)
+                 key=world.b_key, job=world.a_job)
     assert_problem(resp, 403, "forbidden")
 
 
@@ -268,7 +282,7 @@ def test_insufficient_role_or_scope(client: TestClient, world: World, name: str)
     who, status = ROLE_CASES[name]
     key = world.new_key(client) if name in ("rotate-key", "revoke-key", "revoke-key-post") else None
     resp = _call(client, name, getattr(world, who), broker=world.a.id, user=world.a.admin_id, calc=world.a_calc,
-                 key=key)
+                 key=key, job=world.a_job)
     assert_problem(resp, status)
 
 

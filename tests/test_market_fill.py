@@ -182,3 +182,47 @@ def test_quotes_api(client: TestClient) -> None:
     assert_problem(client.get("/api/v1/quotes", params={"symbols": ""}, headers=broker.auth), 422)
     assert client.get("/api/v1/quotes", params={"symbols": "EURGBP"},
                       headers={"Authorization": ""}).status_code == 401
+
+
+def test_missing_conversion_is_the_engines_problem_plus_what_the_chain_was_asked(client: TestClient) -> None:
+    """No provider has GBPJPY fresh: the same problem as without market data (conversionRates, the rate that
+    closes the gap), with the symbols the chain was asked and each provider's outcome."""
+    broker = feed_only(client)
+    body = {"accountBalance": 1_000_000, "accountCurrency": "JPY", "currencyPair": "EURGBP", "entryPrice": 0.8532,
+            "stopLossPips": 20, "riskPercentage": 1}
+    problem = assert_problem(post(client, broker, "position-size", body), 422, "missing-conversion-rate")
+    err = problem["errors"][0]
+    assert err["field"] == "conversionRates" and err["code"] == "MISSING_CONVERSION_RATE"
+    assert err["neededRate"] == "GBPJPY"
+    assert {"symbol": "GBPJPY", "provider": "broker", "outcome": "missing"} in err["providersTried"]
+    assert "GBPJPY" in problem["detail"] and "quote chain (broker)" in problem["detail"]
+    assert problem["title"] == "Missing conversion rate"
+
+
+def test_a_failing_vendor_is_a_503_naming_the_symbol_and_the_outcome(client: TestClient) -> None:
+    """The chain's vendor answers HTTP 503: the calculation is a 503 (retrying may help) naming the rate, the
+    provider and its outcome, with Retry-After; the broker's own feed is still tried first."""
+    from app.integrations.market_data.oanda import OandaProvider
+    from tests.market_vendors import ServedVendors, Vendors
+
+    broker = make_broker(client, tier="enterprise", config={"allowedOrigins": ["https://www.example.com"],
+                                                            "marketData": {"providers": ["broker", "oanda"]}})
+    market = client.app.state.services.market_data  # type: ignore[attr-defined]
+    with ServedVendors(Vendors()) as vendors:
+        vendors.plan["oanda"] = ["503"] * 10
+        market.providers["oanda"] = OandaProvider(market.http, vendors.base_url, vendors.account, vendors.token,
+                                                  freshness_seconds=30, timeout_seconds=2)
+        try:
+            body = {"accountBalance": 1_000_000, "accountCurrency": "JPY", "currencyPair": "EURGBP",
+                    "entryPrice": 0.8532, "stopLossPips": 20, "riskPercentage": 1}
+            r = post(client, broker, "position-size", body)
+        finally:
+            del market.providers["oanda"]
+        assert vendors.count("oanda") >= 1
+    problem = assert_problem(r, 503, "quote-providers-unavailable")
+    assert r.headers["retry-after"]
+    err = problem["errors"][0]
+    assert err["field"] == "conversionRates" and err["symbol"] == "GBPJPY" and err["neededRate"] == "GBPJPY"
+    assert err["providersTried"] == [{"provider": "broker", "outcome": "missing"},
+                                     {"provider": "oanda", "outcome": "error"}]
+    assert "HTTP 503" in problem["detail"]

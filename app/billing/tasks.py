@@ -4,7 +4,7 @@
   `billing_trial_notice_days` before the end and one at the end. Reruns do nothing new.
 - `end_grace_periods` (dunning): past-due accounts whose grace period ran out drop to the free tier's limits
   (the subscription stays past_due at Stripe; a later payment restores the tier through the webhook).
-- `report_usage`: yesterday's (or a given day's) calculation units per subscribed broker to the Stripe
+- `report_usage`: yesterday's (or a given day's) units charged per subscribed broker to the Stripe
   Meter, one meter event per broker and day with identifier `broker:meter:day` (Stripe deduplicates on it)
   and a row in billing_usage_reports (we never send the same day twice).
 - `process_stripe_event`: what the webhook route runs inline today; once app/jobs is merged the route can
@@ -20,6 +20,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
 import stripe
+from arq.cron import cron
 from sqlalchemy import select
 
 from app.billing import usage
@@ -79,7 +80,6 @@ async def report_usage(ctx: dict[str, Any], day: str | None = None) -> dict[str,
     billing = _billing(ctx)
     gateway = billing.stripe()
     when = date.fromisoformat(day) if day else (billing.clock() - timedelta(days=1)).date()
-    units = await usage.daily_units(billing.db, when)
     event_name = billing.settings.billing_meter_event_name
     reported: dict[str, int] = {}
     async with billing.db.platform() as session:
@@ -88,6 +88,7 @@ async def report_usage(ctx: dict[str, Any], day: str | None = None) -> dict[str,
             BillingAccount.status.in_(("active", "past_due"))))).scalars().all()}
         done = set((await session.execute(select(BillingUsageReport.broker_id)
                                            .where(BillingUsageReport.day == when))).scalars().all())
+    units = await usage.daily_units(billing.db, [b for b in accounts if b not in done], when)
     for broker_id, account in accounts.items():
         count = units.get(broker_id, 0)
         if broker_id in done or count == 0:
@@ -127,5 +128,8 @@ async def process_stripe_event(ctx: dict[str, Any], event_id: str) -> dict[str, 
 
 
 TASKS: list[Callable[..., Any]] = [expire_trials, end_grace_periods, report_usage, process_stripe_event]
-# CRON (arq.cron objects) is added once app/jobs (arq) is on main: hourly expire_trials and
-# end_grace_periods, daily report_usage at 00:30 UTC.
+# Trials and grace periods hourly; yesterday's usage at 00:30 UTC (the day is complete in Postgres). One run per
+# planned time however many workers (arq's job id per cron run).
+CRON = [cron(expire_trials, name="billing_expire_trials", minute=5, max_tries=3),
+        cron(end_grace_periods, name="billing_end_grace_periods", minute=10, max_tries=3),
+        cron(report_usage, name="billing_report_usage", hour=0, minute=30, max_tries=5, keep_result=86_400)]

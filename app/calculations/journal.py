@@ -28,20 +28,25 @@ import structlog
 
 log = structlog.get_logger(__name__)
 
-# (id, broker_id, user_id, api_key_id, kind, input json text, result json text, input sha256, created_at)
-Row = tuple[uuid.UUID, uuid.UUID, uuid.UUID | None, uuid.UUID | None, str, str, str, str, datetime]
+# (units, latency ms, instrument, account currency, risk %): the usage columns analytics and billing query
+Usage = tuple[int, float | None, str | None, str | None, float | None]
+NO_USAGE: Usage = (1, None, None, None, None)
+# (id, broker_id, user_id, api_key_id, kind, input json text, result json text, input sha256, created_at, usage)
+Row = tuple[uuid.UUID, uuid.UUID, uuid.UUID | None, uuid.UUID | None, str, str, str, str, datetime, Usage]
 
 
 def encode(row: Row) -> bytes:
-    rid, broker, user, key, kind, stored, result, digest, at = row
+    rid, broker, user, key, kind, stored, result, digest, at, usage = row
     return orjson.dumps([str(rid), str(broker), user and str(user), key and str(key), kind, stored, result,
-                         digest, at.isoformat()]) + b"\n"
+                         digest, at.isoformat(), list(usage)]) + b"\n"
 
 
 def decode(line: bytes) -> Row:
-    rid, broker, user, key, kind, stored, result, digest, at = orjson.loads(line)
+    rid, broker, user, key, kind, stored, result, digest, at, *rest = orjson.loads(line)
+    # A line journaled before the usage columns existed has none: one unit, nothing else known.
+    usage: Usage = tuple(rest[0]) if rest else NO_USAGE
     return (uuid.UUID(rid), uuid.UUID(broker), uuid.UUID(user) if user else None, uuid.UUID(key) if key else None,
-            kind, stored, result, digest, datetime.fromisoformat(at))
+            kind, stored, result, digest, datetime.fromisoformat(at), usage)
 
 
 def _read(fd: int) -> list[Row]:

@@ -25,12 +25,12 @@ from typing import Any
 
 from app.auth.admission import Caller
 from app.calc.conversion import Quote, RateTable, market_symbol
-from app.calc.errors import CalcError
-from app.calc.instruments import normalise_symbol, split_pair
+from app.calc.errors import CalcError, MissingRate
+from app.calc.instruments import RATE_NODES, normalise_symbol, split_pair
 from app.calculations import schemas as s
 from app.calculations.common import rate_table
 from app.calculations.service import instrument
-from app.errors import AppError
+from app.errors import AppError, calc_error_item
 from app.schemas import ApiModel, SidedRate
 from app.services import Services
 
@@ -50,6 +50,25 @@ class QuoteUnavailable(AppError):
 class QuoteProvidersFailing(QuoteUnavailable):
     status = 503
     slug = "quote-providers-unavailable"
+
+
+class RateNotQuoted(AppError):
+    """The engine's missing conversion rate, after the broker's quote chain was asked and had none fresh: the
+    same problem as without market data (the field, the rate that closes the gap) plus what was tried."""
+
+    status = 422
+    slug = "missing-conversion-rate"
+
+    @classmethod
+    def of(cls, exc: MissingRate, misses: dict[str, Any]) -> RateNotQuoted:
+        symbols: dict[str, list[dict[str, str]]] = misses["symbols"]
+        tried = "; ".join(f"{sym}: " + (", ".join(f"{a['provider']} {a['outcome']}" for a in attempts) or "no provider")
+                          for sym, attempts in symbols.items())
+        chain = ", ".join(misses["providers"]) or "none configured"
+        detail = f"{exc.detail} The broker's quote chain ({chain}) had no fresh quote: {tried}."
+        item = {**calc_error_item(exc), "providersTried": [{"symbol": sym, **a} for sym, attempts in symbols.items()
+                                                          for a in attempts]}
+        return cls(detail, errors=[item])
 
 
 @dataclass(slots=True)
@@ -84,8 +103,68 @@ def _pair(symbol: str, override: Any) -> tuple[str, str, str] | None:
     return spec.symbol, base, spec.quote
 
 
+_FIELDS: dict[type, frozenset[str]] = {}
+
+
+def _fields(cls: type) -> frozenset[str]:
+    found = _FIELDS.get(cls)
+    if found is None:
+        found = _FIELDS[cls] = frozenset(getattr(cls, "model_fields", ()))
+    return found
+
+
 def _has(req: Any, *names: str) -> bool:
-    return any(getattr(req, n, None) is not None for n in names)
+    # Only the request's own fields: getattr of a name a pydantic model lacks goes through its slow __getattr__.
+    own = _fields(type(req))
+    return any(n in own and getattr(req, n) is not None for n in names)
+
+
+# What a single-instrument request's plan depends on: these values, whether these fields are given, and the
+# pairs (not the values) of its conversionRates. Requests of one shape share one plan (it costs ~25 us).
+SHAPE_VALUES = ("currency_pair", "account_currency", "direction", "target", "from_currency", "to_currency")
+SHAPE_GIVEN = ("entry_price", "price", "open_price", "entries")
+_PLANS: dict[tuple[Any, ...], tuple[Plan, list[str], RateTable]] = {}
+MAX_PLANS = 4096
+
+
+def _shape(req: Any) -> tuple[Any, ...] | None:
+    own = _fields(type(req))
+    if "positions" in own or ("instrument" in own and req.instrument is not None):
+        return None  # books and custom instruments are planned every time
+    rates = req.conversion_rates if "conversion_rates" in own else None
+    return (type(req), *(getattr(req, n) if n in own else None for n in SHAPE_VALUES),
+            *(n in own and bool(getattr(req, n)) for n in SHAPE_GIVEN), tuple(rates) if rates else ())
+
+
+def _planned(req: Any) -> tuple[Plan, list[str], RateTable] | None:
+    """The request's plan, the symbols to ask for, and the rate graph known before fetching (a copy the caller
+    may change);
+    None when there is nothing to fetch or the given rates are malformed (the engine names them)."""
+    key = _shape(req)
+    found = _PLANS.get(key) if key is not None else None
+    if found is None:
+        need = needs(req)
+        if not need.items and not need.conversions:
+            return None
+        try:
+            given = rate_table(getattr(req, "conversion_rates", None))
+        except CalcError:
+            return None
+        todo = plan(need, given)
+        found = todo, todo.symbols(), known_links(need, given)
+        if key is not None:
+            if len(_PLANS) >= MAX_PLANS:
+                _PLANS.clear()
+            _PLANS[key] = found
+    todo, symbols, table = found
+    if not symbols:
+        return None
+    return todo, symbols, table.copy()
+
+
+def _convertible(src: str, dst: str) -> bool:
+    """Both ends are nodes of the conversion graph (an unknown code is the engine's to name, with its field)."""
+    return src in RATE_NODES and dst in RATE_NODES
 
 
 def needs(req: Any) -> Needs:
@@ -188,7 +267,7 @@ def plan(need: Needs, given: RateTable) -> Plan:
                                                                     or given.has(item.quote, item.base))):
             out.own[item.symbol] = item
     for src, dst, fname in need.conversions:
-        if src == dst or table.route(src, dst) is not None:
+        if src == dst or not _convertible(src, dst) or table.route(src, dst) is not None:
             continue
         options = [[market_symbol(src, dst)]]
         for bridge in BRIDGES:
@@ -200,18 +279,36 @@ def plan(need: Needs, given: RateTable) -> Plan:
     return out
 
 
+# Per quote object (the quote cache hands the same object to every request for its TTL): its rate as a
+# request gives it and its description. Building them costs ~10 us a request; identity keeps them exact.
+_VIEWS: dict[int, tuple[Any, float | SidedRate, dict[str, Any]]] = {}
+MAX_VIEWS = 8192
+
+
+def _view(q: Any) -> tuple[float | SidedRate, dict[str, Any]]:
+    found = _VIEWS.get(id(q))
+    if found is not None and found[0] is q:
+        return found[1], found[2]
+    value: float | SidedRate = (float(q.bid) if q.bid == q.ask
+                                # a MarketQuote's bid <= ask, both positive finite: no validation needed
+                                else SidedRate.model_construct(bid=q.bid, ask=q.ask))
+    described: dict[str, Any] = {"source": q.source, "given": False,
+                                 "time": q.time.isoformat().replace("+00:00", "Z"), "live": q.live, "bid": q.bid,
+                                 "ask": q.ask}
+    if q.label:
+        described["label"] = q.label
+    if len(_VIEWS) >= MAX_VIEWS:
+        _VIEWS.clear()
+    _VIEWS[id(q)] = (q, value, described)  # holding q keeps its id from being reused while cached
+    return value, described
+
+
 def _rate_value(q: Any) -> float | SidedRate:
-    if q.bid == q.ask:
-        return float(q.bid)
-    return SidedRate(bid=q.bid, ask=q.ask)
+    return _view(q)[0]
 
 
 def _describe(q: Any) -> dict[str, Any]:
-    out: dict[str, Any] = {"source": q.source, "given": False, "time": q.time.isoformat().replace("+00:00", "Z"),
-                           "live": q.live, "bid": q.bid, "ask": q.ask}
-    if q.label:
-        out["label"] = q.label
-    return out
+    return dict(_view(q)[1])  # a copy: the answer's dict may be extended
 
 
 def _tried(symbol: str, lookup: Any, providers: list[str]) -> str:
@@ -245,22 +342,14 @@ async def fill(req: Any, caller: Caller, svc: Services) -> Any:
     """The request with the rates it leaves out fetched from the broker's chain (the route's prepare)."""
     if not isinstance(req, ApiModel) or not getattr(req, "market_rates", False):
         return req
-    need = needs(req)
-    if not need.items and not need.conversions:
+    planned = _planned(req)
+    if planned is None:
         return req
-    try:
-        given = rate_table(getattr(req, "conversion_rates", None))
-    except CalcError:
-        return req  # malformed given rates: the engine refuses them with their field
-    todo = plan(need, given)
-    symbols = todo.symbols()
-    if not symbols:
-        return req
+    todo, symbols, table = planned
     market = svc.market_data
     providers = market.chain_for(caller.broker.config)
-    lookup = await market.lookup(caller.principal.broker_id, providers, symbols)
+    lookup = await market.lookup(caller.principal.broker_id, providers, symbols, canonical=True)
     quotes = lookup.quotes
-    table = known_links(need, given)
     fetched: dict[str, Any] = {}
     update: dict[str, Any] = {}
     entry: Item | None = None
@@ -274,18 +363,28 @@ async def fill(req: Any, caller: Caller, svc: Services) -> Any:
         elif q is not None:
             fetched[sym] = q
             _link(table, item)
-    for src, dst, fname, options in todo.conversions:
+    misses: dict[str, list[dict[str, str]]] = {}
+    for src, dst, _fname, options in todo.conversions:
         if table.route(src, dst) is not None:  # an instrument fetched above made it
             continue
         chosen = next((o for o in options if all(s in quotes for s in o)), None)
         if chosen is None:
-            raise _refuse(fname, options[0], lookup, providers, f"converting {src} to {dst}", conversion=True)
+            asked = [sym for option in options for sym in option if sym not in quotes]
+            if any(a.outcome in FAILED for sym in asked for a in (lookup.missing.get(sym) or [])):
+                # A provider failed: retrying may help, so say so now (503) rather than as a missing rate.
+                raise _refuse("conversionRates", options[0], lookup, providers, f"converting {src} to {dst}",
+                              conversion=True)
+            # Nobody has it fresh: the engine names the rate that closes the gap (the cheapest pair, never the
+            # instrument itself) as it does without market data; WithSources adds what the chain was asked.
+            for sym in asked:
+                misses[sym] = [{"provider": a.provider, "outcome": a.outcome} for a in (lookup.missing.get(sym) or [])]
+            continue
         for sym in chosen:
             fetched.setdefault(sym, quotes[sym])
             pair = split_pair(sym)
             if pair is not None:
                 table.set(pair[0], pair[1], Quote(1.0, 1.0))
-    if not fetched and not update:
+    if not fetched and not update and not misses:
         return req
     rates: dict[str, Any] = dict(getattr(req, "conversion_rates", None) or {})
     given_symbols = {normalise_symbol(k) for k in rates}
@@ -295,6 +394,10 @@ async def fill(req: Any, caller: Caller, svc: Services) -> Any:
     if "conversion_rates" in type(req).model_fields:
         update["conversion_rates"] = rates
     out = req.model_copy(update=update)  # private attributes (the broker's leverage cap) come along
+    if misses:
+        out._quote_misses = {"providers": providers, "symbols": misses}
+    if not fetched and not update:
+        return out
     meta: dict[str, Any] = {"providers": providers, "fetched": {s: _describe(q) for s, q in fetched.items()}}
     used = list(fetched.values())
     if entry is not None:
@@ -331,8 +434,16 @@ class WithSources:
         return self.engine.__name__
 
     def __call__(self, req: Any, explain: bool) -> dict[str, Any]:
-        out = self.engine(req, explain)
-        meta = getattr(req, "_market", None)
+        try:
+            out = self.engine(req, explain)
+        except MissingRate as exc:
+            misses = getattr(req, "_quote_misses", None)
+            if not misses:
+                raise
+            raise RateNotQuoted.of(exc, misses) from None
+        # The private-attribute dict directly: getattr goes through pydantic's slow __getattr__.
+        private = getattr(req, "__pydantic_private__", None) or {}
+        meta = private.get("_market")
         if meta:
             out["rateSources"] = rate_sources(out, meta)
             out["marketData"] = meta

@@ -32,9 +32,11 @@ from starlette.requests import ClientDisconnect, HTTPConnection
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from app.auth.admission import Caller
+from app.auth.principal import Principal
 from app.auth.service import require
 from app.calculations.cache import ResultCache
 from app.calculations.cost import Work
+from app.calculations.journal import Usage
 from app.calculations.pool import CpuBudgetExceeded
 from app.errors import Forbidden, UnsupportedMediaType, error_response, unexpected_response
 from app.jsonbody import check as check_body
@@ -160,11 +162,32 @@ async def respond(send: Send, status: int, payload: bytes, extra: tuple[tuple[by
     await send({"type": "http.response.body", "body": payload})
 
 
-async def serve(route: CalcRoute, scope: Scope, receive: Receive, send: Send) -> None:
+@dataclass(slots=True)
+class Attempt:
+    """What a failed calculation leaves for usage analytics: who asked, when it started, what it was charged."""
+
+    started: float
+    principal: Principal | None = None
+    units: int = 0
+    req: Any = None
+
+    def usage(self, units: int | None = None) -> Usage:
+        """The usage columns of this calculation (app.calculations.journal.Usage)."""
+        latency_ms = round((time.perf_counter() - self.started) * 1000, 3)
+        pair = getattr(self.req, "currency_pair", None)
+        currency = getattr(self.req, "account_currency", None)
+        risk = getattr(self.req, "risk_percentage", None)
+        return (self.units if units is None else units, latency_ms, pair if isinstance(pair, str) else None,
+                currency if isinstance(currency, str) else None,
+                float(risk) if isinstance(risk, int | float) and not isinstance(risk, bool) else None)
+
+
+async def serve(route: CalcRoute, scope: Scope, receive: Receive, send: Send, attempt: Attempt) -> None:
     svc = services(scope["app"])
     conn = HTTPConnection(scope)
     # 1. admit
     caller = await svc.ratelimits.admit(conn)
+    attempt.principal = caller.principal
     require(caller.principal, "calc:run")
     if caller.principal.widget_session and route.kind not in WIDGET_ROUTES:
         raise Forbidden(f"A widget session runs the widget's calculations only ({', '.join(sorted(WIDGET_ROUTES))}); "
@@ -174,14 +197,15 @@ async def serve(route: CalcRoute, scope: Scope, receive: Receive, send: Send) ->
     raw = await read_body(receive)
     explain = route.explain and wants_explain(scope["query_string"])
     check_body(raw)  # duplicate keys (400) and control characters (422), as on every route (app.jsonbody)
-    req = route.apply_policy(route.parse(raw, svc), caller)
+    req = attempt.req = route.apply_policy(route.parse(raw, svc), caller)
     if route.prepare is not None:
-        req = await route.prepare(req, caller, svc)
+        req = attempt.req = await route.prepare(req, caller, svc)
     work = route.price(req, explain)
     if work.heavy and work.cpu_us > svc.pool.budget_s * 1e6:
         raise_too_costly(work, svc.pool.budget_s)  # refused before it is charged, like a cost above the burst
     # 3. charge (before anything runs)
     await svc.ratelimits.charge(conn, caller, work.units)
+    attempt.units = work.units
     # 4. execute: cache, inline or pool
     cache = svc.result_cache
     key = route.cache_key(caller, req, raw, explain) if work.cacheable else None
@@ -190,7 +214,7 @@ async def serve(route: CalcRoute, scope: Scope, receive: Receive, send: Send) ->
         if hit is not None:
             payload, calc_id = hit.fresh()
             svc.recorder.record(caller.principal, route.kind, raw, {"calculationId": calc_id},
-                                payload if route.stores_payload else None)
+                                payload if route.stores_payload else None, attempt.usage())
             await respond(send, 200, payload, (HIT,))
             return
     if work.heavy:
@@ -199,7 +223,7 @@ async def serve(route: CalcRoute, scope: Scope, receive: Receive, send: Send) ->
         outcome = route.execute(req, explain)
     # 5. record
     svc.recorder.record(caller.principal, route.kind, raw, outcome.summary,
-                        outcome.payload if outcome.stored_payload else None)
+                        outcome.payload if outcome.stored_payload else None, attempt.usage())
     # 6. respond
     if key is None:
         await respond(send, 200, outcome.payload)
@@ -247,12 +271,18 @@ class RouteLabel:
 
 
 async def handle(route: CalcRoute, scope: Scope, receive: Receive, send: Send) -> None:
-    """The pipeline with its errors mapped to problems by the one mapping (app.errors)."""
+    """The pipeline with its errors mapped to problems by the one mapping (app.errors). A calculation
+    that fails after admission is a usage event too (status, latency, units charged), kept in the usage
+    outbox (the calculations table holds answered calculations only)."""
+    attempt = Attempt(time.perf_counter())
     try:
-        await serve(route, scope, receive, send)
+        await serve(route, scope, receive, send, attempt)
     except ClientDisconnect:
         return  # the client left: nobody to answer, nothing to log as an error
     except Exception as exc:
         rid = scope.get("state", {}).get("request_id")
-        mapped = error_response(exc, rid, scope["path"])
-        await (mapped or unexpected_response(exc, rid, scope["path"]))(scope, receive, send)
+        response = error_response(exc, rid, scope["path"]) or unexpected_response(exc, rid, scope["path"])
+        if attempt.principal is not None:
+            services(scope["app"]).usage.calculation_failed(attempt.principal, route.kind, response.status_code,
+                                                            attempt.usage())
+        await response(scope, receive, send)

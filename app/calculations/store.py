@@ -36,7 +36,7 @@ import structlog
 from sqlalchemy import text, update
 
 from app.auth.principal import Principal
-from app.calculations.journal import Journal, Row
+from app.calculations.journal import NO_USAGE, Journal, Row, Usage
 from app.db.engine import Database
 from app.db.errors import database_unreachable
 from app.models import ApiKey
@@ -47,11 +47,14 @@ MAX_STORED_INPUT = 1_000_000  # bytes; larger bodies are stored as a digest
 # at batch rates costs Postgres more than the batch costs us, so a batch keeps its digest and counts.
 MAX_STORED_BATCH_INPUT = 64_000
 # One statement per flush and broker: the rows travel as arrays (unnest), not as one Bind/Execute each.
-INSERT = ("insert into calculations (id, broker_id, user_id, api_key_id, kind, input, result, input_hash, created_at) "
-          "select id, broker_id, user_id, api_key_id, kind, input::json, result::json, input_hash, created_at "
+INSERT = ("insert into calculations (id, broker_id, user_id, api_key_id, kind, input, result, input_hash, created_at, "
+          "units, latency_ms, instrument, account_currency, risk_pct) "
+          "select id, broker_id, user_id, api_key_id, kind, input::json, result::json, input_hash, created_at, "
+          "units, latency_ms, instrument, account_currency, risk_pct "
           "from unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::uuid[], $5::text[], $6::text[], $7::text[], "
-          "$8::text[], $9::timestamptz[]) as t(id, broker_id, user_id, api_key_id, kind, input, result, input_hash, "
-          "created_at) on conflict (id) do nothing")
+          "$8::text[], $9::timestamptz[], $10::int[], $11::real[], $12::text[], $13::text[], $14::float8[]) "
+          "as t(id, broker_id, user_id, api_key_id, kind, input, result, input_hash, created_at, units, latency_ms, "
+          "instrument, account_currency, risk_pct) on conflict (id) do nothing")
 CHUNK = 5_000  # rows per insert when a journal is stored
 
 
@@ -65,6 +68,7 @@ class Pending:
     body: bytes
     result: dict[str, Any] | bytes
     at: datetime
+    usage: Usage
 
 
 class CalculationRecorder:
@@ -88,12 +92,12 @@ class CalculationRecorder:
         return len(self.buffer) + self.in_flight + self.journal.rows
 
     def record(self, principal: Principal, kind: str, body: bytes, result: dict[str, Any],
-               payload: bytes | None = None) -> None:
+               payload: bytes | None = None, usage: Usage = NO_USAGE) -> None:
         calc_id = result.get("calculationId")
         if not calc_id:
             return
         pending = Pending(uuid.UUID(str(calc_id)), principal.broker_id, principal.user_id, principal.api_key_id,
-                          kind, body, payload if payload is not None else result, datetime.now(UTC))
+                          kind, body, payload if payload is not None else result, datetime.now(UTC), usage)
         if self.down:
             self.journal.append([self._row(pending)])
             return
@@ -131,14 +135,16 @@ class CalculationRecorder:
         else:
             stored = p.body.decode("utf-8", "replace")
         result = p.result if isinstance(p.result, bytes) else orjson.dumps(p.result, option=orjson.OPT_SERIALIZE_NUMPY)
-        return (p.id, p.broker_id, p.user_id, p.api_key_id, p.kind, stored, result.decode(), digest, p.at)
+        return (p.id, p.broker_id, p.user_id, p.api_key_id, p.kind, stored, result.decode(), digest, p.at, p.usage)
 
     async def _insert(self, broker_id: uuid.UUID, rows: list[Row]) -> None:
         async with self.db.tenant(broker_id) as session:
             conn = await session.connection()  # begins the transaction: the tenant is set for it
             raw = await conn.get_raw_connection()
             driver: Any = raw.driver_connection
-            await driver.execute(INSERT, *(list(column) for column in zip(*rows, strict=True)))
+            columns = [list(column) for column in zip(*(row[:9] for row in rows), strict=True)]
+            columns += [list(column) for column in zip(*(row[9] for row in rows), strict=True)]
+            await driver.execute(INSERT, *columns)
             await session.commit()
 
     async def _reachable(self) -> bool:

@@ -85,11 +85,13 @@ AREAS: tuple[Area, ...] = (
     # The trailing slash keeps /api/v1/calculations (stored calculations, admin) from ever matching here,
     # whatever the router flavour; Kong would also prefer the longer admin prefix.
     Area("forexrisk-calculation", (("forexrisk-calculate", "/api/v1/calculate/"),
-                                   ("forexrisk-instruments", "/api/v1/instruments")), large_bodies=True),
+                                   ("forexrisk-instruments", "/api/v1/instruments"),
+                                   ("forexrisk-quotes", "/api/v1/quotes")), large_bodies=True),
     Area("forexrisk-admin", (("forexrisk-brokers", "/api/v1/brokers"),
                              ("forexrisk-users", "/api/v1/users"),
                              ("forexrisk-calculations", "/api/v1/calculations"),
                              ("forexrisk-auth", "/api/v1/auth"),
+                             ("forexrisk-jobs", "/api/v1/jobs"),
                              ("forexrisk-well-known", "/.well-known")), large_bodies=False),
     # Reserved for broker platform and webhook integrations (not served yet).
     Area("forexrisk-integration", (("forexrisk-integrations", "/api/v1/integrations"),), large_bodies=False),

@@ -14,6 +14,7 @@ from app.models.tables import (
     SsoState,
     User,
 )
+from app.models.usage import UsageEvent
 
 __all__ = ["ApiKey", "AuditLog", "Base", "BillingAccount", "BillingUsageReport", "Broker", "Calculation", "ExchangeJti",
-           "IdempotencyRecord", "RefreshToken", "SsoConnection", "SsoState", "StripeEvent", "User"]
+           "IdempotencyRecord", "RefreshToken", "SsoConnection", "SsoState", "StripeEvent", "UsageEvent", "User"]

@@ -116,6 +116,12 @@ class Calculation(Base):
     result: Mapped[dict[str, Any]] = mapped_column(JSON)
     input_hash: Mapped[str] = mapped_column(Text)
     created_at: Mapped[datetime] = _now()
+    # Usage columns (migration 20261203_analytics): what analytics and billing query, as real columns.
+    units: Mapped[int] = mapped_column(Integer, server_default="1")
+    latency_ms: Mapped[float | None]
+    instrument: Mapped[str | None] = mapped_column(Text)
+    account_currency: Mapped[str | None] = mapped_column(Text)
+    risk_pct: Mapped[float | None]
 
 
 class AuditLog(Base):

@@ -10,6 +10,7 @@ AuthService's cache, which a config change or offboarding drops at once.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -122,6 +123,9 @@ class WidgetService:
         self.slugs: TtlCache[str, uuid.UUID] = TtlCache(ttl)
         self.hosts: TtlCache[str, uuid.UUID] = TtlCache(ttl)
         self.page_keys: TtlCache[uuid.UUID, str] = TtlCache(ttl)
+        # Usage analytics: called with (broker id, API key row id, "config" | "page") for each widget load
+        # (set by the lifespan to the usage outbox; it only appends to a list).
+        self.on_load: Callable[[uuid.UUID, uuid.UUID | None, str], None] | None = None
 
     # --- the loader's request: key, broker, origin -> a session -----------------------------------
     async def check(self, slug: str, raw_key: str, origin: str | None) -> tuple[BrokerRecord, KeyRecord, str]:
@@ -164,6 +168,8 @@ class WidgetService:
         base = public_base(conn, self.auth.settings.public_base_url)
         body = {**BrokerView.of(broker).public(), "frameUrl": f"{base}/widget/frame?session={token}",
                 "session": session_out(token, claims)}
+        if self.on_load is not None:
+            self.on_load(broker.id, record.id, "config")
         return body, origin
 
     async def renew(self, token: str) -> dict[str, str]:
@@ -208,6 +214,8 @@ class WidgetService:
         if key_id is None:
             raise NotFound(NO_PAGE)
         token, claims = self.auth.widget_tokens.issue(broker_id=broker.id, key_id=key_id, origin=None)
+        if self.on_load is not None:
+            self.on_load(broker.id, None, "page")
         view = BrokerView.of(broker)
         boot = self._boot(view, DisplayOptions(options.locale, options.theme, options.features, wid=None),
                           mode="page", parent_origin=None, session=session_out(token, claims))

@@ -2,7 +2,7 @@
 reported to Stripe (forced RLS), and a `pending` broker status for sign-ups awaiting email verification.
 
 Revision ID: 20261203_billing
-Revises: 0007
+Revises: 20261203_analytics
 Create Date: 2026-12-03
 """
 
@@ -11,7 +11,7 @@ from __future__ import annotations
 from alembic import context, op
 
 revision = "20261203_billing"
-down_revision = "0007"
+down_revision = "20261203_analytics"
 branch_labels = None
 depends_on = None
 

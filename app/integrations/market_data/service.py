@@ -50,6 +50,7 @@ class MarketData:
         self.default_chain = list(default_chain)
         self.http = http
         self.now = now
+        self._chains: dict[int, tuple[Any, list[str], tuple[str, ...]]] = {}
 
     @classmethod
     def build(cls, settings: Settings, db: Database, hub: RedisHub | None, client: httpx.AsyncClient) -> MarketData:
@@ -81,7 +82,19 @@ class MarketData:
 
     def chain_for(self, broker_config: BrokerConfig | Mapping[str, Any] | None) -> list[str]:
         """The broker's fallback chain: its `marketData.providers`, else the deployment's default. The snapshot
-        is dropped in production whatever the config says."""
+        is dropped in production whatever the config says. Remembered per config object (the broker record
+        cache hands every request the same one until the config changes)."""
+        found = self._chains.get(id(broker_config))
+        if found is not None and found[0] is broker_config and found[1] is self.default_chain:
+            return list(found[2])
+        chain = self._chain_for(broker_config)
+        if len(self._chains) >= 4096:
+            self._chains.clear()
+        # Holding the config keeps its id unique; a new default chain (settings reloaded, a test) misses.
+        self._chains[id(broker_config)] = (broker_config, self.default_chain, tuple(chain))
+        return chain
+
+    def _chain_for(self, broker_config: BrokerConfig | Mapping[str, Any] | None) -> list[str]:
         chain: Sequence[str] = self.default_chain
         if isinstance(broker_config, BrokerConfig):
             if broker_config.market_data is not None:
@@ -92,9 +105,12 @@ class MarketData:
                 chain = [p for p in section["providers"] if p in MARKET_DATA_PROVIDERS]
         return [p for p in dict.fromkeys(chain) if not (self.production and p == "snapshot")]
 
-    async def lookup(self, broker_id: uuid.UUID, providers: Sequence[str], symbols: Sequence[str]) -> Lookup:
+    async def lookup(self, broker_id: uuid.UUID, providers: Sequence[str], symbols: Sequence[str],
+                     canonical: bool = False) -> Lookup:
+        """The fresh quotes of `symbols` along the chain, and per missing symbol every provider tried.
+        canonical: the symbols are already normalised (a calculation's plan), skip normalising them again."""
         result = Lookup()
-        remaining = list(dict.fromkeys(normalise_symbol(s) for s in symbols))
+        remaining = list(dict.fromkeys(symbols if canonical else (normalise_symbol(s) for s in symbols)))
         tried: dict[str, list[Attempt]] = {s: [] for s in remaining}
         for name in dict.fromkeys(providers):
             if not remaining:
@@ -106,7 +122,9 @@ class MarketData:
                 for symbol in remaining:
                     tried[symbol].append(Attempt(name, "error", why))
                 continue
-            answers = await self.cache.get_many(provider, broker_id, remaining)
+            answers = self.cache.peek(provider, broker_id, remaining)
+            if answers is None:
+                answers = await self.cache.get_many(provider, broker_id, remaining)
             now = self.now()
             for symbol in remaining:
                 answer = answers.get(symbol)

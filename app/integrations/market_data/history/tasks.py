@@ -1,9 +1,11 @@
-"""Job: bring the stored daily history up to date. Registered by the arq worker (app/jobs); idempotent:
+"""Job: bring the stored daily history up to date. Registered by the arq worker (app/worker); idempotent:
 a second run the same day fetches nothing (the store already covers the range)."""
 
 from __future__ import annotations
 
 from typing import Any
+
+from arq.cron import cron
 
 from app.integrations.market_data.history.service import HistoryService
 
@@ -30,3 +32,11 @@ async def refresh_history(ctx: dict[str, Any], symbols: list[str] | None = None)
 
 DEFAULT_SYMBOLS = ("EURUSD", "GBPUSD", "USDJPY", "USDCHF", "AUDUSD", "USDCAD", "NZDUSD", "EURGBP", "EURJPY",
                    "GBPJPY")
+
+
+TASKS = [refresh_history]
+# Daily at 22:30 UTC: after the New York close (21:00 or 22:00 UTC with daylight saving), when the vendors'
+# daily bar of the day is complete. One run per day however many workers: arq gives each planned run one
+# job id (`refresh_history_daily:<time>`). Its result is kept a day, readable by the platform operator.
+CRON = [cron(refresh_history, name="refresh_history_daily", hour=22, minute=30, max_tries=3, keep_result=86_400,
+             timeout=1800)]

@@ -1,0 +1,163 @@
+"""Ships usage events from Postgres (the source of truth) to ClickHouse, exactly once as counted.
+
+Three sources, each with its own watermark in `analytics_cursors`: `calculations` (answered
+calculations), `audit_logs` (logins, key and config changes, exports), `usage_events` (the outbox:
+widget loads, failed calculations). Nothing is written twice on the request path: the shipper reads
+what Postgres already stores.
+
+The watermark is (xid, id), where xid is the transaction that wrote the row (migration
+20261203_analytics). A pass reads only rows whose xid is below `upper`, a past value of
+`pg_snapshot_xmin(pg_current_snapshot())`: every transaction below it had ended when it was taken,
+so no row can still appear below it. Rows are read in (xid, id) order, `batch` at a time, after the
+watermark; the watermark moves in Postgres only after ClickHouse took the batch. So:
+- ClickHouse down for any length of time: the watermark stays, the rows stay in Postgres; nothing is lost.
+- a crash (or a lost answer) between the insert and the watermark update: the same batch is read
+  again (same watermark, same `upper`, so the same rows) and sent with the same
+  insert_deduplication_token, which ClickHouse drops; the ReplacingMergeTree key and FINAL on read
+  collapse any copy that still got through (a row deleted in between changes the batch).
+- two shippers at once (several processes on one ClickHouse server): a transaction-scoped advisory
+  lock per source lets one of them work, the other skips.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import structlog
+from sqlalchemy import text
+
+from app.analytics.clickhouse import ClickHouse
+from app.db.engine import Database
+
+log = structlog.get_logger(__name__)
+
+AFTER = "(xid, id) > (cast(:last_xid as xid8), cast(:last_id as uuid)) and xid < cast(:upper as xid8)"
+SOURCES: dict[str, str] = {
+    "calculations": (
+        "select xid, id, created_at, broker_id, user_id, api_key_id, kind, instrument, account_currency, "
+        f"risk_pct, latency_ms, units from calculations where {AFTER} order by xid, id limit :n"),
+    "audit_logs": (
+        "select xid, id, created_at, broker_id, actor_type, actor_id, action, target_type "
+        f"from audit_logs where {AFTER} order by xid, id limit :n"),
+    "usage_events": (
+        "select xid, id, created_at, broker_id, user_id, api_key_id, event_type, endpoint, instrument, "
+        f"account_currency, risk_pct, status, latency_ms, units from usage_events where {AFTER} "
+        "order by xid, id limit :n"),
+}
+LOGIN_FAILED = {"auth.login_failed", "auth.login_locked", "auth.sso_failed", "auth.exchange_failed",
+                "auth.mfa_failed", "auth.refresh_reuse_detected", "auth.exchange_replay"}
+LOGIN = {"auth.login", "auth.sso_login", "auth.exchange"}
+
+
+def audit_event_type(action: str) -> tuple[str, int]:
+    """The event type (and status) of an audit action: logins, key changes, config changes, exports."""
+    if action in LOGIN:
+        return "login", 200
+    if action in LOGIN_FAILED:
+        return "login", 401
+    if action.startswith("api_key."):
+        return "key_change", 200
+    if action in {"broker.config_updated", "broker.tier_changed"} or action.startswith("sso.config"):
+        return "config_change", 200
+    if "export" in action:
+        return "export", 200
+    return "audit", 200
+
+
+def _uuid(value: str | None) -> uuid.UUID | None:
+    if not value:
+        return None
+    try:
+        return uuid.UUID(value)
+    except ValueError:
+        return None
+
+
+def to_metric(source: str, row: Any) -> list[Any]:
+    """A Postgres row as a usage_metrics row (clickhouse.COLUMNS order)."""
+    if source == "calculations":
+        _, rid, at, broker, user, key, kind, instrument, currency, risk, latency, units = row
+        return [rid, source, at, broker, user, key, "calculation", "", kind, instrument or "", currency or "",
+                risk, 200, latency, units]
+    if source == "audit_logs":
+        _, rid, at, broker, actor_type, actor_id, action, target_type = row
+        event_type, status = audit_event_type(action)
+        user = _uuid(actor_id) if actor_type == "user" else None
+        key = _uuid(actor_id) if actor_type == "api_key" else None
+        return [rid, source, at, broker, user, key, event_type, action, target_type or "", "", "", None, status,
+                None, 0]
+    _, rid, at, broker, user, key, event_type, endpoint, instrument, currency, risk, status, latency, units = row
+    return [rid, source, at, broker, user, key, event_type, "", endpoint or "", instrument or "", currency or "",
+            risk, status or 0, latency, units]
+
+
+def batch_token(source: str, rows: Sequence[Any]) -> str:
+    """Deterministic for a batch: the same rows after the same watermark give the same token."""
+    first, last = rows[0], rows[-1]
+    key = f"{source}:{first[0]}:{first[1]}:{last[0]}:{last[1]}:{len(rows)}"
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+@dataclass
+class Shipper:
+    db: Database
+    clickhouse: ClickHouse
+    batch: int = 50_000
+
+    async def ship_once(self, source: str) -> int:
+        """One batch of one source. Returns the rows shipped; 0 when there is nothing (yet) to ship."""
+        async with self.db.platform() as session:
+            lock = await session.scalar(text("select pg_try_advisory_xact_lock(hashtext(:k))"),
+                                        {"k": f"analytics-ship:{source}"})
+            if not lock:
+                return 0  # another shipper works on this source now
+            cursor = (await session.execute(text(
+                "select upper_xid, last_xid, last_id from analytics_cursors where source = :s"),
+                {"s": source})).one()
+            upper, last_xid, last_id = cursor
+            rows = (await session.execute(text(SOURCES[source]), {
+                "last_xid": last_xid, "last_id": last_id, "upper": upper, "n": self.batch})).all()
+            if not rows:
+                # Caught up to `upper`: move it to the oldest running transaction, in a commit of its own,
+                # so the batch read next is the same whether or not this process crashes after reading it.
+                horizon = await session.scalar(text("select pg_snapshot_xmin(pg_current_snapshot())"))
+                if horizon == upper:
+                    return 0
+                await session.execute(text("update analytics_cursors set upper_xid = cast(:u as xid8), "
+                                           "updated_at = now() where source = :s"), {"u": horizon, "s": source})
+                await session.commit()
+                return 0
+            await self.clickhouse.insert([to_metric(source, r) for r in rows], batch_token(source, rows))
+            await session.execute(text(
+                "update analytics_cursors set last_xid = cast(:x as xid8), last_id = :i, shipped = shipped + :n, "
+                "updated_at = now() where source = :s"),
+                {"x": rows[-1][0], "i": rows[-1][1], "n": len(rows), "s": source})
+            await session.commit()
+            return len(rows)
+
+    async def ship(self, max_batches: int = 100) -> int:
+        """Everything committed so far, source by source (bounded per call, so one call never runs for ever)."""
+        total = 0
+        for source in SOURCES:
+            moved_upper = False
+            for _ in range(max_batches):
+                shipped = await self.ship_once(source)
+                total += shipped
+                if shipped:
+                    continue
+                if moved_upper:
+                    break
+                moved_upper = True  # a pass that found nothing may have moved `upper`: read once more
+        return total
+
+    async def lag(self) -> dict[str, Any]:
+        async with self.db.platform() as session:
+            rows = (await session.execute(text(
+                "select source, shipped, updated_at from analytics_cursors order by source"))).all()
+        return {r[0]: {"shipped": int(r[1]), "updatedAt": r[2].isoformat() if isinstance(r[2], datetime) else None}
+                for r in rows}

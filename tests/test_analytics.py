@@ -1,0 +1,314 @@
+"""Usage analytics on a real embedded ClickHouse (chdb through clickhouse-connect; one data directory,
+so one chdb path, per test worker) fed from the real Postgres.
+
+The outage tests put a gate between the app and its real ClickHouse client: while closed every call
+fails as a refused connection does, and `fail_after_insert` makes the next insert reach ClickHouse and
+then fail as a connection reset before the answer does (the crash between the insert and the
+watermark update). ClickHouse itself is never replaced.
+"""
+
+from __future__ import annotations
+
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+import pytest
+from clickhouse_connect.driver.exceptions import OperationalError
+from fastapi.testclient import TestClient
+
+from app.analytics.service import Analytics, daily_usage
+from app.config import Settings
+from tests.conftest import BrokerFixture
+from tests.helpers_auth import (
+    POSITION_SIZE,
+    assert_problem,
+    bearer,
+    login,
+    sql,
+    superadmin_token,
+    token_of,
+    user_token,
+)
+
+PAIRS = [("EURUSD", 1.1850, 1.1820), ("GBPUSD", 1.2700, 1.2650), ("AUDUSD", 0.6600, 0.6570)]
+ROUTES = ("usage", "engagement", "instruments")
+
+
+class Gate:
+    """Stands between the app and its real ClickHouse client (see the module docstring)."""
+
+    def __init__(self, real: Any) -> None:
+        self.real = real
+        self.open = True
+        self.fail_after_insert = 0
+
+    def __getattr__(self, name: str) -> Any:
+        attr = getattr(self.real, name)
+        if not callable(attr):
+            return attr
+
+        def call(*args: Any, **kwargs: Any) -> Any:
+            if not self.open:
+                raise OperationalError("connection refused (ClickHouse unreachable)")
+            out = attr(*args, **kwargs)
+            if name == "insert" and self.fail_after_insert:
+                self.fail_after_insert -= 1
+                raise OperationalError("connection reset by peer (after the insert was sent)")
+            return out
+
+        return call
+
+
+def svc(client: TestClient) -> Any:
+    return client.app.state.services  # type: ignore[attr-defined]
+
+
+def store_pending(client: TestClient) -> None:
+    """What the request path left in memory goes to Postgres (the recorder and the usage outbox)."""
+    client.portal.call(svc(client).recorder.flush)
+    client.portal.call(svc(client).usage.flush)
+
+
+def ship(client: TestClient) -> dict[str, Any]:
+    store_pending(client)
+    result: dict[str, Any] = client.portal.call(svc(client).analytics.flush)
+    return result
+
+
+@pytest.fixture
+def analytics(client: TestClient) -> Any:
+    """The app's analytics with its periodic flush paused (the test decides when to ship) and gated."""
+    found = svc(client).analytics
+    if found.clickhouse is None:
+        pytest.fail(f"this worker's app has no analytics store: {found.last_error}")
+    client.portal.call(_pause, found)
+    gate = Gate(found.clickhouse.client)
+    found.clickhouse.client = gate
+    try:
+        yield found
+    finally:
+        found.clickhouse.client = gate.real
+        client.portal.call(_resume, found)
+
+
+async def _pause(found: Analytics) -> None:
+    found.pause()
+
+
+async def _resume(found: Analytics) -> None:
+    found.resume()
+
+
+def calc(client: TestClient, broker: BrokerFixture, i: int, *, fail: bool = False) -> int:
+    pair, entry, stop = PAIRS[i % len(PAIRS)]
+    body = {**POSITION_SIZE, "currencyPair": pair, "entryPrice": entry, "stopLoss": entry if fail else stop,
+            "riskPercentage": 1 + i % 3}
+    return client.post("/api/v1/calculate/position-size", json=body, headers=broker.auth).status_code
+
+
+def window() -> dict[str, str]:
+    now = datetime.now(UTC)
+    start = now.replace(minute=0, second=0, microsecond=0) - timedelta(hours=2)
+    return {"from": start.isoformat(), "to": (now + timedelta(hours=1)).isoformat(), "granularity": "hour"}
+
+
+def report(client: TestClient, broker: BrokerFixture, name: str, **params: str) -> dict[str, Any]:
+    resp = client.get(f"/api/v1/brokers/{broker.id}/analytics/{name}", params={**window(), **params},
+                      headers=broker.auth)
+    assert resp.status_code == 200, resp.text
+    body: dict[str, Any] = resp.json()
+    return body
+
+
+def postgres_counts(client: TestClient, broker_id: uuid.UUID) -> tuple[int, int, int]:
+    """(answered calculations, units charged on them, failed calculations) as Postgres has them."""
+    ok, units = sql(client, "select count(*), coalesce(sum(units), 0) from calculations where broker_id = :b",
+                    {"b": broker_id})[0]
+    failed = sql(client, "select count(*) from usage_events where broker_id = :b and event_type = 'calculation'",
+                 {"b": broker_id})[0][0]
+    return int(ok), int(units), int(failed)
+
+
+def raw_count(analytics: Analytics, client: TestClient, broker_id: uuid.UUID) -> int:
+    """Calculation events stored in ClickHouse for the broker, without FINAL: copies would show here."""
+    assert analytics.clickhouse is not None
+    rows = client.portal.call(analytics.clickhouse.query,
+                              "SELECT count() FROM usage_metrics WHERE broker_id = {b:UUID} "
+                              "AND event_type = 'calculation'", {"b": broker_id})
+    return int(rows[0][0])
+
+
+def test_usage_report_counts_what_postgres_has(client: TestClient, broker_a: BrokerFixture, analytics: Any) -> None:
+    codes = [calc(client, broker_a, i) for i in range(9)] + [calc(client, broker_a, 9, fail=True)]
+    assert codes.count(200) == 9 and codes[-1] == 422
+    ship(client)
+    body = report(client, broker_a, "usage")
+    ok, units, failed = postgres_counts(client, broker_a.id)
+    assert (ok, failed) == (9, 1)
+    assert body["totals"]["calculations"] == 9 and body["totals"]["errors"] == 1 and body["totals"]["units"] >= units
+    assert body["totals"]["latencyMs"]["p50"] is not None
+    assert [e["endpoint"] for e in body["endpoints"]] == ["position-size"]
+    # Every hour of the window is there, the empty ones with zeros; the counts sit in the current hour.
+    assert len(body["series"]) == 4
+    assert [p["calculations"] for p in body["series"]][:2] == [0, 0]
+    assert sum(p["calculations"] for p in body["series"]) == 9
+    current = next(p for p in body["series"] if p["calculations"])
+    assert current["endpoints"]["position-size"]["calculations"] == 9
+    assert body["brokerId"] == str(broker_a.id) and body["granularity"] == "hour"
+
+    pairs = report(client, broker_a, "instruments")
+    assert {p["instrument"]: p["calculations"] for p in pairs["pairs"]} == {"EURUSD": 3, "GBPUSD": 3, "AUDUSD": 3}
+    assert pairs["accountCurrencies"] == [{"currency": "USD", "calculations": 9}]
+    assert pairs["averageRiskPercent"] == pytest.approx(2.0)  # risk 1, 2, 3 percent, three times each
+
+
+def test_engagement_counts_users_widget_loads_and_calculations(client: TestClient, broker_a: BrokerFixture,
+                                                               analytics: Any) -> None:
+    uid, token = user_token(client, broker_a, "BROKER_USER")
+    assert client.post("/api/v1/calculate/position-size", json=POSITION_SIZE, headers=bearer(token)).status_code == 200
+    assert token_of(login(client, broker_a.slug, broker_a.admin_email))  # a second user logs in
+    loads = [client.get("/api/v1/widget/config", params={"broker": broker_a.slug, "key": broker_a.publishable_key},
+                        headers={"Origin": "https://www.example.com", "Authorization": ""}) for _ in range(3)]
+    assert [r.status_code for r in loads] == [200, 200, 200]
+    ship(client)
+    body = report(client, broker_a, "engagement")
+    assert body["widgetLoads"] == 3 and body["calculations"] == 1
+    assert body["dau"] == body["wau"] == body["mau"] == 2
+    current = next(p for p in body["series"] if p["activeUsers"])
+    assert current["activeUsers"] == 2 and current["returningUsers"] == 0
+    assert sum(p["widgetLoads"] for p in body["series"]) == 3
+
+
+def test_a_crash_between_insert_and_watermark_counts_nothing_twice(client: TestClient, broker_a: BrokerFixture,
+                                                                   analytics: Any) -> None:
+    assert all(calc(client, broker_a, i) == 200 for i in range(23))
+    store_pending(client)
+    shipper = analytics.shipper
+    batch, shipper.batch = shipper.batch, 5  # several batches, so the crash lands between two of them
+    try:
+        ship(client)  # everything before this test's rows
+        assert all(calc(client, broker_a, i) == 200 for i in range(23, 30))
+        store_pending(client)
+        analytics.clickhouse.client.fail_after_insert = 1
+        with pytest.raises(OperationalError):
+            client.portal.call(analytics.flush)
+        ship(client)  # the batch ClickHouse already took is read again and sent again
+    finally:
+        shipper.batch = batch
+    ok, _, _ = postgres_counts(client, broker_a.id)
+    assert ok == 30
+    assert raw_count(analytics, client, broker_a.id) == 30  # the deduplication token dropped the resend
+    assert report(client, broker_a, "usage")["totals"]["calculations"] == 30
+
+
+def test_clickhouse_outage_during_a_load_loses_nothing(client: TestClient, broker_a: BrokerFixture,
+                                                       analytics: Any) -> None:
+    gate = analytics.clickhouse.client
+    gate.open = False
+
+    def one(i: int) -> int:
+        return calc(client, broker_a, i, fail=i % 10 == 0)
+
+    with ThreadPoolExecutor(4) as pool:
+        futures = [pool.submit(one, i) for i in range(60)]
+        for _ in range(3):  # flushes during the load: each one fails, nothing moves
+            store_pending(client)
+            with pytest.raises(OperationalError):
+                client.portal.call(analytics.flush)
+        codes = [f.result() for f in futures]
+    assert codes.count(200) == 54 and codes.count(422) == 6  # calculations never waited for ClickHouse
+    resp = client.get(f"/api/v1/brokers/{broker_a.id}/analytics/usage", params=window(), headers=broker_a.auth)
+    assert_problem(resp, 503)
+    gate.open = True
+    ship(client)
+    ok, units, failed = postgres_counts(client, broker_a.id)
+    body = report(client, broker_a, "usage")
+    assert (body["totals"]["calculations"], body["totals"]["errors"]) == (ok, failed) == (54, 6)
+    assert raw_count(analytics, client, broker_a.id) == 60
+    assert sum(p["calculations"] for p in body["series"]) == 54
+
+
+def test_another_brokers_id_is_404_on_every_route(client: TestClient, broker_a: BrokerFixture,
+                                                  broker_b: BrokerFixture) -> None:
+    for name in ROUTES:
+        resp = client.get(f"/api/v1/brokers/{broker_a.id}/analytics/{name}", headers=broker_b.auth)
+        assert_problem(resp, 404)
+        resp = client.get(f"/api/v1/brokers/{uuid.uuid4()}/analytics/{name}", headers=broker_b.auth)
+        assert_problem(resp, 404)
+        # Every broker at once is the platform operator's only.
+        assert_problem(client.get(f"/api/v1/brokers/all/analytics/{name}", headers=broker_b.auth), 403)
+        # A publishable (browser) key never reads stored data.
+        resp = client.get(f"/api/v1/brokers/{broker_b.id}/analytics/{name}",
+                          headers=bearer(broker_b.publishable_key))
+        assert resp.status_code in (401, 403)
+
+
+def test_platform_operator_sees_one_broker_and_every_broker(client: TestClient, broker_a: BrokerFixture,
+                                                            analytics: Any) -> None:
+    assert calc(client, broker_a, 0) == 200
+    ship(client)
+    headers = bearer(superadmin_token(client))
+    one = client.get(f"/api/v1/brokers/{broker_a.id}/analytics/usage", params=window(), headers=headers)
+    assert one.status_code == 200 and one.json()["totals"]["calculations"] == 1
+    every = client.get("/api/v1/brokers/all/analytics/usage", params=window(), headers=headers)
+    assert every.status_code == 200 and every.json()["brokerId"] is None
+    assert every.json()["totals"]["calculations"] >= 1
+
+
+def test_bad_windows_are_422_naming_the_field(client: TestClient, broker_a: BrokerFixture) -> None:
+    url = f"/api/v1/brokers/{broker_a.id}/analytics/usage"
+    resp = client.get(url, params={"from": "2026-12-02T00:00:00Z", "to": "2026-12-01T00:00:00Z"},
+                      headers=broker_a.auth)
+    assert assert_problem(resp, 422)["errors"][0]["field"] == "from"
+    resp = client.get(url, params={"from": "2020-01-01", "to": "2026-01-01", "granularity": "hour"},
+                      headers=broker_a.auth)
+    assert assert_problem(resp, 422)["errors"][0]["field"] == "granularity"
+    resp = client.get(url, params={"granularity": "minute"}, headers=broker_a.auth)
+    assert resp.status_code == 422
+    for field, value in (("to", "0001-01-01T00:00:00+01:00"), ("from", "1900-01-01"), ("to", "9999-12-31")):
+        resp = client.get(url, params={field: value}, headers=broker_a.auth)
+        assert assert_problem(resp, 422)["errors"][0]["field"] == field
+
+
+def test_a_second_process_on_the_data_directory_forwards_to_the_owner(client: TestClient, settings: Settings,
+                                                                      broker_a: BrokerFixture, analytics: Any) -> None:
+    assert calc(client, broker_a, 0) == 200
+    ship(client)
+    other = Analytics(settings, svc(client).db)  # as another worker process would build it
+
+    async def ask() -> dict[str, Any]:
+        from app.analytics.queries import Window
+
+        now = datetime.now(UTC)
+        return await other.report("usage", broker_a.id, Window(now - timedelta(hours=1), now + timedelta(hours=1),
+                                                               "hour"))
+
+    body = client.portal.call(ask)
+    assert other.clickhouse is None  # it could not take the lock: the owner answered
+    assert body["totals"]["calculations"] == 1
+
+
+def test_daily_usage_for_billing_comes_from_postgres(client: TestClient, broker_a: BrokerFixture) -> None:
+    assert all(calc(client, broker_a, i) == 200 for i in range(4))
+    assert calc(client, broker_a, 4, fail=True) == 422
+    store_pending(client)
+    today = datetime.now(UTC).date()
+    days = client.portal.call(daily_usage, svc(client).db, broker_a.id, today - timedelta(days=2),
+                              today + timedelta(days=1))
+    assert [d.day for d in days] == [today - timedelta(days=2), today - timedelta(days=1), today]
+    assert [(d.calculations, d.units) for d in days] == [(0, 0), (0, 0), (4, 4)]
+    assert isinstance(days[0].day, date)
+
+
+def test_the_flush_job_ships_what_postgres_has(client: TestClient, broker_a: BrokerFixture, analytics: Any) -> None:
+    from app.analytics.tasks import TASKS, flush_usage
+
+    assert flush_usage in TASKS
+    assert calc(client, broker_a, 0) == 200
+    store_pending(client)
+    result = client.portal.call(flush_usage, {"services": svc(client)})
+    assert result["shipped"] >= 1
+    assert raw_count(analytics, client, broker_a.id) == 1
+    assert client.portal.call(flush_usage, {"services": svc(client)}) == {"shipped": 0}  # a rerun does no harm

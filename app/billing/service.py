@@ -476,5 +476,5 @@ async def start_billing(settings: Settings, db: Database, auth: AuthService) -> 
         except stripe.StripeError as exc:
             log.warning("billing_catalog_unavailable", error=f"{type(exc).__name__}: {exc}")
     elif gateway is None:
-        log.info("billing_unavailable", reason="neither STRIPE_API_KEY nor a local Stripe server (STRIPE_API_BASE)")
+        log.debug("billing_unavailable", reason="neither STRIPE_API_KEY nor a local Stripe server (STRIPE_API_BASE)")
     return service

@@ -28,6 +28,38 @@ def example_request(base_url: str, secret_key: str, example: dict[str, Any] | No
             f"     -H 'Content-Type: application/json' \\\n     -d '{body}'")
 
 
+def local_billing(settings: Settings, base: str) -> Any:
+    """Development without STRIPE_API_KEY: start a local Stripe server (localstripe + the double) for this run
+    and every worker (STRIPE_API_BASE), delivering its events to this API; stopped when `run` exits. Without
+    the dev dependencies, say that billing is unavailable."""
+    import os
+
+    if settings.stripe_api_key is not None:
+        print("Billing: Stripe (STRIPE_API_KEY)")
+        return None
+    if settings.stripe_api_base is not None or settings.environment == "production":
+        print(f"Billing: {settings.stripe_api_base or 'unavailable: set STRIPE_API_KEY'}")
+        return None
+    from app.billing.localserver.process import LocalStripe
+    from app.billing.webhooks import LOCAL_WEBHOOK_SECRET
+
+    if not LocalStripe.available():
+        print("Billing: unavailable (no STRIPE_API_KEY, and localstripe, a dev dependency, is not installed); "
+              "billing routes answer 503 billing-unavailable.")
+        return None
+    server = LocalStripe()
+    url = server.start()
+    os.environ["STRIPE_API_BASE"] = url  # the workers' Settings read it
+    import httpx
+
+    httpx.post(f"{url}/_double/webhook", data={"url": f"{base}/api/v1/billing/webhooks/stripe",
+                                               "secret": LOCAL_WEBHOOK_SECRET},
+               headers={"Authorization": f"Bearer {server.api_key}"}, timeout=10).raise_for_status()
+    print(f"Billing: local Stripe server on {url} (localstripe + the double; README \"Billing\"), "
+          f"events delivered to {base}/api/v1/billing/webhooks/stripe")
+    return server
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     settings = Settings()
     base = f"http://{args.host}:{args.port}"
@@ -37,6 +69,15 @@ def cmd_run(args: argparse.Namespace) -> int:
     embedded_db = settings.database_url is None and not owner_free(settings)
     where = f"embedded Postgres under {settings.data_dir.resolve()}" if embedded_db else "external Postgres"
     print(f"Database: {where}", flush=True)
+    billing = local_billing(settings, base)
+    try:
+        return _run(args, settings, base, embedded_db)
+    finally:
+        if billing is not None:
+            billing.stop()
+
+
+def _run(args: argparse.Namespace, settings: Settings, base: str, embedded_db: bool) -> int:
     if embedded_db or settings.redis_url is None:
         from app import keeper
 
@@ -235,6 +276,29 @@ def cmd_gateway_kong_config(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_billing_sync_catalog(args: argparse.Namespace) -> int:
+    """Create (or find) the Stripe Products, Prices and Meter for the tiers; print the configuration to set."""
+    from app.billing.catalog import sync_catalog
+    from app.billing.gateway import StripeGateway
+
+    settings = Settings()
+    gateway = StripeGateway.build(settings)
+    if gateway is None:
+        print("error: set STRIPE_API_KEY (or STRIPE_API_BASE for a local Stripe server)", file=sys.stderr)
+        return 2
+
+    async def run() -> dict[str, Any]:
+        try:
+            return await sync_catalog(gateway, settings)
+        finally:
+            await gateway.close()
+
+    out = asyncio.run(run())
+    print(json.dumps(out, indent=2))
+    print(f"Set: FOREXRISK_BILLING_PRICE_IDS='{json.dumps(out['billingPriceIds'])}'", file=sys.stderr)
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="forexrisk", description="ForexRisk risk-calculation API")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -286,6 +350,12 @@ def main(argv: list[str] | None = None) -> int:
     kc.add_argument("--output", help="write to this file instead of stdout (the committed one: k8s/kong/kong.yml)")
     kc.add_argument("--upstream", default=DEFAULT_UPSTREAM, help="URL of the API's Service (default: %(default)s)")
     kc.set_defaults(func=cmd_gateway_kong_config)
+
+    billing = sub.add_parser("billing", help="Stripe billing set-up")
+    billing_sub = billing.add_subparsers(dest="billing_command", required=True)
+    sc = billing_sub.add_parser("sync-catalog", help="create the tiers' Products, Prices and usage Meter in the "
+                                "Stripe account (idempotent); prints FOREXRISK_BILLING_PRICE_IDS to set")
+    sc.set_defaults(func=cmd_billing_sync_catalog)
 
     args = parser.parse_args(argv)
     result: int = args.func(args)

@@ -171,6 +171,40 @@ class Settings(BaseSettings):
     # development and test, off in production; production refuses it.
     history_development_data: bool | None = None
 
+    # --- billing (app/billing; README "Billing") -----------------------------------------------------------
+    # STRIPE_API_KEY set: Stripe itself (no code change). Unset: the local Stripe server at STRIPE_API_BASE
+    # (development: `forexrisk run` starts one; tests: a fixture), else billing answers a 503 problem.
+    stripe_api_key: SecretStr | None = Field(default=None, validation_alias="STRIPE_API_KEY")
+    stripe_webhook_secret: SecretStr | None = Field(default=None, validation_alias="STRIPE_WEBHOOK_SECRET")
+    stripe_api_base: str | None = Field(default=None, validation_alias="STRIPE_API_BASE")
+    stripe_timeout_seconds: float = Field(default=10.0, gt=0, le=80)
+    stripe_max_retries: int = Field(default=2, ge=0, le=5)  # the SDK's own retries (idempotency keys on POSTs)
+    # Prices: monthly amounts in the currency's minor unit (cents). Enterprise is custom (set by the operator).
+    billing_currency: str = Field(default="usd", pattern=r"^[a-z]{3}$")
+    billing_monthly_prices: dict[Literal["standard", "professional"], int] = {"standard": 250_000,
+                                                                            "professional": 500_000}
+    # Tier -> Stripe Price id, written by `forexrisk billing sync-catalog` (JSON in the environment). Unset
+    # with the local server: the catalog is synced at start-up.
+    billing_price_ids: dict[Literal["standard", "professional"], str] = {}
+    # Usage: calculations a day per broker reported to this Stripe Meter (event name); the metered Price
+    # (overage above the tier's included units) joins checkouts when set.
+    billing_meter_event_name: str = "forexrisk_calculation_units"
+    billing_overage_price_id: str | None = None
+    billing_trial_days: int = Field(default=30, ge=1, le=365)
+    billing_trial_notice_days: int = Field(default=3, ge=0, le=30)
+    billing_grace_days: float = Field(default=7, ge=0, le=60)  # past due: the paid tier for this long, then free
+    # Where Checkout and the Billing Portal send the customer back (default: public_base_url + a path).
+    billing_return_url: str | None = None
+    # --- sign-up (app/billing/signup) ----------------------------------------------------------------------
+    signup_enabled: bool = True
+    signup_per_ip_per_hour: int = Field(default=5, ge=1)
+    signup_per_domain_per_day: int = Field(default=10, ge=1)
+    signup_link_hours: int = Field(default=48, ge=1, le=24 * 14)
+    # Mail: SMTP in production (smtp://user:pass@host:587, STARTTLS unless smtps://); unset outside
+    # production: a local outbox under data_dir/outbox (one .eml file per message).
+    smtp_url: SecretStr | None = Field(default=None, validation_alias="SMTP_URL")
+    mail_from: str = "ForexRisk <no-reply@forexrisk.example>"
+
     # --- background jobs (app/jobs: the queue; app/worker: the arq worker) ---------------------------
     # Run the arq worker inside every API process (`run`, each of its --workers): arq coordinates them through
     # Redis, so each job still runs once. Unset: on in development and test, off in production, where
@@ -264,6 +298,9 @@ class Settings(BaseSettings):
                 raise ValueError(f"production needs these secrets set: {', '.join(missing)}")
             if self.webhooks_allow_loopback:
                 raise ValueError("production never delivers webhooks to loopback: unset webhooks_allow_loopback")
+            if self.stripe_api_key is None and self.stripe_api_base is not None:
+                raise ValueError("production never bills through a local Stripe server: set STRIPE_API_KEY "
+                                 "or unset STRIPE_API_BASE")
             if self.history_development_data:
                 raise ValueError("production never serves the shipped development history: unset "
                                  "history_development_data")

@@ -49,6 +49,10 @@ PROBLEM_TYPES: dict[str, tuple[str, str]] = {
     "quote-providers-unavailable": ("Quote providers unavailable", "A market-data provider of the broker's chain "
                                     "failed; retry after the indicated time, or send the rate in the request."),
     "rate-limited": ("Rate limit exceeded", "The tier's request budget is used up; retry after the indicated time."),
+    "billing-unavailable": ("Billing unavailable", "This deployment has no Stripe account configured "
+                            "(STRIPE_API_KEY), or Stripe could not be reached; retry later."),
+    "webhook-signature-invalid": ("Webhook signature invalid", "The Stripe-Signature header does not match the "
+                                  "body and the endpoint's secret, or its timestamp is too old."),
     "idempotency-key-invalid": ("Invalid Idempotency-Key", "The key must be 1 to 255 visible ASCII characters, "
                                 "sent once."),
     "idempotency-key-reused": ("Idempotency-Key reused", "The key was already used with a different request "
@@ -152,6 +156,17 @@ class SsoError(AppError):
 class ServiceUnavailable(AppError):
     status = 503
     slug = "service-unavailable"
+
+
+class BillingUnavailable(AppError):
+    status = 503
+    slug = "billing-unavailable"
+    headers = {"Retry-After": "60"}
+
+
+class WebhookSignatureInvalid(AppError):
+    status = 400
+    slug = "webhook-signature-invalid"
 
 
 class PayloadTooLarge(AppError):

@@ -20,6 +20,9 @@ from app.analytics.outbox import UsageOutbox
 from app.analytics.router import router as analytics_router
 from app.analytics.service import Analytics
 from app.auth.service import AuthService
+from app.billing.router import router as billing_router
+from app.billing.service import start_billing
+from app.billing.signup import router as signup_router
 from app.calculations.cache import ResultCache
 from app.calculations.history import router as history_router
 from app.calculations.pipeline import CalculationDispatch
@@ -107,6 +110,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             widget=WidgetService(auth, db),
             market_data=MarketData.build(settings, db, hub, vendor_http),
             history=build_history(settings, db),
+            billing=await start_billing(settings, db, auth),
             usage=UsageOutbox(db, settings.data_dir / "usage-journal"),
             analytics=analytics,
             jobs=jobs,
@@ -144,6 +148,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             await services.result_cache.drain()
             await services.history.close()
             await services.webhooks.close()
+            await services.billing.close()
             services.pool.close()
             await recorder.stop()
             await services.usage.stop()
@@ -177,6 +182,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(sso_admin_router)
     app.include_router(metrics_router)
     app.include_router(widget_router)
+    app.include_router(billing_router)
+    app.include_router(signup_router)
     app.include_router(jobs_router)
     app.include_router(platform_events_router)
     app.include_router(alerts_router)

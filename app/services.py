@@ -10,6 +10,7 @@ if TYPE_CHECKING:  # the container names its members' types; it never builds the
     from app.analytics.outbox import UsageOutbox
     from app.analytics.service import Analytics
     from app.auth.service import AuthService
+    from app.billing.service import BillingService
     from app.calculations.cache import ResultCache
     from app.calculations.pool import CalcPool
     from app.calculations.store import CalculationRecorder
@@ -44,6 +45,7 @@ class Services:
     widget: WidgetService
     market_data: MarketData
     history: HistoryService  # daily bars per symbol (app.integrations.market_data.history)
+    billing: BillingService  # sign-up, plans, Stripe (app.billing)
     usage: UsageOutbox  # usage events Postgres stores nowhere else (widget loads, failed calculations)
     analytics: Analytics  # ClickHouse: the flush from Postgres and the analytics reports
     jobs: JobQueue  # background jobs (arq): enqueue, status; run by app.worker

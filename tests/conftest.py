@@ -19,6 +19,7 @@ from fastapi.testclient import TestClient
 
 from app.admin.brokers.schemas import BrokerConfig, BrokerCreate
 from app.admin.brokers.service import create_broker
+from app.billing.localserver.process import LocalStripe
 from app.config import Settings
 from app.main import create_app
 
@@ -47,6 +48,9 @@ def settings() -> Iterator[Settings]:
     # must reach the data directory. The server deletes its data when the test process exits.
     data_dir = Path(tempfile.mkdtemp(prefix="forexrisk-test-"))
     data_dir.chmod(0o755)
+    # Billing talks to a local Stripe server (localstripe + the double, app/billing/localserver) for the session.
+    local_stripe = LocalStripe()
+    stripe_url = local_stripe.start()
     # Light argon2 parameters keep the many test logins fast; production uses the OWASP profile.
     # The suite sends thousands of requests from one test client address: the pre-auth IP limit is
     # raised here; tests/test_rate_limits.py checks the real limits on apps of their own.
@@ -55,17 +59,20 @@ def settings() -> Iterator[Settings]:
                    widget_pages_per_ip=1_000_000, widget_pages_per_broker=1_000_000,
                    # Likewise the per-IP login throttle (tests/test_login_hardening.py lowers it on purpose).
                    login_ip_free_failures=1_000_000, login_ip_lockout_failures=1_000_000,
+                   # And the sign-up limits (tests/test_billing.py lowers them on purpose).
+                   signup_per_ip_per_hour=1_000_000, signup_per_domain_per_day=1_000_000,
                    # CI shares 2 cores between two test workers and their servers: a 50 ms Redis timeout
                    # (production) would mark Redis down on scheduling hiccups and make cache tests flaky.
                    redis_timeout_ms=1000,
                    # Quotes come from what a test pushes into a broker's feed, not from the development
                    # snapshot, so a missing rate is still a missing rate (tests that want the snapshot ask
                    # for it in the broker's marketData config).
-                   market_data_providers=["broker"],
+                   market_data_providers=["broker"], stripe_api_base=stripe_url,
                    # The webhook and alert sweepers of the app's own worker leave the deliveries and messages
                    # of running tests alone (tests that drive attempts themselves); tests sweep with their own clock.
                    outbox_sweep_grace_seconds=86_400)
     # The last app of the session has left: the keeper has stopped the engines and deleted data_dir/pg.
+    local_stripe.stop()
     shutil.rmtree(data_dir, ignore_errors=True)
 
 

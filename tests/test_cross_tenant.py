@@ -151,6 +151,7 @@ ENDPOINTS: dict[str, tuple[str, str, Callable[[], dict[str, Any]] | None]] = {
     "revoke-key-post": ("POST", "/api/v1/brokers/{broker}/api-keys/{key}/revoke", None),
     "list-calculations": ("GET", "/api/v1/calculations", None),
     "get-calculation": ("GET", "/api/v1/calculations/{calc}", None),
+    "billing-enterprise": ("PUT", "/api/v1/billing/brokers/{broker}/enterprise", lambda: {"enterprise": False}),
     "get-job": ("GET", "/api/v1/jobs/{job}", None),
     "request-report": ("POST", "/api/v1/brokers/{broker}/reports/compliance", lambda: REPORT_PERIOD),
     "list-reports": ("GET", "/api/v1/brokers/{broker}/reports", None),
@@ -164,9 +165,10 @@ OWN_STATUS = {"list-brokers": 200, "create-broker": 201, "get-broker": 200, "del
               "export-user": 200, "erase-user": 200,
               "list-keys": 200, "create-key": 201, "rotate-key": 201, "revoke-key": 200,
               "list-calculations": 200, "get-calculation": 200, "get-job": 200,
-              "request-report": 202, "list-reports": 200, "get-report": 200, "download-report": 200}
+              "request-report": 202, "list-reports": 200, "get-report": 200, "download-report": 200,
+              "billing-enterprise": 200}
 # Platform-wide operations: their "own" caller is the platform operator.
-SUPERADMIN_ONLY = {"create-broker", "delete-broker"}
+SUPERADMIN_ONLY = {"create-broker", "delete-broker", "billing-enterprise"}
 
 # name -> (credential lacking the permission, status)
 ROLE_CASES: dict[str, tuple[str, int]] = {
@@ -194,6 +196,7 @@ ROLE_CASES: dict[str, tuple[str, int]] = {
     "revoke-key": ("broker_user", 403),
     "list-calculations": ("calc_only", 403),
     "get-calculation": ("calc_only", 403),
+    "billing-enterprise": ("admin", 403),
     "get-job": ("end_user", 403),
     "request-report": ("broker_user", 403),
     "list-reports": ("broker_user", 403),

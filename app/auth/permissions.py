@@ -19,10 +19,13 @@ BROKER_ADMIN = BROKER_USER | {
     "keys:read:own", "keys:create:own", "keys:revoke:own", "audit:read:own", "sso:manage:own",
     # Webhook endpoints and their secrets, the platform-events inbound secret, alert rules, redeliveries.
     "webhooks:manage:own",
+    # Billing (app/billing): users only, never an API key scope; MFA like every admin power.
+    "billing:read:own", "billing:manage:own",
 }
 SUPERADMIN = BROKER_ADMIN | {"brokers:read:any", "brokers:create:any", "brokers:delete:any", "brokers:update:any",
                              "users:read:any", "users:create:any", "users:delete:any", "keys:create:any",
-                             "keys:read:any", "keys:revoke:any", "audit:read:any", "calculations:read:any"}
+                             "keys:read:any", "keys:revoke:any", "audit:read:any", "calculations:read:any",
+                             "billing:manage:any"}
 
 ROLE_PERMISSIONS: dict[str, frozenset[str]] = {
     "SUPERADMIN": frozenset(SUPERADMIN),

@@ -1,5 +1,6 @@
 """All ORM tables in one package (no import cycles). The schema itself lives in migrations/."""
 
+from app.models.billing import BillingAccount, BillingUsageReport, StripeEvent
 from app.models.exchange import ExchangeJti
 from app.models.idempotency import IdempotencyRecord
 from app.models.tables import (
@@ -16,5 +17,6 @@ from app.models.tables import (
 )
 from app.models.usage import UsageEvent
 
-__all__ = ["ApiKey", "AuditLog", "Base", "Broker", "Calculation", "ComplianceReport", "ExchangeJti",
-           "IdempotencyRecord", "RefreshToken", "SsoConnection", "SsoState", "UsageEvent", "User"]
+__all__ = ["ApiKey", "AuditLog", "Base", "BillingAccount", "BillingUsageReport", "Broker", "Calculation",
+           "ComplianceReport", "ExchangeJti", "IdempotencyRecord", "RefreshToken", "SsoConnection", "SsoState",
+           "StripeEvent", "UsageEvent", "User"]

@@ -43,11 +43,13 @@ def name_key(name: str) -> str:
 
 async def create_broker(db: Database, auth: AuthService, spec: BrokerCreate, *, principal: Principal | None = None,
                         conn: HTTPConnection | None = None, is_platform: bool = False,
-                        admin_role: str = "BROKER_ADMIN", force: bool = False) -> dict[str, Any]:
+                        admin_role: str = "BROKER_ADMIN", force: bool = False, status: str = "active",
+                        issue_keys: bool = True, system_actor: str = "cli") -> dict[str, Any]:
     """Create a broker with its first secret and publishable keys (and an admin user when asked).
 
     A broker whose name is taken (by a broker not deleted) is a 409 unless `force`: running the same
-    command twice must not silently make a second tenant."""
+    command twice must not silently make a second tenant. A self-serve sign-up (app.billing.signup) makes a
+    `pending` broker without keys: its admin creates them after verifying the email and enrolling MFA."""
     try:
         config = spec.config.normalised()
     except ValueError as exc:
@@ -71,16 +73,20 @@ async def create_broker(db: Database, auth: AuthService, spec: BrokerCreate, *, 
             if await session.scalar(select(Broker.id).where(Broker.slug == slug)) is not None:
                 slug = f"{slug[:50]}-{secrets.token_hex(3)}"
         broker = Broker(slug=slug, name=spec.name, tier=spec.tier, domains=list(spec.domains),
-                        config=config.as_json(), is_platform=is_platform)
+                        config=config.as_json(), is_platform=is_platform, status=status)
         session.add(broker)
         try:
             await session.flush()
         except IntegrityError as exc:
             raise InvalidField("slug", f"the slug {slug!r} is taken", "duplicate") from exc
         await session.refresh(broker)
-        secret_key, sk_row = await insert_key(session, auth, broker.id, KeyCreate(kind="secret", name="default"))
-        publishable_key, pk_row = await insert_key(session, auth, broker.id,
-                                                   KeyCreate(kind="publishable", name="widget"))
+        key_rows: list[ApiKey] = []
+        secret_key = publishable_key = None
+        if issue_keys:
+            secret_key, sk_row = await insert_key(session, auth, broker.id, KeyCreate(kind="secret", name="default"))
+            publishable_key, pk_row = await insert_key(session, auth, broker.id,
+                                                       KeyCreate(kind="publishable", name="widget"))
+            key_rows = [sk_row, pk_row]
         admin_id = None
         if spec.admin_email:
             if not spec.admin_password:
@@ -90,10 +96,10 @@ async def create_broker(db: Database, auth: AuthService, spec: BrokerCreate, *, 
             session.add(admin)
             await session.flush()
             admin_id = admin.id
-        actor = {"principal": principal} if principal else {"actor_type": "system", "actor_id": "cli"}
+        actor = {"principal": principal} if principal else {"actor_type": "system", "actor_id": system_actor}
         await audit.record(session, broker_id=broker.id, action="broker.created", conn=conn, target_type="broker",
                            target_id=broker.id, details={"slug": slug, "tier": spec.tier}, **actor)
-        for row in (sk_row, pk_row):
+        for row in key_rows:
             await audit.record(session, broker_id=broker.id, action="api_key.created", conn=conn,
                                target_type="api_key", target_id=row.id,
                                details={"kind": row.kind, "prefix": row.prefix}, **actor)

@@ -1,0 +1,1 @@
+"""Self-serve sign-up and Stripe billing (issue 16)."""

@@ -1,0 +1,343 @@
+"""Billing (issue 16) against the local Stripe server: localstripe plus the double (app/billing/localserver).
+
+Two apps ("workers") share the embedded Postgres and Redis; a tier change applied through one reaches the
+other's rate limiter through the invalidation channel. The billing clock is a test clock.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import orjson
+import pytest
+from fastapi.testclient import TestClient
+
+from app.billing import tasks
+from app.billing.service import BillingService
+from app.config import Settings
+from app.main import create_app
+from tests.billing_helpers import Clock, deliver, events_of, helper, stripe_client, thin_event
+from tests.conftest import BrokerFixture, make_broker
+from tests.helpers_auth import admin_token, assert_problem, audit_rows, bearer, calculate, sql, superadmin_token
+
+
+@pytest.fixture(scope="module")
+def local_stripe(settings: Settings) -> str:
+    assert settings.stripe_api_base  # the session's local Stripe server (tests/conftest.py)
+    return settings.stripe_api_base
+
+
+def _app(settings: Settings, url: str) -> Iterator[TestClient]:
+    # Two apps of their own (not the session's): their billing clocks are the tests' to move.
+    app = create_app(settings.model_copy(update={"stripe_api_base": url}))
+    with TestClient(app, raise_server_exceptions=False) as c:
+        yield c
+
+
+@pytest.fixture(scope="module")
+def worker1(settings: Settings, local_stripe: str) -> Iterator[TestClient]:
+    yield from _app(settings, local_stripe)
+
+
+@pytest.fixture(scope="module")
+def worker2(settings: Settings, local_stripe: str) -> Iterator[TestClient]:
+    yield from _app(settings, local_stripe)
+
+
+@pytest.fixture
+def clock(worker1: TestClient, worker2: TestClient) -> Iterator[Clock]:
+    c = Clock()
+    services = [w.app.state.services.billing for w in (worker1, worker2)]  # type: ignore[attr-defined]
+    for s in services:
+        s.clock = c
+    yield c
+
+
+def billing_of(client: TestClient) -> BillingService:
+    found: BillingService = client.app.state.services.billing  # type: ignore[attr-defined]
+    return found
+
+
+def run(client: TestClient, job: Any, *args: Any) -> dict[str, Any]:
+    ctx = {"services": client.app.state.services}  # type: ignore[attr-defined]
+    out: dict[str, Any] = client.portal.call(job, ctx, *args)  # type: ignore[arg-type]
+    return out
+
+
+def policy_quota(client: TestClient, broker: BrokerFixture) -> str:
+    resp = calculate(client, broker.auth)
+    assert resp.status_code == 200, resp.text
+    return resp.headers["ratelimit-policy"]
+
+
+def subscribe(client: TestClient, url: str, broker: BrokerFixture, token: str, tier: str = "professional") -> str:
+    """Checkout through the API, pay on the (local) hosted page, deliver Stripe's event: the subscription id."""
+    resp = client.post("/api/v1/billing/checkout", json={"tier": tier}, headers=bearer(token))
+    assert resp.status_code == 201, resp.text
+    session_id = resp.json()["sessionId"]
+    done = helper(url, f"/_double/checkout/sessions/{session_id}/complete")
+    event = next(e for e in events_of(url, "checkout.session.completed") if e["data"]["object"]["id"] == session_id)
+    assert deliver(client, event).status_code == 200
+    sub: str = done["subscription"]
+    return sub
+
+
+def test_plans_are_public_and_come_from_the_tier_table(worker1: TestClient) -> None:
+    resp = worker1.get("/api/v1/billing/plans", headers={"Authorization": ""})
+    assert resp.status_code == 200, resp.text
+    body = resp.json()
+    assert body["currency"] == "usd"
+    by_tier = {p["tier"]: p for p in body["plans"]}
+    assert by_tier["professional"]["monthlyPrice"] == 500_000
+    assert by_tier["professional"]["limits"] == {"requestsPerMinute": 200, "burst": 400, "unlimited": False}
+    assert by_tier["free"]["trialDays"] == 30 and by_tier["enterprise"]["monthlyPrice"] is None
+
+
+def test_paid_checkout_moves_a_free_broker_to_professional_on_every_worker(
+        worker1: TestClient, worker2: TestClient, local_stripe: str, clock: Clock) -> None:
+    broker = make_broker(worker1, tier="free")
+    token = admin_token(worker1, broker)
+    assert '"free";q=40' in policy_quota(worker2, broker)
+    sub_id = subscribe(worker1, local_stripe, broker, token)
+    for worker in (worker1, worker2):  # the other worker dropped its cached record on the announcement
+        assert '"professional";q=400' in policy_quota(worker, broker)
+    view = worker2.get("/api/v1/billing/subscription", headers=bearer(token)).json()
+    assert view["tier"] == "professional" and view["status"] == "active" and view["subscriptionId"] == sub_id
+    assert view["currentPeriodEnd"] is not None and view["invoices"]
+    assert audit_rows(worker1, broker.id, "billing.subscription_applied")
+
+
+def test_signature_failures_are_400_and_apply_nothing(worker1: TestClient, local_stripe: str) -> None:
+    event = thin_event("customer.subscription.updated", {"id": "sub_nothing", "object": "subscription"})
+    stale = int(time.time()) - 301
+    tampered = dict(event, type="customer.subscription.deleted")
+    for resp in (deliver(worker1, event, secret="whsec_wrong"), deliver(worker1, event, t=stale),
+                 deliver(worker1, event, body=orjson.dumps(tampered)),
+                 worker1.post("/api/v1/billing/webhooks/stripe", json=event, headers={"Authorization": ""})):
+        assert_problem(resp, 400, "webhook-signature-invalid")
+    assert sql(worker1, "select id from stripe_events where id = :i", {"i": event["id"]}) == []
+
+
+def test_a_replayed_event_is_applied_once(worker1: TestClient, local_stripe: str, clock: Clock) -> None:
+    broker = make_broker(worker1, tier="free")
+    sub_id = subscribe(worker1, local_stripe, broker, admin_token(worker1, broker))
+    before = len(audit_rows(worker1, broker.id, "billing.subscription_applied"))
+    event = thin_event("customer.subscription.updated", {"id": sub_id, "object": "subscription"})
+    first, again = deliver(worker1, event), deliver(worker1, event)
+    assert first.json()["duplicate"] is False and again.json() == {"received": True, "duplicate": True,
+                                                                  "outcome": None}
+    assert len(audit_rows(worker1, broker.id, "billing.subscription_applied")) == before
+    assert len(sql(worker1, "select id from stripe_events where id = :i", {"i": event["id"]})) == 1
+
+
+def test_out_of_order_events_end_in_the_current_state(worker1: TestClient, local_stripe: str, clock: Clock) -> None:
+    broker = make_broker(worker1, tier="free")
+    token = admin_token(worker1, broker)
+    sub_id = subscribe(worker1, local_stripe, broker, token)
+    stripe_ = stripe_client(local_stripe)
+    stripe_.v1.subscriptions.cancel(sub_id)
+    # Delivered out of order: `deleted` first, then the older `created` and `updated` arrive late.
+    for type_ in ("customer.subscription.deleted", "customer.subscription.created", "customer.subscription.updated"):
+        assert deliver(worker1, thin_event(type_, {"id": sub_id, "object": "subscription",
+                                                   "status": "active"})).status_code == 200
+    view = worker1.get("/api/v1/billing/subscription", headers=bearer(token)).json()
+    assert (view["tier"], view["status"], view["paidTier"]) == ("free", "free", None)
+    assert '"free";q=40' in policy_quota(worker1, broker)
+
+
+def test_dunning_keeps_the_tier_through_the_grace_period_then_free(
+        worker1: TestClient, worker2: TestClient, local_stripe: str, clock: Clock) -> None:
+    broker = make_broker(worker1, tier="free")
+    token = admin_token(worker1, broker)
+    sub_id = subscribe(worker1, local_stripe, broker, token)
+    invoice = helper(local_stripe, f"/_double/subscriptions/{sub_id}/payment_failed")
+    failed = next(e for e in events_of(local_stripe, "invoice.payment_failed")
+                  if e["data"]["object"]["id"] == invoice["id"])
+    assert deliver(worker1, failed).status_code == 200
+    view = worker1.get("/api/v1/billing/subscription", headers=bearer(token)).json()
+    assert view["status"] == "past_due" and view["tier"] == "professional" and view["graceEndsAt"]
+    assert run(worker1, tasks.end_grace_periods) == {"downgraded": []}  # still within the grace period
+    clock.advance(days=7, seconds=1)
+    assert run(worker1, tasks.end_grace_periods) == {"downgraded": [str(broker.id)]}
+    assert run(worker1, tasks.end_grace_periods) == {"downgraded": []}  # a rerun does nothing
+    assert '"free";q=40' in policy_quota(worker2, broker)
+    paid = helper(local_stripe, f"/_double/subscriptions/{sub_id}/payment_succeeded")
+    event = next(e for e in events_of(local_stripe, "invoice.paid") if e["data"]["object"]["id"] == paid["id"])
+    assert deliver(worker1, event).status_code == 200
+    assert '"professional";q=400' in policy_quota(worker2, broker)
+
+
+def test_billing_is_per_tenant(worker1: TestClient, local_stripe: str, clock: Clock) -> None:
+    a, b = make_broker(worker1, tier="free"), make_broker(worker1, tier="free")
+    token_a, token_b = admin_token(worker1, a), admin_token(worker1, b)
+    subscribe(worker1, local_stripe, a, token_a)
+    view_b = worker1.get("/api/v1/billing/subscription", headers=bearer(token_b)).json()
+    assert view_b["tier"] == "free" and view_b["subscriptionId"] is None and view_b["invoices"] == []
+    # B cannot reach A's subscription: there is no broker id to name, and the operator's route refuses B.
+    resp = worker1.put(f"/api/v1/billing/brokers/{a.id}/enterprise", json={"enterprise": True}, headers=bearer(token_b))
+    assert_problem(resp, 404, "not-found")  # like a broker that does not exist
+    own = worker1.put(f"/api/v1/billing/brokers/{b.id}/enterprise", json={"enterprise": True}, headers=bearer(token_b))
+    assert_problem(own, 403)
+    assert worker1.post("/api/v1/billing/subscription/cancel", headers=bearer(token_b)).status_code == 409
+    assert '"professional";q=400' in policy_quota(worker1, a)
+    # A secret key (not a user) has no billing powers.
+    assert_problem(worker1.get("/api/v1/billing/subscription", headers=a.auth), 403)
+    # The app role sees only its own account row (forced RLS).
+    rows = sql(worker1, "select broker_id from billing_accounts", url=worker1.app.state.services.db.urls.app)  # type: ignore[attr-defined]
+    assert rows == []
+
+
+def test_the_operator_sets_enterprise(worker1: TestClient, clock: Clock) -> None:
+    broker = make_broker(worker1, tier="free")
+    root = superadmin_token(worker1)
+    resp = worker1.put(f"/api/v1/billing/brokers/{broker.id}/enterprise", json={"enterprise": True},
+                       headers=bearer(root))
+    assert resp.status_code == 200, resp.text
+    assert resp.json()["tier"] == "enterprise" and resp.json()["status"] == "enterprise"
+    assert audit_rows(worker1, broker.id, "billing.enterprise_set")
+    token = admin_token(worker1, broker)
+    assert_problem(worker1.post("/api/v1/billing/checkout", json={"tier": "standard"}, headers=bearer(token)), 409)
+
+
+def test_checkout_honours_idempotency_keys(worker1: TestClient, clock: Clock) -> None:
+    broker = make_broker(worker1, tier="free")
+    token = admin_token(worker1, broker)
+    key = {"Idempotency-Key": str(uuid.uuid4()), **bearer(token)}
+    first = worker1.post("/api/v1/billing/checkout", json={"tier": "standard"}, headers=key)
+    again = worker1.post("/api/v1/billing/checkout", json={"tier": "standard"}, headers=key)
+    assert first.status_code == 201 and again.status_code == 201
+    assert again.headers.get("idempotent-replayed") == "true"
+    assert again.json()["sessionId"] == first.json()["sessionId"]
+    other = worker1.post("/api/v1/billing/checkout", json={"tier": "professional"}, headers=key)
+    assert_problem(other, 422, "idempotency-key-reused")
+    portal = worker1.post("/api/v1/billing/portal", headers={"Idempotency-Key": str(uuid.uuid4()), **bearer(token)})
+    assert portal.status_code == 201 and portal.json()["url"].startswith("http")
+
+
+def test_upgrade_downgrade_and_leave(worker1: TestClient, local_stripe: str, clock: Clock) -> None:
+    broker = make_broker(worker1, tier="free")
+    token = admin_token(worker1, broker)
+    subscribe(worker1, local_stripe, broker, token, tier="standard")
+    assert '"standard";q=120' in policy_quota(worker1, broker)
+    up = worker1.post("/api/v1/billing/subscription", json={"tier": "professional"}, headers=bearer(token))
+    assert up.status_code == 200, up.text
+    assert up.json()["tier"] == "professional"
+    down = worker1.post("/api/v1/billing/subscription", json={"tier": "standard"}, headers=bearer(token))
+    assert down.json()["tier"] == "standard"
+    end = worker1.post("/api/v1/billing/subscription/cancel", json={"atPeriodEnd": True}, headers=bearer(token))
+    assert end.json()["cancelAtPeriodEnd"] is True and end.json()["tier"] == "standard"  # paid until the end
+    gone = worker1.post("/api/v1/billing/subscription/cancel", json={"atPeriodEnd": False}, headers=bearer(token))
+    assert gone.json()["tier"] == "free" and gone.json()["status"] == "free"
+    assert '"free";q=40' in policy_quota(worker1, broker)
+
+
+def outbox_link(client: TestClient, email: str) -> str:
+    from app.billing.mail import Outbox
+
+    mailer = billing_of(client).mailer
+    assert isinstance(mailer, Outbox)
+    body = str(mailer.messages(email)[-1].get_content())
+    link: str = next(w for w in body.split() if "/api/v1/signup/verify?token=" in w)
+    return link
+
+
+def test_signup_verify_trial_and_its_expiry(worker1: TestClient, clock: Clock) -> None:
+    name = f"Acme {uuid.uuid4().hex[:8]}"
+    email = f"owner@{uuid.uuid4().hex[:8]}.example.com"
+    body = {"companyName": name, "adminEmail": email, "password": "a long enough passphrase"}
+    resp = worker1.post("/api/v1/signup", json=body, headers={"Authorization": ""})
+    assert resp.status_code == 202, resp.text
+    slug, broker_id = resp.json()["slug"], uuid.UUID(resp.json()["brokerId"])
+    login = {"broker": slug, "email": email, "password": body["password"]}
+    assert worker1.post("/api/v1/auth/token", json=login, headers={"Authorization": ""}).status_code == 401
+    again = worker1.post("/api/v1/signup", json=body, headers={"Authorization": ""})  # a retry: same answer
+    assert again.status_code == 202 and again.json()["brokerId"] == str(broker_id)
+    link = outbox_link(worker1, email)
+    token = link.split("token=", 1)[1]
+    assert_problem(worker1.post("/api/v1/signup/verify", json={"token": token[:-2] + "xx"},
+                                headers={"Authorization": ""}), 422)
+    verified = worker1.get(link.split("8000", 1)[-1] if "8000" in link else link, headers={"Authorization": ""})
+    assert verified.status_code == 200, verified.text
+    assert verified.json()["status"] == "active" and verified.json()["trialEndsAt"]
+    assert worker1.post("/api/v1/auth/token", json=login, headers={"Authorization": ""}).status_code == 200
+    broker = BrokerFixture(id=broker_id, slug=slug, secret_key="", publishable_key="", admin_email=email,
+                           admin_id=None)
+    token_ = admin_token_for(worker1, broker, body["password"])
+    view = worker1.get("/api/v1/billing/subscription", headers=bearer(token_)).json()
+    assert view["status"] == "trialing" and view["tier"] == "free"
+    clock.advance(days=28)
+    assert str(broker_id) in run(worker1, tasks.expire_trials)["noticed"]
+    assert str(broker_id) not in run(worker1, tasks.expire_trials)["noticed"]  # once
+    clock.advance(days=2, seconds=1)
+    assert str(broker_id) in run(worker1, tasks.expire_trials)["ended"]
+    assert worker1.get("/api/v1/billing/subscription", headers=bearer(token_)).json()["status"] == "free"
+    subjects = [str(m["Subject"]) for m in billing_of(worker1).mailer.messages(email)]  # type: ignore[attr-defined]
+    assert "Your ForexRisk trial ends soon" in subjects and "Your ForexRisk trial has ended" in subjects
+
+
+def admin_token_for(client: TestClient, broker: BrokerFixture, password: str) -> str:
+    from tests.helpers_auth import mfa_login
+
+    token, _ = mfa_login(client, broker.slug, broker.admin_email, password)
+    return token
+
+
+def _signups(client: TestClient, domains: list[str]) -> list[int]:
+    return [client.post("/api/v1/signup", json={"companyName": f"Spam {uuid.uuid4().hex[:8]}",
+                                                "adminEmail": f"x{uuid.uuid4().hex[:6]}@{d}", "password": "p" * 12},
+                        headers={"Authorization": ""}).status_code for d in domains]
+
+
+def _forget_ip_counts(client: TestClient) -> None:
+    hub = client.app.state.services.redis  # type: ignore[attr-defined]
+
+    async def run_() -> None:
+        keys = [k async for k in hub.client.scan_iter("signup:ip:*")]
+        if keys:
+            await hub.client.delete(*keys)
+
+    client.portal.call(run_)
+
+
+def test_signup_is_limited_per_email_domain_and_per_address(worker1: TestClient,
+                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    billing = billing_of(worker1)
+    monkeypatch.setattr(billing, "settings", billing.settings.model_copy(
+        update={"signup_per_ip_per_hour": 1000, "signup_per_domain_per_day": 3}))
+    domain = f"{uuid.uuid4().hex[:8]}.example.com"
+    assert _signups(worker1, [domain] * 4) == [202, 202, 202, 429]
+    monkeypatch.setattr(billing, "settings", billing.settings.model_copy(update={"signup_per_ip_per_hour": 2}))
+    _forget_ip_counts(worker1)
+    first = worker1.post("/api/v1/signup", json={"companyName": "x", "adminEmail": "a@b.example.com",
+                                                   "password": "p" * 12}, headers={"Authorization": ""})
+    assert _signups(worker1, [f"{uuid.uuid4().hex[:8]}.example.com" for _ in range(2)]) == [202, 429]
+    assert first.status_code == 202
+    assert_problem(worker1.post("/api/v1/signup", json={"companyName": "y", "adminEmail": "c@d.example.com",
+                                                        "password": "p" * 12}, headers={"Authorization": ""}), 429)
+
+
+def test_usage_is_reported_once_per_broker_and_day(worker1: TestClient, local_stripe: str, clock: Clock) -> None:
+    broker = make_broker(worker1, tier="free")
+    subscribe(worker1, local_stripe, broker, admin_token(worker1, broker))
+    sql(worker1, "insert into calculations (id, broker_id, kind, input, result, input_hash, created_at, units) "
+                 "select gen_random_uuid(), :b, 'position-size', '{}'::json, '{}'::json, 'x', :t, 2 "
+                 "from generate_series(1, 3)", {"b": broker.id, "t": clock.now})
+    day = clock.now.date().isoformat()
+    first, second = run(worker1, tasks.report_usage, day), run(worker1, tasks.report_usage, day)
+    assert first["reported"][str(broker.id)] == 6 and str(broker.id) not in second["reported"]  # units charged
+    sent = helper_get(local_stripe, "/_double/meter_events")
+    ours = [e for e in sent if e["identifier"].startswith(str(broker.id))]
+    assert len(ours) == 1 and ours[0]["payload"]["value"] == "6"
+
+
+def helper_get(url: str, path: str) -> list[dict[str, Any]]:
+    import httpx
+
+    from app.billing.gateway import LOCAL_API_KEY
+
+    rows: list[dict[str, Any]] = httpx.get(f"{url}{path}", headers={"Authorization": f"Bearer {LOCAL_API_KEY}"},
+                                           timeout=30).json()["data"]
+    return rows

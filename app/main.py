@@ -27,6 +27,7 @@ from app.calculations.routes import router as calculations_router
 from app.calculations.store import CalculationRecorder
 from app.client_ip import parse_networks
 from app.config import Settings, get_settings
+from app.console.router import router as console_router
 from app.db.bootstrap import prepare, release
 from app.db.engine import Database
 from app.errors import PROBLEM_TYPES, install_error_handlers, problem
@@ -162,6 +163,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(metrics_router)
     app.include_router(widget_router)
     app.include_router(jobs_router)
+    app.include_router(console_router)
 
     @app.get("/problems/{slug}", include_in_schema=False)
     async def problem_type(slug: str) -> Response:

@@ -227,6 +227,21 @@ class Settings(BaseSettings):
             return self.jobs_in_process
         return self.environment != "production"
 
+    # --- broker platform events and webhooks (issue 17) -------------------------------------------------
+    # After a rotation the previous inbound secret keeps verifying this long (a request may ask for another).
+    platform_events_secret_overlap_hours: float = Field(default=24, ge=0, le=24 * 30)
+    # Webhook deliveries: production sends to public https addresses only. Loopback receivers (a test server on
+    # this machine) are allowed when this is on; unset: on in development and test, off in production, where
+    # setting it is refused. Private, link-local and metadata addresses are refused everywhere.
+    webhooks_allow_loopback: bool | None = None
+    webhooks_timeout_seconds: float = Field(default=5.0, gt=0, le=30)  # one attempt, connect to last byte read
+    webhooks_response_max_bytes: int = Field(default=1024, ge=0, le=65_536)  # of a receiver's answer, read at most
+    webhooks_secret_overlap_hours: float = Field(default=24, ge=0, le=24 * 30)  # old secret signs too, after rotation
+
+    @property
+    def webhooks_loopback_enabled(self) -> bool:
+        return self.environment != "production" and self.webhooks_allow_loopback is not False
+
     @property
     def history_development_enabled(self) -> bool:
         if self.environment == "production":
@@ -242,6 +257,8 @@ class Settings(BaseSettings):
                        if getattr(self, name) is None]
             if missing:
                 raise ValueError(f"production needs these secrets set: {', '.join(missing)}")
+            if self.webhooks_allow_loopback:
+                raise ValueError("production never delivers webhooks to loopback: unset webhooks_allow_loopback")
             if self.history_development_data:
                 raise ValueError("production never serves the shipped development history: unset "
                                  "history_development_data")

@@ -10,9 +10,12 @@ from starlette.responses import Response
 
 from app.admin.brokers.router import router as brokers_router
 from app.admin.jobs.router import router as jobs_router
+from app.admin.platform_events.router import router as platform_events_router
 from app.admin.quotes.router import router as quotes_feed_router
 from app.admin.sso.router import router as sso_admin_router
 from app.admin.users.router import router as users_router
+from app.admin.webhooks.router import router as webhooks_router
+from app.alerts.router import router as alerts_router
 from app.analytics.outbox import UsageOutbox
 from app.analytics.router import router as analytics_router
 from app.analytics.service import Analytics
@@ -37,6 +40,9 @@ from app.idempotency.middleware import IdempotencyMiddleware
 from app.instruments.router import router as instruments_router
 from app.integrations.market_data.history.service import build_history
 from app.integrations.market_data.service import MarketData, build_http_client
+from app.integrations.platform_events.service import PlatformEvents
+from app.integrations.webhooks.service import WebhookService
+from app.integrations.webhooks.ssrf import TargetPolicy
 from app.jobs.queue import JobQueue
 from app.logging import configure_logging
 from app.login.router import router as auth_router
@@ -87,6 +93,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         # Market data: one outbound httpx client for the quote vendors, closed at shutdown.
         vendor_http = build_http_client()
         analytics = Analytics(settings, db)
+        jobs = JobQueue(redis_url, settings.jobs_queue_name)
         services = Services(
             settings=settings, db=db, auth=auth, recorder=recorder, redis=hub, invalidation=invalidation,
             limiter=limiter,
@@ -102,10 +109,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             history=build_history(settings, db),
             usage=UsageOutbox(db),
             analytics=analytics,
-            jobs=JobQueue(redis_url, settings.jobs_queue_name),
+            jobs=jobs,
             # GDPR erasure reaches ClickHouse through the analytics store (when analytics are on at all).
             privacy=PrivacyService(db, auth, [AnalyticsHolder(analytics)] if settings.analytics_enabled else []),
             storage=build_storage(settings),
+            platform_events=PlatformEvents(db, auth.fernet, settings.platform_events_secret_overlap_hours),
+            webhooks=WebhookService(
+                db, auth.fernet, TargetPolicy(https_only=settings.environment == "production",
+                                              allow_loopback=settings.webhooks_loopback_enabled),
+                timeout_seconds=settings.webhooks_timeout_seconds,
+                response_max_bytes=settings.webhooks_response_max_bytes,
+                overlap_hours=settings.webhooks_secret_overlap_hours, jobs=jobs),
         )
         app.state.services = services
         services.widget.on_load = services.usage.widget_loaded
@@ -129,6 +143,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             await invalidation.stop()
             await services.result_cache.drain()
             await services.history.close()
+            await services.webhooks.close()
             services.pool.close()
             await recorder.stop()
             await services.usage.stop()
@@ -164,6 +179,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(widget_router)
     app.include_router(jobs_router)
     app.include_router(console_router)
+    app.include_router(platform_events_router)
+    app.include_router(alerts_router)
+    app.include_router(webhooks_router)
 
     @app.get("/problems/{slug}", include_in_schema=False)
     async def problem_type(slug: str) -> Response:

@@ -63,7 +63,8 @@ CALCULATION_SECURITY: Security = [{"secretKey": []}, {"accessToken": []}, {"publ
                                   {"widgetSession": []}]
 ACCOUNT_SECURITY: Security = [{"secretKey": []}, {"accessToken": []}]
 PUBLIC_PREFIXES = ("/api/v1/auth/token", "/api/v1/auth/refresh", "/api/v1/auth/sso/", "/api/v1/auth/exchange",
-                   "/api/v1/widget/")
+                   "/api/v1/widget/",
+                   "/api/v1/integrations/events")  # signed with the broker's inbound secret, no API key
 
 IDEMPOTENCY_PARAM = {
     "name": "Idempotency-Key", "in": "header", "required": False, "schema": {"type": "string", "maxLength": 255},

@@ -17,6 +17,8 @@ if TYPE_CHECKING:  # the container names its members' types; it never builds the
     from app.db.engine import Database
     from app.integrations.market_data.history.service import HistoryService
     from app.integrations.market_data.service import MarketData
+    from app.integrations.platform_events.service import PlatformEvents
+    from app.integrations.webhooks.service import WebhookService
     from app.jobs.queue import JobQueue
     from app.privacy.service import PrivacyService
     from app.ratelimit.gate import RateLimits
@@ -47,6 +49,8 @@ class Services:
     jobs: JobQueue  # background jobs (arq): enqueue, status; run by app.worker
     privacy: PrivacyService  # GDPR export and erasure (app.privacy)
     storage: ObjectStorage  # generated files (reports): local directory or S3-compatible (app.storage)
+    platform_events: PlatformEvents  # inbound broker platform events, account state (issue 17)
+    webhooks: WebhookService  # outbound webhooks: endpoints, signed deliveries, SSRF-safe transport (issue 17)
 
 
 def services(app: Any) -> Services:

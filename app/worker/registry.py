@@ -9,12 +9,15 @@ from typing import Any
 
 from arq.cron import CronJob
 
+from app.alerts import tasks as alert_tasks
 from app.analytics import tasks as analytics_tasks
 from app.integrations.market_data.history import tasks as history_tasks
+from app.integrations.webhooks import tasks as webhook_tasks
 from app.reports import tasks as report_tasks
 from app.retention import tasks as retention_tasks
 
-MODULES: tuple[ModuleType, ...] = (history_tasks, analytics_tasks, retention_tasks, report_tasks)
+MODULES: tuple[ModuleType, ...] = (history_tasks, analytics_tasks, retention_tasks, report_tasks, webhook_tasks,
+                                   alert_tasks)
 
 
 def task_functions() -> list[Any]:

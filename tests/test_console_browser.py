@@ -293,3 +293,159 @@ def test_sign_in_with_totp_then_the_guided_start(page: Any, console: Console) ->
     page.wait_for_selector("#preview[data-ready='1']")
     assert preview_colour(page) == "#c2185b"
     check(page, "start-snippet")
+
+
+def test_keys_created_shown_once_rotated_and_revoked(page: Any, console: Console) -> None:
+    who = console.broker()
+    sign_in(page, console, who, enrolled(console, who))
+    page.get_by_role("link", name="API keys").click()
+    page.wait_for_selector("#key-form")
+    check(page, "keys")
+    page.get_by_label("Name (optional)").fill("reporting server")
+    for scope in ("brokers:write", "users:write", "keys:manage", "audit:read"):
+        page.get_by_label(scope, exact=True).uncheck()
+    page.get_by_role("button", name="Create key").click()
+    secret = page.locator("#key-value").inner_text().strip()
+    assert secret.startswith("fxr_live_sk_")
+    with httpx.Client(base_url=console.api) as c:  # the key works, with exactly the scopes chosen
+        listed = c.get(f"/api/v1/brokers/{who['id']}/api-keys", headers={"Authorization": f"Bearer {secret}"})
+        assert listed.status_code == 403
+        assert c.get(f"/api/v1/brokers/{who['id']}/analytics/usage",
+                     headers={"Authorization": f"Bearer {secret}"}).status_code in (200, 503)
+    check(page, "keys-created")
+    row = page.locator("tr", has_text="reporting server")
+    assert "analytics:read, brokers:read, calc:run, calculations:read, users:read" in row.inner_text()
+    prefix = row.locator(".mono").inner_text().split("…")[0]
+    page.get_by_role("button", name=f"Rotate {prefix}…", exact=False).first.click()
+    page.get_by_label("Overlap (hours)").fill("2")
+    page.locator("dialog").get_by_role("button", name="Rotate").click()
+    page.get_by_role("heading", name="The new key").wait_for()
+    rotated = page.locator("#key-value")
+    new_key = rotated.inner_text().strip()
+    assert new_key.startswith("fxr_live_sk_") and new_key != secret
+    assert "The old key works until" in page.locator("#key-shown").inner_text()
+    with httpx.Client(base_url=console.api) as c:  # both work during the overlap
+        for k in (secret, new_key):
+            assert c.post("/api/v1/calculate/pip-value", headers={"Authorization": f"Bearer {k}"},
+                          json={"accountCurrency": "USD", "currencyPair": "EURUSD", "lots": 1,
+                                "price": 1.1}).status_code == 200
+    # Revoke the new key: confirmed in a dialog, then refused at once.
+    new_prefix = new_key[: len(prefix)]
+    page.get_by_role("button", name=f"Revoke {new_prefix}…", exact=False).first.click()
+    dialog = page.locator("dialog")
+    assert "cannot be undone" in dialog.inner_text()
+    dialog.get_by_role("button", name="Revoke").click()
+    page.wait_for_selector("dialog", state="detached")
+    with httpx.Client(base_url=console.api) as c:
+        assert c.post("/api/v1/calculate/pip-value", headers={"Authorization": f"Bearer {new_key}"},
+                      json={"accountCurrency": "USD", "currencyPair": "EURUSD", "lots": 1,
+                            "price": 1.1}).status_code == 401
+    check(page, "keys-after")
+
+
+def test_invite_a_user_who_sets_a_password_and_signs_in(page: Any, browser: Any, console: Console) -> None:
+    who = console.broker()
+    sign_in(page, console, who, enrolled(console, who))
+    page.get_by_role("link", name="Users").click()
+    page.wait_for_selector("#invite-form")
+    check(page, "users")
+    page.get_by_label("Email", exact=True).fill("not an email")
+    page.get_by_role("button", name="Invite", exact=True).click()
+    page.wait_for_selector("#invite-email[aria-invalid=true]")  # the API's 422 beside the field
+    assert page.locator("#invite-email-e").inner_text() or page.locator("[data-error-for=email]").inner_text()
+    invitee = f"analyst@{who['slug']}.example.com"
+    page.get_by_label("Email", exact=True).fill(invitee)
+    page.get_by_role("button", name="Invite", exact=True).click()
+    url = page.locator("#invite-url").inner_text().strip()
+    assert url.startswith(console.api + "/admin/#/accept/fxr_inv_")
+    assert page.locator("#invite-mail").get_attribute("href").startswith("mailto:")
+    assert page.locator("tr", has_text=invitee).count() == 1
+    check(page, "users-invited")
+
+    # The invitee, in another browser: chooses a password, signs in, sees usage (a BROKER_USER has no admin pages).
+    other = browser.new_context(viewport={"width": 390, "height": 844})
+    guest = other.new_page()
+    guest.problems = []
+    guest.goto(url)
+    ready(guest)
+    guest.get_by_label("New password").fill("short")
+    guest.get_by_role("button", name="Set password").click()
+    guest.wait_for_selector("[aria-invalid=true]")
+    guest.get_by_label("New password").fill("a long and new passphrase 7")
+    guest.get_by_role("button", name="Set password").click()
+    guest.get_by_role("heading", name="Your password is set").wait_for()
+    check(guest, "accept-invitation")
+    guest.goto("about:blank")
+    guest.goto(url)  # single use
+    ready(guest)
+    guest.get_by_label("New password").fill("another long passphrase 8")
+    guest.get_by_role("button", name="Set password").click()
+    assert "already used" in guest.locator(".banner.bad").inner_text()
+    guest.goto(console.api + "/admin/")
+    ready(guest)
+    guest.get_by_label("Broker", exact=True).fill(who["slug"])
+    guest.get_by_label("Email").fill(invitee)
+    guest.get_by_label("Password", exact=True).fill("a long and new passphrase 7")
+    guest.get_by_role("button", name="Sign in", exact=True).click()
+    guest.wait_for_selector("#usage-form")
+    assert guest.locator("#nav a").all_inner_texts() == ["Usage and reports", "Account and SSO"]
+    other.close()
+
+    # Role change and disabling, from the admin's table.
+    page.reload()
+    ready(page)
+    page.get_by_label(f"Role of {invitee}").select_option("BROKER_ADMIN")
+    page.wait_for_function("() => document.getElementById('status').textContent.includes('changed')")
+    page.get_by_role("button", name=f"Disable {invitee}").click()
+    page.locator("dialog").get_by_role("button", name="Disable").click()
+    page.get_by_role("button", name=f"Enable {invitee}").wait_for()
+    rows = sql(console, "select role, status from users where lower(email) = :e", {"e": invitee})
+    assert rows == [("BROKER_ADMIN", "disabled")]
+
+
+def test_usage_charts_after_50_calculations_and_the_compliance_report(page: Any, console: Console) -> None:
+    who = console.broker()
+    with httpx.Client(base_url=console.api, headers={"Authorization": f"Bearer {who['secretKey']}"}) as c:
+        for i in range(50):
+            pair = ("EURUSD", "GBPUSD", "USDJPY")[i % 3]
+            body = {"accountBalance": 10000, "accountCurrency": "USD", "currencyPair": pair,
+                    "entryPrice": 150.0 if pair == "USDJPY" else 1.2, "stopLoss": 149.5 if pair == "USDJPY" else 1.19,
+                    "riskPercentage": 1 + i % 2, "leverage": 30,
+                    **({"conversionRates": {"USDJPY": 150.0}} if pair == "USDJPY" else {})}
+            r = c.post("/api/v1/calculate/position-size", json=body)
+            assert r.status_code == 200, r.text
+    sign_in(page, console, who, enrolled(console, who))
+    page.get_by_role("link", name="Usage and reports").click()
+    page.wait_for_selector("#usage-form")
+    # The analytics store is fed a few seconds behind Postgres: show again until all 50 are in.
+    deadline = time.monotonic() + 60
+    while True:
+        page.wait_for_selector("#kpi-calcs")
+        if page.locator("#kpi-calcs .v").inner_text() == "50" or time.monotonic() > deadline:
+            break
+        page.wait_for_timeout(1000)
+        page.get_by_role("button", name="Show", exact=True).click()
+        page.wait_for_selector("#usage-out[aria-busy=false]")
+    assert page.locator("#kpi-calcs .v").inner_text() == "50"
+    assert int(page.locator("#chart-calcs").get_attribute("data-points")) >= 28
+    assert page.locator("#chart-calcs path.s1").count() == 1
+    top = page.locator("table", has_text="Instrument").first.inner_text()
+    for pair in ("EURUSD", "GBPUSD", "USDJPY"):
+        assert pair in top
+    assert "1.5" in page.locator(".kpi", has_text="Average risk").inner_text()  # (1 + 2) / 2 %
+    check(page, "usage")
+    if os.environ.get("FOREXRISK_UPDATE_SCREENSHOT") == "1":
+        page.screenshot(path=str(ROOT / "docs" / "console.png"), full_page=False)
+
+    # The compliance report: requested here, followed until ready, downloaded as PDF and CSV.
+    page.get_by_role("button", name="Create report").click()
+    page.locator("#reports button[data-format=pdf]").wait_for(timeout=60_000)
+    with page.expect_download() as got:
+        page.locator("#reports button[data-format=pdf]").click()
+    pdf = Path(got.value.path()).read_bytes()
+    assert pdf.startswith(b"%PDF")
+    assert got.value.suggested_filename.startswith("compliance-") and got.value.suggested_filename.endswith(".pdf")
+    with page.expect_download() as got:
+        page.locator("#reports button[data-format=csv]").click()
+    assert "position-size" in Path(got.value.path()).read_text(encoding="utf-8-sig")
+    check(page, "usage-report")

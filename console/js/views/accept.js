@@ -10,7 +10,6 @@ export async function render(main, ctx, rest) {
   const token = rest[0] || '';
   const pw = h('input', { name: 'password', type: 'password', autocomplete: 'new-password', minlength: '12', required: true });
   const form = /** @type {HTMLFormElement} */ (h('form', { novalidate: true, class: 'card' },
-    h('input', { type: 'hidden', name: 'token', value: token }),
     field(t('accept.password'), pw, t('accept.passwordHint')), h('button', { type: 'submit' }, t('accept.submit'))));
   form.addEventListener('submit', async (e) => {
     e.preventDefault();

@@ -449,3 +449,116 @@ def test_usage_charts_after_50_calculations_and_the_compliance_report(page: Any,
         page.locator("#reports button[data-format=csv]").click()
     assert "position-size" in Path(got.value.path()).read_text(encoding="utf-8-sig")
     check(page, "usage-report")
+
+
+def test_settings_are_merge_patches_with_a_preview_errors_beside_fields_and_offline_confirmed(
+        page: Any, console: Console) -> None:
+    who = console.broker(origins=["https://www.example.com"])
+    sign_in(page, console, who, enrolled(console, who))
+    page.get_by_role("link", name="Branding and settings").click()
+    page.wait_for_selector("#settings-form")
+    check(page, "settings")
+    # A field the API refuses: its problem+json error appears beside that field.
+    page.get_by_label("Logo URL").fill("http://insecure.example.com/logo.png")
+    page.get_by_role("button", name="Review changes").click()
+    assert '"logoUrl": "http://insecure.example.com/logo.png"' in page.locator("#patch-preview").inner_text()
+    page.locator("dialog").get_by_role("button", name="Apply").click()
+    logo = page.get_by_label("Logo URL")
+    page.wait_for_selector("input[name='branding.logoUrl'][aria-invalid=true]")
+    assert "https" in page.locator(f"#{logo.get_attribute('id')}-e").inner_text()
+    assert page.evaluate("() => document.activeElement.name") == "branding.logoUrl"
+
+    # Only what changed is sent, and shown first.
+    logo.fill("")
+    page.get_by_label("Leverage cap").fill("50")
+    page.get_by_label("Jurisdiction").select_option("fca")
+    page.get_by_label("Correlation analysis").check()
+    page.get_by_role("button", name="Review changes").click()
+    patch = page.locator("#patch-preview").inner_text()
+    assert '"maxLeverage": 50' in patch and '"jurisdiction": "fca"' in patch and '"correlationAnalysis": true' in patch
+    assert "allowedOrigins" not in patch and "primaryColor" not in patch
+    page.locator("dialog").get_by_role("button", name="Apply").click()
+    page.wait_for_function("() => document.getElementById('status').textContent === 'Saved.'")
+    config = broker_config(console, who)
+    assert config["maxLeverage"] == 50 and config["jurisdiction"] == "fca"
+    assert config["allowedOrigins"] == ["https://www.example.com"]  # untouched
+
+    # Removing the last origin takes the widget offline: a second, explicit confirmation; cancel keeps it.
+    page.get_by_label("Allowed origins").fill("")
+    page.get_by_role("button", name="Review changes").click()
+    page.locator("dialog").get_by_role("button", name="Apply").click()
+    offline = page.locator("dialog", has_text="Take the calculator offline?")
+    offline.wait_for()
+    check(page, "settings-offline-confirm")
+    offline.get_by_role("button", name="Cancel").click()
+    assert broker_config(console, who)["allowedOrigins"] == ["https://www.example.com"]
+
+
+def test_keyboard_only_sign_in_and_navigation(page: Any, console: Console) -> None:
+    who = console.broker()
+    secret = enrolled(console, who)
+    page.goto(console.api + "/admin/")
+    ready(page)
+    assert page.evaluate("() => document.activeElement.tagName") == "H1"  # a page starts at its heading
+    assert page.evaluate("() => document.querySelector('a, button, input, select').id") == "skip"  # first stop
+    # Tab to the broker field, then type everything and submit with Enter.
+    for _ in range(10):
+        page.keyboard.press("Tab")
+        if page.evaluate("() => document.activeElement.name") == "broker":
+            break
+    page.keyboard.type(who["slug"])
+    page.keyboard.press("Tab")
+    page.keyboard.type(who["email"])
+    page.keyboard.press("Tab")
+    page.keyboard.type(PASSWORD)
+    page.keyboard.press("Enter")
+    page.get_by_label("Authentication code").wait_for()
+    assert page.evaluate("() => document.activeElement.name") == "totpCode"
+    page.keyboard.type(pyotp.TOTP(secret).now())
+    page.keyboard.press("Enter")
+    page.wait_for_selector("#brand-form")
+    page.wait_for_function("() => document.activeElement.tagName === 'H1'")  # focus moves to the new page's heading
+    # The navigation (before the page in tab order) is reachable with Shift+Tab and opens with Enter.
+    for _ in range(30):
+        page.keyboard.press("Shift+Tab")
+        if page.evaluate("() => document.activeElement.textContent") == "API keys":
+            break
+    page.keyboard.press("Enter")
+    page.wait_for_selector("#key-form")
+    page.wait_for_function("() => document.activeElement.tagName === 'H1'")
+    # A dialog keeps focus and Escape closes it, returning focus to its opener.
+    revoke = page.locator("button.danger").first
+    revoke.focus()
+    page.keyboard.press("Enter")
+    page.locator("dialog").wait_for()
+    assert page.evaluate("() => document.activeElement.closest('dialog') !== null")
+    page.keyboard.press("Escape")
+    page.wait_for_selector("dialog", state="detached")
+    assert page.evaluate("() => document.activeElement.classList.contains('danger')")
+
+
+def test_platform_operator_sets_tiers_and_suspends(page: Any, console: Console) -> None:
+    root = console.broker(superadmin=True)
+    tenant = console.broker()
+    sign_in(page, console, root, enrolled(console, root))
+    page.get_by_role("link", name="Platform").click()
+    row = page.locator("tr", has_text=tenant["slug"])
+    row.wait_for()
+    check(page, "platform")
+    name = row.locator("strong").inner_text()
+    page.get_by_label(f"Tier of {name}").select_option("professional")
+    page.wait_for_selector("#platform-out .banner.ok")
+    page.get_by_role("button", name=f"Suspend {name}").click()
+    page.locator("dialog").get_by_role("button", name="Suspend").click()
+    page.get_by_role("button", name=f"Reactivate {name}").wait_for()
+    assert sql(console, "select tier, status from brokers where slug = :s", {"s": tenant["slug"]}) == \
+        [("professional", "suspended")]
+    with httpx.Client(base_url=console.api) as c:  # a suspended broker's keys stop at once
+        assert c.post("/api/v1/calculate/pip-value", headers={"Authorization": f"Bearer {tenant['secretKey']}"},
+                      json={"accountCurrency": "USD", "currencyPair": "EURUSD", "lots": 1,
+                            "price": 1.1}).status_code == 401
+    page.get_by_role("button", name=f"Reactivate {name}").click()
+    page.get_by_role("button", name=f"Suspend {name}").wait_for()
+    page.get_by_role("link", name="Platform-wide usage").click()
+    page.wait_for_selector("#kpi-calcs")
+    check(page, "platform-usage")

@@ -72,3 +72,27 @@ def refresh_from_cookie(conn: HTTPConnection, pepper: bytes) -> str:
     if not token:
         raise Unauthorized("No session: log in.")
     return token
+
+
+# --- single sign-on into the console ------------------------------------------------------------------------
+# The console's SSO login leaves a cookie binding the flow to this browser: an HMAC of the flow's state. Only
+# a callback that carries it (the same browser) ends in a console session; any other callback answers the
+# JSON pair as before. Without the binding, an attacker could send a victim the callback link of the
+# attacker's own login and sign the victim's console in as the attacker (login CSRF). SameSite=Lax: the
+# callback is a top-level GET from the identity provider's site, which Lax lets through and Strict would not.
+SSO_COOKIE = "fxr_sso"
+SSO_PATH = "/api/v1/auth/sso"
+
+
+def sso_binding(pepper: bytes, state: str) -> str:
+    return hmac.new(pepper, b"sso-console:" + state.encode(), hashlib.sha256).hexdigest()
+
+
+def bind_sso(response: Response, conn: HTTPConnection, pepper: bytes, state: str, production: bool) -> None:
+    response.set_cookie(SSO_COOKIE, sso_binding(pepper, state), max_age=600, path=SSO_PATH, httponly=True,
+                        secure=_secure(conn, production), samesite="lax")
+
+
+def sso_bound(conn: HTTPConnection, pepper: bytes, state: str | None) -> bool:
+    cookie = conn.cookies.get(SSO_COOKIE)
+    return bool(cookie and state and hmac.compare_digest(cookie, sso_binding(pepper, state)))

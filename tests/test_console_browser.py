@@ -139,6 +139,14 @@ def check(page: Any, name: str) -> None:
     assert not found, report(found, f"{name}, light, 390 px")
     page.screenshot(path=str(ARTIFACTS / f"{name}-390.png"), full_page=True)
     page.set_viewport_size(size)
+    docs = DOCS.get(name)
+    if docs is not None and os.environ.get("FOREXRISK_UPDATE_SCREENSHOT") == "1":
+        shutil.copyfile(ARTIFACTS / f"{name}-{docs[1]}.png", ROOT / "docs" / docs[0])
+
+
+# Screenshots the README shows (copied with FOREXRISK_UPDATE_SCREENSHOT=1).
+DOCS = {"start-snippet": ("console.png", "1280"), "usage": ("console-usage.png", "1280"),
+        "start-brand-colour": ("console-mobile-390.png", "390")}
 
 
 def ready(page: Any) -> None:
@@ -260,6 +268,7 @@ def test_sign_in_with_totp_then_the_guided_start(page: Any, console: Console) ->
     page.wait_for_function("""() => document.querySelector('#preview iframe').contentDocument
         .documentElement.style.getPropertyValue('--p') === '#c2185b'""")
     assert "passes WCAG AA" in page.locator("#contrast").inner_text()
+    check(page, "start-brand-colour")
     page.get_by_role("button", name="Save and continue").click()
 
     # 2: allowed pages, with the check of a page address.
@@ -434,8 +443,6 @@ def test_usage_charts_after_50_calculations_and_the_compliance_report(page: Any,
         assert pair in top
     assert "1.5" in page.locator(".kpi", has_text="Average risk").inner_text()  # (1 + 2) / 2 %
     check(page, "usage")
-    if os.environ.get("FOREXRISK_UPDATE_SCREENSHOT") == "1":
-        page.screenshot(path=str(ROOT / "docs" / "console.png"), full_page=False)
 
     # The compliance report: requested here, followed until ready, downloaded as PDF and CSV.
     page.get_by_role("button", name="Create report").click()

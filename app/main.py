@@ -107,7 +107,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             widget=WidgetService(auth, db),
             market_data=MarketData.build(settings, db, hub, vendor_http),
             history=build_history(settings, db),
-            usage=UsageOutbox(db),
+            usage=UsageOutbox(db, settings.data_dir / "usage-journal"),
             analytics=analytics,
             jobs=jobs,
             # GDPR erasure reaches ClickHouse through the analytics store (when analytics are on at all).

@@ -43,6 +43,7 @@ class Gate:
         self.real = real
         self.open = True
         self.fail_after_insert = 0
+        self.inserts: list[tuple[Any, Any]] = []  # every insert's arguments, to replay one as a resend
 
     def __getattr__(self, name: str) -> Any:
         attr = getattr(self.real, name)
@@ -53,6 +54,8 @@ class Gate:
             if not self.open:
                 raise OperationalError("connection refused (ClickHouse unreachable)")
             out = attr(*args, **kwargs)
+            if name == "insert":
+                self.inserts.append((args, kwargs))
             if name == "insert" and self.fail_after_insert:
                 self.fail_after_insert -= 1
                 raise OperationalError("connection reset by peer (after the insert was sent)")
@@ -201,6 +204,70 @@ def test_a_crash_between_insert_and_watermark_counts_nothing_twice(client: TestC
     assert ok == 30
     assert raw_count(analytics, client, broker_a.id) == 30  # the deduplication token dropped the resend
     assert report(client, broker_a, "usage")["totals"]["calculations"] == 30
+
+
+def rollup_rows(analytics: Analytics, client: TestClient, broker_id: uuid.UUID) -> tuple[int, int]:
+    """(rows, calculations) of the broker in the hourly rollup, unmerged: a block fed twice would show."""
+    assert analytics.clickhouse is not None
+    rows = client.portal.call(analytics.clickhouse.query,
+                              "SELECT count(), sum(ok) + sum(errors) FROM usage_hourly WHERE broker_id = {b:UUID} "
+                              "AND event_type = 'calculation'", {"b": broker_id})
+    return int(rows[0][0]), int(rows[0][1])
+
+
+def test_a_resent_batch_leaves_the_rollups_unchanged(client: TestClient, broker_a: BrokerFixture,
+                                                     analytics: Any) -> None:
+    """ClickHouse drops a block whose insert_deduplication_token it has seen, and the materialized views
+    that feed the rollups do not fire for it (deduplicate_blocks_in_dependent_materialized_views)."""
+    assert all(calc(client, broker_a, i) == 200 for i in range(4))
+    ship(client)
+    before = rollup_rows(analytics, client, broker_a.id)
+    assert before[1] == 4
+    gate = analytics.clickhouse.client
+    # The calculations' block just shipped, with its insert_deduplication_token.
+    args, kwargs = next(sent for sent in reversed(gate.inserts) if sent[0][1][0][1] == "calculations")
+    assert kwargs["settings"]["insert_deduplication_token"]
+    gate.real.insert(*args, **kwargs)  # sent again, as by a shipper that never learnt of the first insert
+    assert raw_count(analytics, client, broker_a.id) == 4
+    assert rollup_rows(analytics, client, broker_a.id) == before
+    assert report(client, broker_a, "usage")["totals"]["calculations"] == 4
+
+
+def test_identical_rollup_blocks_of_two_batches_both_count(client: TestClient, broker_a: BrokerFixture,
+                                                           analytics: Any) -> None:
+    """Two batches of one widget load each, in the same hour, roll up to identical blocks: the rollups'
+    deduplication must tell them apart (their tokens derive from the batches'), never drop the second."""
+    def load() -> None:
+        resp = client.get("/api/v1/widget/config", params={"broker": broker_a.slug, "key": broker_a.publishable_key},
+                          headers={"Origin": "https://www.example.com", "Authorization": ""})
+        assert resp.status_code == 200
+
+    for _ in range(2):
+        load()
+        ship(client)
+    assert report(client, broker_a, "engagement")["widgetLoads"] == 2
+
+
+def test_a_batch_that_changed_before_the_resend_is_stored_once(client: TestClient, broker_a: BrokerFixture,
+                                                               analytics: Any) -> None:
+    """The crash between the insert and the watermark update, then a row of the batch deleted in Postgres:
+    the batch read again differs (its token too), and only what ClickHouse lacks is sent."""
+    store_pending(client)
+    ship(client)
+    assert all(calc(client, broker_a, i) == 200 for i in range(6))
+    store_pending(client)
+    analytics.clickhouse.client.fail_after_insert = 1
+    with pytest.raises(OperationalError):
+        client.portal.call(analytics.flush)
+    assert raw_count(analytics, client, broker_a.id) == 6  # ClickHouse has the batch; the watermark did not move
+    gone = sql(client, "delete from calculations where id = (select id from calculations where broker_id = :b "
+                       "order by xid, id limit 1) returning id", {"b": broker_a.id})
+    assert len(gone) == 1
+    assert all(calc(client, broker_a, i) == 200 for i in range(6, 8))
+    ship(client)
+    assert raw_count(analytics, client, broker_a.id) == 8  # 6 sent once (one of them since deleted) + 2
+    assert rollup_rows(analytics, client, broker_a.id)[1] == 8
+    assert report(client, broker_a, "usage")["totals"]["calculations"] == 8
 
 
 def test_clickhouse_outage_during_a_load_loses_nothing(client: TestClient, broker_a: BrokerFixture,

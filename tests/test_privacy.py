@@ -227,3 +227,33 @@ def test_erasure_removes_the_users_events_from_clickhouse(client: TestClient, br
     assert resp.status_code == 200, resp.text
     assert resp.json()["elsewhere"]["analytics"] == {"deleted": True}
     assert events() == 0
+
+
+@NO_5XX
+def test_events_not_yet_shipped_at_erasure_reach_clickhouse_without_the_user(client: TestClient,
+                                                                           broker_a: BrokerFixture,
+                                                                           person: dict[str, Any]) -> None:
+    """The person's rows are still in Postgres only when they are erased: the shipper sends them later, and
+    then without their id (forget_user could not delete what ClickHouse did not hold yet)."""
+    services = client.app.state.services  # type: ignore[attr-defined]
+    analytics = services.analytics
+    client.portal.call(services.recorder.flush)
+    client.portal.call(analytics.flush)
+    if analytics.clickhouse is None:
+        pytest.fail("the test app does not hold the analytics store")
+    # Two more calculations by the person, stored in Postgres and not shipped yet.
+    token = {"Authorization": f"Bearer {person['token']}"} if "token" in person else None
+    if token is None:
+        pytest.fail("the person fixture gives no token")
+    body = {"accountBalance": 10000, "accountCurrency": "USD", "currencyPair": "EURUSD", "entryPrice": 1.1,
+            "stopLoss": 1.09, "riskPercentage": 1}
+    ids = [client.post("/api/v1/calculate/position-size", json=body, headers=token).json()["calculationId"]
+           for _ in range(2)]
+    client.portal.call(services.recorder.flush)
+    resp = client.post(f"/api/v1/users/{person['id']}/erase", headers=broker_a.auth)
+    assert resp.status_code == 200, resp.text
+    client.portal.call(analytics.flush)  # now the two rows ship
+    rows = client.portal.call(analytics.clickhouse.query,
+                              "SELECT toString(user_id) FROM usage_metrics WHERE event_id IN {ids:Array(UUID)}",
+                              {"ids": ids})
+    assert len(rows) == 2 and all(r[0] is None or r[0] == "" for r in rows), rows

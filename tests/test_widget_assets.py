@@ -152,6 +152,19 @@ def test_palette_contrast_in_both_themes() -> None:
             assert contrast(theme["bdi"], theme[ground]) >= 3, (name, "bdi", ground)
 
 
+def test_app_js_palette_is_the_stylesheets() -> None:
+    """app.js computes contrast (text on the brand colour, the heat map's strongest tint) against copies of
+    the stylesheet's ground, text, surface and error colours: they must be the same colours."""
+    css = (WIDGET / "app.css").read_text(encoding="utf-8")
+    light = palette(css.split(":root", 1)[1].split("}", 1)[0])
+    dark = {**light, **palette(css.split("[data-theme=dark]", 1)[1].split("}", 1)[0])}
+    app_js = (WIDGET / "app.js").read_text(encoding="utf-8")
+    for const, var in (("BG", "bg"), ("FG", "fg"), ("SF", "sf"), ("ERR", "err")):
+        found = re.search(rf"\b{const} = \{{ light: '(#[0-9a-f]{{6}})', dark: '(#[0-9a-f]{{6}})' \}}", app_js)
+        assert found, const
+        assert (found[1], found[2]) == (light[var], dark[var]), const
+
+
 def test_messages_are_posted_to_exact_origins_only() -> None:
     for name in ("widget.js", "app.js"):
         text = (WIDGET / name).read_text(encoding="utf-8")

@@ -32,12 +32,16 @@ from app.admin.brokers.schemas import BrokerConfig, BrokerCreate
 from app.admin.brokers.service import create_broker
 from app.config import Settings
 from app.main import create_app
+from tests import axe
 
 ROOT = Path(__file__).resolve().parents[1]
 ARTIFACTS = ROOT / "test-artifacts" / "widget"
 PRIMARY = "#c2185b"  # rgb(194, 24, 91): white text passes AA on it (5.5:1)
 LOADER_BUDGET = 5 * 1024
 FRAME_BUDGET = 30 * 1024
+# A projection is heavy work: the first one starts the process pool (spawned workers importing NumPy),
+# which on a loaded shared box takes longer than Playwright's 15 s default. A wait, not a speed check.
+POOL_START_MS = 90_000
 
 
 def find_chromium() -> str | None:
@@ -688,7 +692,7 @@ def test_projection_and_portfolio_tabs(page: Any, stack: Stack) -> None:
     frame.locator("#tab-proj").click()
     assert frame.locator("#pbal").input_value() == "10000" and frame.locator("#prr").input_value() == "2"
     frame.locator("#pgo").click()
-    frame.wait_for_selector("svg.fan path.ln")
+    frame.wait_for_selector("svg.fan path.ln", timeout=POOL_START_MS)
     assert frame.locator("svg.fan path.b1, svg.fan path.b2").count() == 2
     line = frame.locator("svg.fan path.ln").get_attribute("d")
     assert line.count("C") > 10 and "L" not in line  # cubic curves through the points, not a jagged polyline
@@ -750,6 +754,8 @@ def test_full_page_mode(page: Any, stack: Stack) -> None:
     page.press("#stop", "Enter")
     page.wait_for_function("() => document.getElementById('r-lots')")
     assert page.locator("#r-lots").inner_text() == "0,66"
+    problems = axe.blocking(page)
+    assert not problems, axe.report(problems, "full page, de")
 
 
 def test_session_is_renewed_before_it_expires(browser: Any, stack: Stack) -> None:
@@ -820,6 +826,10 @@ def test_wire_budgets_first_and_repeat_load(browser: Any, stack: Stack) -> None:
     try:
         pg.goto(stack.host + "/embed.html")
         wait_event(pg, "ready")
+        # `requestfinished` reaches Python after the page's own events: wait for the frame's four files.
+        deadline = time.monotonic() + 15
+        while sum(e["path"].startswith("/widget/v/") for e in log) < 4 and time.monotonic() < deadline:
+            pg.wait_for_timeout(20)
         first = list(log)
         paths = [e["path"] for e in first]
         loader = sum(e["bytes"] for e in first if e["path"] == "/widget.js")
@@ -852,7 +862,10 @@ def test_screenshots_responsive_and_size_budget(browser: Any, stack: Stack) -> N
     stack.pages["/embed-dark.html"] = host_page(stack.api, stack.publishable_key, stack.slug,
                                                 attrs=' data-theme="dark"')
     for width, name, theme in shots:
-        context = browser.new_context(viewport={"width": width, "height": 900}, device_scale_factor=1)
+        # Tall enough for the whole widget: Chromium paints a cross-origin frame only inside the viewport, so
+        # a taller element's screenshot would show it cut off where the viewport ends.
+        context = browser.new_context(viewport={"width": width, "height": 2200 if width < 800 else 1100},
+                                      device_scale_factor=1)
         pg = context.new_page()
         try:
             pg.goto(stack.host + ("/embed-dark.html" if theme == "dark" else "/embed.html"))
@@ -876,3 +889,101 @@ def test_screenshots_responsive_and_size_budget(browser: Any, stack: Stack) -> N
                 shutil.copyfile(shot, ROOT / "docs" / ("widget.png" if name == "desktop" else f"widget-{name}.png"))
         finally:
             context.close()
+
+
+# --- accessibility: axe-core in every state the trader can reach ---------------------------------------
+CALC_URL = "**/api/v1/calculate/position-size"
+
+
+def axe_clean(frame: Any, where: str, found: list[str]) -> None:
+    """Serious and critical axe violations in the widget's frame go to `found` (one report per state), so a
+    run lists every state that fails, not only the first."""
+    problems = axe.blocking(frame)
+    if problems:
+        found.append(axe.report(problems, where))
+
+
+@pytest.mark.parametrize("width", [1280, 390])
+@pytest.mark.parametrize("locale", ["en", "ar"])
+@pytest.mark.parametrize("theme", ["light", "dark"])
+def test_axe_clean_in_every_state(browser: Any, stack: Stack, theme: str, locale: str, width: int) -> None:
+    """Issue 19: axe-core reports no serious or critical issue on any tab (calculator, projection, portfolio),
+    with results, with a stale result, with an error, in both themes, in English and Arabic (right to
+    left), at desktop and phone widths. No rule is turned off."""
+    page_name = f"/embed-axe-{theme}-{locale}.html"
+    stack.pages[page_name] = host_page(stack.api, stack.publishable_key, stack.slug,
+                                       attrs=f' data-theme="{theme}" data-locale="{locale}"')
+    context = browser.new_context(viewport={"width": width, "height": 900}, locale=locale)
+    pg = context.new_page()
+    pg.set_default_timeout(15_000)
+    found: list[str] = []
+    label = f"{theme}, {locale}, {width} px"
+    try:
+        pg.goto(stack.host + page_name)
+        wait_event(pg, "ready")
+        frame = widget_frame(pg)
+        assert frame.evaluate("document.documentElement.lang") == locale
+        assert frame.evaluate("document.documentElement.dataset.theme") == theme
+        # The host side of the widget: the iframe the loader wrote (its title names it).
+        host = axe.blocking(pg, "#risk-calculator")
+        if host:
+            found.append(axe.report(host, f"{label}, host page"))
+        axe_clean(frame, f"{label}, calculator, empty", found)
+
+        pg.evaluate("""() => { const w = ForexRisk.get('#risk-calculator');
+            w.setAccount({balance: 10000, currency: 'USD'}); w.setSymbol('EURUSD');
+            w.setPrices({entry: 1.1850, stop: 1.1820, takeProfit: 1.1910}); }""")
+        wait_event(pg, "calculated")
+        frame.wait_for_selector("#r-rr")
+        axe_clean(frame, f"{label}, calculator, result", found)
+
+        frame.locator("#tab-proj").click()
+        frame.locator("#pgo").click()
+        frame.wait_for_selector("#p-median", timeout=POOL_START_MS)
+        axe_clean(frame, f"{label}, projection, result", found)
+
+        frame.locator("#tab-port").click()
+        frame.locator("#padd").click()
+        frame.locator("#prow").click()
+        # USDCHF moves against EURUSD: the heat map has cells of both colours.
+        for key, value in (("currencyPair", "USDCHF"), ("lots", "0.5"), ("entryPrice", "0.80"),
+                           ("stopLossPips", "40")):
+            cell = frame.locator(f"#prows input[data-i='1'][data-k='{key}']")
+            cell.fill(value)
+            cell.dispatch_event("change")
+        frame.locator("#pgo2").click()
+        frame.wait_for_selector("#q-heat")
+        assert frame.locator("#q-heat td.cn").count() == 2 and frame.locator("#q-heat td.cp").count() == 2
+        axe_clean(frame, f"{label}, portfolio, result", found)
+
+        # Stale: an edit marks the shown result at once; its recalculation is held in flight meanwhile.
+        frame.locator("#tab-calc").click()
+        held: list[Any] = []
+
+        def hold(route: Any) -> None:
+            held.append(route)
+
+        pg.route(CALC_URL, hold)
+        with pg.expect_request(CALC_URL):
+            frame.locator("#stop").fill("1.1750")
+        assert frame.locator("#stale").is_visible()
+        frame.wait_for_selector("#res[aria-busy=true]")
+        axe_clean(frame, f"{label}, calculator, stale result", found)
+
+        # An error: the held request fails as a lost connection would; the banner says so, no result.
+        while not held:
+            pg.wait_for_timeout(20)  # the route handler runs when Playwright next waits
+        held[0].abort("internetdisconnected")
+        frame.wait_for_selector("#banner:not([hidden])")
+        assert frame.locator("#r-lots").count() == 0
+        axe_clean(frame, f"{label}, calculator, network error", found)
+        pg.unroute(CALC_URL)
+
+        # And the fields' own errors: an empty balance, Calculate pressed.
+        frame.locator("#bal").fill("")
+        frame.locator("#go").click()
+        frame.wait_for_selector("#bal[aria-invalid=true]")
+        axe_clean(frame, f"{label}, calculator, field error", found)
+    finally:
+        context.close()
+    assert not found, "\n\n".join(found)

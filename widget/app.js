@@ -11,7 +11,9 @@
   const LOCALE = LOCALES.includes(BOOT.locale) ? BOOT.locale : 'en';
   const CURRENCIES = 'USD EUR GBP JPY CHF AUD CAD NZD SGD HKD SEK NOK DKK PLN CZK HUF ZAR MXN TRY CNH AED SAR ILS INR BRL'
     .split(' ');
+  // Copies of app.css's colours (tests/test_widget_assets.py keeps them equal): ground, text, card, error.
   const BG = { light: '#ffffff', dark: '#0f141a' }, FG = { light: '#0f172a', dark: '#e6eaf0' };
+  const SF = { light: '#f6f8fa', dark: '#161e27' }, ERR = { light: '#b42318', dark: '#ff9a90' };
   let T = {}, token = BOOT.session && BOOT.session.token, expiresAt = BOOT.session && BOOT.session.expiresAt;
   let instruments = {}, last = null, lastReq = null, lost = false, themeState = {};
   const portfolio = [];
@@ -119,6 +121,15 @@
     const x = lum(a), y = lum(b);
     return (Math.max(x, y) + 0.05) / (Math.min(x, y) + 0.05);
   }
+  /** The heat map's strongest tint of `c` on a card that keeps text at 4.5:1 (srgb mix, as app.css paints it). */
+  function maxTint(c, m) {
+    const h = (x, i) => parseInt(x.slice(i, i + 2), 16);
+    let w = 0.85;
+    const mix = () => '#' + [1, 3, 5].map((i) => Math.round(h(c, i) * w + h(SF[m], i) * (1 - w))
+      .toString(16).padStart(2, '0')).join('');
+    while (w > 0.05 && contrast(FG[m], mix()) < 4.6) w -= 0.05;
+    return w.toFixed(2);
+  }
   function applyTheme(o) {
     themeState = Object.assign({}, themeState, o);
     const mode = themeState.theme === 'dark' || (themeState.theme !== 'light' && BRAND.darkMode) ? 'dark' : 'light';
@@ -131,6 +142,8 @@
     // The primary colour as text or focus ring only where it stays readable on the background.
     s.setProperty('--pt', contrast(p, bg) >= 4.5 ? p : FG[mode]);
     s.setProperty('--ring', contrast(p, bg) >= 3 ? p : FG[mode]);
+    s.setProperty('--tp', maxTint(p, mode));
+    s.setProperty('--tn', maxTint(ERR[mode], mode));
     if (BRAND.fontFamily) s.setProperty('--font', BRAND.fontFamily);
   }
 
@@ -1091,7 +1104,7 @@ ${field('pn', t('trades'), `required inputmode="numeric" value="100"`, t('trades
   function heatMap(cr, hist) {
     const n = cr.pairs.length, cell = (v) => {
       const a = Math.min(Math.abs(v), 1), pos = v >= 0;
-      return `<td class="${pos ? 'cp' : 'cn'}" style="--a:${(a * 0.85).toFixed(2)}">${num(v, 2)}</td>`;
+      return `<td class="${pos ? 'cp' : 'cn'}" style="--a:${a.toFixed(2)}">${num(v, 2)}</td>`;
     };
     const dev = hist && hist.development ? `<p class="warn" role="note">${t('flag_DEVELOPMENT_HISTORY')}</p>` : '';
     return `<h3 id="corr-h">${t('corrTitle')}</h3><div class="tw"><table class="hm" id="q-heat" aria-labelledby="corr-h">` +

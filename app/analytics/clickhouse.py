@@ -38,15 +38,47 @@ COLUMNS = ("event_id", "source", "at", "broker_id", "user_id", "api_key_id", "ev
            "instrument", "account_currency", "risk_pct", "status", "latency_ms", "units")
 
 
-def ddl(retention_days: int) -> list[str]:
-    """The event table. Real columns for everything a report filters or aggregates (no JSON strings).
+# Rollups kept by materialized views on `usage_metrics` (each insert block that is stored also feeds
+# them; a block dropped by its insert_deduplication_token feeds nothing:
+# deduplicate_blocks_in_dependent_materialized_views, on by default, tested in tests/test_analytics.py).
+HOURLY = "usage_hourly"  # per broker, event type, hour, endpoint: counts, units, latency sketch
+HOURLY_ALL = "usage_hourly_all"  # the same without the broker: the platform operator's view
+FIRST_SEEN = "usage_first_seen"  # per broker and user: first and last event
+ROLLUPS = (HOURLY, HOURLY_ALL, FIRST_SEEN)
+# Latency percentiles come from a DDSketch (ClickHouse quantilesDD): mergeable across hours and brokers,
+# so a report reads hundreds of rollup rows instead of every event; each percentile is within 1 % of the
+# exact value (relative accuracy 0.01). Exact percentiles need every value, which no rollup keeps.
+LATENCY_SKETCH = "quantilesTDigest(0.5, 0.95, 0.99)"
+_HOURLY_COLUMNS = f"""
+    hour DateTime('UTC'),
+    endpoint LowCardinality(String),
+    ok SimpleAggregateFunction(sum, UInt64),
+    errors SimpleAggregateFunction(sum, UInt64),
+    units SimpleAggregateFunction(sum, UInt64),
+    timed SimpleAggregateFunction(sum, UInt64),
+    latency AggregateFunction({LATENCY_SKETCH}, Float32)"""
+HOURLY_SELECT = (  # the rollup columns of a set of usage_metrics rows, grouped by hour (and more)
+    "toStartOfHour(at) AS hour, endpoint, countIf(status < 400) AS ok, countIf(status >= 400) AS errors, "
+    "sum(units) AS units, count(latency_ms) AS timed, "
+    f"{LATENCY_SKETCH.replace('(', 'StateIf(', 1)}(assumeNotNull(latency_ms), isNotNull(latency_ms)) AS latency")
 
-    ReplacingMergeTree on (broker_id, event_type, at, event_id): an event shipped twice (a crash between
-    the insert and the watermark update) collapses to one row; reports read with FINAL, so they count
-    exactly even before the background merge. The shipper also sends a deterministic
-    insert_deduplication_token per batch, so a retried batch is normally not stored at all (the
-    non-replicated deduplication window keeps the last tokens).
+
+# A rollup keeps the tokens of its last blocks too: a block the event table dropped as a resend reaches the
+# views all the same (seen on chDB 26.9), and is dropped here, by the token derived from the source's.
+DEDUP = "\nSETTINGS non_replicated_deduplication_window = 1000"
+
+
+def ddl(retention_days: int) -> list[str]:
+    """The event table, its rollups and the views that feed them. Real columns for everything a report
+    filters or aggregates (no JSON strings).
+
+    The shipper stores each event exactly once (app.analytics.shipper: a resent batch is dropped by its
+    insert_deduplication_token, and a batch that changed in between is re-sent without the rows
+    ClickHouse already has), so reports read without FINAL and the rollups count exactly.
+    ReplacingMergeTree on (broker_id, event_type, at, event_id) stays as a last guard: a copy that ever
+    got in anyway (a manual insert) collapses at the next merge.
     """
+    days = int(retention_days)
     return [f"""
 CREATE TABLE IF NOT EXISTS {TABLE} (
     event_id UUID,
@@ -67,9 +99,50 @@ CREATE TABLE IF NOT EXISTS {TABLE} (
 ) ENGINE = ReplacingMergeTree
 PARTITION BY toYYYYMM(at)
 ORDER BY (broker_id, event_type, at, event_id)
-TTL toDateTime(at) + INTERVAL {int(retention_days)} DAY
+TTL toDateTime(at) + INTERVAL {days} DAY
 SETTINGS non_replicated_deduplication_window = 1000""",
-            f"ALTER TABLE {TABLE} MODIFY TTL toDateTime(at) + INTERVAL {int(retention_days)} DAY"]
+            f"ALTER TABLE {TABLE} MODIFY TTL toDateTime(at) + INTERVAL {days} DAY",
+            f"""
+CREATE TABLE IF NOT EXISTS {HOURLY} (broker_id UUID, event_type LowCardinality(String), {_HOURLY_COLUMNS}
+) ENGINE = AggregatingMergeTree PARTITION BY toYYYYMM(hour) ORDER BY (broker_id, event_type, hour, endpoint)
+TTL hour + INTERVAL {days} DAY{DEDUP}""",
+            f"""
+CREATE TABLE IF NOT EXISTS {HOURLY_ALL} (event_type LowCardinality(String), {_HOURLY_COLUMNS}
+) ENGINE = AggregatingMergeTree PARTITION BY toYYYYMM(hour) ORDER BY (event_type, hour, endpoint)
+TTL hour + INTERVAL {days} DAY{DEDUP}""",
+            # A user's first and last event. min and max: a row seen twice changes nothing. Kept while the
+            # user is active within the retention period.
+            f"""
+CREATE TABLE IF NOT EXISTS {FIRST_SEEN} (
+    broker_id UUID,
+    user_id UUID,
+    first_at SimpleAggregateFunction(min, DateTime64(3, 'UTC')),
+    last_at SimpleAggregateFunction(max, DateTime64(3, 'UTC'))
+) ENGINE = AggregatingMergeTree ORDER BY (broker_id, user_id)
+TTL toDateTime(last_at) + INTERVAL {days} DAY{DEDUP}""",
+            *(f"ALTER TABLE {t} MODIFY TTL {c} + INTERVAL {days} DAY"
+              for t, c in ((HOURLY, "hour"), (HOURLY_ALL, "hour"), (FIRST_SEEN, "toDateTime(last_at)"))),
+            *view_ddl()]
+
+
+def rollup_inserts(source: str = TABLE) -> dict[str, str]:
+    """What each rollup holds, as an INSERT … SELECT from `source` (the views' bodies; the backfill)."""
+    return {
+        HOURLY: f"INSERT INTO {HOURLY} SELECT broker_id, event_type, {HOURLY_SELECT} FROM {source} "
+                "GROUP BY broker_id, event_type, hour, endpoint",
+        HOURLY_ALL: f"INSERT INTO {HOURLY_ALL} SELECT event_type, {HOURLY_SELECT} FROM {source} "
+                    "GROUP BY event_type, hour, endpoint",
+        # `{source}.user_id`: a bare user_id in WHERE would be the alias, never NULL.
+        FIRST_SEEN: f"INSERT INTO {FIRST_SEEN} SELECT broker_id, assumeNotNull(user_id) AS user_id, "
+                    f"min(at) AS first_at, max(at) AS last_at FROM {source} WHERE isNotNull({source}.user_id) "
+                    "GROUP BY broker_id, user_id",
+    }
+
+
+def view_ddl() -> list[str]:
+    return [f"CREATE MATERIALIZED VIEW IF NOT EXISTS {table}_mv TO {table} AS "
+            + statement.split(" ", 3)[3]  # the SELECT of "INSERT INTO <table> SELECT …"
+            for table, statement in rollup_inserts().items()]
 
 
 class NotOwner(RuntimeError):
@@ -123,7 +196,20 @@ class ClickHouse:
         return cls(clickhouse_connect.get_client(dsn=f"chdb://{path}"), embedded=True)
 
     def migrate(self, retention_days: int) -> None:
-        for statement in ddl(retention_days):
+        """Create or update the tables. A rollup created here on an event table that already holds rows
+        (an upgrade) is filled from it once, before its view exists: this runs before this process ships
+        anything, and with the embedded engine no other process writes (the owner lock)."""
+        existing = {str(r[0]) for r in self.client.query("SHOW TABLES").result_rows}
+        statements = ddl(retention_days)
+        views = set(view_ddl())
+        for statement in statements:
+            if statement not in views:
+                self.client.command(statement)
+        if TABLE in existing:
+            for table, backfill in rollup_inserts().items():
+                if table not in existing:
+                    self.client.command(backfill)
+        for statement in views:
             self.client.command(statement)
 
     async def query(self, sql: str, parameters: dict[str, Any]) -> list[tuple[Any, ...]]:
@@ -136,6 +222,16 @@ class ClickHouse:
         async with self._lock:
             await asyncio.to_thread(self.client.insert, TABLE, rows, column_names=list(COLUMNS),
                                     settings={"insert_deduplication_token": token})
+
+    async def stored_ids(self, source: str, brokers: Sequence[Any], lo: Any, hi: Any) -> set[Any]:
+        """The event ids of `source` ClickHouse already has for these brokers between lo and hi (inclusive,
+        give or take a second): what of a batch about to be sent is already there."""
+        rows = await self.query(
+            f"SELECT event_id FROM {TABLE} WHERE broker_id IN {{brokers:Array(UUID)}} AND source = {{source:String}} "
+            "AND at >= {lo:DateTime64(3, 'UTC')} - INTERVAL 1 SECOND "
+            "AND at <= {hi:DateTime64(3, 'UTC')} + INTERVAL 1 SECOND",
+            {"brokers": list(brokers), "source": source, "lo": lo, "hi": hi})
+        return {row[0] for row in rows}
 
     async def command(self, sql: str, parameters: dict[str, Any] | None = None) -> None:
         async with self._lock:

@@ -2,11 +2,16 @@
 admission, exports), written to `usage_events` off the request path.
 
 Calculations, logins and key/config changes are not written here: they already live in Postgres
-(`calculations`, `audit_logs`) and the shipper reads them there. Like the calculation recorder, the
-request only appends to a list; a background task inserts the list every `interval` seconds, one
-transaction per broker under its RLS scope. While Postgres is unreachable the rows wait in memory (at
-most `max_buffer`, the oldest dropped first and counted): these are soft events, and unlike a stored
-calculation nobody reads them back, so they get no disk journal.
+(`calculations`, `audit_logs`) and the shipper reads them there.
+
+Nothing acknowledged is lost across a crash: before the request answers, its event is appended to
+this process's journal (app.db.journal: one write to a file under an exclusive flock; it reaches the
+page cache, so it survives kill -9; each tick fsyncs). Every `interval` seconds a background task
+seals the journal (new events go to a fresh one), inserts the sealed journals' events, one
+transaction per broker under its RLS scope, and deletes them once stored. Postgres unreachable: the
+sealed journals wait on disk and the next tick tries again. A process that died leaves its journals
+to the next one that starts on the data directory, which adopts and stores them. Each event has its
+id from the start and is inserted with `on conflict (id) do nothing`, so a replay stores nothing twice.
 """
 
 from __future__ import annotations
@@ -15,14 +20,17 @@ import asyncio
 import contextlib
 import uuid
 from collections import defaultdict
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import orjson
 import structlog
-from sqlalchemy import insert
+from sqlalchemy.dialects.postgresql import insert
 
 from app.db.errors import database_unreachable
+from app.db.journal import Journal
 from app.models import UsageEvent
 
 if TYPE_CHECKING:
@@ -47,23 +55,45 @@ class Event:
     instrument: str | None = None
     account_currency: str | None = None
     risk_pct: float | None = None
+    id: uuid.UUID = field(default_factory=uuid.uuid4)
+
+
+def encode(event: Event) -> bytes:
+    # orjson writes UUIDs and datetimes as strings; `str` covers the UUID type asyncpg hands out
+    return orjson.dumps(asdict(event), default=str) + b"\n"
+
+
+def decode(line: bytes) -> Event:
+    raw = orjson.loads(line)
+    for name in ("broker_id", "user_id", "api_key_id", "id"):
+        if raw.get(name) is not None:
+            raw[name] = uuid.UUID(raw[name])
+    raw["created_at"] = datetime.fromisoformat(raw["created_at"])
+    return Event(**raw)
 
 
 class UsageOutbox:
-    def __init__(self, db: Database, interval: float = 0.25, max_buffer: int = 100_000) -> None:
+    def __init__(self, db: Database, journal_dir: Path, interval: float = 0.25) -> None:
         self.db = db
+        self.journal_dir = journal_dir
         self.interval = interval
-        self.max_buffer = max_buffer
-        self.buffer: list[Event] = []
-        self.dropped = 0
+        self.journal: Journal[Event] | None = None  # where new events go
+        self.sealed: list[Journal[Event]] = []  # full journals, stored (then deleted) by the next flush
+        self.dropped = 0  # events Postgres refused as data (their broker deleted meanwhile)
         self._task: asyncio.Task[None] | None = None
         self._lock = asyncio.Lock()
 
+    def open(self) -> None:
+        """This process's first journal, adopting the journals of processes that died."""
+        if self.journal is None:
+            self.journal = Journal(self.journal_dir, encode, decode)
+            self.journal.open()
+
     def emit(self, event: Event) -> None:
-        if len(self.buffer) >= self.max_buffer:
-            self.buffer.pop(0)
-            self.dropped += 1
-        self.buffer.append(event)
+        """Journal the event (before the request that caused it answers)."""
+        self.open()
+        assert self.journal is not None
+        self.journal.append([event])
 
     def calculation_failed(self, principal: Principal, endpoint: str, status: int, usage: Usage) -> None:
         units, latency_ms, instrument, currency, risk = usage
@@ -74,6 +104,7 @@ class UsageOutbox:
         self.emit(Event(broker_id, "widget_load", datetime.now(UTC), None, api_key_id, endpoint, 200))
 
     def start(self) -> None:
+        self.open()
         self._task = asyncio.create_task(self._loop(), name="usage-outbox")
 
     async def stop(self) -> None:
@@ -81,8 +112,11 @@ class UsageOutbox:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
-        with contextlib.suppress(Exception):  # Postgres down at shutdown: these soft events are lost
+        with contextlib.suppress(Exception):  # Postgres down at shutdown: the journals stay for the next start
             await self.flush()
+        for journal in [*self.sealed, *([self.journal] if self.journal is not None else [])]:
+            journal.close()  # an empty one is deleted, one holding events stays to be adopted
+        self.sealed, self.journal = [], None
 
     async def _loop(self) -> None:
         while True:
@@ -90,25 +124,36 @@ class UsageOutbox:
             try:
                 await self.flush()
             except Exception:
-                log.exception("usage_outbox_flush_failed", waiting=len(self.buffer))
+                log.exception("usage_outbox_flush_failed", waiting=sum(j.rows for j in self.sealed))
+
+    def _seal(self) -> None:
+        """Close the current journal to new events (they go to a fresh one) and queue it for storing."""
+        if self.journal is None or not self.journal.rows:
+            return
+        self.journal.sync()
+        self.sealed.append(self.journal)
+        self.journal = None
+        self.open()  # also adopts the journals of processes that died since
 
     async def flush(self) -> None:
         async with self._lock:
-            batch, self.buffer = self.buffer, []
+            self._seal()
+            if not self.sealed:
+                return
             by_broker: dict[uuid.UUID, list[dict[str, Any]]] = defaultdict(list)
-            for event in batch:
-                by_broker[event.broker_id].append(asdict(event))
-            done: set[uuid.UUID] = set()
+            for journal in self.sealed:
+                for event in journal.read():
+                    by_broker[event.broker_id].append(asdict(event))
             for broker_id, rows in by_broker.items():
                 try:
                     async with self.db.tenant(broker_id) as session:
-                        await session.execute(insert(UsageEvent), rows)
+                        await session.execute(insert(UsageEvent).on_conflict_do_nothing(index_elements=["id"]), rows)
                         await session.commit()
                 except Exception as exc:
                     if database_unreachable(exc):
-                        # Put back what was not stored (in front: order kept) and retry on the next tick.
-                        self.buffer[:0] = [e for e in batch if e.broker_id not in done]
-                        raise
+                        raise  # the sealed journals stay; the next tick stores them (replays are no-ops)
                     self.dropped += len(rows)  # a broker deleted meanwhile: these rows can never be stored
                     log.error("usage_outbox_rejected", broker_id=str(broker_id), rows=len(rows), error=str(exc))
-                done.add(broker_id)
+            for journal in self.sealed:
+                journal.discard()
+            self.sealed = []

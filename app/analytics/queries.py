@@ -1,9 +1,11 @@
 """The three reports, as ClickHouse SQL over `usage_metrics`, shaped into JSON-able dicts.
 
-Every statement is built by `scoped()`, which always adds the broker filter (a bound UUID parameter,
-never spliced text); only the platform operator's cross-broker scope leaves it out. Every read uses
-FINAL (exact counts even if a batch was ever stored twice; see app.analytics.clickhouse). Periods are
-UTC buckets computed here, so a bucket with no events is in the answer with zeros.
+Every statement is built by `scoped()` or `hourly()`, which always add the broker filter (a bound UUID
+parameter, never spliced text); only the platform operator's cross-broker scope leaves it out. No read
+uses FINAL: the shipper stores each event once (app.analytics.shipper), and distinct counts would not
+change anyway. Counts by period come from the hourly rollups where whole hours allow
+(app.analytics.clickhouse). Periods are UTC buckets computed here, so a bucket with no events is in the
+answer with zeros.
 """
 
 from __future__ import annotations
@@ -13,6 +15,8 @@ import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal, Protocol
+
+from app.analytics.clickhouse import FIRST_SEEN, HOURLY, HOURLY_ALL, HOURLY_SELECT, LATENCY_SKETCH, TABLE
 
 Granularity = Literal["hour", "day", "week", "month"]
 MAX_BUCKETS = 5_000
@@ -88,8 +92,42 @@ def scoped(scope: Scope, window: Window, extra: str = "") -> tuple[str, dict[str
     return " AND ".join(where), params
 
 
-def bucket_expr(granularity: Granularity) -> str:
-    return f"toUnixTimestamp(toDateTime(dateTrunc('{granularity}', at), 'UTC'))"
+def bucket_expr(granularity: Granularity, column: str = "at") -> str:
+    return f"toUnixTimestamp(toDateTime(dateTrunc('{granularity}', {column}), 'UTC'))"
+
+
+def hour_split(window: Window) -> tuple[datetime, datetime]:
+    """(h0, h1): the whole hours [h0, h1) of the window, read from the hourly rollups; the raw events
+    cover [start, h0) and [h1, end). A window without a whole hour is read raw: h0 = h1 = end."""
+    h0 = truncate(window.start, "hour")
+    if h0 < window.start:
+        h0 += timedelta(hours=1)
+    h1 = truncate(window.end, "hour")
+    return (h0, h1) if h0 < h1 else (window.end, window.end)
+
+
+def hourly(scope: Scope, window: Window, event_types: tuple[str, ...]) -> tuple[str, dict[str, Any]]:
+    """A subquery of rollup rows (event_type, hour, endpoint, ok, errors, units, timed, latency) for the
+    window: whole hours from the rollup, the partial hours at either end rolled up from the raw events
+    (the same expressions the materialized view uses), so the counts are exact for any from/to."""
+    h0, h1 = hour_split(window)
+    params: dict[str, Any] = {"start": window.start, "end": window.end, "h0": h0, "h1": h1,
+                              "types": list(event_types)}
+    broker = ""
+    rollup = HOURLY_ALL
+    if scope.broker_id is not None:
+        broker, rollup = "broker_id = {broker:UUID} AND ", HOURLY
+        params["broker"] = scope.broker_id
+    sql = (
+        "SELECT event_type, hour, endpoint, ok, errors, units, timed, latency "
+        f"FROM {rollup} WHERE {broker}event_type IN {{types:Array(String)}} "
+        "AND hour >= {h0:DateTime('UTC')} AND hour < {h1:DateTime('UTC')} "
+        f"UNION ALL SELECT event_type, {HOURLY_SELECT} FROM {TABLE} "
+        f"WHERE {broker}event_type IN {{types:Array(String)}} "
+        "AND ((at >= {start:DateTime64(3, 'UTC')} AND at < {h0:DateTime64(3, 'UTC')}) "
+        "OR (at >= {h1:DateTime64(3, 'UTC')} AND at < {end:DateTime64(3, 'UTC')})) "
+        "GROUP BY event_type, hour, endpoint")
+    return sql, params
 
 
 def iso(at: datetime) -> str:
@@ -104,14 +142,17 @@ def _latency(count: int, values: list[float]) -> dict[str, float | None]:
 
 
 async def usage(ch: Runner, scope: Scope, window: Window) -> dict[str, Any]:
-    """Calculations by period and endpoint: count, errors, units charged, latency percentiles."""
-    where, params = scoped(scope, window, "event_type = 'calculation'")
-    q = ", ".join(str(x) for x in QUANTILES)
+    """Calculations by period and endpoint: count, errors, units charged, latency percentiles (from the
+    hourly rollup: exact counts, percentiles within 1 %; see app.analytics.clickhouse.LATENCY_SKETCH)."""
+    source, params = hourly(scope, window, ("calculation",))
+    merge = LATENCY_SKETCH.replace("(", "Merge(", 1)
+    # Two levels: the sketches merged per (period, endpoint) first, then the groupings over those few rows
+    # (GROUPING SETS straight on the hourly rows would merge every hour's sketch once per set).
     rows = await ch.query(
-        f"SELECT {bucket_expr(window.granularity)} AS b, endpoint, grouping(b, endpoint) AS g, "
-        "countIf(status < 400) AS ok, countIf(status >= 400) AS errors, sum(units) AS units, "
-        f"countIf(isNotNull(latency_ms)) AS timed, quantilesExact({q})(assumeNotNull(latency_ms)) AS lat "
-        f"FROM usage_metrics FINAL WHERE {where} "
+        "SELECT b, endpoint, grouping(b, endpoint) AS g, sum(ok), sum(errors), sum(units), sum(timed), "
+        f"{merge}(latency) FROM (SELECT {bucket_expr(window.granularity, 'hour')} AS b, endpoint, sum(ok) AS ok, "
+        "sum(errors) AS errors, sum(units) AS units, sum(timed) AS timed, "
+        f"{merge.replace('(', 'State(', 1)}(latency) AS latency FROM ({source}) GROUP BY b, endpoint) "
         "GROUP BY GROUPING SETS ((b, endpoint), (b), (endpoint), ())", params)
     zero = {"calculations": 0, "errors": 0, "units": 0, "latencyMs": _latency(0, [])}
     series: dict[int, dict[str, Any]] = {int(at.timestamp()): {"start": iso(at), **zero, "endpoints": {}}
@@ -134,26 +175,32 @@ async def usage(ch: Runner, scope: Scope, window: Window) -> dict[str, Any]:
 
 
 async def engagement(ch: Runner, scope: Scope, window: Window) -> dict[str, Any]:
-    """Active users per period (and of them, returning ones: seen before the period), widget loads vs
-    calculations; DAU, WAU and MAU as of the window's end. A user is a user id (logins, calculations
-    with a user token); API-key and anonymous widget traffic has none."""
+    """Active users per period (and of them, returning ones: first seen before the period began), widget
+    loads vs calculations; DAU, WAU and MAU as of the window's end.
+
+    A user is a user id: a person signed in to the broker's account (logins, calculations and other
+    actions with a user token). API-key traffic (server-to-server) and widget traffic (anonymous
+    visitors of the broker's site; no visitor id exists) have none and are not users: widget traffic
+    is in `widgetLoads`. Distinct counts are exact (uniqExact)."""
     where, params = scoped(scope, window)
     broker = "broker_id = {broker:UUID} AND " if scope.broker_id is not None else ""
+    source, hourly_params = hourly(scope, window, ("widget_load", "calculation"))
     rows = await ch.query(
-        f"SELECT {bucket_expr(window.granularity)} AS b, "
-        "countIf(event_type = 'widget_load') AS loads, "
-        "countIf(event_type = 'calculation' AND status < 400) AS calcs "
-        f"FROM usage_metrics FINAL WHERE {where} GROUP BY b", params)
+        f"SELECT {bucket_expr(window.granularity, 'hour')} AS b, sumIf(ok + errors, event_type = 'widget_load'), "
+        f"sumIf(ok, event_type = 'calculation') FROM ({source}) GROUP BY b", hourly_params)
+    # Each (period, user) once, joined to the user's first event (the usage_first_seen rollup, not a scan
+    # of every event since the start). Distinct users are counted, so no FINAL is needed either way.
     users = await ch.query(
-        f"WITH firsts AS (SELECT user_id, min(at) AS first_at FROM usage_metrics FINAL "
-        f"WHERE {broker}isNotNull(user_id) AND at < {{end:DateTime64(3, 'UTC')}} GROUP BY user_id) "
-        f"SELECT b, uniqExact(user_id), uniqExactIf(user_id, first_at < toDateTime64(b, 3, 'UTC')) FROM ("
-        f"SELECT {bucket_expr(window.granularity)} AS b, user_id FROM usage_metrics FINAL "
-        f"WHERE {where} AND isNotNull(user_id)) AS a INNER JOIN firsts USING (user_id) GROUP BY b", params)
+        # (`uid`, not `user_id`: ClickHouse would read an alias user_id in the WHERE clause as the alias.)
+        "SELECT b, uniqExact(uid), uniqExactIf(uid, first_at < toDateTime64(b, 3, 'UTC')) FROM ("
+        f"SELECT DISTINCT {bucket_expr(window.granularity)} AS b, assumeNotNull(user_id) AS uid "
+        f"FROM {TABLE} WHERE {where} AND isNotNull(user_id)) AS a LEFT JOIN ("
+        f"SELECT user_id AS uid, min(first_at) AS first_at FROM {FIRST_SEEN} WHERE {broker}1 GROUP BY user_id) "
+        "AS f USING (uid) GROUP BY b SETTINGS join_use_nulls = 1", params)
     active = await ch.query(
         "SELECT uniqExactIf(user_id, at >= {end:DateTime64(3, 'UTC')} - INTERVAL 1 DAY), "
         "uniqExactIf(user_id, at >= {end:DateTime64(3, 'UTC')} - INTERVAL 7 DAY), uniqExact(user_id) "
-        f"FROM usage_metrics FINAL WHERE {broker}isNotNull(user_id) "
+        f"FROM {TABLE} WHERE {broker}isNotNull(user_id) "
         "AND at >= {end:DateTime64(3, 'UTC')} - INTERVAL 30 DAY AND at < {end:DateTime64(3, 'UTC')}", params)
     series: dict[int, dict[str, Any]] = {
         int(at.timestamp()): {"start": iso(at), "activeUsers": 0, "returningUsers": 0, "widgetLoads": 0,
@@ -173,30 +220,40 @@ async def engagement(ch: Runner, scope: Scope, window: Window) -> dict[str, Any]
 
 async def instruments(ch: Runner, scope: Scope, window: Window) -> dict[str, Any]:
     """Top instruments (calculations, average risk %), account currencies, and per period the
-    calculations that named an instrument and their average risk %."""
+    calculations that named an instrument and their average risk %.
+
+    One statement: the answered calculations grouped by (period, instrument, currency) first, then the
+    four groupings over that small result (GROUPING SETS straight on the events would copy every event
+    once per set)."""
     where, params = scoped(scope, window, "event_type = 'calculation' AND status < 400")
-    pairs = await ch.query(
-        "SELECT instrument, count(), avgOrNull(risk_pct), sum(units) FROM usage_metrics FINAL "
-        f"WHERE {where} AND instrument != '' GROUP BY instrument ORDER BY count() DESC, instrument LIMIT {TOP}",
-        params)
-    currencies = await ch.query(
-        "SELECT account_currency, count() FROM usage_metrics FINAL "
-        f"WHERE {where} AND account_currency != '' GROUP BY account_currency "
-        f"ORDER BY count() DESC, account_currency LIMIT {TOP}", params)
     rows = await ch.query(
-        f"SELECT {bucket_expr(window.granularity)} AS b, countIf(instrument != ''), avgOrNull(risk_pct) "
-        f"FROM usage_metrics FINAL WHERE {where} GROUP BY b", params)
-    overall = await ch.query(f"SELECT avgOrNull(risk_pct) FROM usage_metrics FINAL WHERE {where}", params)
+        "SELECT b, instrument, account_currency, grouping(b, instrument, account_currency) AS g, sum(n), "
+        "sum(named), sum(units), sum(risk_sum), sum(risk_n) FROM ("
+        f"SELECT {bucket_expr(window.granularity)} AS b, instrument, account_currency, count() AS n, "
+        "countIf(instrument != '') AS named, sum(units) AS units, sum(risk_pct) AS risk_sum, "
+        f"count(risk_pct) AS risk_n FROM {TABLE} WHERE {where} GROUP BY b, instrument, account_currency) "
+        "GROUP BY GROUPING SETS ((instrument), (account_currency), (b), ())", params)
     series: dict[int, dict[str, Any]] = {
         int(at.timestamp()): {"start": iso(at), "calculations": 0, "averageRiskPercent": None}
-              for at in window.buckets()}
-    for b, count, risk in rows:
-        if int(b) in series:
-            series[int(b)].update(calculations=int(count), averageRiskPercent=_round(risk))
-    return {"averageRiskPercent": _round(overall[0][0]) if overall else None,
-            "pairs": [{"instrument": i, "calculations": int(n), "averageRiskPercent": _round(r), "units": int(u)}
-                      for i, n, r, u in pairs],
-            "accountCurrencies": [{"currency": c, "calculations": int(n)} for c, n in currencies],
+        for at in window.buckets()}
+    pairs: list[dict[str, Any]] = []
+    currencies: list[dict[str, Any]] = []
+    overall: float | None = None
+    for b, instrument, currency, g, n, named, units, risk_sum, risk_n in rows:
+        risk = _round(risk_sum / risk_n) if risk_n else None
+        # grouping(): a bit set per argument left out of the row's set (b = 4, instrument = 2, currency = 1)
+        if g == 5 and instrument:  # by instrument only
+            pairs.append({"instrument": instrument, "calculations": int(n), "averageRiskPercent": risk,
+                          "units": int(units)})
+        elif g == 6 and currency:  # by account currency only
+            currencies.append({"currency": currency, "calculations": int(n)})
+        elif g == 3 and int(b) in series:  # by period only
+            series[int(b)].update(calculations=int(named), averageRiskPercent=risk)
+        elif g == 7:
+            overall = risk
+    pairs.sort(key=lambda p: (-p["calculations"], p["instrument"]))
+    currencies.sort(key=lambda c: (-c["calculations"], c["currency"]))
+    return {"averageRiskPercent": overall, "pairs": pairs[:TOP], "accountCurrencies": currencies[:TOP],
             "series": list(series.values())}
 
 

@@ -19,7 +19,7 @@ from typing import Any
 import structlog
 from sqlalchemy import text
 
-from app.analytics.clickhouse import TABLE, ClickHouse, OwnerLock
+from app.analytics.clickhouse import FIRST_SEEN, HOURLY, TABLE, ClickHouse, OwnerLock
 from app.analytics.forward import ForwardedError, OwnerServer, OwnerUnreachable, ask_owner
 from app.analytics.queries import REPORTS, Scope, Window
 from app.analytics.shipper import Shipper
@@ -197,11 +197,15 @@ class Analytics:
         if request["op"] == "forget":
             if broker is None:
                 raise ValueError("forget needs a broker")
+            # The hourly rollups hold no user: a forgotten user's calculations stay in them as anonymous
+            # counts. A forgotten broker leaves its rows in usage_hourly_all (platform totals, no broker).
             if request.get("user"):
-                await ch.command(f"DELETE FROM {TABLE} WHERE broker_id = {{b:UUID}} AND user_id = {{u:UUID}}",
-                                 {"b": broker, "u": uuid.UUID(request["user"])})
+                for table in (TABLE, FIRST_SEEN):
+                    await ch.command(f"DELETE FROM {table} WHERE broker_id = {{b:UUID}} AND user_id = {{u:UUID}}",
+                                     {"b": broker, "u": uuid.UUID(request["user"])})
             else:
-                await ch.command(f"DELETE FROM {TABLE} WHERE broker_id = {{b:UUID}}", {"b": broker})
+                for table in (TABLE, HOURLY, FIRST_SEEN):
+                    await ch.command(f"DELETE FROM {table} WHERE broker_id = {{b:UUID}}", {"b": broker})
             return {"deleted": True}
         window = Window(datetime.fromisoformat(request["start"]), datetime.fromisoformat(request["end"]),
                         request["granularity"])

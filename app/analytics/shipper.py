@@ -12,9 +12,11 @@ so no row can still appear below it. Rows are read in (xid, id) order, `batch` a
 watermark; the watermark moves in Postgres only after ClickHouse took the batch. So:
 - ClickHouse down for any length of time: the watermark stays, the rows stay in Postgres; nothing is lost.
 - a crash (or a lost answer) between the insert and the watermark update: the same batch is read
-  again (same watermark, same `upper`, so the same rows) and sent with the same
-  insert_deduplication_token, which ClickHouse drops; the ReplacingMergeTree key and FINAL on read
-  collapse any copy that still got through (a row deleted in between changes the batch).
+  again (same watermark, same `upper`, so the same rows). Before each insert the shipper asks
+  ClickHouse which of the batch's event ids it already has (the batch's brokers and time range) and
+  sends only the others; an unchanged batch also carries the same insert_deduplication_token, which
+  ClickHouse drops. So a row is stored once even when the batch changed in between (a row deleted in
+  Postgres), and the reports and the rollups fed by materialized views count it once, without FINAL.
 - two shippers at once (several processes on one ClickHouse server): a transaction-scoped advisory
   lock per source lets one of them work, the other skips.
 """
@@ -36,18 +38,25 @@ from app.db.engine import Database
 
 log = structlog.get_logger(__name__)
 
-AFTER = "(xid, id) > (cast(:last_xid as xid8), cast(:last_id as uuid)) and xid < cast(:upper as xid8)"
+AFTER = "(t.xid, t.id) > (cast(:last_xid as xid8), cast(:last_id as uuid)) and t.xid < cast(:upper as xid8)"
+# A user erased (GDPR) before their rows ship goes to ClickHouse without their id: the erasure's
+# forget_user can only delete what ClickHouse already held, and the shipper reads behind a snapshot.
+USER = "case when u.erased_at is null then t.user_id end as user_id"
+ERASED = "left join users u on u.id = t.user_id"
 SOURCES: dict[str, str] = {
     "calculations": (
-        "select xid, id, created_at, broker_id, user_id, api_key_id, kind, instrument, account_currency, "
-        f"risk_pct, latency_ms, units from calculations where {AFTER} order by xid, id limit :n"),
+        f"select t.xid, t.id, t.created_at, t.broker_id, {USER}, t.api_key_id, t.kind, t.instrument, "
+        f"t.account_currency, t.risk_pct, t.latency_ms, t.units from calculations t {ERASED} where {AFTER} "
+        "order by t.xid, t.id limit :n"),
     "audit_logs": (
-        "select xid, id, created_at, broker_id, actor_type, actor_id, action, target_type "
-        f"from audit_logs where {AFTER} order by xid, id limit :n"),
+        "select t.xid, t.id, t.created_at, t.broker_id, t.actor_type, "
+        "case when u.erased_at is null then t.actor_id end as actor_id, t.action, t.target_type "
+        "from audit_logs t left join users u on t.actor_type = 'user' and u.id::text = t.actor_id::text "
+        f"where {AFTER} order by t.xid, t.id limit :n"),
     "usage_events": (
-        "select xid, id, created_at, broker_id, user_id, api_key_id, event_type, endpoint, instrument, "
-        f"account_currency, risk_pct, status, latency_ms, units from usage_events where {AFTER} "
-        "order by xid, id limit :n"),
+        f"select t.xid, t.id, t.created_at, t.broker_id, {USER}, t.api_key_id, t.event_type, t.endpoint, "
+        "t.instrument, t.account_currency, t.risk_pct, t.status, t.latency_ms, t.units "
+        f"from usage_events t {ERASED} where {AFTER} order by t.xid, t.id limit :n"),
 }
 LOGIN_FAILED = {"auth.login_failed", "auth.login_locked", "auth.sso_failed", "auth.exchange_failed",
                 "auth.mfa_failed", "auth.refresh_reuse_detected", "auth.exchange_replay"}
@@ -132,7 +141,17 @@ class Shipper:
                                            "updated_at = now() where source = :s"), {"u": horizon, "s": source})
                 await session.commit()
                 return 0
-            await self.clickhouse.insert([to_metric(source, r) for r in rows], batch_token(source, rows))
+            metrics = [to_metric(source, r) for r in rows]
+            # A batch read again after a crash or a lost answer may differ from the one sent (a row deleted
+            # in between): the token would not match, so send only what ClickHouse does not have yet.
+            # One small query per batch (the batch's brokers and time range, on the sort key).
+            stored = await self.clickhouse.stored_ids(source, sorted({m[3] for m in metrics}),
+                                                      min(m[2] for m in metrics), max(m[2] for m in metrics))
+            fresh = [m for m in metrics if m[0] not in stored]
+            if len(fresh) == len(metrics):
+                await self.clickhouse.insert(metrics, batch_token(source, rows))
+            elif fresh:
+                await self.clickhouse.insert(fresh, batch_token(source, [(m[0], m[0]) for m in fresh]))
             await session.execute(text(
                 "update analytics_cursors set last_xid = cast(:x as xid8), last_id = :i, shipped = shipped + :n, "
                 "updated_at = now() where source = :s"),

@@ -17,16 +17,13 @@ One line per row: a JSON array of the insert's parameters (ids as strings, the t
 
 from __future__ import annotations
 
-import fcntl
-import os
 import uuid
 from datetime import datetime
 from pathlib import Path
 
 import orjson
-import structlog
 
-log = structlog.get_logger(__name__)
+from app.db import journal
 
 # (units, latency ms, instrument, account currency, risk %): the usage columns analytics and billing query
 Usage = tuple[int, float | None, str | None, str | None, float | None]
@@ -49,89 +46,8 @@ def decode(line: bytes) -> Row:
             kind, stored, result, digest, datetime.fromisoformat(at), usage)
 
 
-def _read(fd: int) -> list[Row]:
-    size = os.fstat(fd).st_size
-    data = os.pread(fd, size, 0) if size else b""
-    rows = []
-    for line in data.split(b"\n"):
-        if not line:
-            continue
-        try:
-            rows.append(decode(line))
-        except (ValueError, TypeError):  # a line torn by a crash in the middle of a write
-            log.error("calculation_journal_torn_line", bytes=len(line))
-    return rows
+class Journal(journal.Journal[Row]):
+    """The calculations' journal (the file mechanism is app.db.journal)."""
 
-
-class Journal:
     def __init__(self, directory: Path) -> None:
-        self.directory = directory
-        self.path = directory / f"{os.getpid()}-{uuid.uuid4().hex[:12]}.jsonl"
-        self.fd = -1
-        self.rows = 0  # rows in this journal, i.e. waiting for Postgres
-        self._unsynced = False
-
-    def open(self) -> int:
-        """Create this recorder's journal and adopt every orphaned one; return the rows adopted."""
-        self.directory.mkdir(parents=True, exist_ok=True, mode=0o700)
-        self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o600)
-        fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        adopted = 0
-        for other in sorted(self.directory.glob("*.jsonl")):
-            if other == self.path:
-                continue
-            try:
-                fd = os.open(other, os.O_RDWR | os.O_CLOEXEC)
-            except FileNotFoundError:
-                continue  # adopted by another recorder meanwhile
-            try:
-                try:
-                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                except BlockingIOError:
-                    continue  # its recorder is alive
-                if not os.path.exists(other):
-                    continue  # adopted and deleted between our open and our lock
-                rows = _read(fd)
-                if rows:
-                    self.append(rows)
-                    self.sync()
-                other.unlink()
-                adopted += len(rows)
-            finally:
-                os.close(fd)
-        if adopted:
-            log.warning("calculation_journal_adopted", rows=adopted)
-        return adopted
-
-    def append(self, rows: list[Row]) -> None:
-        """Park rows. A write reaches the page cache, so it survives the process (kill -9 included);
-        `sync()` (once per flush tick) makes it survive the machine."""
-        if rows:
-            os.write(self.fd, b"".join(encode(r) for r in rows))
-            self.rows += len(rows)
-            self._unsynced = True
-
-    def sync(self) -> None:
-        if self._unsynced:
-            os.fsync(self.fd)
-            self._unsynced = False
-
-    def read(self) -> list[Row]:
-        return _read(self.fd)
-
-    def clear(self) -> None:
-        os.ftruncate(self.fd, 0)
-        os.fsync(self.fd)
-        self.rows = 0
-        self._unsynced = False
-
-    def close(self) -> None:
-        """An empty journal is deleted; one still holding rows stays for the next start to adopt."""
-        if self.fd < 0:
-            return
-        self.sync()
-        if self.rows == 0:
-            self.path.unlink(missing_ok=True)
-        os.close(self.fd)
-        self.fd = -1
-
+        super().__init__(directory, encode, decode)

@@ -172,7 +172,8 @@ def test_enrolment_returns_a_qr_code_of_the_otpauth_uri(client: TestClient, brok
 def test_an_invitation_sets_a_password_once(client: TestClient, broker_a: BrokerFixture) -> None:
     admin = bearer(admin_token(client, broker_a))
     email = f"invitee-{uuid.uuid4().hex[:6]}@example.com"
-    made = client.post(f"/api/v1/brokers/{broker_a.id}/users", json={"email": email, "role": "BROKER_USER"}, headers=admin)
+    made = client.post(f"/api/v1/brokers/{broker_a.id}/users", json={"email": email, "role": "BROKER_USER"},
+                       headers=admin)
     assert made.status_code == 201, made.text
     inv = client.post(f"/api/v1/users/{made.json()['id']}/invitation", headers=admin)
     assert inv.status_code == 200, inv.text
@@ -185,7 +186,8 @@ def test_an_invitation_sets_a_password_once(client: TestClient, broker_a: Broker
     assert login(client, broker_a.slug, email, USER_PASSWORD).status_code == 200
     again = client.post("/api/v1/auth/invitations/accept", json={"token": token, "password": "another one, long"},
                         headers=NO_AUTH)
-    assert_problem(again, 422) and problem_fields(again) == ["token"]
+    assert_problem(again, 422)
+    assert problem_fields(again) == ["token"]
     forged = token[:-3] + ("aaa" if not token.endswith("aaa") else "bbb")
     assert problem_fields(client.post("/api/v1/auth/invitations/accept", headers=NO_AUTH,
                                       json={"token": forged, "password": USER_PASSWORD})) == ["token"]
@@ -256,9 +258,11 @@ def test_no_preview_without_a_publishable_key(client: TestClient) -> None:
     admin = bearer(admin_token(client, broker))
     for key in client.get(f"/api/v1/brokers/{broker.id}/api-keys", headers=broker.auth).json():
         if key["kind"] == "publishable":
-            assert client.delete(f"/api/v1/brokers/{broker.id}/api-keys/{key['id']}", headers=broker.auth).status_code == 200
+            gone = client.delete(f"/api/v1/brokers/{broker.id}/api-keys/{key['id']}", headers=broker.auth)
+            assert gone.status_code == 200
     r = client.post(f"/api/v1/brokers/{broker.id}/widget/preview", headers=admin)
-    assert_problem(r, 409) and problem_fields(r) == ["publishableKey"]
+    assert_problem(r, 409)
+    assert problem_fields(r) == ["publishableKey"]
 
 
 @pytest.mark.parametrize("role", ["END_USER"])

@@ -178,7 +178,8 @@ def enrolled(console: Console, who: dict[str, Any]) -> str:
                                                     "password": PASSWORD}).json()["accessToken"]
         auth = {"Authorization": f"Bearer {token}"}
         secret: str = c.post("/api/v1/auth/mfa/enrol", headers=auth).json()["secret"]
-        assert c.post("/api/v1/auth/mfa/confirm", json={"code": pyotp.TOTP(secret).now()}, headers=auth).status_code == 200
+        confirmed = c.post("/api/v1/auth/mfa/confirm", json={"code": pyotp.TOTP(secret).now()}, headers=auth)
+        assert confirmed.status_code == 200, confirmed.text
     reset_step(console, who["userId"])
     return secret
 

@@ -269,3 +269,21 @@ def test_no_preview_without_a_publishable_key(client: TestClient) -> None:
 def test_an_end_user_gets_no_preview(client: TestClient, broker_a: BrokerFixture, role: str) -> None:
     _, token = user_token(client, broker_a, role)
     assert_problem(client.post(f"/api/v1/brokers/{broker_a.id}/widget/preview", headers=bearer(token)), 403)
+
+
+def test_every_locale_file_translates_known_strings_only() -> None:
+    from pathlib import Path
+
+    import orjson
+
+    root = Path(__file__).resolve().parents[1] / "console" / "i18n"
+    en = orjson.loads((root / "en.json").read_bytes())
+    locales = {p.stem for p in root.glob("*.json")}
+    assert locales == {"en", "de", "es", "fr", "it", "pt", "ja", "zh", "ar"}  # the widget's locales
+    for locale in locales - {"en"}:
+        strings = orjson.loads((root / f"{locale}.json").read_bytes())
+        assert set(strings) <= set(en), (locale, sorted(set(strings) - set(en)))
+        assert all(isinstance(v, str) and v.strip() for v in strings.values()), locale
+        # Placeholders survive translation.
+        for key, value in strings.items():
+            assert set(re.findall(r"\{\w+\}", value)) == set(re.findall(r"\{\w+\}", en[key])), (locale, key)

@@ -570,3 +570,17 @@ def test_platform_operator_sets_tiers_and_suspends(page: Any, console: Console) 
     page.get_by_role("link", name="Platform-wide usage").click()
     page.wait_for_selector("#kpi-calcs")
     check(page, "platform-usage")
+
+
+@pytest.mark.parametrize(("locale", "heading", "direction"), [("de", "Anmelden", "ltr"), ("ar", "تسجيل الدخول", "rtl"),
+                                                            ("ja", "サインイン", "ltr")])
+def test_the_console_speaks_the_widgets_languages(page: Any, console: Console, locale: str, heading: str,
+                                                  direction: str) -> None:
+    page.goto(console.api + "/admin/")
+    ready(page)
+    page.get_by_label("Language").select_option(locale)  # reloads in that language
+    page.wait_for_function("(l) => document.documentElement.lang === l && document.body.dataset.ready === '1'",
+                           arg=locale)
+    assert page.locator("h1").inner_text() == heading
+    assert page.evaluate("() => document.documentElement.dir") == direction
+    check(page, f"sign-in-{locale}")

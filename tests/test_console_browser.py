@@ -584,3 +584,33 @@ def test_the_console_speaks_the_widgets_languages(page: Any, console: Console, l
     assert page.locator("h1").inner_text() == heading
     assert page.evaluate("() => document.documentElement.dir") == direction
     check(page, f"sign-in-{locale}")
+
+
+def test_alert_rules_and_webhook_endpoints(page: Any, console: Console) -> None:
+    who = console.broker()
+    sign_in(page, console, who, enrolled(console, who))
+    page.get_by_role("link", name="Alerts and webhooks").click()
+    page.wait_for_selector("#rule-form")
+    check(page, "alerts")
+    page.get_by_label("Rule", exact=True).select_option("total-risk")
+    page.get_by_label("Threshold").fill("6")
+    page.get_by_label("Clears at").fill("5")
+    page.get_by_role("button", name="Add rule").click()
+    page.locator("tr", has_text="Total risk at the stops").wait_for()
+    # An address the API refuses (a name that does not resolve): its error beside the URL field.
+    page.get_by_label("URL", exact=True).fill("https://hooks.invalid/in")
+    page.get_by_role("button", name="Add endpoint").click()
+    page.wait_for_selector("#endpoint-url[aria-invalid=true]")
+    hook = "http://127.0.0.1:9/forexrisk"  # loopback: allowed outside production (nothing is delivered here)
+    page.get_by_label("URL", exact=True).fill(hook)
+    page.get_by_label("calculation.flagged").uncheck()
+    page.get_by_role("button", name="Add endpoint").click()
+    secret = page.locator("#webhook-secret").inner_text().strip()
+    assert secret.startswith("whsec_")
+    row = page.locator("tr", has_text=hook)
+    assert "alert.triggered, alert.cleared" in row.inner_text()
+    page.get_by_role("button", name=f"Delivery log of {hook}").click()
+    page.get_by_text("Nothing delivered yet.").wait_for()
+    check(page, "alerts-endpoint")
+    rules = sql(console, "select kind, threshold from alert_rules where broker_id = :b", {"b": uuid.UUID(who["id"])})
+    assert [(k, float(t)) for k, t in rules] == [("total-risk", 6.0)]

@@ -16,6 +16,7 @@ const VIEWS = {
   keys: { title: 'nav.keys', load: () => import('./views/keys.js'), admin: true },
   users: { title: 'nav.users', load: () => import('./views/users.js'), admin: true },
   usage: { title: 'nav.usage', load: () => import('./views/usage.js') },
+  alerts: { title: 'nav.alerts', load: () => import('./views/alerts.js'), admin: true },
   account: { title: 'nav.account', load: () => import('./views/account.js') },
   platform: { title: 'nav.platform', load: () => import('./views/platform.js'), operator: true },
 };

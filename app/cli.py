@@ -114,6 +114,7 @@ def _serve(args: argparse.Namespace, settings: Settings, base: str, embedded_db:
         print(f"  publishable key: {demo['publishableKey']}")
         if demo.get("adminPassword"):
             print(f"  admin login:     {demo['adminEmail']} / {demo['adminPassword']}")
+            print(f"  admin console:   {base.rstrip('/')}/admin/")
         print("Example request (10,000 USD, 2 %, EURUSD 1.1850 -> 1.1820, 30:1 -> 0.66 lots):")
         print(example_request(base, demo["secretKey"]), flush=True)
         snapshot = market_snapshot(settings)

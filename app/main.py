@@ -33,6 +33,7 @@ from app.calculations.routes import router as calculations_router
 from app.calculations.store import CalculationRecorder
 from app.client_ip import parse_networks
 from app.config import Settings, get_settings
+from app.console.router import router as console_router
 from app.db.bootstrap import prepare, release
 from app.db.engine import Database
 from app.errors import PROBLEM_TYPES, install_error_handlers, problem
@@ -185,6 +186,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(billing_router)
     app.include_router(signup_router)
     app.include_router(jobs_router)
+    app.include_router(console_router)
     app.include_router(platform_events_router)
     app.include_router(alerts_router)
     app.include_router(webhooks_router)

@@ -157,6 +157,10 @@ ENDPOINTS: dict[str, tuple[str, str, Callable[[], dict[str, Any]] | None]] = {
     "list-reports": ("GET", "/api/v1/brokers/{broker}/reports", None),
     "get-report": ("GET", "/api/v1/brokers/{broker}/reports/{report}", None),
     "download-report": ("GET", "/api/v1/brokers/{broker}/reports/{report}/download", None),
+    "update-broker": ("PATCH", "/api/v1/brokers/{broker}", lambda: {"tier": "enterprise"}),
+    "invite-user": ("POST", "/api/v1/users/{user}/invitation", None),
+    "reset-mfa": ("POST", "/api/v1/users/{user}/mfa/reset", None),
+    "widget-preview": ("POST", "/api/v1/brokers/{broker}/widget/preview", None),
 }
 
 OWN_STATUS = {"list-brokers": 200, "create-broker": 201, "get-broker": 200, "delete-broker": 204, "put-config": 200,
@@ -166,9 +170,10 @@ OWN_STATUS = {"list-brokers": 200, "create-broker": 201, "get-broker": 200, "del
               "list-keys": 200, "create-key": 201, "rotate-key": 201, "revoke-key": 200,
               "list-calculations": 200, "get-calculation": 200, "get-job": 200,
               "request-report": 202, "list-reports": 200, "get-report": 200, "download-report": 200,
-              "billing-enterprise": 200}
+              "billing-enterprise": 200, "update-broker": 200, "invite-user": 200, "reset-mfa": 200,
+              "widget-preview": 200}
 # Platform-wide operations: their "own" caller is the platform operator.
-SUPERADMIN_ONLY = {"create-broker", "delete-broker", "billing-enterprise"}
+SUPERADMIN_ONLY = {"create-broker", "delete-broker", "billing-enterprise", "update-broker"}
 
 # name -> (credential lacking the permission, status)
 ROLE_CASES: dict[str, tuple[str, int]] = {
@@ -202,6 +207,10 @@ ROLE_CASES: dict[str, tuple[str, int]] = {
     "list-reports": ("broker_user", 403),
     "get-report": ("calc_only", 403),
     "download-report": ("broker_user", 403),
+    "update-broker": ("admin", 403),
+    "invite-user": ("broker_user", 403),
+    "reset-mfa": ("broker_user", 403),
+    "widget-preview": ("end_user", 403),
 }
 
 
@@ -253,7 +262,13 @@ def _own_ids(client: TestClient, w: World, name: str) -> dict[str, Any]:
     if name in ("get-sso", "delete-sso"):  # something to read or remove
         assert client.put(f"/api/v1/brokers/{broker}/sso", json=SSO, headers=w.admin).status_code == 200
     # Erasure is for good: a throwaway user, not the end user the other checks log in as.
-    user = create_user(client, w.a, "END_USER")[0] if name == "erase-user" else w.a_end_user_id
+    # An MFA reset ends every session of its user: a throwaway user too.
+    user = create_user(client, w.a, "END_USER")[0] if name in ("erase-user", "reset-mfa") else w.a_end_user_id
+    if name == "invite-user":  # an invitation is for a user who has no password yet
+        made = client.post(f"/api/v1/brokers/{broker}/users", json={"email": _unique_email(), "role": "BROKER_USER"},
+                           headers=w.a.auth)
+        assert made.status_code == 201, made.text
+        user = uuid.UUID(made.json()["id"])
     return {"broker": broker, "user": user, "calc": w.a_calc, "key": key, "job": w.a_job, "report": w.a_report}
 
 

@@ -310,3 +310,46 @@ def test_a_provider_error_at_the_callback_is_a_400(client: TestClient, provider:
     r = finish(client, f"/api/v1/auth/sso/{broker.slug}/callback?error=access_denied&state={state}")
     assert_sso_problem(r)
     assert_sso_problem(finish(client, callback))  # the state was spent by the failed attempt
+
+
+def test_a_console_login_ends_in_a_console_session_for_the_browser_that_started_it(
+        client: TestClient, provider: Provider, sso_broker: tuple[BrokerFixture, str]) -> None:
+    broker, _ = sso_broker
+    client.cookies.clear()
+    r = client.get(f"/api/v1/auth/sso/{broker.slug}/login?client=console", headers=NO_AUTH, follow_redirects=False)
+    assert r.status_code == 302
+    binding = next(c for c in r.headers.get_list("set-cookie") if c.startswith("fxr_sso="))
+    assert "HttpOnly" in binding and "SameSite=lax" in binding and "Path=/api/v1/auth/sso" in binding
+    with httpx.Client(timeout=10, follow_redirects=False) as http:
+        back = http.get(r.headers["location"])
+    target = urlsplit(back.headers["location"])
+    callback = f"{target.path}?{target.query}"
+
+    # The same callback link without this browser's binding (sent to someone else): the plain JSON pair, no
+    # cookie session, so a victim's console is never signed in as the attacker. (The state is then used.)
+    client.cookies.clear()  # another browser: no binding cookie
+    plain = client.get(callback, headers=NO_AUTH, follow_redirects=False)
+    assert plain.status_code == 200 and "refreshToken" in plain.json()
+    assert not [c for c in plain.headers.get_list("set-cookie") if c.startswith("fxr_rt=")]
+
+    # A fresh console login in this browser: a session cookie and the console.
+    r = client.get(f"/api/v1/auth/sso/{broker.slug}/login?client=console", headers=NO_AUTH, follow_redirects=False)
+    with httpx.Client(timeout=10, follow_redirects=False) as http:
+        back = http.get(r.headers["location"])
+    target = urlsplit(back.headers["location"])
+    done = client.get(f"{target.path}?{target.query}", headers=NO_AUTH, follow_redirects=False)
+    assert done.status_code == 303 and done.headers["location"] == "/admin/#/start"
+    set_cookies = done.headers.get_list("set-cookie")
+    assert any(c.startswith("fxr_rt=") and "HttpOnly" in c for c in set_cookies)
+    csrf = {c.name: c.value for c in client.cookies.jar}["fxr_csrf"]
+    refreshed = client.post("/api/v1/auth/refresh", json={}, headers={**NO_AUTH, "X-CSRF-Token": csrf})
+    assert refreshed.status_code == 200, refreshed.text
+    assert claims(client, refreshed.json()["accessToken"]).amr == ("sso",)
+
+    # A failed console callback lands on the sign-in page with a message, not on JSON.
+    r = client.get(f"/api/v1/auth/sso/{broker.slug}/login?client=console", headers=NO_AUTH, follow_redirects=False)
+    state = parse_qs(urlsplit(r.headers["location"]).query)["state"][0]
+    bad = client.get(f"/api/v1/auth/sso/{broker.slug}/callback?state={state}&error=access_denied",
+                     headers=NO_AUTH, follow_redirects=False)
+    assert bad.status_code == 303 and bad.headers["location"] == "/admin/#/signin?sso=failed"
+    client.cookies.clear()

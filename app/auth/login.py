@@ -147,6 +147,24 @@ async def logout(auth: AuthService, token: str, conn: HTTPConnection) -> None:
             auth.revoke_session(row.family_id)  # its access tokens too, on every worker
 
 
+async def logout_everywhere(auth: AuthService, token: str, conn: HTTPConnection) -> None:
+    """Every session of the refresh token's user ends (each of its families), not only this one."""
+    broker_id = refresh.broker_of(token)
+    if broker_id is None:
+        return
+    async with auth.db.tenant(broker_id) as s:
+        row = await refresh.family_of(s, auth.secrets.pepper, token)
+        if row is None or row.revoked_at is not None or row.used_at is not None:
+            return  # only the current token: an old (rotated or stolen) one signs nobody out everywhere
+        families = await refresh.revoke_user_families(s, row.user_id)
+        await audit.record(s, broker_id=broker_id, action="auth.logout_everywhere", conn=conn, actor_type="user",
+                           actor_id=str(row.user_id), target_type="user", target_id=row.user_id,
+                           details={"sessions": len(families)})
+        await s.commit()
+    for family_id in families:
+        auth.revoke_session(family_id)  # their access tokens too, on every worker
+
+
 async def mfa_enrol(auth: AuthService, principal: Principal, conn: HTTPConnection) -> dict[str, Any]:
     if principal.kind != "user" or principal.user_id is None:
         raise Forbidden("MFA belongs to a user; log in with a password first.")
@@ -162,7 +180,8 @@ async def mfa_enrol(auth: AuthService, principal: Principal, conn: HTTPConnectio
         await audit.record(s, broker_id=user.broker_id, action="mfa.enrolment_started", conn=conn,
                            principal=principal, target_type="user", target_id=user.id)
         await s.commit()
-        return {"secret": secret, "otpauthUri": mfa.provisioning_uri(secret, user.email, "ForexRisk")}
+        uri = mfa.provisioning_uri(secret, user.email, "ForexRisk")
+        return {"secret": secret, "otpauthUri": uri, "qrSvg": mfa.qr_svg(uri)}
 
 
 async def mfa_confirm(auth: AuthService, principal: Principal, code: str, conn: HTTPConnection) -> dict[str, Any]:

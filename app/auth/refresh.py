@@ -110,3 +110,13 @@ async def revoke_family(session: AsyncSession, family_id: uuid.UUID, now: dateti
 async def family_of(session: AsyncSession, pepper: bytes, token: str) -> RefreshToken | None:
     return (await session.execute(select(RefreshToken).where(RefreshToken.token_hash == _hash(pepper, token)))
             ).scalar_one_or_none()
+
+
+async def revoke_user_families(session: AsyncSession, user_id: uuid.UUID,
+                               now: datetime | None = None) -> list[uuid.UUID]:
+    """Revoke every live family of a user; the ids of those that were live."""
+    rows = (await session.execute(update(RefreshToken).where(RefreshToken.user_id == user_id,
+                                                             RefreshToken.revoked_at.is_(None))
+                                  .values(revoked_at=now or datetime.now(UTC))
+                                  .returning(RefreshToken.family_id))).scalars().all()
+    return sorted(set(rows))

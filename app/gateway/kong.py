@@ -102,6 +102,8 @@ AREAS: tuple[Area, ...] = (
                               # A broker's own domain serves its full-page calculator at exactly `/`
                               # (the widget work, issue 6); a prefix `/` would swallow every path.
                               ("forexrisk-broker-domain-root", "~/$")), large_bodies=False),
+    # The broker admin console (app/console): its HTML shell and static files; it calls the API above.
+    Area("forexrisk-console", (("forexrisk-console", "/admin"),), large_bodies=False),
     Area("forexrisk-docs", (("forexrisk-docs", "/docs"),  # also /docs-assets/ (Swagger UI, ReDoc served offline)
                             ("forexrisk-redoc", "/redoc"),
                             ("forexrisk-openapi", "/openapi.json"),

@@ -8,21 +8,23 @@ the iframe and the full page are same-origin with the API.
 from __future__ import annotations
 
 from typing import Annotated, Any
+from urllib.parse import urlencode, urlsplit
 
 import orjson
 from fastapi import APIRouter, Depends, Path, Query, Request
 from starlette.exceptions import HTTPException
 from starlette.responses import HTMLResponse, Response
 
-from app.auth.service import AuthService
+from app.auth.service import AuthService, require
 from app.auth.widget_tokens import PREFIX
+from app.deps import BrokerScope, CurrentPrincipal
 from app.encoding import VARY, compress_once
 from app.errors import AppError, NotFound, Unauthorized
 from app.jsonbody import StrictRoute
 from app.services import services
 from app.widget.assets import ASSETS, IMMUTABLE, REVALIDATE, asset_response
-from app.widget.schemas import LOCALES, WID_PATTERN, DisplayOptions, WidgetConfig, WidgetSession
-from app.widget.service import PREFLIGHT_HEADERS, Document, WidgetService
+from app.widget.schemas import LOCALES, WID_PATTERN, DisplayOptions, WidgetConfig, WidgetPreview, WidgetSession
+from app.widget.service import PREFLIGHT_HEADERS, Document, WidgetService, public_base
 
 router = APIRouter(tags=["widget"], route_class=StrictRoute)
 
@@ -145,11 +147,30 @@ async def renew_session(widget: Widget, request: Request) -> Response:
     return _json(await widget.renew(token), {"Cache-Control": "no-store"})
 
 
+@router.post("/api/v1/brokers/{broker_id}/widget/preview", response_model=WidgetPreview, tags=["widget"],
+             summary="The widget as the broker's saved config shows it, for a preview on our own origin (the console)")
+async def preview_session(target: BrokerScope, principal: CurrentPrincipal, widget: Widget,
+                          request: Request) -> Response:
+    require(principal, "brokers:read:own")
+    session = await widget.preview_session(target)
+    base = public_base(request, services(request.app).settings.public_base_url)
+    return _json({"frameUrl": f"{base}/widget/preview?{urlencode({'session': session['token']})}",
+                  "expiresAt": session["expiresAt"]}, {"Cache-Control": "no-store"})
+
+
 # --- documents ---------------------------------------------------------------------------------------
 @router.get("/widget/frame", response_class=HTMLResponse, include_in_schema=False)
 async def frame(session: Annotated[str, Query(min_length=1, max_length=4096)], options: Display,
                 widget: Widget, request: Request) -> Response:
     return _html(await widget.frame(session, options), request)
+
+
+@router.get("/widget/preview", response_class=HTMLResponse, include_in_schema=False)
+async def preview(session: Annotated[str, Query(min_length=1, max_length=4096)], options: Display,
+                  widget: Widget, request: Request) -> Response:
+    base = public_base(request, services(request.app).settings.public_base_url)
+    own = urlsplit(base)
+    return _html(await widget.preview(session, options, f"{own.scheme}://{own.netloc}"), request)
 
 
 @router.get("/w/{slug}", response_class=HTMLResponse, include_in_schema=False)

@@ -22,6 +22,12 @@ class WidgetSession(OutModel):
     expires_at: str = Field(description="ISO 8601 UTC; renew before with POST /api/v1/widget/session")
 
 
+class WidgetPreview(OutModel):
+    frame_url: str = Field(description="An iframe src on our own origin: the widget in the broker's saved config, "
+                           "framable by this origin only (the admin console), restyled live with setTheme")
+    expires_at: str
+
+
 class WidgetBroker(OutModel):
     slug: str
     name: str

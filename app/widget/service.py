@@ -27,7 +27,7 @@ from app.auth.service import AuthService
 from app.auth.widget_tokens import WidgetClaims
 from app.broker_config import DOMAIN, BrokerConfig
 from app.db.engine import Database
-from app.errors import NotFound, OriginNotAllowed, Unauthorized
+from app.errors import Conflict, NotFound, OriginNotAllowed, Unauthorized
 from app.models import ApiKey, Broker
 from app.widget import page
 from app.widget.assets import frame_assets, title
@@ -199,6 +199,27 @@ class WidgetService:
         boot = self._boot(view, options, mode="embedded", parent_origin=claims.origin, session=session)
         return Document(self._render(boot, view), page.headers(view.frame_ancestors, view.font_stylesheet,
                                                                view.font_hosts))
+
+    async def preview_session(self, broker_id: uuid.UUID) -> dict[str, str]:
+        """A session for the admin console's preview: the broker's oldest active publishable key, no page origin
+        (the preview is framed by our own origin, see `preview`)."""
+        key_id = await self._page_key(broker_id)
+        if key_id is None:
+            raise Conflict("The preview runs on a publishable key: create one first.",
+                           errors=_field("publishableKey", "no_publishable_key", "create a publishable key first"))
+        token, claims = self.auth.widget_tokens.issue(broker_id=broker_id, key_id=key_id, origin=None)
+        return session_out(token, claims)
+
+    async def preview(self, token: str, options: DisplayOptions, own_origin: str) -> Document:
+        """The widget as the admin console shows it: embedded, its parent our own origin (the console), so the
+        console may restyle it with the widget's own `setTheme` message while the broker edits."""
+        verified = await widget_session.verify(self.auth, token)
+        if verified.claims.origin is not None:
+            raise Unauthorized("A preview needs a preview session (POST /api/v1/brokers/{brokerId}/widget/preview).")
+        view = BrokerView.of(verified.broker)
+        session, _ = self._mint(verified.claims)
+        boot = self._boot(view, options, mode="embedded", parent_origin=own_origin, session=session)
+        return Document(self._render(boot, view), page.headers((own_origin,), view.font_stylesheet, view.font_hosts))
 
     async def page_for_slug(self, slug: str, options: DisplayOptions) -> Document:
         broker_id = await self.slugs.get(slug, self._load_slug)

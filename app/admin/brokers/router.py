@@ -11,7 +11,7 @@ from starlette.responses import Response
 from app.admin.api_keys import service as key_service
 from app.admin.api_keys.schemas import KeyCreate, KeyCreated, KeyOut, KeyRotate, KeyRotated
 from app.admin.brokers import service
-from app.admin.brokers.schemas import BrokerConfig, BrokerCreate, BrokerCreated, BrokerOut
+from app.admin.brokers.schemas import BrokerConfig, BrokerCreate, BrokerCreated, BrokerOut, BrokerUpdate
 from app.auth.service import require
 from app.deps import DB, Auth, BrokerScope, CurrentPrincipal, TenantDB
 from app.errors import UnsupportedMediaType
@@ -40,6 +40,14 @@ async def get_broker(target: BrokerScope, principal: CurrentPrincipal, db: DB) -
     require(principal, "brokers:read:own")
     async with db.tenant(target) as session:
         return service.broker_out(await service.get_broker(session, target))
+
+
+@router.patch("/{broker_id}", response_model=BrokerOut,
+              summary="Change a broker's tier or suspend / reactivate it (platform operator)")
+async def update_broker(target: BrokerScope, spec: BrokerUpdate, principal: CurrentPrincipal, db: DB, auth: Auth,
+                        request: Request) -> dict[str, Any]:
+    require(principal, "brokers:update:any")
+    return await service.update_broker(db, auth, principal, target, spec.tier, spec.status, request)
 
 
 @router.delete("/{broker_id}", status_code=204, summary="Offboard a broker: mark deleted, revoke its keys")

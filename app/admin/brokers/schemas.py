@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import Field
 
@@ -51,3 +51,11 @@ class BrokerCreated(BrokerOut):
     secret_key: str
     publishable_key: str
     admin_user_id: uuid.UUID | None = Field(description="The first admin user (with adminEmail); null without")
+
+
+class BrokerUpdate(ApiModel):
+    """The platform operator's changes to a broker: its tier, and suspension (every credential of a suspended
+    broker is refused until it is active again; nothing is deleted)."""
+
+    tier: Tier | None = None
+    status: Literal["active", "suspended"] | None = None

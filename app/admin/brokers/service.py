@@ -212,3 +212,27 @@ async def set_tier(db: Database, auth: AuthService, broker_id: uuid.UUID, tier: 
                            target_type="broker", target_id=broker_id, details={"tier": tier})
         await session.commit()
     auth.forget_broker(broker_id)
+
+
+async def update_broker(db: Database, auth: AuthService, principal: Principal, broker_id: uuid.UUID,
+                        tier: str | None, status: str | None, conn: HTTPConnection) -> dict[str, Any]:
+    """Tier and suspension, by the platform operator; the change applies on every worker's next request."""
+    async with db.platform() as session:
+        row = await session.get(Broker, broker_id)
+        if row is None or row.status == "deleted":
+            raise NotFound("No broker with this id.")
+        if row.is_platform and status == "suspended":
+            raise InvalidField("status", "the platform broker cannot be suspended", "forbidden_property")
+        changed: dict[str, str] = {}
+        if tier is not None and tier != row.tier:
+            row.tier = changed["tier"] = tier
+        if status is not None and status != row.status:
+            row.status = changed["status"] = status
+        if changed:
+            row.updated_at = datetime.now(UTC)
+            await audit.record(session, broker_id=broker_id, action="broker.updated", conn=conn, principal=principal,
+                               target_type="broker", target_id=broker_id, details=changed)
+        await session.commit()
+        out = broker_out(row)
+    auth.forget_broker(broker_id)
+    return out

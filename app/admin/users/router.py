@@ -6,9 +6,10 @@ import uuid
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
+from starlette.responses import Response
 
 from app.admin.users import service
-from app.admin.users.schemas import ActivityOut, UserCreate, UserOut, UserUpdate
+from app.admin.users.schemas import ActivityOut, InvitationAccept, InvitationOut, UserCreate, UserOut, UserUpdate
 from app.auth.service import require
 from app.deps import DB, Auth, BrokerScope, CurrentPrincipal, TenantDB
 from app.jsonbody import StrictRoute
@@ -50,3 +51,26 @@ async def activity(user_id: uuid.UUID, principal: CurrentPrincipal, session: Ten
                    limit: Annotated[int, Query(ge=1, le=500)] = 100) -> dict[str, Any]:
     service.check_reach(principal, user_id, "users:read:own", "users:read:self")
     return await service.activity(session, user_id, limit)
+
+
+@router.post("/api/v1/users/{user_id}/invitation", response_model=InvitationOut,
+             summary="An invitation link for a user created without a password (valid 7 days, single use)")
+async def invite(user_id: uuid.UUID, principal: CurrentPrincipal, session: TenantDB, auth: Auth,
+                 request: Request) -> dict[str, Any]:
+    require(principal, "users:create:own")
+    return await service.invite(session, auth, principal, user_id, request)
+
+
+@router.post("/api/v1/users/{user_id}/mfa/reset", response_model=UserOut,
+             summary="Reset a user's MFA (lost authenticator): TOTP and recovery codes cleared, sessions ended")
+async def reset_mfa(user_id: uuid.UUID, principal: CurrentPrincipal, session: TenantDB, auth: Auth,
+                    request: Request) -> dict[str, Any]:
+    require(principal, "users:update:own")
+    return await service.reset_mfa(session, auth, principal, user_id, request)
+
+
+@router.post("/api/v1/auth/invitations/accept", status_code=204, tags=["auth"],
+             summary="Accept an invitation: choose a password (then log in)")
+async def accept_invitation(spec: InvitationAccept, auth: Auth, request: Request) -> Response:
+    await service.accept_invitation(auth, spec.token, spec.password, request)
+    return Response(status_code=204)

@@ -65,3 +65,16 @@ class ActivityOut(OutModel):
     user_id: uuid.UUID
     events: list[AuditEvent] = Field(description="Audit events by or about the user, newest first")
     calculations: list[CalculationRef] = Field(description="The user's stored calculations, newest first")
+
+
+class InvitationOut(OutModel):
+    user_id: uuid.UUID
+    email: str
+    token: str = Field(description="Single use: valid until the user has chosen a password, or expiresAt")
+    url: str = Field(description="The console page where the invitee chooses a password (send it to them)")
+    expires_at: datetime
+
+
+class InvitationAccept(ApiModel):
+    token: Annotated[str, Field(min_length=10, max_length=400)]
+    password: Password

@@ -13,6 +13,7 @@ from starlette.requests import HTTPConnection
 
 from app.admin.users.schemas import UserCreate, UserUpdate
 from app.audit import service as audit
+from app.auth import invitations, refresh
 from app.auth import users as repository
 from app.auth.permissions import SCOPES, role_rank
 from app.auth.principal import Principal
@@ -127,3 +128,58 @@ async def activity(session: AsyncSession, user_id: uuid.UUID, limit: int) -> dic
                     "details": e.details, "createdAt": e.created_at} for e in events],
         "calculations": [{"calculationId": c.id, "kind": c.kind, "createdAt": c.created_at} for c in calcs],
     }
+
+
+async def invite(session: AsyncSession, auth: AuthService, principal: Principal, user_id: uuid.UUID,
+                 conn: HTTPConnection) -> dict[str, Any]:
+    """A link for a user without a password (created for an invitation) to choose one."""
+    row = await get(session, user_id)
+    if row.password_hash is not None or row.sso_subject is not None or row.status != "active":
+        raise InvalidField("userId", "only an active user who has no password yet can be invited", "not_invitable")
+    token, exp = invitations.issue(auth.secrets.pepper, row.broker_id, row.id)
+    base = auth.settings.public_base_url.rstrip("/")
+    await audit.record(session, broker_id=row.broker_id, action="user.invited", conn=conn, principal=principal,
+                       target_type="user", target_id=row.id)
+    await session.commit()
+    return {"userId": row.id, "email": row.email, "token": token, "url": f"{base}/admin/#/accept/{token}",
+            "expiresAt": datetime.fromtimestamp(exp, UTC)}
+
+
+async def reset_mfa(session: AsyncSession, auth: AuthService, principal: Principal, user_id: uuid.UUID,
+                    conn: HTTPConnection) -> dict[str, Any]:
+    """A user who lost their authenticator: TOTP and recovery codes cleared, every session ended; they
+    enrol again at their next login."""
+    if principal.user_id == user_id:
+        raise InvalidField("userId", "another admin resets your MFA (it is what proves you are you)",
+                           "forbidden_property")
+    row = await get(session, user_id)
+    row.totp_enabled = False
+    row.totp_secret_enc = None
+    row.totp_last_step = None
+    row.recovery_codes = []
+    row.mfa_failures = 0
+    row.mfa_locked_until = None
+    row.updated_at = datetime.now(UTC)
+    families = await refresh.revoke_user_families(session, row.id)
+    await audit.record(session, broker_id=row.broker_id, action="user.mfa_reset", conn=conn, principal=principal,
+                       target_type="user", target_id=row.id, details={"sessionsEnded": len(families)})
+    await session.commit()
+    for family_id in families:
+        auth.revoke_session(family_id)
+    return user_out(row)
+
+
+async def accept_invitation(auth: AuthService, token: str, password: str, conn: HTTPConnection) -> None:
+    found = invitations.verify(auth.secrets.pepper, token)
+    refused = InvalidField("token", "this invitation is invalid, expired or already used", "invalid_invitation")
+    if found is None:
+        raise refused
+    async with auth.db.tenant(found.broker_id) as session:
+        row = await session.get(User, found.user_id, with_for_update=True)
+        if row is None or row.password_hash is not None or row.sso_subject is not None or row.status != "active":
+            raise refused
+        row.password_hash = await auth.hash_password(password)
+        row.updated_at = datetime.now(UTC)
+        await audit.record(session, broker_id=row.broker_id, action="user.invitation_accepted", conn=conn,
+                           actor_type="user", actor_id=str(row.id), target_type="user", target_id=row.id)
+        await session.commit()

@@ -95,6 +95,9 @@ AREAS: tuple[Area, ...] = (
                              ("forexrisk-well-known", "/.well-known")), large_bodies=False),
     # Reserved for broker platform and webhook integrations (not served yet).
     Area("forexrisk-integration", (("forexrisk-integrations", "/api/v1/integrations"),), large_bodies=False),
+    # Self-serve sign-up and Stripe billing (checkout, portal, subscription, Stripe's signed webhooks).
+    Area("forexrisk-billing", (("forexrisk-billing", "/api/v1/billing"),
+                               ("forexrisk-signup", "/api/v1/signup")), large_bodies=False),
     Area("forexrisk-widget", (("forexrisk-widget-loader", "/widget.js"),
                               ("forexrisk-widget-assets", "/widget/"),
                               ("forexrisk-widget-page", "/w/"),

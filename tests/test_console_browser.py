@@ -346,6 +346,8 @@ def test_keys_created_shown_once_rotated_and_revoked(page: Any, console: Console
     assert "cannot be undone" in dialog.inner_text()
     dialog.get_by_role("button", name="Revoke").click()
     page.wait_for_selector("dialog", state="detached")
+    # The dialog closes before the DELETE answers; the page says so once the server has revoked the key.
+    page.wait_for_function("() => document.getElementById('status').textContent === 'Key revoked.'")
     with httpx.Client(base_url=console.api) as c:
         assert c.post("/api/v1/calculate/pip-value", headers={"Authorization": f"Bearer {new_key}"},
                       json={"accountCurrency": "USD", "currencyPair": "EURUSD", "lots": 1,

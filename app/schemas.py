@@ -179,6 +179,10 @@ class RateOrigin(OutModel):
     label: str | None = Field(default=None, description="What the source is, e.g. a snapshot and its date")
     bid: float | None = None
     ask: float | None = None
+    side: Literal["ask", "bid"] | None = Field(default=None, description="The side taken, when the rate is the "
+                                                "entry price filled from the market")
+    field: Literal["entryPrice"] | None = Field(default=None, description="`entryPrice` when the instrument's own "
+                                                "rate is the filled entry price")
 
 
 class EntryFill(RateOrigin):

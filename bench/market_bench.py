@@ -1,6 +1,6 @@
 """What filling rates from warm quotes adds to a calculation (issue 14: at most 10 % more).
 
-    python3 -m bench.market_bench [--requests 20000] [--rounds 5]      (from the venv: .venv/bin/python)
+    python3 dev.py python -m bench.market_bench [--requests 5000] [--rounds 15]
 
 In-process ASGI calls (no sockets), 32 in flight, through the whole app: admission, rate limits, the
 pipeline, the engine, the calculation store. Two bodies of the same position size, interleaved round by
@@ -83,7 +83,11 @@ async def main(n: int, rounds: int) -> None:
                   f"{', '.join(f'{v:.0f}' for v in values)} |")
         for label, table in (("wall", results), ("CPU", cpu)):
             ratio = statistics.median(table["market"]) / statistics.median(table["given"])
-            print(f"market / given ({label}) = {ratio:.3f} (target <= 1.10: {'met' if ratio <= 1.10 else 'NOT met'})")
+            # Each round's two variants ran back to back: the median of their ratios cancels the machine's drift
+            # between rounds (on a shared VM a round can run 40 % slower than the next).
+            paired = statistics.median(m / g for m, g in zip(table["market"], table["given"], strict=True))
+            print(f"market / given ({label}) = {ratio:.3f} of medians, {paired:.3f} median of paired rounds "
+                  f"(target <= 1.10: {'met' if max(ratio, paired) <= 1.10 else 'NOT met'})")
 
 
 async def push(api: Any, headers: list[tuple[bytes, bytes]], broker_id: Any, stamp: str) -> None:
@@ -128,7 +132,7 @@ async def call(api: Any, method: str, path: str, headers: list[tuple[bytes, byte
 
 if __name__ == "__main__":
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--requests", type=int, default=20_000)
-    ap.add_argument("--rounds", type=int, default=5)
+    ap.add_argument("--requests", type=int, default=5_000)
+    ap.add_argument("--rounds", type=int, default=15)
     a = ap.parse_args()
     asyncio.run(main(a.requests, a.rounds))

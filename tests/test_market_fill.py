@@ -57,6 +57,10 @@ def test_jpy_account_on_eurgbp_with_no_rates_and_no_entry(client: TestClient) ->
     assert md["entryPrice"]["side"] == "ask" and md["entryPrice"]["source"] == "broker"
     assert md["fetched"]["GBPJPY"]["source"] == "broker" and md["fetched"]["GBPJPY"]["given"] is False
     assert got["rateSources"]["GBPJPY"]["source"] == "broker"
+    # The instrument's own rate is the filled entry: fetched from the broker, never "given by the request".
+    assert got["rateSources"]["EURGBP"] == {**{k: v for k, v in md["entryPrice"].items() if k not in ("value", "symbol")},
+                                            "field": "entryPrice"}
+    assert got["rateSources"]["EURGBP"]["given"] is False and got["rateSources"]["EURGBP"]["side"] == "ask"
     # The same request with those rates typed in gives the same answer, figure for figure.
     typed = {**body, "entryPrice": EURGBP["ask"], "marketRates": False,
              "conversionRates": {"GBPJPY": {"bid": GBPJPY["bid"], "ask": GBPJPY["ask"]}}}
@@ -154,6 +158,33 @@ def test_cached_answer_never_outlives_its_prices(client: TestClient) -> None:
     assert second.headers["x-cache"] == "MISS"
     assert second.json()["marketData"]["fetched"]["USDJPY"]["bid"] == 160
     assert second.json() != first.json()
+
+
+def test_a_reused_lookup_ends_when_prices_change_or_age(client: TestClient) -> None:
+    """Requests of one shape reuse their lookup only while it holds: a push or a quote going stale ends it."""
+    from datetime import timedelta
+
+    from app.services import services
+
+    broker = feed_only(client)
+    push(client, broker, [EURGBP, GBPJPY])
+    body = {"accountBalance": 1_000_000, "accountCurrency": "JPY", "currencyPair": "EURGBP", "direction": "long",
+            "stopLossPips": 20, "riskPercentage": 1}
+    for _ in range(3):
+        r = post(client, broker, "position-size", body)
+        assert r.status_code == 200 and r.json()["entryPrice"] == EURGBP["ask"], r.text
+    push(client, broker, [{**EURGBP, "bid": 0.8540, "ask": 0.8542}])
+    r = post(client, broker, "position-size", body)
+    assert r.status_code == 200 and r.json()["entryPrice"] == 0.8542, r.text
+    market = services(client.app).market_data
+    real = market.now
+    market.now = lambda: real() + timedelta(seconds=61)  # the feed's quotes are fresh for 60 s
+    try:
+        body_stale = assert_problem(post(client, broker, "position-size", body), 422, "quote-unavailable")
+        assert "stale" in body_stale["detail"]
+    finally:
+        market.now = real
+    assert post(client, broker, "position-size", body).status_code == 200
 
 
 def test_tenant_feeds_stay_with_their_broker(client: TestClient) -> None:

@@ -31,6 +31,7 @@ from app.calculations import schemas as s
 from app.calculations.common import rate_table
 from app.calculations.service import instrument
 from app.errors import AppError, calc_error_item
+from app.integrations.market_data.quotes import Lookup
 from app.schemas import ApiModel, SidedRate
 from app.services import Services
 
@@ -136,11 +137,10 @@ def _shape(req: Any) -> tuple[Any, ...] | None:
             *(n in own and bool(getattr(req, n)) for n in SHAPE_GIVEN), tuple(rates) if rates else ())
 
 
-def _planned(req: Any) -> tuple[Plan, list[str], RateTable] | None:
-    """The request's plan, the symbols to ask for, and the rate graph known before fetching (a copy the caller
-    may change);
+def _planned(req: Any, key: tuple[Any, ...] | None) -> tuple[Plan, list[str], RateTable] | None:
+    """The request's plan, the symbols to ask for, and the rate graph known before fetching (shared: copy it
+    before changing it); key is the request's _shape.
     None when there is nothing to fetch or the given rates are malformed (the engine names them)."""
-    key = _shape(req)
     found = _PLANS.get(key) if key is not None else None
     if found is None:
         need = needs(req)
@@ -159,7 +159,7 @@ def _planned(req: Any) -> tuple[Plan, list[str], RateTable] | None:
     todo, symbols, table = found
     if not symbols:
         return None
-    return todo, symbols, table.copy()
+    return todo, symbols, table
 
 
 def _convertible(src: str, dst: str) -> bool:
@@ -338,17 +338,67 @@ def _refuse(field_name: str, symbols: Iterable[str], lookup: Any, providers: lis
                                for s in syms])
 
 
+@dataclass(frozen=True, slots=True)
+class Resolved:
+    """What a plan makes of one set of quotes: the rates to add, the fields to fill, the misses, the
+    description. The same for every request of one shape while its lookup holds."""
+
+    rates: dict[str, float | SidedRate]  # fetched symbol -> its rate as a request gives it
+    update: dict[str, Any]  # fields to set (entry_price)
+    misses: dict[str, list[dict[str, str]]]  # symbols no provider had fresh -> what was tried
+    meta: dict[str, Any] | None  # the answer's marketData (never mutated after it is built)
+
+
+# Per (request shape, broker, provider chain): the lookup it made and what the plan made of it. Working it out
+# costs ~12 us a request; while the lookup still holds (nothing in the quote cache changed or expired, no quote
+# went stale: MarketData.still_valid) every request of that shape reuses it. Misses and refusals are not kept.
+_FILLED: dict[tuple[Any, ...], tuple[Lookup, Resolved]] = {}
+MAX_FILLED = 8192
+
+
 async def fill(req: Any, caller: Caller, svc: Services) -> Any:
     """The request with the rates it leaves out fetched from the broker's chain (the route's prepare)."""
     if not isinstance(req, ApiModel) or not getattr(req, "market_rates", False):
         return req
-    planned = _planned(req)
-    if planned is None:
-        return req
-    todo, symbols, table = planned
     market = svc.market_data
     providers = market.chain_for(caller.broker.config)
-    lookup = await market.lookup(caller.principal.broker_id, providers, symbols, canonical=True)
+    key = _shape(req)
+    memo_key = (key, caller.principal.broker_id, *providers) if key is not None else None
+    found = _FILLED.get(memo_key) if memo_key is not None else None
+    if found is not None and market.still_valid(found[0]):
+        done = found[1]
+    else:
+        planned = _planned(req, key)
+        if planned is None:
+            return req
+        todo, symbols, table = planned
+        lookup = await market.lookup(caller.principal.broker_id, providers, symbols, canonical=True)
+        done = resolve(todo, table.copy(), lookup, providers)
+        if memo_key is not None and lookup.valid is not None and not done.misses:
+            if len(_FILLED) >= MAX_FILLED:
+                _FILLED.clear()
+            _FILLED[memo_key] = (lookup, done)
+    if not done.rates and not done.update and not done.misses:
+        return req
+    update = dict(done.update)
+    if "conversion_rates" in _fields(type(req)):
+        given: dict[str, Any] = getattr(req, "conversion_rates", None) or {}
+        if given:  # rates the request gives always win
+            named = {normalise_symbol(k) for k in given}
+            update["conversion_rates"] = {**given, **{k: v for k, v in done.rates.items() if k not in named}}
+        else:
+            update["conversion_rates"] = dict(done.rates)
+    out = req.model_copy(update=update)  # private attributes (the broker's leverage cap) come along
+    if done.misses:
+        out._quote_misses = {"providers": providers, "symbols": done.misses}
+    if done.meta is not None:
+        out._market = done.meta
+    return out
+
+
+def resolve(todo: Plan, table: RateTable, lookup: Lookup, providers: list[str]) -> Resolved:
+    """Which fetched quotes the plan uses (own prices, entry, conversion legs) and how they are described;
+    raises the quote problem when an entry has no quote or a provider failed on a needed conversion."""
     quotes = lookup.quotes
     fetched: dict[str, Any] = {}
     update: dict[str, Any] = {}
@@ -384,20 +434,9 @@ async def fill(req: Any, caller: Caller, svc: Services) -> Any:
             pair = split_pair(sym)
             if pair is not None:
                 table.set(pair[0], pair[1], Quote(1.0, 1.0))
-    if not fetched and not update and not misses:
-        return req
-    rates: dict[str, Any] = dict(getattr(req, "conversion_rates", None) or {})
-    given_symbols = {normalise_symbol(k) for k in rates}
-    for sym, q in fetched.items():
-        if sym not in given_symbols:
-            rates[sym] = _rate_value(q)
-    if "conversion_rates" in type(req).model_fields:
-        update["conversion_rates"] = rates
-    out = req.model_copy(update=update)  # private attributes (the broker's leverage cap) come along
-    if misses:
-        out._quote_misses = {"providers": providers, "symbols": misses}
+    rates = {sym: _rate_value(q) for sym, q in fetched.items()}
     if not fetched and not update:
-        return out
+        return Resolved(rates, update, misses, None)
     meta: dict[str, Any] = {"providers": providers, "fetched": {s: _describe(q) for s, q in fetched.items()}}
     used = list(fetched.values())
     if entry is not None:
@@ -408,17 +447,21 @@ async def fill(req: Any, caller: Caller, svc: Services) -> Any:
     snapshot = sorted({q.label for q in used if not q.live and q.label})
     if snapshot:
         meta["snapshot"] = snapshot
-    out._market = meta
-    return out
+    return Resolved(rates, update, misses, meta)
 
 
 def rate_sources(out: dict[str, Any], meta: dict[str, Any]) -> dict[str, Any]:
     """For every rate the answer used: where it came from, when it was priced, given or fetched."""
     fetched = meta["fetched"]
+    entry = meta.get("entryPrice")
     sources: dict[str, Any] = {}
     used = out.get("ratesUsed")
     for sym in used if isinstance(used, dict) else ():
-        sources[sym] = fetched.get(sym) or {"source": "request", "given": True}
+        found = fetched.get(sym)
+        if found is None and entry is not None and entry["symbol"] == sym:
+            # The instrument's own rate is the entry price the chain filled, not one the request gave.
+            found = {k: v for k, v in entry.items() if k not in ("value", "symbol")} | {"field": "entryPrice"}
+        sources[sym] = found or {"source": "request", "given": True}
     return sources
 
 
@@ -445,9 +488,27 @@ class WithSources:
         private = getattr(req, "__pydantic_private__", None) or {}
         meta = private.get("_market")
         if meta:
-            out["rateSources"] = rate_sources(out, meta)
+            out["rateSources"] = _sources(out, meta)
             out["marketData"] = meta
         return out
+
+
+# Per (marketData object, symbols of ratesUsed): the answer's rateSources. Every request that reuses a lookup
+# (fill's memo) shares its marketData, so this is built once per lookup, not per request (~2.5 us). Never mutated.
+_SOURCES: dict[tuple[int, tuple[str, ...]], tuple[dict[str, Any], dict[str, Any]]] = {}
+
+
+def _sources(out: dict[str, Any], meta: dict[str, Any]) -> dict[str, Any]:
+    used = out.get("ratesUsed")
+    key = (id(meta), tuple(used) if isinstance(used, dict) else ())
+    found = _SOURCES.get(key)
+    if found is not None and found[0] is meta:
+        return found[1]
+    sources = rate_sources(out, meta)
+    if len(_SOURCES) >= MAX_FILLED:
+        _SOURCES.clear()
+    _SOURCES[key] = (meta, sources)  # holding meta keeps its id from being reused
+    return sources
 
 
 @dataclass(frozen=True, slots=True)

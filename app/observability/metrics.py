@@ -28,7 +28,8 @@ MARKET_DATA_UPSTREAM = Counter("market_data_upstream_calls_total", "Vendor HTTP 
 MARKET_DATA_CACHE = Counter("market_data_cache_lookups_total", "Quote cache lookups per symbol", ["level", "result"])
 MARKET_DATA_BREAKER = Gauge("market_data_circuit_open", "1 while a provider's circuit breaker is open", ["provider"])
 MARKET_DATA_QUOTE_AGE = Histogram(
-    "market_data_quote_age_seconds", "Age of each quote a lookup used, by provider (staleness of served prices)",
+    "market_data_quote_age_seconds", "Age of the oldest quote a lookup used from the provider (staleness of "
+    "served prices; one observation per lookup and provider)",
     ["provider"], buckets=(0.1, 0.5, 1, 2, 5, 10, 30, 60, 120, 300, 3600, 86_400, 604_800))
 MARKET_DATA_STALE = Counter("market_data_stale_quotes_total", "Quotes refused as older than their provider's "
                             "freshness limit", ["provider"])

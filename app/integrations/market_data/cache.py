@@ -18,6 +18,7 @@ provider has no such symbol" is cached in-process, like a quote, for the TTL.
 from __future__ import annotations
 
 import asyncio
+import math
 import time
 import uuid
 from collections.abc import Callable, Sequence
@@ -39,9 +40,21 @@ LOCAL_JOINED = MARKET_DATA_CACHE.labels("local", "joined")
 
 
 def cache_key(provider: QuoteProvider, broker_id: uuid.UUID, symbol: str) -> str:
-    if provider.shared:
-        return f"{provider.name}:{symbol}"
-    return f"{provider.name}:{broker_id}:{symbol}"
+    return key_prefix(provider, broker_id) + symbol
+
+
+# (provider, shared, broker) -> its key prefix: str(UUID) is Python code (~1 us), paid once per broker.
+_PREFIXES: dict[tuple[str, bool, uuid.UUID], str] = {}
+
+
+def key_prefix(provider: QuoteProvider, broker_id: uuid.UUID) -> str:
+    found = _PREFIXES.get((provider.name, provider.shared, broker_id))
+    if found is None:
+        if len(_PREFIXES) >= 65_536:
+            _PREFIXES.clear()
+        found = f"{provider.name}:" if provider.shared else f"{provider.name}:{broker_id}:"
+        _PREFIXES[(provider.name, provider.shared, broker_id)] = found
+    return found
 
 
 class QuoteCache:
@@ -54,20 +67,27 @@ class QuoteCache:
         self._local: dict[str, tuple[float, MarketQuote | None]] = {}
         self._loading: dict[str, asyncio.Future[Result]] = {}
         self._generation = 0
+        # Bumped by every change of the in-process level: with the entries' expiry it tells a caller that
+        # what it read from here is still what it would read (app.integrations.market_data.service's memo).
+        self.version = 0
 
-    def peek(self, provider: QuoteProvider, broker_id: uuid.UUID, symbols: Sequence[str]) -> dict[str, Result] | None:
-        """Every symbol from the in-process level, or None when any is not there fresh (then get_many): the
-        warm path of a calculation without the cost of a coroutine."""
+    def peek(self, provider: QuoteProvider, broker_id: uuid.UUID,
+             symbols: Sequence[str]) -> tuple[dict[str, Result], float] | None:
+        """Every symbol from the in-process level and the earliest of their expiries, or None when any is not
+        there fresh (then get_many): the warm path of a calculation without the cost of a coroutine."""
         out: dict[str, Result] = {}
         now = self.clock()
         local = self._local
+        prefix = key_prefix(provider, broker_id)
+        until = math.inf
         for symbol in symbols:
-            hit = local.get(cache_key(provider, broker_id, symbol))
+            hit = local.get(prefix + symbol)
             if hit is None or hit[0] <= now:
                 return None
             out[symbol] = hit[1]
+            until = hit[0] if hit[0] < until else until
         LOCAL_HIT.inc(len(out))
-        return out
+        return out, until
 
     async def get_many(self, provider: QuoteProvider, broker_id: uuid.UUID,
                        symbols: Sequence[str]) -> dict[str, Result]:
@@ -136,6 +156,7 @@ class QuoteCache:
                     future.set_result(results.get(key))
 
     def _remember(self, entries: dict[str, MarketQuote | None]) -> None:
+        self.version += 1
         if len(self._local) + len(entries) > self.max_entries:
             self._local.clear()  # crude but bounded
         expires = self.clock() + self.ttl
@@ -191,6 +212,7 @@ class QuoteCache:
 
     def clear(self) -> None:
         self._generation += 1
+        self.version += 1
         self._local.clear()
 
 

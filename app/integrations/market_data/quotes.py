@@ -86,6 +86,9 @@ class Lookup:
     quotes: dict[str, MarketQuote] = field(default_factory=dict)
     missing: dict[str, list[Attempt]] = field(default_factory=dict)
     attempts: dict[str, list[Attempt]] = field(default_factory=dict)
+    # Set when every answer came from the in-process cache: (cache version, earliest cache expiry on the
+    # cache's clock, earliest moment a quote used goes stale). Until then the same lookup gives this result.
+    valid: tuple[int, float, datetime] | None = None
 
     @property
     def complete(self) -> bool:

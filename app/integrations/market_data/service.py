@@ -9,9 +9,10 @@ providers tried.
 
 from __future__ import annotations
 
+import math
 import uuid
 from collections.abc import Callable, Mapping, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
@@ -40,6 +41,14 @@ def build_http_client() -> httpx.AsyncClient:
                              limits=httpx.Limits(max_connections=50, max_keepalive_connections=20),
                              headers={"User-Agent": "ForexRisk market data"}, follow_redirects=False)
 
+# "No quote for this symbol" from each provider: immutable, so one object each (built per miss it cost ~1 us).
+MISSING: dict[str, Attempt] = {}
+
+
+def _missing(name: str) -> Attempt:
+    found = MISSING[name] = Attempt(name, "missing", "no quote for this symbol")
+    return found
+
 
 class MarketData:
     def __init__(self, providers: Mapping[str, QuoteProvider], cache: QuoteCache, *, production: bool,
@@ -51,6 +60,7 @@ class MarketData:
         self.default_chain = list(default_chain)
         self.http = http
         self.now = now
+        self._ages: dict[str, Any] = {}  # provider -> its bound quote-age histogram
         self._chains: dict[int, tuple[Any, list[str], tuple[str, ...]]] = {}
 
     @classmethod
@@ -113,6 +123,9 @@ class MarketData:
         result = Lookup()
         remaining = list(dict.fromkeys(symbols if canonical else (normalise_symbol(s) for s in symbols)))
         tried: dict[str, list[Attempt]] = {s: [] for s in remaining}
+        cached_until = math.inf  # every answer from the in-process cache: until when it holds them
+        margin = math.inf  # seconds until the first quote used goes stale
+        now = self.now()
         for name in dict.fromkeys(providers):
             if not remaining:
                 break
@@ -123,31 +136,53 @@ class MarketData:
                 for symbol in remaining:
                     tried[symbol].append(Attempt(name, "error", why))
                 continue
-            answers = self.cache.peek(provider, broker_id, remaining)
-            if answers is None:
+            peeked = self.cache.peek(provider, broker_id, remaining)
+            if peeked is None:
                 answers = await self.cache.get_many(provider, broker_id, remaining)
-            now = self.now()
+                cached_until = -math.inf  # awaited: not reusable
+                now = self.now()
+            else:
+                answers, until = peeked
+                cached_until = until if until < cached_until else cached_until
+            ages = self._ages.get(name)
+            if ages is None:  # bound once per provider: labels() costs more than the observation
+                ages = self._ages[name] = MARKET_DATA_QUOTE_AGE.labels(name)
+            oldest = -math.inf
             for symbol in remaining:
                 answer = answers.get(symbol)
                 if isinstance(answer, ProviderError):
                     tried[symbol].append(Attempt(name, answer.outcome, str(answer) or type(answer).__name__))
                 elif answer is None:
-                    tried[symbol].append(Attempt(name, "missing", "no quote for this symbol"))
-                elif answer.age_seconds(now) > provider.freshness_seconds:
+                    tried[symbol].append(MISSING[name] if name in MISSING else _missing(name))
+                elif (age := (now - answer.time).total_seconds()) > provider.freshness_seconds:
                     MARKET_DATA_STALE.labels(name).inc()
                     tried[symbol].append(Attempt(
-                        name, "stale", f"quote of {answer.time.isoformat()} is {answer.age_seconds(now):.0f} s old; "
+                        name, "stale", f"quote of {answer.time.isoformat()} is {age:.0f} s old; "
                                        f"limit {provider.freshness_seconds:g} s"))
                 else:
-                    MARKET_DATA_QUOTE_AGE.labels(name).observe(max(0.0, answer.age_seconds(now)))
+                    oldest = age if age > oldest else oldest
+                    left = provider.freshness_seconds - age
+                    margin = left if left < margin else margin
                     result.quotes[symbol] = answer
+            if oldest > -math.inf:  # one observation per lookup: a histogram observation costs ~3 us
+                ages.observe(oldest if oldest > 0.0 else 0.0)
             remaining = [s for s in remaining if s not in result.quotes]
         for symbol in remaining:
             result.missing[symbol] = tried[symbol] or [Attempt("-", "missing", "no provider in the chain")]
         for symbol in result.quotes:
             if tried.get(symbol):
                 result.attempts[symbol] = tried[symbol]
+        if cached_until > -math.inf:
+            stale_at = now + timedelta(seconds=min(margin, 86_400.0))
+            result.valid = (self.cache.version, cached_until, stale_at)
         return result
+
+    def still_valid(self, lookup: Lookup) -> bool:
+        """The same lookup would give this result now: nothing in the in-process cache changed or expired and
+        no quote it used has gone stale (calculations reuse their lookup while it holds)."""
+        valid = lookup.valid
+        return (valid is not None and valid[0] == self.cache.version and self.cache.clock() < valid[1]
+                and self.now() < valid[2])
 
     async def feed_pushed(self, broker_id: uuid.UUID, quotes: Sequence[PushedQuote]) -> None:
         """After a push is stored: the broker's new prices replace its cached ones."""

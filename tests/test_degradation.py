@@ -91,6 +91,12 @@ def test_database_outage_degrades_and_recovers(data_dir: Path) -> None:
             assert stored.status_code == 503, (path, stored.status_code, stored.text)
             assert stored.headers["content-type"] == "application/problem+json" and "Retry-After" in stored.headers
             assert stored.json()["type"] == "/problems/service-unavailable"
+        # The broker's feed lives in Postgres: with it down, a rate the feed would give comes from the next
+        # provider of the chain (here the development snapshot), not a 503 of the whole service.
+        quoted = c.post("/api/v1/calculate/pip-value", headers=broker.auth,
+                        json={"accountCurrency": "USD", "currencyPair": "GBPJPY", "lots": 1, "price": 190.5})
+        assert quoted.status_code == 200, quoted.text
+        assert quoted.json()["rateSources"]["USDJPY"]["source"] == "snapshot"
         # Whatever the background flush is doing right now, the calculation is counted as waiting.
         ready = c.get("/readyz")
         assert ready.status_code == 200 and ready.json()["status"] == "degraded"

@@ -14,24 +14,39 @@ function setup(thread)
   table.insert(threads, thread)
 end
 
+local names = {"position-size", "position-size", "position-size", "position-size", "pip-value", "pip-value-jpy-422",
+               "instruments", "calculations", "readyz", "position-size-free"}
+local window_s = tonumber(os.getenv("FOREXRISK_WINDOW_S") or "5")
+
 function init(args)
   counts = {["2xx"] = 0, ["3xx"] = 0, ["4xx"] = 0, ["429"] = 0, ["5xx"] = 0}
+  -- Every answer other than 2xx/expected 4xx, by time window and route slot: "window|slot|status|problem type".
+  -- The slot travels in the request id (the API echoes a valid X-Request-Id), so an answer is tied to its
+  -- request even though wrk's response() does not say which request it answers.
+  failures = {}
+  started = os.time()
   local auth = {["Authorization"] = "Bearer " .. key, ["Content-Type"] = "application/json"}
   local free = {["Authorization"] = "Bearer " .. free_key, ["Content-Type"] = "application/json"}
+  local function with_slot(headers, slot)
+    local h = {}
+    for k, v in pairs(headers) do h[k] = v end
+    h["X-Request-Id"] = "soak-slot-" .. slot
+    return h
+  end
   -- 10 slots: 4 position sizing, 2 pip value (GBPJPY in USD without a USDJPY rate: production has no snapshot, so
   -- this slot is the 422 missing-conversion-rate path on purpose), 1 instruments, 1 stored list,
   -- 1 readiness, 1 free-tier sizing (which the free tier's limit answers 429 at this rate)
   requests = {
-    wrk.format("POST", "/api/v1/calculate/position-size", auth, position),
-    wrk.format("POST", "/api/v1/calculate/position-size", auth, position),
-    wrk.format("POST", "/api/v1/calculate/position-size", auth, position),
-    wrk.format("POST", "/api/v1/calculate/position-size", auth, position),
-    wrk.format("POST", "/api/v1/calculate/pip-value", auth, pip),
-    wrk.format("POST", "/api/v1/calculate/pip-value", auth, pip_jpy),
-    wrk.format("GET", "/api/v1/instruments", auth),
-    wrk.format("GET", "/api/v1/calculations?limit=5", auth),
-    wrk.format("GET", "/readyz"),
-    wrk.format("POST", "/api/v1/calculate/position-size", free, position),
+    wrk.format("POST", "/api/v1/calculate/position-size", with_slot(auth, 1), position),
+    wrk.format("POST", "/api/v1/calculate/position-size", with_slot(auth, 2), position),
+    wrk.format("POST", "/api/v1/calculate/position-size", with_slot(auth, 3), position),
+    wrk.format("POST", "/api/v1/calculate/position-size", with_slot(auth, 4), position),
+    wrk.format("POST", "/api/v1/calculate/pip-value", with_slot(auth, 5), pip),
+    wrk.format("POST", "/api/v1/calculate/pip-value", with_slot(auth, 6), pip_jpy),
+    wrk.format("GET", "/api/v1/instruments", with_slot(auth, 7)),
+    wrk.format("GET", "/api/v1/calculations?limit=5", with_slot(auth, 8)),
+    wrk.format("GET", "/readyz", with_slot({}, 9)),
+    wrk.format("POST", "/api/v1/calculate/position-size", with_slot(free, 10), position),
   }
 end
 
@@ -49,6 +64,14 @@ function response(status, headers, body)
   elseif status >= 400 then counts["4xx"] = counts["4xx"] + 1
   elseif status >= 300 then counts["3xx"] = counts["3xx"] + 1
   else counts["2xx"] = counts["2xx"] + 1 end
+  local slot = tonumber(string.match(headers["x-request-id"] or headers["X-Request-Id"] or "", "^soak%-slot%-(%d+)$"))
+  local expected = (slot == 6 and status == 422) or (slot == 10 and status == 429)
+  if status >= 400 and not expected then
+    local window = math.floor((os.time() - started) / window_s) * window_s
+    local kind = string.match(body or "", '"type"%s*:%s*"([^"]*)"') or ""
+    local k = window .. "|" .. (slot and names[slot] or "?") .. "|" .. status .. "|" .. kind
+    failures[k] = (failures[k] or 0) + 1
+  end
 end
 
 function done(summary, latency, requests)
@@ -56,6 +79,11 @@ function done(summary, latency, requests)
   for _, thread in ipairs(threads) do
     local c = thread:get("counts")
     for k, v in pairs(c) do total[k] = total[k] + v end
+  end
+  -- The unexpected answers, one line each: FAIL <window s> <slot> <status> <problem type> <count>
+  for _, thread in ipairs(threads) do
+    local f = thread:get("failures")
+    for k, v in pairs(f) do io.write("FAIL " .. k .. "|" .. v .. "\n") end
   end
   local e = summary.errors
   io.write(string.format('SOAK {"requests": %d, "duration_s": %.1f, "status": {"2xx": %d, "3xx": %d, "4xx": %d, ' ..

@@ -63,12 +63,52 @@ def chaos(stack: Stack, duration: float, started: float, log: list[str]) -> None
         log.append(f"{time.monotonic() - started:6.1f} s: {what} back")
 
 
+GRACE_S = 15  # after a store is back, this long still counts as its outage's recovery
+
+
+def phase_of(window_s: float, duration: float) -> str:
+    """Which part of the schedule a time window falls in: an outage, its recovery, or steady load."""
+    for what, at, length in SCHEDULE:
+        start, back = at * duration, (at + length) * duration
+        if start <= window_s < back:
+            return f"{what} down ({start:.0f}-{back:.0f} s)"
+    for what, at, length in SCHEDULE:
+        back = (at + length) * duration
+        if back <= window_s < back + GRACE_S:
+            return f"{what} recovering ({back:.0f}-{back + GRACE_S:.0f} s)"
+    return "steady"
+
+
+def failures(stdout: str, duration: float) -> list[dict[str, object]]:
+    """The unexpected answers mix.lua reported (FAIL window|route|status|type|count), summed over threads."""
+    counts: dict[tuple[int, str, int, str], int] = {}
+    for raw in stdout.splitlines():
+        if not raw.startswith("FAIL "):
+            continue
+        window, route, status, kind, count = raw[5:].split("|")
+        key = (int(float(window)), route, int(status), kind.rsplit("/", 1)[-1])
+        counts[key] = counts.get(key, 0) + int(count)
+    return [{"window_s": w, "phase": phase_of(w, duration), "route": r, "status": st, "type": k, "count": n}
+            for (w, r, st, k), n in sorted(counts.items())]
+
+
+def by_phase(rows: list[dict[str, object]]) -> dict[str, dict[str, int]]:
+    """Unexpected answers per phase of the schedule, by 'status type route'."""
+    out: dict[str, dict[str, int]] = {}
+    for row in rows:
+        label = f"{row['status']} {row['type'] or '-'} {row['route']}"
+        phase = out.setdefault(str(row["phase"]), {})
+        phase[label] = phase.get(label, 0) + int(str(row["count"]))
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--duration", type=int, default=600, help="seconds of load (default: %(default)s)")
     parser.add_argument("--rate", type=int, default=200, help="requests per second (default: %(default)s)")
     parser.add_argument("--connections", type=int, default=20)
     parser.add_argument("--output", default=str(ROOT / "bench" / "results" / "load-soak.json"))
+    parser.add_argument("--logs", metavar="DIR", help="keep the API's and the worker's logs (warnings and errors) here")
     args = parser.parse_args(argv)
     if shutil.which("wrk") is None:
         print("wrk is not installed (apt-get install wrk)", file=sys.stderr)
@@ -88,11 +128,15 @@ def main(argv: list[str] | None = None) -> int:
                                   "--tier", tier, "--json"], env=env, cwd=ROOT, check=True, capture_output=True,
                                  text=True).stdout
             keys[tier] = json.loads(out)["secretKey"]
+        logs = Path(args.logs) if args.logs else None
+        if logs is not None:
+            logs.mkdir(parents=True, exist_ok=True)
+        api_log = open(logs / "api.log", "wb") if logs else subprocess.DEVNULL  # noqa: SIM115 (closed at exit)
+        worker_log = open(logs / "worker.log", "wb") if logs else subprocess.DEVNULL  # noqa: SIM115
         api = subprocess.Popen([str(FOREXRISK), "run", "--workers", "2", "--port", str(stack.api_port)], cwd=ROOT,
-                               env={**env, "FOREXRISK_LOG_LEVEL": "warning"}, stdout=subprocess.DEVNULL,
-                               stderr=subprocess.DEVNULL)
+                               env={**env, "FOREXRISK_LOG_LEVEL": "warning"}, stdout=api_log, stderr=subprocess.STDOUT)
         worker = subprocess.Popen([str(FOREXRISK), "worker"], cwd=ROOT, env={**env, "FOREXRISK_LOG_LEVEL": "warning"},
-                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                                  stdout=worker_log, stderr=subprocess.STDOUT)
         base = f"http://127.0.0.1:{stack.api_port}"
         wait_for(lambda: httpx.get(f"{base}/readyz").json()["status"] == "ok", "forexrisk run", api)
         for _ in range(50):  # warm-up: first requests of each worker (caches), not measured
@@ -117,6 +161,8 @@ def main(argv: list[str] | None = None) -> int:
             print(wrk.stdout, wrk.stderr, file=sys.stderr)
             return 1
         result = json.loads(line[5:])
+        result["failures"] = failures(wrk.stdout, args.duration)
+        result["failures_by_phase"] = by_phase(result["failures"])
         result.update({"target_rate": args.rate, "connections": args.connections,
                        "achieved_rate": round(result["requests"] / result["duration_s"], 1),
                        "api_rss_mib": {"start": round(rss_start / 1024, 1), "end": round(rss_end / 1024, 1)},

@@ -14,7 +14,8 @@ from datetime import datetime
 from sqlalchemy import text
 
 from app.db.engine import Database
-from app.integrations.market_data.quotes import MarketQuote
+from app.db.errors import database_unreachable
+from app.integrations.market_data.quotes import MarketQuote, ProviderUnavailable
 
 MAX_PUSH = 1000
 
@@ -82,7 +83,16 @@ class BrokerFeedProvider:
         self.freshness_seconds = freshness_seconds
 
     async def fetch(self, symbols: Sequence[str], broker_id: uuid.UUID) -> dict[str, MarketQuote]:
-        return {row.symbol: to_quote(row) for row in await self.repository.read(broker_id, symbols)}
+        try:
+            rows = await self.repository.read(broker_id, symbols)
+        except Exception as exc:
+            # Postgres down or restarting: the feed failed like a vendor that cannot be reached (the chain goes
+            # on to the next provider; with none left the calculation is a 503 naming this provider), not a
+            # bare 503 of the whole service.
+            if database_unreachable(exc):
+                raise ProviderUnavailable("the broker feed's store (Postgres) cannot be reached") from exc
+            raise
+        return {row.symbol: to_quote(row) for row in rows}
 
 
 def to_quote(row: PushedQuote) -> MarketQuote:

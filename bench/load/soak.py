@@ -53,6 +53,13 @@ def rss_kib(pid: int) -> int:
     return total
 
 
+def sample_rss(pid: int, started: float, duration: float, out: list[tuple[float, float]], every: float = 30.0) -> None:
+    """The API's memory every `every` seconds of the run: whether it levels off, not just start and end."""
+    while (at := time.monotonic() - started) <= duration:
+        out.append((round(at, 1), round(rss_kib(pid) / 1024, 1)))
+        time.sleep(every)
+
+
 def chaos(stack: Stack, duration: float, started: float, log: list[str]) -> None:
     for what, at, length in SCHEDULE:
         time.sleep(max(0.0, started + at * duration - time.monotonic()))
@@ -149,6 +156,9 @@ def main(argv: list[str] | None = None) -> int:
         events: list[str] = []
         thread = threading.Thread(target=chaos, args=(stack, args.duration, started, events), daemon=True)
         thread.start()
+        samples: list[tuple[float, float]] = []
+        sampler = threading.Thread(target=sample_rss, args=(api.pid, started, args.duration, samples), daemon=True)
+        sampler.start()
         wrk = subprocess.run(["wrk", "-t2", f"-c{args.connections}", f"-d{args.duration}s", "--timeout", "5s",
                               "--latency", "-s", str(ROOT / "bench" / "load" / "mix.lua"), base],
                              env={**os.environ, "FOREXRISK_KEY": keys["enterprise"], "FOREXRISK_FREE_KEY": keys["free"],
@@ -166,6 +176,7 @@ def main(argv: list[str] | None = None) -> int:
         result.update({"target_rate": args.rate, "connections": args.connections,
                        "achieved_rate": round(result["requests"] / result["duration_s"], 1),
                        "api_rss_mib": {"start": round(rss_start / 1024, 1), "end": round(rss_end / 1024, 1)},
+                       "rss_mib_samples": [{"at_s": at, "mib": mib} for at, mib in samples],
                        "loadavg_1m": {"start": load_start[0], "end": load_end[0]}, "events": events,
                        "ready_after": httpx.get(f"{base}/readyz").json()})
         Path(args.output).write_text(json.dumps(result, indent=2) + "\n")

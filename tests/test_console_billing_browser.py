@@ -13,28 +13,35 @@ import re
 import time
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
+import orjson
+import pyotp
 import pytest
 
 from app.billing.localserver.process import LocalStripe
 from app.billing.webhooks import LOCAL_WEBHOOK_SECRET
 from app.config import Settings
+from tests import test_console_browser as ui
 from tests.billing_helpers import WEBHOOK, events_of, helper, sign
 from tests.test_console_browser import (
     PASSWORD,
     Console,
-    browser,  # noqa: F401  (a fixture: Chromium, on this module's console)
     check,
     enrolled,
-    page,  # noqa: F401  (a fixture: a page with its problems list)
     ready,
+    reset_step,
     serve,
     sign_in,
     sql,
 )
 from tests.test_widget_browser import CHROMIUM
+
+# The console tests' fixtures, here on this module's console (pytest resolves `console` per module).
+browser = ui.browser
+page = ui.page
 
 pytestmark = pytest.mark.skipif(
     CHROMIUM is None or not LocalStripe.available(),
@@ -85,11 +92,10 @@ def deliver_checkout_event(console: Console, stripe_url: str, session_id: str) -
     """What Stripe does after the payment: send checkout.session.completed, signed, to the webhook."""
     event = next(e for e in events_of(stripe_url, "checkout.session.completed")
                  if e["data"]["object"]["id"] == session_id)
-    import orjson
-
     payload = orjson.dumps(event)
     r = httpx.post(console.api + WEBHOOK, content=payload, timeout=30,
-                   headers={"Stripe-Signature": sign(payload, LOCAL_WEBHOOK_SECRET), "Content-Type": "application/json"})
+                   headers={"Stripe-Signature": sign(payload, LOCAL_WEBHOOK_SECRET),
+                            "Content-Type": "application/json"})
     assert r.status_code == 200, r.text
 
 
@@ -225,3 +231,86 @@ def test_billing_is_a_broker_admins_page(page: Any, console: Console) -> None:
     page.goto(console.api + "/admin/#/billing")
     page.wait_for_selector("#brand-form")  # sent to its start page instead
     assert page.evaluate("() => location.hash") == "#/start"
+
+
+def test_from_sign_up_to_a_live_widget_a_paid_tier_and_a_compliance_report(page: Any, console: Console,
+                                                                           stripe_url: str) -> None:
+    """Issue 18's "Done when", in one browser: sign up, confirm the email from the mailed link, enrol MFA and
+    sign in, the guided start to the embed snippet, a paid tier through Checkout, the compliance report."""
+    email = f"owner@s{uuid.uuid4().hex[:10]}.example.com"
+    page.goto(console.api + "/admin/")
+    ready(page)
+    page.get_by_role("link", name="Create an account").click()
+    page.wait_for_selector("#signup-form")
+    check(page, "signup")
+    page.get_by_label("Company name").fill(f"Acme {email[7:13]} Forex")
+    page.get_by_label("Your work email").fill(email)
+    page.get_by_label("Password", exact=True).fill("short")
+    page.get_by_role("button", name="Create account").click()
+    page.wait_for_selector("input[name=password][aria-invalid=true]")  # the API's 422 beside the field
+    page.get_by_label("Password", exact=True).fill(PASSWORD)
+    page.get_by_role("button", name="Create account").click()
+    slug = page.locator("#signup-slug").inner_text().strip()
+    assert email in page.locator("#signup-sent").inner_text()
+    check(page, "signup-sent")
+
+    # The mailed link, opened in the browser: the email is confirmed, and the sign-in page says so.
+    page.goto(verification_link(console, email))
+    page.wait_for_selector("#signup-verified")
+    assert page.get_by_label("Broker", exact=True).input_value() == slug
+    check(page, "signup-verified")
+    page.get_by_label("Email").fill(email)
+    page.get_by_label("Password", exact=True).fill(PASSWORD)
+    page.get_by_role("button", name="Sign in", exact=True).click()
+
+    # MFA first (every admin), then a sign-in with the code.
+    page.wait_for_selector("#totp-secret")
+    secret = page.locator("#totp-secret").inner_text().strip()
+    page.get_by_label("Code from the app").fill(pyotp.TOTP(secret).now())
+    page.get_by_role("button", name="Turn on").click()
+    page.locator("#recovery-codes li").first.wait_for()
+    page.get_by_role("button", name="I have stored them: sign in again").click()
+    (user_id,), = sql(console, "select id from users where lower(email) = :e", {"e": email})
+    reset_step(console, str(user_id))
+    page.get_by_label("Email").fill(email)
+    page.get_by_label("Password", exact=True).fill(PASSWORD)
+    page.get_by_role("button", name="Sign in", exact=True).click()
+    page.get_by_label("Authentication code").fill(pyotp.TOTP(secret).now())
+    page.get_by_role("button", name="Sign in", exact=True).click()
+
+    # The guided start: brand, the site, a publishable key, the snippet.
+    page.wait_for_selector("#brand-form")
+    page.get_by_role("button", name="Save and continue").click()
+    page.wait_for_selector("#origins-form")
+    page.get_by_label("Add a site").fill("https://www.acme-forex.example")
+    page.get_by_role("button", name="Add", exact=True).click()
+    page.get_by_role("button", name="Save and continue").click()
+    page.get_by_role("button", name="Create a publishable key").click()
+    key = page.locator("#pk-value").inner_text().strip()
+    page.get_by_role("button", name="Continue").click()
+    snippet = page.locator("#snippet").inner_text()
+    assert f'data-key="{key}"' in snippet and f'data-broker="{slug}"' in snippet
+    with httpx.Client(base_url=console.api, timeout=30) as c:  # the key works for the widget's site
+        r = c.post("/api/v1/calculate/pip-value", json={"accountCurrency": "USD", "currencyPair": "EURUSD", "lots": 1,
+                                                        "price": 1.1},
+                   headers={"Authorization": f"Bearer {key}", "Origin": "https://www.acme-forex.example"})
+        assert r.status_code == 200, r.text
+
+    # A paid tier through Checkout.
+    page.get_by_role("link", name="Billing").click()
+    page.locator("#plans").get_by_role("button", name="Upgrade to Professional").click()
+    page.wait_for_url(f"{stripe_url}/checkout/cs_test_*")
+    session_id = page.url.rsplit("/", 1)[1]
+    page.get_by_role("button", name="Pay with test card 4242").click()
+    page.wait_for_selector("#checkout-confirming")
+    deliver_checkout_event(console, stripe_url, session_id)
+    page.wait_for_selector("#checkout-confirmed", timeout=CONFIRMED)
+    assert page.locator("#billing-tier").get_attribute("data-tier") == "professional"
+
+    # The compliance report, started and downloaded here.
+    page.get_by_role("link", name="Usage and reports").click()
+    page.get_by_role("button", name="Create report").click()
+    page.locator("#reports button[data-format=pdf]").wait_for(timeout=60_000)
+    with page.expect_download() as got:
+        page.locator("#reports button[data-format=pdf]").click()
+    assert Path(got.value.path()).read_bytes().startswith(b"%PDF")

@@ -176,9 +176,10 @@ class BillingService:
                     params={"customer": account.stripe_customer_id, "limit": 5})
             except stripe.StripeError as exc:
                 raise unavailable(exc) from exc
-            out["invoices"] = [{"id": i.id, "number": _get(i, "number"), "status": _get(i, "status"), "amountDue": _get(i, "amount_due"),
-                                "amountPaid": _get(i, "amount_paid"), "currency": _get(i, "currency"),
-                                "created": _ts(_get(i, "created")), "hostedInvoiceUrl": _get(i, "hosted_invoice_url")}
+            out["invoices"] = [{"id": i.id, "number": _get(i, "number"), "status": _get(i, "status"),
+                                "amountDue": _get(i, "amount_due"), "amountPaid": _get(i, "amount_paid"),
+                                "currency": _get(i, "currency"), "created": _ts(_get(i, "created")),
+                                "hostedInvoiceUrl": _get(i, "hosted_invoice_url")}
                                for i in listed.data]
         return out
 

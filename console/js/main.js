@@ -25,6 +25,7 @@ const VIEWS = {
 const PUBLIC = {
   signin: () => import('./views/signin.js'),
   accept: () => import('./views/accept.js'),
+  signup: () => import('./views/signup.js'),
   mfa: () => import('./views/mfa.js'),
 };
 

@@ -341,3 +341,21 @@ def helper_get(url: str, path: str) -> list[dict[str, Any]]:
     rows: list[dict[str, Any]] = httpx.get(f"{url}{path}", headers={"Authorization": f"Bearer {LOCAL_API_KEY}"},
                                            timeout=30).json()["data"]
     return rows
+
+
+def test_the_emailed_link_opened_in_a_browser_goes_on_to_the_console(worker1: TestClient) -> None:
+    """A browser (Accept: text/html first) is sent to the console's sign-in page; an API client gets JSON."""
+    email = f"owner@{uuid.uuid4().hex[:8]}.example.com"
+    resp = worker1.post("/api/v1/signup", json={"companyName": f"Acme {uuid.uuid4().hex[:8]}", "adminEmail": email,
+                                                "password": "a long enough passphrase"}, headers={"Authorization": ""})
+    assert resp.status_code == 202, resp.text
+    path = "/api/v1/signup/verify?token=" + outbox_link(worker1, email).split("token=", 1)[1]
+    browser = {"Authorization": "", "Accept": "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"}
+    bad = worker1.get(path[:-2] + "xx", headers=browser, follow_redirects=False)
+    assert bad.status_code == 303 and bad.headers["location"] == "/admin/#/signin?verify=invalid"
+    assert_problem(worker1.get(path[:-2] + "xx", headers={"Authorization": ""}), 422)  # curl, httpx: */*
+    good = worker1.get(path, headers=browser, follow_redirects=False)
+    assert good.status_code == 303, good.text
+    assert good.headers["location"] == f"/admin/#/signin?verified={resp.json()['slug']}"
+    again = worker1.get(path, headers={"Authorization": "", "Accept": "application/json"})  # still JSON for clients
+    assert again.status_code == 200 and again.json()["status"] == "active"

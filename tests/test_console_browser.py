@@ -66,6 +66,11 @@ class Console:
 
 @pytest.fixture(scope="module")
 def console(settings: Settings) -> Iterator[Console]:
+    yield from serve(settings)
+
+
+def serve(settings: Settings) -> Iterator[Console]:
+    """An app on these settings, served by uvicorn in a thread on a free port, until the generator is closed."""
     import uvicorn
 
     app = create_app(settings)
@@ -146,7 +151,8 @@ def check(page: Any, name: str) -> None:
 
 # Screenshots the README shows (copied with FOREXRISK_UPDATE_SCREENSHOT=1).
 DOCS = {"start-snippet": ("console.png", "1280"), "usage": ("console-usage.png", "1280"),
-        "start-brand-colour": ("console-mobile-390.png", "390")}
+        "start-brand-colour": ("console-mobile-390.png", "390"),
+        "billing-paid": ("console-billing.png", "1280")}  # tests/test_console_billing_browser.py
 
 
 def ready(page: Any) -> None:

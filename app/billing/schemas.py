@@ -63,6 +63,7 @@ class EnterpriseRequest(ApiModel):
 
 class InvoiceOut(OutModel):
     id: str
+    number: str | None = Field(default=None, description="The number printed on the invoice (none while a draft)")
     status: str | None
     amount_due: int | None
     amount_paid: int | None

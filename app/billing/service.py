@@ -116,7 +116,9 @@ class BillingService:
         return None
 
     def return_url(self, what: str) -> str:
-        base = self.settings.billing_return_url or f"{self.settings.public_base_url.rstrip('/')}/billing"
+        """Where Checkout and the portal send the customer back: the console's Billing page (which reads the query
+        after its route: #/billing?checkout=success), unless billing_return_url names another page."""
+        base = self.settings.billing_return_url or f"{self.settings.public_base_url.rstrip('/')}/admin/#/billing"
         return f"{base}?{what}"
 
     def stripe(self) -> StripeGateway:
@@ -174,9 +176,10 @@ class BillingService:
                     params={"customer": account.stripe_customer_id, "limit": 5})
             except stripe.StripeError as exc:
                 raise unavailable(exc) from exc
-            out["invoices"] = [{"id": i.id, "status": _get(i, "status"), "amountDue": _get(i, "amount_due"),
-                                "amountPaid": _get(i, "amount_paid"), "currency": _get(i, "currency"),
-                                "created": _ts(_get(i, "created")), "hostedInvoiceUrl": _get(i, "hosted_invoice_url")}
+            out["invoices"] = [{"id": i.id, "number": _get(i, "number"), "status": _get(i, "status"),
+                                "amountDue": _get(i, "amount_due"), "amountPaid": _get(i, "amount_paid"),
+                                "currency": _get(i, "currency"), "created": _ts(_get(i, "created")),
+                                "hostedInvoiceUrl": _get(i, "hosted_invoice_url")}
                                for i in listed.data]
         return out
 

@@ -13,8 +13,10 @@ from __future__ import annotations
 
 import uuid
 from typing import Any
+from urllib.parse import quote
 
 from fastapi import APIRouter, Query, Request
+from fastapi.responses import RedirectResponse
 from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
 from sqlalchemy import func, select
 from starlette.requests import HTTPConnection
@@ -132,6 +134,22 @@ async def post_verify(body: VerifyRequest, request: Request) -> dict[str, Any]:
     return await verify(_billing(request), body.token, request)
 
 
-@router.get("/verify", response_model=VerifiedOut, summary="Confirm the sign-up email (the emailed link itself)")
-async def get_verify(request: Request, token: str = Query(min_length=10, max_length=2000)) -> dict[str, Any]:
-    return await verify(_billing(request), token, request)
+def wants_page(request: Request) -> bool:
+    """A browser opening the emailed link (it asks for HTML first), not an API client (JSON or anything)."""
+    accept = request.headers.get("accept", "")
+    return accept.startswith("text/html") or ("text/html" in accept and "json" not in accept)
+
+
+@router.get("/verify", response_model=VerifiedOut, summary="Confirm the sign-up email (the emailed link itself)",
+            description="An API client gets the JSON answer. A browser (Accept: text/html) is sent on to the "
+                        "console's sign-in page: `/admin/#/signin?verified={slug}`, or `?verify=expired|invalid`.",
+            responses={303: {"description": "A browser: on to the console's sign-in page"}})
+async def get_verify(request: Request, token: str = Query(min_length=10, max_length=2000)) -> Any:
+    if not wants_page(request):
+        return await verify(_billing(request), token, request)
+    try:
+        out = await verify(_billing(request), token, request)
+    except InvalidField as exc:
+        code = str(exc.errors[0].get("code", "invalid")) if exc.errors else "invalid"
+        return RedirectResponse(f"/admin/#/signin?verify={quote(code)}", status_code=303)
+    return RedirectResponse(f"/admin/#/signin?verified={quote(out['slug'])}", status_code=303)

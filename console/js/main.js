@@ -7,9 +7,9 @@ import { loadStrings, t, LOCALES, locale, setLocale } from './i18n.js';
 const STATIC = document.body.dataset.static || '';
 
 /** @typedef {{broker: any, brokerId: string, reload: () => Promise<void>, go: (hash: string) => void,
- *   isAdmin: boolean, isOperator: boolean, static: string}} Ctx */
+ *   isAdmin: boolean, isOperator: boolean, isBrokerAdmin: boolean, static: string}} Ctx */
 
-/** @type {Record<string, {title: string, load: () => Promise<any>, admin?: boolean, operator?: boolean}>} */
+/** @type {Record<string, {title: string, load: () => Promise<any>, admin?: boolean, operator?: boolean, brokerAdmin?: boolean}>} */
 const VIEWS = {
   start: { title: 'nav.start', load: () => import('./views/start.js'), admin: true },
   settings: { title: 'nav.settings', load: () => import('./views/settings.js'), admin: true },
@@ -17,18 +17,21 @@ const VIEWS = {
   users: { title: 'nav.users', load: () => import('./views/users.js'), admin: true },
   usage: { title: 'nav.usage', load: () => import('./views/usage.js') },
   alerts: { title: 'nav.alerts', load: () => import('./views/alerts.js'), admin: true },
+  // Billing is the signed-in user's own broker's (the API bills the principal's broker): a broker admin's page.
+  billing: { title: 'nav.billing', load: () => import('./views/billing.js'), admin: true, brokerAdmin: true },
   account: { title: 'nav.account', load: () => import('./views/account.js') },
   platform: { title: 'nav.platform', load: () => import('./views/platform.js'), operator: true },
 };
 const PUBLIC = {
   signin: () => import('./views/signin.js'),
   accept: () => import('./views/accept.js'),
+  signup: () => import('./views/signup.js'),
   mfa: () => import('./views/mfa.js'),
 };
 
 /** @type {Ctx} */
 const ctx = {
-  broker: null, brokerId: '', isAdmin: false, isOperator: false, static: STATIC,
+  broker: null, brokerId: '', isAdmin: false, isOperator: false, isBrokerAdmin: false, static: STATIC,
   reload: async () => {
     const r = await API.api('GET', `/api/v1/brokers/${ctx.brokerId}`);
     if (r.ok) ctx.broker = r.data;
@@ -61,12 +64,15 @@ function header() {
     } }, t('header.signOut')) : null);
 }
 
+/** Whether the signed-in user may open a view. @param {{admin?: boolean, operator?: boolean, brokerAdmin?: boolean}} v */
+const allowed = (v) => (!v.admin || ctx.isAdmin) && (!v.operator || ctx.isOperator) && (!v.brokerAdmin || ctx.isBrokerAdmin);
+
 /** @param {string} current */
 function nav(current) {
   const frame = /** @type {HTMLElement} */ (document.querySelector('.frame'));
   if (!API.signedIn() || !ctx.broker || (ctx.isAdmin && !API.hasMfa())) { mount($('nav')); frame.classList.add('bare'); return; }
   frame.classList.remove('bare');
-  const items = Object.entries(VIEWS).filter(([, v]) => (!v.admin || ctx.isAdmin) && (!v.operator || ctx.isOperator));
+  const items = Object.entries(VIEWS).filter(([, v]) => allowed(v));
   mount($('nav'), h('ul', null, items.map(([k, v]) => h('li', null,
     h('a', { href: `#/${k}`, 'aria-current': k === current ? 'page' : null, text: t(v.title) })))));
 }
@@ -75,7 +81,8 @@ async function establish() {
   const c = API.claims;
   if (!c) return;
   ctx.isOperator = c.role === 'SUPERADMIN';
-  ctx.isAdmin = c.role === 'BROKER_ADMIN' || ctx.isOperator;
+  ctx.isBrokerAdmin = c.role === 'BROKER_ADMIN';
+  ctx.isAdmin = ctx.isBrokerAdmin || ctx.isOperator;
   ctx.brokerId = sessionStorage.getItem('fxr.console.broker') && ctx.isOperator
     ? /** @type {string} */ (sessionStorage.getItem('fxr.console.broker')) : c.broker_id;
   await ctx.reload();
@@ -93,7 +100,9 @@ ctx.manage = manage;
 let seq = 0;
 async function route() {
   const mine = ++seq;
-  const [name, ...rest] = location.hash.replace(/^#\/?/, '').split('/');
+  // A route may carry a query after `?` (#/billing?checkout=success: where Checkout sends the admin back).
+  const [path, query = ''] = location.hash.replace(/^#\/?/, '').split('?');
+  const [name, ...rest] = path.split('/');
   const main = $('main');
   /** @type {any} */
   let mod;
@@ -105,16 +114,16 @@ async function route() {
   if (API.signedIn() && ctx.isAdmin && !API.hasMfa() && key !== 'mfa') key = 'mfa';
   if (API.signedIn() && !(key in VIEWS) && !(key in PUBLIC)) key = ctx.isAdmin ? 'start' : 'usage';
   const view = VIEWS[key];
-  if (view && ((view.admin && !ctx.isAdmin) || (view.operator && !ctx.isOperator))) key = 'usage';
+  if (view && !allowed(view)) key = ctx.isAdmin ? 'start' : 'usage';
   mod = await (VIEWS[key] ? VIEWS[key].load() : PUBLIC[/** @type {keyof typeof PUBLIC} */ (key)]());
   if (mine !== seq) return;
-  if (location.hash.replace(/^#\/?/, '').split('/')[0] !== key && !(key === 'signin' && !location.hash)) {
+  if (name !== key && !(key === 'signin' && !location.hash)) {
     history.replaceState(null, '', `#/${key}`);
   }
   header();
   nav(key);
   mount(main, h('p', { class: 'loading', text: t('common.loading') }));
-  await mod.render(main, ctx, rest, { refresh: route, established: establish });
+  await mod.render(main, ctx, rest, { refresh: route, established: establish, query: new URLSearchParams(query) });
   if (mine !== seq) return;
   const h1 = main.querySelector('h1');
   document.title = `${h1 ? h1.textContent : ''} · ForexRisk console`;

@@ -61,7 +61,14 @@ export async function render(main, ctx, _rest, opts) {
     location.assign(`/api/v1/auth/sso/${encodeURIComponent(slug)}/login?client=console`);
   }
   const params = new URLSearchParams(location.hash.split('?')[1] || '');
-  const notice = params.get('sso') === 'failed' ? h('div', { class: 'banner bad', role: 'alert', text: t('signin.ssoFailed') }) : null;
-  mount(main, h('h1', { id: 'signin-h', text: t('signin.title') }), h('p', { class: 'lead', text: t('signin.lead') }), notice, form);
-  if (!remembered) broker.focus();
+  // Back from the emailed sign-up link (GET /api/v1/signup/verify in a browser): confirmed, or why not.
+  const verified = params.get('verified');
+  if (verified) /** @type {HTMLInputElement} */ (broker).value = verified;
+  const notice = params.get('sso') === 'failed' ? h('div', { class: 'banner bad', role: 'alert', text: t('signin.ssoFailed') })
+    : verified ? h('div', { class: 'banner ok', role: 'status', id: 'signup-verified', text: t('signin.verified') })
+      : params.get('verify') ? h('div', { class: 'banner bad', role: 'alert', text: t(params.get('verify') === 'expired' ? 'signin.verifyExpired' : 'signin.verifyInvalid') })
+        : null;
+  mount(main, h('h1', { id: 'signin-h', text: t('signin.title') }), h('p', { class: 'lead', text: t('signin.lead') }), notice, form,
+    h('p', null, t('signin.noAccount'), ' ', h('a', { href: '#/signup', id: 'to-signup', text: t('signin.signUp') })));
+  if (!remembered && !verified) broker.focus();
 }

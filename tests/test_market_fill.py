@@ -58,8 +58,8 @@ def test_jpy_account_on_eurgbp_with_no_rates_and_no_entry(client: TestClient) ->
     assert md["fetched"]["GBPJPY"]["source"] == "broker" and md["fetched"]["GBPJPY"]["given"] is False
     assert got["rateSources"]["GBPJPY"]["source"] == "broker"
     # The instrument's own rate is the filled entry: fetched from the broker, never "given by the request".
-    assert got["rateSources"]["EURGBP"] == {**{k: v for k, v in md["entryPrice"].items() if k not in ("value", "symbol")},
-                                            "field": "entryPrice"}
+    filled = {k: v for k, v in md["entryPrice"].items() if k not in ("value", "symbol")}
+    assert got["rateSources"]["EURGBP"] == {**filled, "field": "entryPrice"}
     assert got["rateSources"]["EURGBP"]["given"] is False and got["rateSources"]["EURGBP"]["side"] == "ask"
     # The same request with those rates typed in gives the same answer, figure for figure.
     typed = {**body, "entryPrice": EURGBP["ask"], "marketRates": False,

@@ -42,7 +42,7 @@ export async function render(main, ctx, _rest, _opts, o = {}) {
       h('div', { class: 'kpis', id: 'kpis' },
         kpi(t('usage.calculations'), num(tot.calculations), 'kpi-calcs'), kpi(t('usage.units'), num(tot.units)),
         kpi(t('usage.errors'), num(tot.errors)), kpi(t('usage.p95'), tot.latencyMs.p95 === null ? '—' : `${num(tot.latencyMs.p95, 1)} ms`),
-        kpi('DAU', num(e.data.dau)), kpi('WAU', num(e.data.wau)), kpi('MAU', num(e.data.mau), 'kpi-mau'),
+        kpi(t('usage.dau'), num(e.data.dau)), kpi(t('usage.wau'), num(e.data.wau)), kpi(t('usage.mau'), num(e.data.mau), 'kpi-mau'),
         kpi(t('usage.avgRisk'), i.data.averageRiskPercent === null ? '—' : `${num(i.data.averageRiskPercent, 2)} %`)),
       h('div', { class: 'grid2' },
         chart({ id: 'chart-calcs', title: t('usage.calcsOverTime'), labels, series: [

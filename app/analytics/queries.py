@@ -221,6 +221,32 @@ def active_users(scope: Scope, start: datetime, end: datetime, granularity: Gran
     return sql, params
 
 
+def recent_users(scope: Scope, end: datetime) -> tuple[str, dict[str, Any]]:
+    """A subquery of (t, uid) rows: every user with an event in the 30 days before `end`, such that a user
+    was active in the last 1 (7) days exactly when one of their rows has t >= end - 1 (7) days: DAU, WAU
+    and MAU from one read. Whole days of the 30 come from the daily users rollup (t = the day's start);
+    the raw events cover the partial day at each span's start (t = the event's time; that day's rollup
+    row, earlier than the span's start, counts for the longer spans only) and the partial day at `end`."""
+    broker = ""
+    params: dict[str, Any] = {"end": end}
+    if scope.broker_id is not None:
+        broker = "broker_id = {broker:UUID} AND "
+        params["broker"] = scope.broker_id
+    d0, d1 = whole_days(end - timedelta(days=30), end)
+    edges = [(end - timedelta(days=days), whole_days(end - timedelta(days=days), end)[0]) for days in (30, 7, 1)]
+    edges.append((d1, end))
+    for i, (lo, hi) in enumerate(edges):
+        params.update({f"lo{i}": lo, f"hi{i}": hi})
+    params.update(day0=d0.date(), day1=d1.date())
+    pieces = " OR ".join(f"(at >= {{lo{i}:DateTime64(3, 'UTC')}} AND at < {{hi{i}:DateTime64(3, 'UTC')}})"
+                         for i in range(len(edges)))
+    sql = (f"SELECT toDateTime64(day, 3, 'UTC') AS t, user_id AS uid FROM {DAILY_USERS} "
+           f"WHERE {broker}day >= {{day0:Date}} AND day < {{day1:Date}} UNION ALL "
+           f"SELECT at AS t, assumeNotNull(user_id) AS uid FROM {TABLE} "
+           f"WHERE {broker}isNotNull(user_id) AND ({pieces})")
+    return sql, params
+
+
 async def engagement(ch: Runner, scope: Scope, window: Window) -> dict[str, Any]:
     """Active users per period (and of them, returning ones: first seen before the period began), widget
     loads vs calculations; DAU, WAU and MAU as of the window's end.
@@ -258,13 +284,11 @@ async def engagement(ch: Runner, scope: Scope, window: Window) -> dict[str, Any]
         "WHERE f >= {w_start:DateTime64(3, 'UTC')} AND f < {w_end:DateTime64(3, 'UTC')} GROUP BY b) AS n USING (b)",
         params)
     # DAU, WAU, MAU: the users of the day, 7 and 30 days before the window's end.
-    spans = [active_users(scope, window.end - timedelta(days=days), window.end, None, f"d{days}")
-             for days in (1, 7, 30)]
+    recent, recent_params = recent_users(scope, window.end)
     counts = await ch.query(
-        "SELECT uniqExactIf(uid, k = 1), uniqExactIf(uid, k = 7), uniqExact(uid) FROM ("
-        + " UNION ALL ".join(f"SELECT {days} AS k, uid FROM ({sql})" for days, (sql, _) in zip((1, 7, 30), spans,
-                                                                                              strict=True))
-        + ")", {k: v for _, p in spans for k, v in p.items()})
+        "SELECT uniqExactIf(uid, t >= {end:DateTime64(3, 'UTC')} - INTERVAL 1 DAY), "
+        "uniqExactIf(uid, t >= {end:DateTime64(3, 'UTC')} - INTERVAL 7 DAY), uniqExact(uid) "
+        f"FROM ({recent})", recent_params)
     series: dict[int, dict[str, Any]] = {
         int(at.timestamp()): {"start": iso(at), "activeUsers": 0, "returningUsers": 0, "widgetLoads": 0,
                               "calculations": 0} for at in window.buckets()}

@@ -405,6 +405,13 @@ def generated_events(seed: int, now: datetime) -> list[Event]:
         user = None if kind == "widget_load" or rng.random() < 0.25 else rng.choice(users[: rng.choice((4, 12))])
         status = 422 if kind == "calculation" and rng.random() < 0.1 else 200
         events.append((uuid.uuid4(), at, user, kind, status))
+    # Users seen once, at the edges the reports split on: the partial day before `now`, and just after the
+    # start of the last 1, 7 and 30 days (inside the DAU/WAU/MAU spans, in a day that begins before them).
+    midnight = now.replace(hour=0, minute=0, second=0, microsecond=0)
+    edges = [midnight + (now - midnight) // 2, *(now - timedelta(days=days) for days in (1, 7, 30))]
+    for at in edges:
+        at = at.replace(microsecond=at.microsecond // 1000 * 1000) + timedelta(milliseconds=1)
+        events.append((uuid.uuid4(), at, uuid.uuid4(), "login", 200))
     return events
 
 

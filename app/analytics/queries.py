@@ -226,7 +226,8 @@ def recent_users(scope: Scope, end: datetime) -> tuple[str, dict[str, Any]]:
     was active in the last 1 (7) days exactly when one of their rows has t >= end - 1 (7) days: DAU, WAU
     and MAU from one read. Whole days of the 30 come from the daily users rollup (t = the day's start);
     the raw events cover the partial day at each span's start (t = the event's time; that day's rollup
-    row, earlier than the span's start, counts for the longer spans only) and the partial day at `end`."""
+    row, earlier than the span's start, counts for the longer spans only). The partial day at `end` is
+    in the last day's span: with `end` not at midnight, that span has no whole day and is read raw."""
     broker = ""
     params: dict[str, Any] = {"end": end}
     if scope.broker_id is not None:
@@ -234,7 +235,6 @@ def recent_users(scope: Scope, end: datetime) -> tuple[str, dict[str, Any]]:
         params["broker"] = scope.broker_id
     d0, d1 = whole_days(end - timedelta(days=30), end)
     edges = [(end - timedelta(days=days), whole_days(end - timedelta(days=days), end)[0]) for days in (30, 7, 1)]
-    edges.append((d1, end))
     for i, (lo, hi) in enumerate(edges):
         params.update({f"lo{i}": lo, f"hi{i}": hi})
     params.update(day0=d0.date(), day1=d1.date())

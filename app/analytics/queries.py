@@ -1,10 +1,11 @@
 """The three reports, as ClickHouse SQL over `usage_metrics`, shaped into JSON-able dicts.
 
-Every statement is built by `scoped()` or `hourly()`, which always add the broker filter (a bound UUID
-parameter, never spliced text); only the platform operator's cross-broker scope leaves it out. No read
-uses FINAL: the shipper stores each event once (app.analytics.shipper), and distinct counts would not
-change anyway. Counts by period come from the hourly rollups where whole hours allow
-(app.analytics.clickhouse). Periods are UTC buckets computed here, so a bucket with no events is in the
+Every statement is built by `scoped()`, `hourly()`, `active_users()` or `recent_users()`, which always
+add the broker filter (a bound UUID parameter, never spliced text); only the platform operator's
+cross-broker scope leaves it out. No read uses FINAL: the shipper stores each event once
+(app.analytics.shipper), and distinct counts would not change anyway. Counts by period come from the
+hourly rollups where whole hours allow, distinct users from the daily users rollup where whole days
+allow (app.analytics.clickhouse). Periods are UTC buckets computed here, so a bucket with no events is in the
 answer with zeros.
 """
 

@@ -9,6 +9,8 @@ watermark update). ClickHouse itself is never replaced.
 
 from __future__ import annotations
 
+import asyncio
+import random
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, date, datetime, timedelta
@@ -18,6 +20,7 @@ import pytest
 from clickhouse_connect.driver.exceptions import OperationalError
 from fastapi.testclient import TestClient
 
+from app.analytics.queries import Granularity, Scope, Window, engagement, iso, truncate
 from app.analytics.service import Analytics, daily_usage
 from app.config import Settings
 from tests.conftest import BrokerFixture
@@ -379,3 +382,163 @@ def test_the_flush_job_ships_what_postgres_has(client: TestClient, broker_a: Bro
     assert result["shipped"] >= 1
     assert raw_count(analytics, client, broker_a.id) == 1
     assert client.portal.call(flush_usage, {"services": svc(client)}) == {"shipped": 0}  # a rerun does no harm
+
+
+# --- engagement against a brute-force count ------------------------------------------------------------
+# Events written straight into ClickHouse for a broker id of their own (the shipper's insert, with a
+# deduplication token per block), and the engagement report compared with the same figures counted here,
+# in Python, from the event list: active and returning users per period, DAU/WAU/MAU, widget loads and
+# calculations. The windows cross whole and partial days and hours, so both the daily users rollup and
+# the raw events at the edges are read.
+
+Event = tuple[uuid.UUID, datetime, uuid.UUID | None, str, int]  # event id, at, user, event type, status
+
+
+def generated_events(seed: int, now: datetime) -> list[Event]:
+    rng = random.Random(seed)
+    users = [uuid.uuid4() for _ in range(12)]
+    events: list[Event] = []
+    for _ in range(900):
+        # over the last 50 days, in milliseconds (ClickHouse keeps DateTime64(3))
+        at = now - timedelta(milliseconds=rng.randrange(50 * 86_400_000))
+        kind = rng.choices(["calculation", "widget_load", "login", "key_change"], [60, 20, 15, 5])[0]
+        user = None if kind == "widget_load" or rng.random() < 0.25 else rng.choice(users[: rng.choice((4, 12))])
+        status = 422 if kind == "calculation" and rng.random() < 0.1 else 200
+        events.append((uuid.uuid4(), at, user, kind, status))
+    # Users seen once, at the edges the reports split on: the partial day before `now`, and just after the
+    # start of the last 1, 7 and 30 days (inside the DAU/WAU/MAU spans, in a day that begins before them).
+    midnight = now.replace(hour=0, minute=0, second=0, microsecond=0)
+    edges = [midnight + (now - midnight) // 2, *(now - timedelta(days=days) for days in (1, 7, 30))]
+    for at in edges:
+        at = at.replace(microsecond=at.microsecond // 1000 * 1000) + timedelta(milliseconds=1)
+        events.append((uuid.uuid4(), at, uuid.uuid4(), "login", 200))
+    return events
+
+
+def metric_rows(broker: uuid.UUID, events: list[Event]) -> list[list[Any]]:
+    return [[event_id, "calculations" if kind == "calculation" else "usage_events", at, broker, user, None, kind, "",
+             "position-size" if kind == "calculation" else "", "", "", None, status, 1.0, 1]
+            for event_id, at, user, kind, status in events]
+
+
+def brute_engagement(events: list[Event], start: datetime, end: datetime, granularity: Granularity) -> dict[str, Any]:
+    first: dict[uuid.UUID, datetime] = {}
+    for _, at, user, _, _ in events:
+        if user is not None:
+            first[user] = min(at, first.get(user, at))
+    series = {b: {"start": iso(b), "activeUsers": set(), "returningUsers": set(), "widgetLoads": 0, "calculations": 0}
+              for b in Window(start, end, granularity).buckets()}
+    for _, at, user, kind, status in events:
+        if not start <= at < end:
+            continue
+        period = series[truncate(at, granularity)]
+        if kind == "widget_load":
+            period["widgetLoads"] += 1
+        if kind == "calculation" and status < 400:
+            period["calculations"] += 1
+        if user is not None:
+            period["activeUsers"].add(user)
+            if first[user] < truncate(at, granularity):
+                period["returningUsers"].add(user)
+
+    def users_since(days: int) -> int:
+        return len({user for _, at, user, _, _ in events if user and end - timedelta(days=days) <= at < end})
+
+    out = [{**p, "activeUsers": len(p["activeUsers"]), "returningUsers": len(p["returningUsers"])}
+           for p in series.values()]
+    return {"dau": users_since(1), "wau": users_since(7), "mau": users_since(30),
+            "widgetLoads": sum(p["widgetLoads"] for p in out), "calculations": sum(p["calculations"] for p in out),
+            "series": out}
+
+
+def engagement_windows(now: datetime) -> list[tuple[datetime, datetime, Granularity]]:
+    midnight = now.replace(hour=0, minute=0, second=0, microsecond=0)
+    return [
+        (midnight - timedelta(days=30), midnight, "day"),  # whole days only
+        (now - timedelta(days=30), now, "day"),  # partial days at both ends (the API's default window)
+        (now - timedelta(days=45, hours=5), now - timedelta(days=2, hours=7), "week"),  # first week starts earlier
+        (now - timedelta(days=49), now + timedelta(days=1), "month"),
+        (now - timedelta(days=2, minutes=17), now - timedelta(hours=3), "hour"),
+        (midnight - timedelta(days=3, hours=-2), midnight - timedelta(days=3, hours=-9), "day"),  # inside one day
+        (midnight - timedelta(days=80), midnight - timedelta(days=20), "week"),  # starts before the first event
+    ]
+
+
+def report_of(client: TestClient, analytics: Analytics, broker: uuid.UUID, start: datetime, end: datetime,
+              granularity: Granularity) -> dict[str, Any]:
+    assert analytics.clickhouse is not None
+    found: dict[str, Any] = client.portal.call(engagement, analytics.clickhouse, Scope(broker),
+                                               Window(start, end, granularity))
+    return found
+
+
+def assert_engagement_exact(client: TestClient, analytics: Analytics, broker: uuid.UUID, events: list[Event],
+                            now: datetime) -> None:
+    for start, end, granularity in engagement_windows(now):
+        got = report_of(client, analytics, broker, start, end, granularity)
+        assert got == brute_engagement(events, start, end, granularity), (start, end, granularity)
+
+
+def insert(client: TestClient, analytics: Analytics, rows: list[list[Any]], token: str) -> None:
+    assert analytics.clickhouse is not None
+    client.portal.call(analytics.clickhouse.insert, rows, token)
+
+
+def users_only(report: dict[str, Any]) -> tuple[Any, ...]:
+    return (report["dau"], report["wau"], report["mau"],
+            [(p["activeUsers"], p["returningUsers"]) for p in report["series"]])
+
+
+def test_engagement_matches_a_brute_force_count_with_resends_and_an_erased_user(client: TestClient,
+                                                                                analytics: Any) -> None:
+    now = datetime.now(UTC).replace(microsecond=123_000)
+    broker, erased = uuid.uuid4(), uuid.uuid4()
+    # The user to be erased only logs in (their calculations would stay in the hourly rollups as anonymous
+    # counts after the erasure, by design): every figure is then that of the events without them.
+    logins: list[Event] = [(uuid.uuid4(), now - timedelta(days=d, minutes=7 * d), erased, "login", 200)
+                           for d in (0, 1, 3, 9, 20, 33, 41)]
+    events = generated_events(15, now) + logins
+    rows = metric_rows(broker, events)
+    blocks = [rows[i:i + 200] for i in range(0, len(rows), 200)]
+    for i, block in enumerate(reversed(blocks)):  # not in time order
+        insert(client, analytics, block, f"{broker}-{i}")
+    assert_engagement_exact(client, analytics, broker, events, now)
+    # The shipper re-sends a block it never learnt was stored: same rows, same token, dropped.
+    insert(client, analytics, blocks[1], f"{broker}-{len(blocks) - 2}")
+    assert_engagement_exact(client, analytics, broker, events, now)
+    assert client.portal.call(analytics.forget_user, broker, erased) == {"deleted": True}
+    events = events[:-len(logins)]
+    assert_engagement_exact(client, analytics, broker, events, now)
+    # A copy that got in anyway (another token: a manual insert): the event table and the hourly counts hold
+    # it until the next merge, but no user count moves (distinct users, from a rollup keyed by the user).
+    insert(client, analytics, blocks[2], f"{broker}-copy")
+    for start, end, granularity in engagement_windows(now):
+        got = report_of(client, analytics, broker, start, end, granularity)
+        assert users_only(got) == users_only(brute_engagement(events, start, end, granularity))
+    # Merged, the same answers.
+    assert analytics.clickhouse is not None
+    client.portal.call(analytics.clickhouse.command, "OPTIMIZE TABLE usage_daily_users FINAL")
+    for start, end, granularity in engagement_windows(now):
+        got = report_of(client, analytics, broker, start, end, granularity)
+        assert users_only(got) == users_only(brute_engagement(events, start, end, granularity))
+
+
+def test_the_daily_users_rollup_is_filled_from_the_events_on_upgrade(client: TestClient, settings: Settings,
+                                                                      analytics: Any) -> None:
+    """A data directory from before the rollup: events only in usage_metrics. The next start creates the
+    rollup, fills it from the events once, and then its view keeps it up."""
+    now = datetime.now(UTC).replace(microsecond=0)
+    broker = uuid.uuid4()
+    events = generated_events(16, now)
+    ch = analytics.clickhouse
+    client.portal.call(ch.command, "DROP VIEW usage_daily_users_mv")
+    client.portal.call(ch.command, "DROP TABLE usage_daily_users")
+    insert(client, analytics, metric_rows(broker, events[:500]), f"{broker}-old")
+    client.portal.call(asyncio.to_thread, ch.migrate, settings.analytics_retention_days)  # the next start
+    later = [(uuid.uuid4(), now - timedelta(hours=h), uuid.uuid4(), "login", 200) for h in (1, 30, 50)]
+    insert(client, analytics, metric_rows(broker, events[500:] + later), f"{broker}-new")
+    events += later
+    stored = client.portal.call(ch.query, "SELECT DISTINCT day, user_id FROM usage_daily_users "
+                                "WHERE broker_id = {b:UUID}", {"b": broker})
+    assert sorted(stored) == sorted({(e[1].date(), e[2]) for e in events if e[2]})
+    assert_engagement_exact(client, analytics, broker, events, now)

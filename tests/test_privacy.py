@@ -216,17 +216,25 @@ def test_erasure_removes_the_users_events_from_clickhouse(client: TestClient, br
     if analytics.clickhouse is None:
         pytest.fail("the test app does not hold the analytics store")
 
-    def events() -> int:
-        rows = client.portal.call(analytics.clickhouse.query,
-                                  "SELECT count() FROM usage_metrics WHERE broker_id = {b:UUID} AND user_id = {u:UUID}",
-                                  {"b": broker_a.id, "u": person["id"]})
-        return int(rows[0][0])
+    # Every ClickHouse table with a user id: the events and the rollups keyed by the user (first seen,
+    # daily users). One that is not erased with the user fails here.
+    tables = {r[0] for r in client.portal.call(
+        analytics.clickhouse.query, "SELECT table FROM system.columns WHERE database = currentDatabase() "
+        "AND name = 'user_id' AND table IN (SELECT name FROM system.tables WHERE database = currentDatabase() "
+        "AND engine NOT LIKE '%View')", {})}
+    assert tables == {"usage_metrics", "usage_first_seen", "usage_daily_users"}
 
-    assert events() >= 1  # the person's calculation (and logins) were shipped
+    def rows_of_the_person() -> dict[str, int]:
+        return {table: int(client.portal.call(
+            analytics.clickhouse.query,
+            f"SELECT count() FROM {table} WHERE broker_id = {{b:UUID}} AND user_id = {{u:UUID}}",
+            {"b": broker_a.id, "u": person["id"]})[0][0]) for table in sorted(tables)}
+
+    assert all(rows_of_the_person().values())  # the person's calculation (and logins) were shipped
     resp = client.post(f"/api/v1/users/{person['id']}/erase", headers=broker_a.auth)
     assert resp.status_code == 200, resp.text
     assert resp.json()["elsewhere"]["analytics"] == {"deleted": True}
-    assert events() == 0
+    assert rows_of_the_person() == dict.fromkeys(tables, 0)
 
 
 @NO_5XX

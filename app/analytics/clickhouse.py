@@ -44,7 +44,9 @@ COLUMNS = ("event_id", "source", "at", "broker_id", "user_id", "api_key_id", "ev
 HOURLY = "usage_hourly"  # per broker, event type, hour, endpoint: counts, units, latency sketch
 HOURLY_ALL = "usage_hourly_all"  # the same without the broker: the platform operator's view
 FIRST_SEEN = "usage_first_seen"  # per broker and user: first and last event
-ROLLUPS = (HOURLY, HOURLY_ALL, FIRST_SEEN)
+DAILY_USERS = "usage_daily_users"  # per broker, UTC day and user: one row (the user was active that day)
+ROLLUPS = (HOURLY, HOURLY_ALL, FIRST_SEEN, DAILY_USERS)
+USER_TABLES = (TABLE, FIRST_SEEN, DAILY_USERS)  # the tables with a user_id (GDPR erasure deletes from each)
 # Latency percentiles come from a DDSketch (ClickHouse quantilesDD): mergeable across hours and brokers,
 # so a report reads hundreds of rollup rows instead of every event; each percentile is within 1 % of the
 # exact value (relative accuracy 0.01). Exact percentiles need every value, which no rollup keeps.
@@ -120,8 +122,17 @@ CREATE TABLE IF NOT EXISTS {FIRST_SEEN} (
     last_at SimpleAggregateFunction(max, DateTime64(3, 'UTC'))
 ) ENGINE = AggregatingMergeTree ORDER BY (broker_id, user_id)
 TTL toDateTime(last_at) + INTERVAL {days} DAY{DEDUP}""",
+            # Who was active on which UTC day: the active, returning and DAU/WAU/MAU counts of whole days
+            # read it instead of the events (a user with 30 events on a day is one row here). Nothing but
+            # the key, so a row stored twice changes no count (the reports count distinct users, and the
+            # next merge collapses it): no deduplication window needed, nothing a resend can break.
+            f"""
+CREATE TABLE IF NOT EXISTS {DAILY_USERS} (broker_id UUID, day Date, user_id UUID
+) ENGINE = ReplacingMergeTree PARTITION BY toYYYYMM(day) ORDER BY (broker_id, day, user_id)
+TTL day + INTERVAL {days} DAY""",
             *(f"ALTER TABLE {t} MODIFY TTL {c} + INTERVAL {days} DAY"
-              for t, c in ((HOURLY, "hour"), (HOURLY_ALL, "hour"), (FIRST_SEEN, "toDateTime(last_at)"))),
+              for t, c in ((HOURLY, "hour"), (HOURLY_ALL, "hour"), (FIRST_SEEN, "toDateTime(last_at)"),
+                           (DAILY_USERS, "day"))),
             *view_ddl()]
 
 
@@ -136,6 +147,9 @@ def rollup_inserts(source: str = TABLE) -> dict[str, str]:
         FIRST_SEEN: f"INSERT INTO {FIRST_SEEN} SELECT broker_id, assumeNotNull(user_id) AS user_id, "
                     f"min(at) AS first_at, max(at) AS last_at FROM {source} WHERE isNotNull({source}.user_id) "
                     "GROUP BY broker_id, user_id",
+        DAILY_USERS: f"INSERT INTO {DAILY_USERS} SELECT broker_id, toDate(at) AS day, "
+                     f"assumeNotNull(user_id) AS user_id FROM {source} WHERE isNotNull({source}.user_id) "
+                     "GROUP BY broker_id, day, user_id",
     }
 
 

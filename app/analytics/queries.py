@@ -1,10 +1,11 @@
 """The three reports, as ClickHouse SQL over `usage_metrics`, shaped into JSON-able dicts.
 
-Every statement is built by `scoped()` or `hourly()`, which always add the broker filter (a bound UUID
-parameter, never spliced text); only the platform operator's cross-broker scope leaves it out. No read
-uses FINAL: the shipper stores each event once (app.analytics.shipper), and distinct counts would not
-change anyway. Counts by period come from the hourly rollups where whole hours allow
-(app.analytics.clickhouse). Periods are UTC buckets computed here, so a bucket with no events is in the
+Every statement is built by `scoped()`, `hourly()`, `active_users()` or `recent_users()`, which always
+add the broker filter (a bound UUID parameter, never spliced text); only the platform operator's
+cross-broker scope leaves it out. No read uses FINAL: the shipper stores each event once
+(app.analytics.shipper), and distinct counts would not change anyway. Counts by period come from the
+hourly rollups where whole hours allow, distinct users from the daily users rollup where whole days
+allow (app.analytics.clickhouse). Periods are UTC buckets computed here, so a bucket with no events is in the
 answer with zeros.
 """
 
@@ -16,7 +17,15 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal, Protocol
 
-from app.analytics.clickhouse import FIRST_SEEN, HOURLY, HOURLY_ALL, HOURLY_SELECT, LATENCY_SKETCH, TABLE
+from app.analytics.clickhouse import (
+    DAILY_USERS,
+    FIRST_SEEN,
+    HOURLY,
+    HOURLY_ALL,
+    HOURLY_SELECT,
+    LATENCY_SKETCH,
+    TABLE,
+)
 
 Granularity = Literal["hour", "day", "week", "month"]
 MAX_BUCKETS = 5_000
@@ -174,6 +183,71 @@ async def usage(ch: Runner, scope: Scope, window: Window) -> dict[str, Any]:
             "endpoints": sorted(endpoints.values(), key=lambda e: (-e["calculations"], e["endpoint"]))}
 
 
+def whole_days(start: datetime, end: datetime) -> tuple[datetime, datetime]:
+    """(d0, d1): the whole UTC days [d0, d1) of [start, end), read from the daily users rollup; the raw
+    events cover [start, d0) and [d1, end). A span without a whole day is read raw: d0 = d1 = end."""
+    d0 = truncate(start, "day")
+    if d0 < start:
+        d0 += timedelta(days=1)
+    d1 = truncate(end, "day")
+    return (d0, d1) if d0 < d1 else (end, end)
+
+
+def active_users(scope: Scope, start: datetime, end: datetime, granularity: Granularity | None,
+                 key: str) -> tuple[str, dict[str, Any]]:
+    """A subquery of (b, uid) rows: every user with an event in [start, end), at least once per period
+    `b` (the bucket of `granularity`; None: one period, b = 0), duplicates allowed (count uniqExact).
+    Whole days come from the daily users rollup, the rest (partial days at either end, and every hour
+    for hourly periods) from the events. `key` prefixes the parameters, so several spans can share a
+    statement."""
+    def bucket(column: str) -> str:
+        return bucket_expr(granularity, column) if granularity else "toUInt32(0)"
+
+    broker = ""
+    params: dict[str, Any] = {f"{key}_start": start, f"{key}_end": end}
+    if scope.broker_id is not None:
+        broker = "broker_id = {broker:UUID} AND "
+        params["broker"] = scope.broker_id
+    # (`uid`, not `user_id`: ClickHouse would read an alias user_id in the WHERE clause as the alias.)
+    raw = (f"SELECT {bucket('at')} AS b, assumeNotNull(user_id) AS uid FROM {TABLE} "
+           f"WHERE {broker}isNotNull(user_id) AND ")
+    if granularity == "hour":
+        return raw + f"at >= {{{key}_start:DateTime64(3, 'UTC')}} AND at < {{{key}_end:DateTime64(3, 'UTC')}}", params
+    d0, d1 = whole_days(start, end)
+    params.update({f"{key}_d0": d0, f"{key}_d1": d1, f"{key}_day0": d0.date(), f"{key}_day1": d1.date()})
+    sql = (f"SELECT {bucket('day')} AS b, user_id AS uid FROM {DAILY_USERS} "
+           f"WHERE {broker}day >= {{{key}_day0:Date}} AND day < {{{key}_day1:Date}} UNION ALL "
+           + raw + f"((at >= {{{key}_start:DateTime64(3, 'UTC')}} AND at < {{{key}_d0:DateTime64(3, 'UTC')}}) "
+           f"OR (at >= {{{key}_d1:DateTime64(3, 'UTC')}} AND at < {{{key}_end:DateTime64(3, 'UTC')}}))")
+    return sql, params
+
+
+def recent_users(scope: Scope, end: datetime) -> tuple[str, dict[str, Any]]:
+    """A subquery of (t, uid) rows: every user with an event in the 30 days before `end`, such that a user
+    was active in the last 1 (7) days exactly when one of their rows has t >= end - 1 (7) days: DAU, WAU
+    and MAU from one read. Whole days of the 30 come from the daily users rollup (t = the day's start);
+    the raw events cover the partial day at each span's start (t = the event's time; that day's rollup
+    row, earlier than the span's start, counts for the longer spans only). The partial day at `end` is
+    in the last day's span: with `end` not at midnight, that span has no whole day and is read raw."""
+    broker = ""
+    params: dict[str, Any] = {"end": end}
+    if scope.broker_id is not None:
+        broker = "broker_id = {broker:UUID} AND "
+        params["broker"] = scope.broker_id
+    d0, d1 = whole_days(end - timedelta(days=30), end)
+    edges = [(end - timedelta(days=days), whole_days(end - timedelta(days=days), end)[0]) for days in (30, 7, 1)]
+    for i, (lo, hi) in enumerate(edges):
+        params.update({f"lo{i}": lo, f"hi{i}": hi})
+    params.update(day0=d0.date(), day1=d1.date())
+    pieces = " OR ".join(f"(at >= {{lo{i}:DateTime64(3, 'UTC')}} AND at < {{hi{i}:DateTime64(3, 'UTC')}})"
+                         for i in range(len(edges)))
+    sql = (f"SELECT toDateTime64(day, 3, 'UTC') AS t, user_id AS uid FROM {DAILY_USERS} "
+           f"WHERE {broker}day >= {{day0:Date}} AND day < {{day1:Date}} UNION ALL "
+           f"SELECT at AS t, assumeNotNull(user_id) AS uid FROM {TABLE} "
+           f"WHERE {broker}isNotNull(user_id) AND ({pieces})")
+    return sql, params
+
+
 async def engagement(ch: Runner, scope: Scope, window: Window) -> dict[str, Any]:
     """Active users per period (and of them, returning ones: first seen before the period began), widget
     loads vs calculations; DAU, WAU and MAU as of the window's end.
@@ -181,37 +255,51 @@ async def engagement(ch: Runner, scope: Scope, window: Window) -> dict[str, Any]
     A user is a user id: a person signed in to the broker's account (logins, calculations and other
     actions with a user token). API-key traffic (server-to-server) and widget traffic (anonymous
     visitors of the broker's site; no visitor id exists) have none and are not users: widget traffic
-    is in `widgetLoads`. Distinct counts are exact (uniqExact)."""
-    where, params = scoped(scope, window)
+    is in `widgetLoads`. Distinct counts are exact (uniqExact); active users of whole days come from
+    the daily users rollup (app.analytics.clickhouse.DAILY_USERS), first events from usage_first_seen."""
     broker = "broker_id = {broker:UUID} AND " if scope.broker_id is not None else ""
     source, hourly_params = hourly(scope, window, ("widget_load", "calculation"))
     rows = await ch.query(
         f"SELECT {bucket_expr(window.granularity, 'hour')} AS b, sumIf(ok + errors, event_type = 'widget_load'), "
         f"sumIf(ok, event_type = 'calculation') FROM ({source}) GROUP BY b", hourly_params)
-    # Each (period, user) once, joined to the user's first event (the usage_first_seen rollup, not a scan
-    # of every event since the start). Distinct users are counted, so no FINAL is needed either way.
+    # Returning users of a period = its active users - its new ones. A user is new in period b when their
+    # first event (usage_first_seen, min over unmerged rows) is at or after b: that first event is then
+    # inside the period, so either inside the window (counted from usage_first_seen alone, by the bucket of
+    # first_at, no join of every (period, user) pair) or, in the first period only when the window starts
+    # after it, between the period's start and the window's (`early`: those active in the window).
+    active, params = active_users(scope, window.start, window.end, window.granularity, "w")
+    first = truncate(window.start, window.granularity)
+    early = "0"
+    if first < window.start:
+        params.update(first=int(first.timestamp()), first_start=first)
+        early = ("uniqExactIf(uid, b = {first:UInt32} AND uid IN ("
+                 f"SELECT user_id FROM {FIRST_SEEN} WHERE {broker}1 GROUP BY user_id "
+                 "HAVING min(first_at) >= {first_start:DateTime64(3, 'UTC')} "
+                 "AND min(first_at) < {w_start:DateTime64(3, 'UTC')}))")
+    firsts = f"SELECT min(first_at) AS f FROM {FIRST_SEEN} WHERE {broker}1 GROUP BY user_id"
     users = await ch.query(
-        # (`uid`, not `user_id`: ClickHouse would read an alias user_id in the WHERE clause as the alias.)
-        "SELECT b, uniqExact(uid), uniqExactIf(uid, first_at < toDateTime64(b, 3, 'UTC')) FROM ("
-        f"SELECT DISTINCT {bucket_expr(window.granularity)} AS b, assumeNotNull(user_id) AS uid "
-        f"FROM {TABLE} WHERE {where} AND isNotNull(user_id)) AS a LEFT JOIN ("
-        f"SELECT user_id AS uid, min(first_at) AS first_at FROM {FIRST_SEEN} WHERE {broker}1 GROUP BY user_id) "
-        "AS f USING (uid) GROUP BY b SETTINGS join_use_nulls = 1", params)
-    active = await ch.query(
-        "SELECT uniqExactIf(user_id, at >= {end:DateTime64(3, 'UTC')} - INTERVAL 1 DAY), "
-        "uniqExactIf(user_id, at >= {end:DateTime64(3, 'UTC')} - INTERVAL 7 DAY), uniqExact(user_id) "
-        f"FROM {TABLE} WHERE {broker}isNotNull(user_id) "
-        "AND at >= {end:DateTime64(3, 'UTC')} - INTERVAL 30 DAY AND at < {end:DateTime64(3, 'UTC')}", params)
+        # (Signed: a user deleted from the events but not yet from usage_first_seen must not wrap around.)
+        "SELECT a.b, a.n, greatest(toInt64(a.n) - a.early - n.new, 0) FROM ("
+        f"SELECT b, uniqExact(uid) AS n, {early} AS early FROM ({active}) GROUP BY b) AS a LEFT JOIN ("
+        f"SELECT {bucket_expr(window.granularity, 'f')} AS b, count() AS new FROM ({firsts}) "
+        "WHERE f >= {w_start:DateTime64(3, 'UTC')} AND f < {w_end:DateTime64(3, 'UTC')} GROUP BY b) AS n USING (b)",
+        params)
+    # DAU, WAU, MAU: the users of the day, 7 and 30 days before the window's end.
+    recent, recent_params = recent_users(scope, window.end)
+    counts = await ch.query(
+        "SELECT uniqExactIf(uid, t >= {end:DateTime64(3, 'UTC')} - INTERVAL 1 DAY), "
+        "uniqExactIf(uid, t >= {end:DateTime64(3, 'UTC')} - INTERVAL 7 DAY), uniqExact(uid) "
+        f"FROM ({recent})", recent_params)
     series: dict[int, dict[str, Any]] = {
         int(at.timestamp()): {"start": iso(at), "activeUsers": 0, "returningUsers": 0, "widgetLoads": 0,
                               "calculations": 0} for at in window.buckets()}
     for b, loads, calcs in rows:
         if int(b) in series:
             series[int(b)].update(widgetLoads=int(loads), calculations=int(calcs))
-    for b, active_users, returning in users:
+    for b, active_count, returning in users:
         if int(b) in series:
-            series[int(b)].update(activeUsers=int(active_users), returningUsers=int(returning))
-    dau, wau, mau = active[0] if active else (0, 0, 0)
+            series[int(b)].update(activeUsers=int(active_count), returningUsers=int(returning))
+    dau, wau, mau = counts[0] if counts else (0, 0, 0)
     return {"dau": int(dau), "wau": int(wau), "mau": int(mau),
             "widgetLoads": sum(s["widgetLoads"] for s in series.values()),
             "calculations": sum(s["calculations"] for s in series.values()),

@@ -19,7 +19,7 @@ from typing import Any
 import structlog
 from sqlalchemy import text
 
-from app.analytics.clickhouse import FIRST_SEEN, HOURLY, TABLE, ClickHouse, OwnerLock
+from app.analytics.clickhouse import HOURLY, USER_TABLES, ClickHouse, OwnerLock
 from app.analytics.forward import ForwardedError, OwnerServer, OwnerUnreachable, ask_owner
 from app.analytics.queries import REPORTS, Scope, Window
 from app.analytics.shipper import Shipper
@@ -200,11 +200,11 @@ class Analytics:
             # The hourly rollups hold no user: a forgotten user's calculations stay in them as anonymous
             # counts. A forgotten broker leaves its rows in usage_hourly_all (platform totals, no broker).
             if request.get("user"):
-                for table in (TABLE, FIRST_SEEN):
+                for table in USER_TABLES:
                     await ch.command(f"DELETE FROM {table} WHERE broker_id = {{b:UUID}} AND user_id = {{u:UUID}}",
                                      {"b": broker, "u": uuid.UUID(request["user"])})
             else:
-                for table in (TABLE, HOURLY, FIRST_SEEN):
+                for table in (*USER_TABLES, HOURLY):
                     await ch.command(f"DELETE FROM {table} WHERE broker_id = {{b:UUID}}", {"b": broker})
             return {"deleted": True}
         window = Window(datetime.fromisoformat(request["start"]), datetime.fromisoformat(request["end"]),

@@ -29,6 +29,10 @@ TOOLS = ROOT / ".tools"
 VENV = ROOT / ".venv"
 STAMP = VENV / ".dev-synced"
 UV_VERSION = "0.13.8"
+# S3-compatible server the storage tests run against (tests/test_storage_s3.py), installed with npm into
+# .tools/node (git-ignored) when npm is on the machine; otherwise those tests skip and say why.
+NODE_TOOLS = TOOLS / "node"
+S3RVER = "s3rver@3.7.1"
 FOREXRISK_COMMANDS = ("run", "worker", "admin", "gateway", "migrate")
 # What `run` and `worker` import (the app, the engine keeper's process, the servers' native loops), compiled
 # right after a sync. Everything else compiles lazily as usual where bytecode may be written.
@@ -112,6 +116,21 @@ def ensure_debian_packages() -> None:
             return
 
 
+def ensure_node_tools() -> None:
+    """`s3rver` (an S3-compatible server backed by a directory) into .tools/node, once: skipped when it is
+    already there, and when npm is not (the S3 storage tests then skip)."""
+    if (NODE_TOOLS / "node_modules" / ".bin" / "s3rver").exists():
+        return
+    npm = shutil.which("npm")
+    if not npm:
+        print("[dev] npm not installed: s3rver cannot be installed, the S3 storage tests will be skipped", flush=True)
+        return
+    step = [npm, "install", "--prefix", str(NODE_TOOLS), S3RVER, "--no-audit", "--no-fund"]
+    print(f"[dev] {' '.join(step)}", flush=True)
+    if subprocess.run(step).returncode != 0:
+        print("[dev] installing s3rver failed: the S3 storage tests will be skipped", flush=True)
+
+
 def run_steps(steps: list[list[str]]) -> int:
     for step in steps:
         print(f"[dev] {' '.join(step)}", flush=True)
@@ -140,6 +159,7 @@ def main(argv: list[str]) -> int:
     if command == "python":
         os.execv(str(VENV / "bin" / "python"), ["python", *rest])
     ensure_debian_packages()
+    ensure_node_tools()
     workers = ["-n", "2"] if (os.cpu_count() or 1) > 1 else []
     return run_steps([
         ["ruff", "check", "app", "tests", "bench", "dev.py"],

@@ -230,9 +230,8 @@ def test_local_storage_refuses_keys_that_leave_its_directory(tmp_path: Path, cli
 
 
 def test_s3_storage_is_configured_from_settings(settings: Settings) -> None:
-    """No S3-compatible server installs from PyPI (MinIO, Garage, SeaweedFS are not there; moto is a mock),
-    so S3Storage is not exercised against a server here; this checks its wiring: boto3 signs a download
-    URL for the configured endpoint, bucket, prefix and lifetime (local computation, no network)."""
+    """The wiring, without a server: boto3 signs a download URL for the configured endpoint, bucket, prefix
+    and lifetime (local computation, no network). tests/test_storage_s3.py runs S3Storage against s3rver."""
     own = settings.model_copy(update={
         "storage_backend": "s3", "storage_s3_bucket": "reports-bucket",
         "storage_s3_endpoint_url": "http://127.0.0.1:9000", "storage_s3_region": "eu-west-1",

@@ -17,6 +17,7 @@ Extra arguments go to the underlying command: `python3 dev.py run --port 9000`, 
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import shutil
 import subprocess
@@ -32,7 +33,7 @@ UV_VERSION = "0.13.8"
 # S3-compatible server the storage tests run against (tests/test_storage_s3.py), installed with npm into
 # .tools/node (git-ignored) when npm is on the machine; otherwise those tests skip and say why.
 NODE_TOOLS = TOOLS / "node"
-S3RVER = "s3rver@3.7.1"
+S3RVER_VERSION = "3.7.1"
 FOREXRISK_COMMANDS = ("run", "worker", "admin", "gateway", "migrate")
 # What `run` and `worker` import (the app, the engine keeper's process, the servers' native loops), compiled
 # right after a sync. Everything else compiles lazily as usual where bytecode may be written.
@@ -116,16 +117,26 @@ def ensure_debian_packages() -> None:
             return
 
 
+def node_tool_version(name: str) -> str | None:
+    """The version of the npm package `name` installed in .tools/node with its command, or None."""
+    if not (NODE_TOOLS / "node_modules" / ".bin" / name).exists():
+        return None
+    try:
+        return str(json.loads((NODE_TOOLS / "node_modules" / name / "package.json").read_text())["version"])
+    except (OSError, ValueError, KeyError):
+        return None
+
+
 def ensure_node_tools() -> None:
-    """`s3rver` (an S3-compatible server backed by a directory) into .tools/node, once: skipped when it is
-    already there, and when npm is not (the S3 storage tests then skip)."""
-    if (NODE_TOOLS / "node_modules" / ".bin" / "s3rver").exists():
+    """`s3rver` (an S3-compatible server backed by a directory) into .tools/node, once: skipped when the pinned
+    version is already there (a few seconds otherwise), and when npm is not (the S3 storage tests then skip)."""
+    if node_tool_version("s3rver") == S3RVER_VERSION:
         return
     npm = shutil.which("npm")
     if not npm:
         print("[dev] npm not installed: s3rver cannot be installed, the S3 storage tests will be skipped", flush=True)
         return
-    step = [npm, "install", "--prefix", str(NODE_TOOLS), S3RVER, "--no-audit", "--no-fund"]
+    step = [npm, "install", "--prefix", str(NODE_TOOLS), f"s3rver@{S3RVER_VERSION}", "--no-audit", "--no-fund"]
     print(f"[dev] {' '.join(step)}", flush=True)
     if subprocess.run(step).returncode != 0:
         print("[dev] installing s3rver failed: the S3 storage tests will be skipped", flush=True)

@@ -224,6 +224,100 @@ def test_the_webhook_from_the_local_stripe_server_lands_while_the_page_waits(
         helper(stripe_url, "/_double/webhook", {"url": "http://127.0.0.1:9/nowhere", "secret": LOCAL_WEBHOOK_SECRET})
 
 
+# Where, left to right, the first "U" and the "$" after it are drawn in the first "US$" of an element's text.
+US_DOLLAR_X = """(el) => {
+  const walk = document.createTreeWalker(el, NodeFilter.SHOW_TEXT);
+  for (let n = walk.nextNode(); n; n = walk.nextNode()) {
+    const i = n.textContent.indexOf('US$');
+    if (i < 0) continue;
+    const x = (k) => {
+      const r = document.createRange(); r.setStart(n, k); r.setEnd(n, k + 1); return r.getBoundingClientRect().left;
+    };
+    return [x(i), x(i + 2)];
+  }
+  return null;
+}"""
+
+
+def test_billing_and_sign_up_in_arabic_and_german(page: Any, console: Console, stripe_url: str) -> None:
+    """Sign-up and a paid account's Billing page (plan, usage, plans, an invoice, the cancel dialog) in Arabic,
+    right to left, and German: no English left, amounts read as the locale writes them, 390 px and axe clean."""
+    en = ui.strings("en")
+    page.goto(console.api + "/admin/#/signin")
+    ready(page)
+    for locale in ("ar", "de"):
+        tr = ui.strings(locale)
+        page.locator("#lang").select_option(locale)  # reloads in that language
+        page.wait_for_function("(l) => document.documentElement.lang === l && document.body.dataset.ready === '1'",
+                               arg=locale)
+        assert page.locator("#to-signup").inner_text() == tr["signin.signUp"]
+        assert not ui.english_left(page, en, tr), (locale, "signin", ui.english_left(page, en, tr))
+        page.locator("#to-signup").click()
+        page.wait_for_selector("#signup-form")
+        assert page.locator("h1").inner_text() == tr["signup.title"]
+        assert not ui.english_left(page, en, tr), (locale, "signup", ui.english_left(page, en, tr))
+        page.wait_for_function("(t) => document.title === t",
+                               arg=f"{tr['signup.title']} · {tr['header.documentTitle']}")
+        check(page, f"signup-{locale}")
+        page.evaluate("() => { location.hash = '#/signin'; }")
+        page.wait_for_selector("#to-signup")
+    page.locator("#lang").select_option("en")
+    page.wait_for_function("() => document.documentElement.lang === 'en' && document.body.dataset.ready === '1'")
+
+    who = signed_up(console)
+    calculations(console, who, 3)
+    sign_in(page, console, who, enrolled(console, who))
+    page.goto(console.api + "/admin/#/billing")
+    page.locator("#plans").get_by_role("button", name="Upgrade to Professional").click()
+    page.wait_for_url(f"{stripe_url}/checkout/cs_test_*")
+    session_id = page.url.rsplit("/", 1)[1]
+    page.get_by_role("button", name="Pay with test card 4242").click()
+    page.wait_for_selector("#checkout-confirming")
+    deliver_checkout_event(console, stripe_url, session_id)
+    page.wait_for_selector("#checkout-confirmed", timeout=CONFIRMED)
+
+    for locale, direction in (("ar", "rtl"), ("de", "ltr")):
+        tr = ui.strings(locale)
+        ui.switch_locale(page, locale)
+        assert page.evaluate("() => document.documentElement.dir") == direction
+        page.evaluate("() => { location.hash = '#/billing'; }")
+        page.wait_for_function("(t) => document.querySelector('main h1')?.textContent === t", arg=tr["billing.title"])
+        page.wait_for_selector("#billing-usage[aria-busy=false]")
+        page.wait_for_selector("#invoices tbody tr")
+        page.wait_for_load_state("networkidle")
+        assert tr["nav.billing"] in page.locator("#nav").inner_text()
+        assert page.locator("#billing-tier").inner_text() == tr["tier.professional"]
+        assert page.locator("#billing-status").inner_text() == tr["billing.status.active"]
+        # The plans by the names the console gives the tiers in this locale (the API's names are English).
+        plans = page.locator("#plans")
+        for tier in ("free", "standard", "professional", "enterprise"):
+            assert plans.locator("td strong", has_text=tr[f"tier.{tier}"]).count() == 1, (locale, tier)
+        up = plans.locator("button[data-tier]")
+        assert up.count() == 1 and up.get_attribute("aria-label") == tr["billing.switchTo"].replace(
+            "{plan}", tr["tier.standard"])
+        assert tr["billing.invoice.paid"] in page.locator("#invoices tbody tr").first.inner_text()
+        assert not ui.english_left(page, en, tr), (locale, "billing", ui.english_left(page, en, tr))
+        page.wait_for_function("(t) => document.title === t",
+                               arg=f"{tr['billing.title']} · {tr['header.documentTitle']}")
+        if locale == "ar":
+            # "US$" drawn as one piece, left to right, beside the number (not "$US"): in the plans and the invoice.
+            for where in (plans.locator("tr", has_text=tr["tier.professional"]), page.locator("#invoices tbody tr")):
+                u, dollar = where.first.evaluate(US_DOLLAR_X)
+                assert u < dollar, (locale, u, dollar)
+        else:
+            assert "5.000,00\xa0$ pro Monat" in plans.locator("tr", has_text=tr["tier.professional"]).inner_text()
+        check(page, f"billing-paid-{locale}")
+        page.locator("#cancel").click()
+        dialog = page.locator("dialog")
+        assert dialog.locator("h2").inner_text() == tr["billing.cancelTitle"]
+        assert tr["tier.professional"] in dialog.inner_text()
+        assert not ui.english_left(page, en, tr), (locale, "cancel", ui.english_left(page, en, tr))
+        check(page, f"billing-cancel-{locale}")
+        dialog.get_by_role("button", name=tr["billing.keep"]).click()
+        assert page.locator("dialog").count() == 0
+    assert sql(console, "select tier from brokers where slug = :s", {"s": who["slug"]}) == [("professional",)]
+
+
 def test_billing_is_a_broker_admins_page(page: Any, console: Console) -> None:
     root = console.broker(superadmin=True)
     sign_in(page, console, root, enrolled(console, root))

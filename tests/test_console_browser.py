@@ -453,6 +453,18 @@ def test_usage_charts_after_50_calculations_and_the_compliance_report(page: Any,
     for pair in ("EURUSD", "GBPUSD", "USDJPY"):
         assert pair in top
     assert "1.5" in page.locator(".kpi", has_text="Average risk").inner_text()  # (1 + 2) / 2 %
+    # Count axes tick in whole numbers, evenly (not 0, 0.3, 0.5, 0.8, 1 for a count of one, nor 0, 13, 25, 38, 50).
+    axis = "(id) => [...document.querySelectorAll(`#${id} text[text-anchor=end]`)].map((t) => t.textContent)"
+    for chart_id in ("chart-calcs", "chart-units", "chart-users"):
+        ticks = [int(v.replace(",", "")) for v in page.evaluate(axis, chart_id)]
+        assert len(ticks) >= 2 and len({b - a for a, b in zip(ticks, ticks[1:], strict=False)}) == 1, (chart_id, ticks)
+    one = page.evaluate("""async () => {
+      const { chart } = await import(document.body.dataset.static + '/js/charts.js');
+      const fig = chart({ id: 'probe', title: 'probe', labels: ['2026-01-01T00:00:00Z', '2026-01-02T00:00:00Z'],
+                          series: [{ name: 'probe', values: [0, 1] }] });
+      return [...fig.querySelectorAll('text[text-anchor=end]')].map((t) => t.textContent);
+    }""")
+    assert one == ["0", "1"], one
     check(page, "usage")
 
     # The compliance report: requested here, followed until ready, downloaded as PDF and CSV.
@@ -630,7 +642,7 @@ def test_alert_rules_and_webhook_endpoints(page: Any, console: Console) -> None:
 # left in English), at 390 px without overflow, axe-clean; Arabic right to left.
 PAGES = [("start", "start.title"), ("start/origins", "start.title"), ("settings", "settings.title"),
          ("keys", "keys.title"), ("users", "users.title"), ("usage", "usage.title"), ("alerts", "alerts.title"),
-         ("account", "account.title")]
+         ("billing", "billing.title"), ("account", "account.title")]
 
 
 def strings(locale: str) -> dict[str, str]:
@@ -671,14 +683,17 @@ def test_the_console_in_arabic_german_and_japanese(page: Any, console: Console) 
         assert page.evaluate("() => document.documentElement.dir") == direction
         assert page.locator("#lang").get_attribute("aria-label") == tr["header.language"]
         nav = page.locator("#nav").inner_text()
-        for key in ("nav.start", "nav.keys", "nav.users", "nav.usage", "nav.alerts", "nav.account"):
+        for key in ("nav.start", "nav.keys", "nav.users", "nav.usage", "nav.alerts", "nav.billing", "nav.account"):
             assert tr[key] in nav, (locale, key, nav)
+        assert page.locator("#nav").get_attribute("aria-label") == tr["nav.label"]
         assert tr["header.signOut"] == page.locator("#signout").inner_text().strip()
         for route, title in PAGES:
             page.evaluate("(r) => { location.hash = '#/' + r; }", route)
             page.wait_for_function("(t) => document.querySelector('main h1')?.textContent === t", arg=tr[title])
             page.wait_for_load_state("networkidle")
             assert not english_left(page, en, tr), (locale, route, english_left(page, en, tr))
+            # The tab's title: this page's heading and the console's name, both in this locale (set once drawn).
+            page.wait_for_function("(t) => document.title === t", arg=f"{tr[title]} · {tr['header.documentTitle']}")
             check(page, f"{locale}-{route.replace('/', '-')}")
     # Known strings, written out here rather than read back from the files.
     assert page.locator("#nav").get_by_role("link", name="APIキー").count() == 1

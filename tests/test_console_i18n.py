@@ -15,12 +15,14 @@ LOCALES = ("ar", "de", "es", "fr", "it", "ja", "pt", "zh")  # console/js/i18n.js
 PLACEHOLDER = re.compile(r"\{(\w+)\}")
 
 # Values that are rightly the same as English: protocol notation everywhere, and per locale the words that are
-# the same in that language (German "Status", Italian "Password") or that the widget keeps (German "Portfolio").
+# the same in that language (German "Status" and "Limits", Spanish "Plan", French "Date", Italian "Password") or
+# that the widget keeps (German "Portfolio").
 SAME_EVERYWHERE = frozenset({"URL", "#RRGGBB"})
 SAME_IN = {
-    "de": frozenset({"Broker", "Enterprise", "Instrument", "Portfolio", "Professional", "Standard", "Status"}),
-    "es": frozenset({"No"}),
-    "fr": frozenset({"Actions", "Instrument", "Sessions", "Standard"}),
+    "de": frozenset({"Broker", "Enterprise", "Instrument", "Limits", "Portfolio", "Professional", "Standard",
+                     "Status"}),
+    "es": frozenset({"No", "Plan"}),
+    "fr": frozenset({"Actions", "Date", "Instrument", "Sessions", "Standard"}),
     "it": frozenset({"Broker", "Email", "Enterprise", "No", "Password", "Standard"}),
 }
 

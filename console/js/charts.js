@@ -8,11 +8,18 @@ import { num, day, t } from './i18n.js';
 
 const W = 640, H = 220, L = 48, R = 12, TOP = 12, B = 28;
 
-/** @param {number} max */
-function niceMax(max) {
-  if (max <= 0) return 1;
-  const p = 10 ** Math.floor(Math.log10(max));
-  return [1, 2, 2.5, 5, 10].map((m) => m * p).find((m) => m >= max) || max;
+/** The value axis: a step of 1, 2 or 5 times a power of ten, at most five steps up to the top. A count axis
+ *  (`whole`) steps by whole numbers (0, 1, 2 rather than 0, 0.3, 0.5 for a count of 1).
+ * @param {number} max @param {boolean} whole
+ * @returns {{top: number, step: number, digits: number}} digits: the fraction digits a tick label needs */
+export function scale(max, whole) {
+  const raw = (max > 0 ? max : 1) / 5;
+  const p = 10 ** Math.floor(Math.log10(raw));
+  const m = raw / p;
+  let step = (m <= 1 ? 1 : m <= 2 ? 2 : m <= 5 ? 5 : 10) * p;
+  if (whole) step = Math.max(1, Math.round(step));
+  const top = Math.max(1, Math.ceil((max > 0 ? max : 1) / step - 1e-9)) * step;
+  return { top, step, digits: Math.max(0, -Math.floor(Math.log10(step) + 1e-9)) };
 }
 
 /**
@@ -21,17 +28,18 @@ function niceMax(max) {
  */
 export function chart(o) {
   const all = o.series.flatMap((s) => s.values.filter((v) => v !== null)).map(Number);
-  const top = niceMax(Math.max(0, ...all));
+  const axis = scale(Math.max(0, ...all), (o.digits ?? 0) === 0);
+  const top = axis.top;
   const n = Math.max(1, o.labels.length);
   const x = (/** @type {number} */ i) => L + (n === 1 ? (W - L - R) / 2 : (i * (W - L - R)) / (n - 1));
   const y = (/** @type {number} */ v) => TOP + (H - TOP - B) * (1 - v / top);
   const titleId = o.id + '-t', descId = o.id + '-d';
   const parts = [h('title', { id: titleId, text: o.title }),
     h('desc', { id: descId, text: t('usage.chartDesc', { n: o.labels.length }) })];
-  for (let k = 0; k <= 4; k++) {
-    const v = (top * k) / 4;
+  for (let k = 0; k * axis.step <= top + axis.step / 2; k++) {
+    const v = k * axis.step;
     parts.push(h('line', { class: 'grid', x1: L, x2: W - R, y1: y(v), y2: y(v) }),
-      h('text', { x: L - 6, y: y(v) + 4, 'text-anchor': 'end' }, num(v, top < 10 ? 1 : 0)));
+      h('text', { class: 'tick', x: L - 6, y: y(v) + 4, 'text-anchor': 'end' }, num(v, axis.digits)));
   }
   const step = Math.max(1, Math.ceil(n / 6));
   o.labels.forEach((l, i) => {

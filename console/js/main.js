@@ -126,13 +126,15 @@ async function route() {
   await mod.render(main, ctx, rest, { refresh: route, established: establish, query: new URLSearchParams(query) });
   if (mine !== seq) return;
   const h1 = main.querySelector('h1');
-  document.title = `${h1 ? h1.textContent : ''} · ForexRisk console`;
+  document.title = h1 && h1.textContent ? `${h1.textContent} · ${t('header.documentTitle')}` : t('header.documentTitle');
   if (h1) { h1.setAttribute('tabindex', '-1'); h1.focus(); }
 }
 
 async function boot() {
   await loadStrings(STATIC + '');
+  document.title = t('header.documentTitle');
   $('skip').textContent = t('common.skip');
+  $('nav').setAttribute('aria-label', t('nav.label'));
   $('skip').addEventListener('click', (e) => { e.preventDefault(); $('main').focus(); });
   API.whenExpired(() => { ctx.broker = null; announce(t('signin.expired')); ctx.go('#/signin'); });
   await API.refresh(); // a session cookie from an earlier visit, if any

@@ -22,11 +22,22 @@ const POLL_TRIES = 90;
 let flash = null;
 
 /** An amount in the currency's minor unit, formatted (cents for USD, none for JPY).
+ *  Right to left, Arabic's "‏2,500.00 US$" ends in a neutral `$` that the bidi algorithm would give to the
+ *  sentence around it, showing "$US 2,500.00"; a left-to-right mark after it keeps "US$" together.
  * @param {number | null | undefined} minor @param {string} currency */
 export function money(minor, currency) {
   if (minor === null || minor === undefined) return '—';
   const f = new Intl.NumberFormat(locale, { style: 'currency', currency: currency.toUpperCase() });
-  return f.format(minor / 10 ** (f.resolvedOptions().maximumFractionDigits ?? 2));
+  const s = f.format(minor / 10 ** (f.resolvedOptions().maximumFractionDigits ?? 2));
+  return document.documentElement.dir === 'rtl' ? s + '\u200e' : s;
+}
+
+/** A plan's name in this locale, as the console names the tiers elsewhere (the API's `name` is English; it
+ *  stays the name of a tier the strings do not know). @param {any} x a plan */
+function tierName(x) {
+  const key = 'tier.' + x.tier;
+  const name = t(key);
+  return name === key ? x.name : name;
 }
 
 /** The subscription's running state: true once Stripe's subscription is the account's. @param {any} sub */
@@ -136,13 +147,13 @@ async function draw(main, ctx, back = '') {
     else if (subscribed(sub)) {
       const up = ORDER.indexOf(x.tier) > rank;
       action = h('button', { type: 'button', class: up ? '' : 'secondary', 'data-tier': x.tier,
-        'aria-label': t(up ? 'billing.upgradeTo' : 'billing.switchTo', { plan: x.name }), onclick: () => change(x, up) },
+        'aria-label': t(up ? 'billing.upgradeTo' : 'billing.switchTo', { plan: tierName(x) }), onclick: () => change(x, up) },
       t(up ? 'billing.upgrade' : 'billing.downgrade'));
     } else {
-      action = h('button', { type: 'button', 'data-tier': x.tier, 'aria-label': t('billing.upgradeTo', { plan: x.name }),
+      action = h('button', { type: 'button', 'data-tier': x.tier, 'aria-label': t('billing.upgradeTo', { plan: tierName(x) }),
         onclick: (/** @type {Event} */ e) => checkout(x, /** @type {HTMLButtonElement} */ (e.currentTarget)) }, t('billing.upgrade'));
     }
-    return [h('strong', { text: x.name }), x.monthlyPrice === null ? t('billing.custom') : x.monthlyPrice === 0 ? t('billing.free')
+    return [h('strong', { text: tierName(x) }), x.monthlyPrice === null ? t('billing.custom') : x.monthlyPrice === 0 ? t('billing.free')
       : t('billing.perMonth', { amount: money(x.monthlyPrice, currency) }), limitsText(x), action];
   });
   mount(plansBox, h('h2', { id: 'plans-h', text: t('billing.plans') }),
@@ -159,8 +170,8 @@ async function draw(main, ctx, back = '') {
   }
   /** @param {any} x @param {boolean} up */
   async function change(x, up) {
-    const ok = await confirmDialog({ title: t(up ? 'billing.upgradeTo' : 'billing.switchTo', { plan: x.name }),
-      body: [t('billing.changeText', { plan: x.name, amount: money(x.monthlyPrice, currency) })],
+    const ok = await confirmDialog({ title: t(up ? 'billing.upgradeTo' : 'billing.switchTo', { plan: tierName(x) }),
+      body: [t('billing.changeText', { plan: tierName(x), amount: money(x.monthlyPrice, currency) })],
       confirm: t(up ? 'billing.upgrade' : 'billing.downgrade'), cancel: t('common.cancel') });
     if (!ok) return;
     const r = await API.api('POST', '/api/v1/billing/subscription', { tier: x.tier });

@@ -359,3 +359,14 @@ def test_the_emailed_link_opened_in_a_browser_goes_on_to_the_console(worker1: Te
     assert good.headers["location"] == f"/admin/#/signin?verified={resp.json()['slug']}"
     again = worker1.get(path, headers={"Authorization": "", "Accept": "application/json"})  # still JSON for clients
     assert again.status_code == 200 and again.json()["status"] == "active"
+
+
+def test_a_tier_set_by_the_operator_is_managed_not_free(worker1: TestClient) -> None:
+    """A broker given a paid tier by the operator (CLI, PATCH) has no subscription: it is `managed` at that tier,
+    never shown as the free tier (the console showed "Free" next to the Standard limits)."""
+    broker = make_broker(worker1, tier="standard")
+    view = worker1.get("/api/v1/billing/subscription", headers=bearer(admin_token(worker1, broker))).json()
+    assert (view["tier"], view["status"], view["paidTier"]) == ("standard", "managed", None)
+    free = make_broker(worker1, tier="free")
+    assert worker1.get("/api/v1/billing/subscription",
+                       headers=bearer(admin_token(worker1, free))).json()["status"] in ("free", "trialing")

@@ -74,7 +74,8 @@ class InvoiceOut(OutModel):
 
 class SubscriptionOut(OutModel):
     tier: str = Field(description="The tier enforced now (rate limits)")
-    status: Literal["trialing", "free", "active", "past_due", "enterprise"]
+    status: Literal["trialing", "free", "active", "past_due", "enterprise", "managed"] = Field(
+        description="`managed`: a paid tier the platform operator set, with no Stripe subscription behind it")
     paid_tier: str | None
     subscription_id: str | None
     subscription_status: str | None

@@ -63,6 +63,7 @@ function periodStart(sub, free) {
 function statusLine(sub) {
   if (sub.status === 'trialing') return t('billing.trialing', { date: when(sub.trialEndsAt) });
   if (sub.status === 'enterprise') return t('billing.enterpriseText');
+  if (sub.status === 'managed') return t('billing.managedText');
   if (sub.status === 'past_due') return t('billing.pastDue', { date: when(sub.graceEndsAt) });
   if (sub.status === 'active') {
     return sub.cancelAtPeriodEnd ? t('billing.endsOn', { date: when(sub.currentPeriodEnd) })
@@ -76,7 +77,7 @@ function statusLine(sub) {
 function badge(sub) {
   const key = sub.status === 'active' && sub.cancelAtPeriodEnd ? 'cancelling'
     : sub.status === 'free' && sub.subscriptionStatus === 'canceled' ? 'canceled' : sub.status;
-  const tone = key === 'active' || key === 'enterprise' ? 'badge ok' : key === 'past_due' || key === 'canceled' ? 'badge bad' : 'badge';
+  const tone = key === 'active' || key === 'enterprise' || key === 'managed' ? 'badge ok' : key === 'past_due' || key === 'canceled' ? 'badge bad' : 'badge';
   return h('span', { class: tone, id: 'billing-status', 'data-status': key, text: t('billing.status.' + key) });
 }
 
@@ -137,9 +138,10 @@ async function draw(main, ctx, back = '') {
 
   // --- the plans
   const plansBox = h('section', { class: 'card bill', 'aria-labelledby': 'plans-h', id: 'plans' });
-  const rank = ORDER.indexOf(subscribed(sub) ? sub.paidTier : sub.tier === 'enterprise' ? 'enterprise' : 'free');
+  const rank = ORDER.indexOf(subscribed(sub) ? sub.paidTier : sub.tier === 'enterprise' || sub.status === 'managed' ? sub.tier : 'free');
   const rows = plans.map((/** @type {any} */ x) => {
-    const mine = subscribed(sub) ? x.tier === sub.paidTier : x.tier === sub.tier || (x.tier === 'free' && !subscribed(sub) && sub.status !== 'enterprise');
+    const mine = subscribed(sub) ? x.tier === sub.paidTier : sub.status === 'managed' ? x.tier === sub.tier
+      : x.tier === sub.tier || (x.tier === 'free' && sub.status !== 'enterprise');
     let action;
     if (mine) action = h('span', { class: 'badge ok', text: t('billing.yourPlan') });
     else if (!x.selfServe) action = x.tier === 'enterprise' ? h('span', { class: 'hint', text: t('billing.talkToUs') }) : '';

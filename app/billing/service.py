@@ -91,7 +91,8 @@ def account_out(account: BillingAccount | None, tier: str) -> dict[str, Any]:
     # A paid tier with no paid subscription behind it was set by the platform operator (`forexrisk admin
     # create-broker --tier`, PATCH of the broker): "managed", never shown as the free tier.
     if account is None:
-        return {"tier": tier, "status": "free" if tier == "free" else "managed", "paidTier": None, "subscriptionId": None, "subscriptionStatus": None,
+        return {"tier": tier, "status": "free" if tier == "free" else "managed", "paidTier": None,
+                "subscriptionId": None, "subscriptionStatus": None,
                 "currentPeriodEnd": None, "trialEndsAt": None, "cancelAtPeriodEnd": False, "graceEndsAt": None}
     status = "managed" if account.status == "free" and tier not in ("free", "enterprise") else account.status
     return {"tier": tier, "status": status, "paidTier": account.paid_tier,

@@ -111,6 +111,18 @@ def calculations(console: Console, who: dict[str, Any], n: int) -> None:
             assert r.status_code == 200, r.text
 
 
+def pay_for_professional(page: Any, console: Console, stripe_url: str) -> None:
+    """From the Billing page: Upgrade to Professional, pay on the local Checkout page, Stripe's event delivered,
+    and the page confirms it."""
+    page.locator("#plans").get_by_role("button", name="Upgrade to Professional").click()
+    page.wait_for_url(f"{stripe_url}/checkout/cs_test_*")
+    session_id = page.url.rsplit("/", 1)[1]
+    page.get_by_role("button", name="Pay with test card 4242").click()
+    page.wait_for_selector("#checkout-confirming")
+    deliver_checkout_event(console, stripe_url, session_id)
+    page.wait_for_selector("#checkout-confirmed", timeout=CONFIRMED)
+
+
 def test_upgrade_through_checkout_then_portal_switch_and_cancel(page: Any, console: Console, stripe_url: str) -> None:
     who = signed_up(console)
     calculations(console, who, 12)
@@ -268,13 +280,7 @@ def test_billing_and_sign_up_in_arabic_and_german(page: Any, console: Console, s
     calculations(console, who, 3)
     sign_in(page, console, who, enrolled(console, who))
     page.goto(console.api + "/admin/#/billing")
-    page.locator("#plans").get_by_role("button", name="Upgrade to Professional").click()
-    page.wait_for_url(f"{stripe_url}/checkout/cs_test_*")
-    session_id = page.url.rsplit("/", 1)[1]
-    page.get_by_role("button", name="Pay with test card 4242").click()
-    page.wait_for_selector("#checkout-confirming")
-    deliver_checkout_event(console, stripe_url, session_id)
-    page.wait_for_selector("#checkout-confirmed", timeout=CONFIRMED)
+    pay_for_professional(page, console, stripe_url)
 
     for locale, direction in (("ar", "rtl"), ("de", "ltr")):
         tr = ui.strings(locale)
@@ -392,13 +398,7 @@ def test_from_sign_up_to_a_live_widget_a_paid_tier_and_a_compliance_report(page:
 
     # A paid tier through Checkout.
     page.get_by_role("link", name="Billing").click()
-    page.locator("#plans").get_by_role("button", name="Upgrade to Professional").click()
-    page.wait_for_url(f"{stripe_url}/checkout/cs_test_*")
-    session_id = page.url.rsplit("/", 1)[1]
-    page.get_by_role("button", name="Pay with test card 4242").click()
-    page.wait_for_selector("#checkout-confirming")
-    deliver_checkout_event(console, stripe_url, session_id)
-    page.wait_for_selector("#checkout-confirmed", timeout=CONFIRMED)
+    pay_for_professional(page, console, stripe_url)
     assert page.locator("#billing-tier").get_attribute("data-tier") == "professional"
 
     # The compliance report, started and downloaded here.

@@ -206,7 +206,10 @@ def test_a_refused_request_is_an_error_not_a_missing_file(s3server: S3Server, se
 @pytest.fixture(scope="module")
 def s3_app(s3server: S3Server, settings: Settings) -> Iterator[TestClient]:
     """An app of its own whose file storage is the S3 server (the session's app stores locally)."""
-    with TestClient(create_app(s3server.settings(settings)), raise_server_exceptions=False) as c:
+    # Its own job queue: the session's app shares the Redis and would otherwise run the report job itself, storing
+    # it in its local storage (seen once in the whole suite).
+    own = s3server.settings(settings).model_copy(update={"jobs_queue_name": f"arq:queue:s3-{uuid.uuid4().hex[:8]}"})
+    with TestClient(create_app(own), raise_server_exceptions=False) as c:
         yield c
 
 

@@ -3,6 +3,7 @@ email is in no table of the database afterwards (every text, json and array colu
 
 from __future__ import annotations
 
+import time
 import uuid
 from typing import Any
 
@@ -260,8 +261,15 @@ def test_events_not_yet_shipped_at_erasure_reach_clickhouse_without_the_user(cli
     client.portal.call(services.recorder.flush)
     resp = client.post(f"/api/v1/users/{person['id']}/erase", headers=broker_a.auth)
     assert resp.status_code == 200, resp.text
-    client.portal.call(analytics.flush)  # now the two rows ship
-    rows = client.portal.call(analytics.clickhouse.query,
-                              "SELECT toString(user_id) FROM usage_metrics WHERE event_id IN {ids:Array(UUID)}",
-                              {"ids": ids})
+    # Now the two rows ship. The shipper holds back rows behind a transaction still open anywhere (its xid
+    # watermark: a background task of the app may hold one for a moment), so flush until they are there.
+    deadline = time.monotonic() + 60  # a hang guard, not a speed check
+    while True:
+        client.portal.call(analytics.flush)
+        rows = client.portal.call(analytics.clickhouse.query,
+                                  "SELECT toString(user_id) FROM usage_metrics WHERE event_id IN {ids:Array(UUID)}",
+                                  {"ids": ids})
+        if len(rows) == 2 or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
     assert len(rows) == 2 and all(r[0] is None or r[0] == "" for r in rows), rows

@@ -26,6 +26,7 @@ from app.billing.webhooks import LOCAL_WEBHOOK_SECRET
 from app.config import Settings
 from tests import test_console_browser as ui
 from tests.billing_helpers import WEBHOOK, events_of, helper, sign
+from tests.browser import CHROMIUM
 from tests.test_console_browser import (
     PASSWORD,
     Console,
@@ -37,7 +38,6 @@ from tests.test_console_browser import (
     sign_in,
     sql,
 )
-from tests.test_widget_browser import CHROMIUM
 
 # The console tests' fixtures, here on this module's console (pytest resolves `console` per module).
 browser = ui.browser

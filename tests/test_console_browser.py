@@ -12,7 +12,6 @@ import json
 import os
 import re
 import shutil
-import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -32,7 +31,7 @@ from app.admin.brokers.service import create_broker
 from app.config import Settings
 from app.main import create_app
 from tests.axe import blocking, report
-from tests.test_widget_browser import CHROMIUM, free_socket
+from tests.browser import CHROMIUM, chromium, served
 
 ROOT = Path(__file__).resolve().parents[1]
 ARTIFACTS = ROOT / "test-artifacts" / "console"
@@ -73,37 +72,17 @@ def console(settings: Settings) -> Iterator[Console]:
 
 def serve(settings: Settings) -> Iterator[Console]:
     """An app on these settings, served by uvicorn in a thread on a free port, until the generator is closed."""
-    import uvicorn
-
     app = create_app(settings)
-    sock = free_socket()
-    api = f"http://127.0.0.1:{sock.getsockname()[1]}"
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", ws="none", lifespan="on"))
-    loop = asyncio.new_event_loop()
-    thread = threading.Thread(target=lambda: loop.run_until_complete(server.serve(sockets=[sock])), daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 60
-    while not server.started:
-        if not thread.is_alive() or time.monotonic() > deadline:
-            raise RuntimeError("the API server did not start")
-        time.sleep(0.02)
-    # The invitation links name the public base URL: this server's.
-    app.state.services.settings.public_base_url = api
-    yield Console(api=api, loop=loop, app=app)
-    server.should_exit = True
-    thread.join(30)
-    loop.close()
-    sock.close()
+    with served(app) as server:
+        # The invitation links name the public base URL: this server's.
+        app.state.services.settings.public_base_url = server.url
+        yield Console(api=server.url, loop=server.loop, app=app)
 
 
 @pytest.fixture(scope="module")
 def browser(console: Console) -> Iterator[Any]:
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--disable-dev-shm-usage"])
+    with chromium() as b:
         yield b
-        b.close()
 
 
 @pytest.fixture

@@ -8,12 +8,9 @@ Swagger UI shows its Authorize button and ReDoc renders the operations.
 
 from __future__ import annotations
 
-import asyncio
 import os
 import re
 import tempfile
-import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -25,7 +22,7 @@ from app.calc.flags import FLAG_CODES
 from app.calculations.routes import ROUTES_BY_PATH
 from app.config import Settings
 from app.main import create_app
-from tests.test_widget_browser import CHROMIUM, free_socket
+from tests.browser import CHROMIUM, served
 
 SHOTS = Path(os.environ.get("FOREXRISK_SCREENSHOTS", tempfile.gettempdir()))  # to look at after a run
 
@@ -82,20 +79,8 @@ def test_the_doc_pages_load_nothing_from_elsewhere(client: TestClient) -> None:
 # --- in Chromium, offline ---------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def api(settings: Settings) -> Iterator[str]:
-    import uvicorn
-
-    app = create_app(settings)
-    sock = free_socket()
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", ws="none", lifespan="on"))
-    loop = asyncio.new_event_loop()
-    thread = threading.Thread(target=lambda: loop.run_until_complete(server.serve(sockets=[sock])), daemon=True)
-    thread.start()
-    while not server.started:
-        assert thread.is_alive(), "the API server did not start"
-        time.sleep(0.02)
-    yield f"http://127.0.0.1:{sock.getsockname()[1]}"
-    server.should_exit = True
-    thread.join(30)
+    with served(create_app(settings)) as server:
+        yield server.url
 
 
 @pytest.mark.skipif(CHROMIUM is None, reason="needs a Chromium browser binary (Debian package `chromium`)")

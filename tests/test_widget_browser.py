@@ -16,7 +16,6 @@ import asyncio
 import json
 import os
 import shutil
-import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -33,6 +32,7 @@ from app.admin.brokers.service import create_broker
 from app.config import Settings
 from app.main import create_app
 from tests import axe
+from tests.browser import CHROMIUM, chromium, served
 
 ROOT = Path(__file__).resolve().parents[1]
 ARTIFACTS = ROOT / "test-artifacts" / "widget"
@@ -44,15 +44,6 @@ FRAME_BUDGET = 30 * 1024
 POOL_START_MS = 90_000
 
 
-def find_chromium() -> str | None:
-    # Debian's /usr/bin/chromium is a shell wrapper; Playwright talks to the binary behind it.
-    for path in ("/usr/lib/chromium/chromium", shutil.which("chromium"), shutil.which("chromium-browser")):
-        if path and os.access(path, os.X_OK):
-            return path
-    return None
-
-
-CHROMIUM = find_chromium()
 pytestmark = pytest.mark.skipif(
     CHROMIUM is None,
     reason="needs a Chromium browser binary (Debian package `chromium`), not found on PATH; "
@@ -72,13 +63,6 @@ class Stack:
     secret_key: str = ""
     broker_id: str = ""
 
-
-def free_socket() -> socket.socket:
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("127.0.0.1", 0))
-    sock.listen(128)
-    return sock
 
 
 class _Pages(BaseHTTPRequestHandler):
@@ -127,20 +111,12 @@ document.addEventListener('DOMContentLoaded', () => document.querySelectorAll('d
 
 @pytest.fixture(scope="module")
 def stack(settings: Settings) -> Iterator[Stack]:
-    import uvicorn
-
     app = create_app(settings)
-    sock = free_socket()
-    api = f"http://127.0.0.1:{sock.getsockname()[1]}"
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", ws="none", lifespan="on"))
-    loop = asyncio.new_event_loop()
-    thread = threading.Thread(target=lambda: loop.run_until_complete(server.serve(sockets=[sock])), daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 60
-    while not server.started:
-        if not thread.is_alive() or time.monotonic() > deadline:
-            raise RuntimeError("the API server did not start")
-        time.sleep(0.02)
+    with served(app) as server:
+        yield from _stack(app, server.url, server.loop)
+
+
+def _stack(app: Any, api: str, loop: asyncio.AbstractEventLoop) -> Iterator[Stack]:
 
     pages: dict[str, str] = {}
     host_server, host_port = serve_pages(pages)
@@ -168,20 +144,12 @@ def stack(settings: Settings) -> Iterator[Stack]:
     for s in (host_server, stranger_server):
         s.shutdown()
         s.server_close()
-    server.should_exit = True
-    thread.join(30)
-    loop.close()
-    sock.close()
 
 
 @pytest.fixture(scope="module")
 def browser(stack: Stack) -> Iterator[Any]:
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--disable-dev-shm-usage"])
+    with chromium() as b:
         yield b
-        b.close()
 
 
 @pytest.fixture

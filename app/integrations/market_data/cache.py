@@ -43,18 +43,8 @@ def cache_key(provider: QuoteProvider, broker_id: uuid.UUID, symbol: str) -> str
     return key_prefix(provider, broker_id) + symbol
 
 
-# (provider, shared, broker) -> its key prefix: str(UUID) is Python code (~1 us), paid once per broker.
-_PREFIXES: dict[tuple[str, bool, uuid.UUID], str] = {}
-
-
 def key_prefix(provider: QuoteProvider, broker_id: uuid.UUID) -> str:
-    found = _PREFIXES.get((provider.name, provider.shared, broker_id))
-    if found is None:
-        if len(_PREFIXES) >= 65_536:
-            _PREFIXES.clear()
-        found = f"{provider.name}:" if provider.shared else f"{provider.name}:{broker_id}:"
-        _PREFIXES[(provider.name, provider.shared, broker_id)] = found
-    return found
+    return f"{provider.name}:" if provider.shared else f"{provider.name}:{broker_id}:"
 
 
 class QuoteCache:

@@ -126,6 +126,44 @@ def test_malformed_or_wrong_signature_is_401(client: TestClient, broker_a: Broke
     assert_problem(resp, 401, "unauthorized")
 
 
+@pytest.mark.parametrize(("header", "value"), [
+    ("webhook-timestamp", b"\xb2"),  # Latin-1 superscript two: str.isdigit() says yes, int() says no
+    ("webhook-timestamp", b"999999999999"),  # integer seconds in the year 33658: no datetime has it
+    ("webhook-timestamp", b"-1"), ("webhook-timestamp", b"1e9"), ("webhook-timestamp", b""),
+    ("webhook-signature", b""), ("webhook-signature", b"v1,\xe9\xe9"), ("webhook-signature", b"v1," + b"A" * 8000),
+    ("webhook-signature", b"v1,AAAA v1,BBBB v1,CCCC"), ("webhook-signature", b"v1,AAAA\tv1,BBBB"),
+    ("webhook-id", b"\xe9v\xe9nement"), ("webhook-id", b""),
+])
+def test_odd_signature_headers_are_401_never_500(client: TestClient, broker_a: BrokerFixture, header: str,
+                                                 value: bytes) -> None:
+    secret = inbound_secret(client, broker_a)
+    body = orjson.dumps({"events": [account("t-odd")]})
+    headers: dict[str, str | bytes] = {**signed_headers(secret, body), header: value}
+    resp = client.post(f"/api/v1/integrations/events?broker={broker_a.id}", content=body, headers=headers)
+    assert_problem(resp, 401, "unauthorized")
+
+
+@pytest.mark.parametrize("stamp", ["\u00b2", "\u0661\u0662\u0663", "999999999999"])
+def test_timestamp_parsing_refuses_what_int_or_datetime_cannot_take(stamp: str) -> None:
+    """Checked on the parser itself: the test client re-encodes a Latin-1 header byte as UTF-8 on the way in, so
+    "²" (byte 0xB2, what uvicorn hands over) cannot be sent through it."""
+    from app.errors import Unauthorized
+    from app.integrations.platform_events.signature import new_secret, verify
+
+    headers = {"webhook-id": "msg_1", "webhook-timestamp": stamp, "webhook-signature": "v1,QUJD"}
+    with pytest.raises(Unauthorized):
+        verify([new_secret()], headers, b"{}", datetime.now(UTC))
+
+
+def test_several_signatures_pass_when_one_matches(client: TestClient, broker_a: BrokerFixture) -> None:
+    secret = inbound_secret(client, broker_a)
+    body = orjson.dumps({"events": [account("t-many")]})
+    good = signed_headers(secret, body)
+    headers = {**good, "webhook-signature": f"v1a,QUJD v1,QUJD {good['webhook-signature']} v2,x"}
+    resp = client.post(f"/api/v1/integrations/events?broker={broker_a.id}", content=body, headers=headers)
+    assert resp.status_code == 200 and resp.json()["applied"] == 1, resp.text
+
+
 def test_every_other_refusal_is_401(client: TestClient, broker_a: BrokerFixture, broker_b: BrokerFixture) -> None:
     secret = inbound_secret(client, broker_a)
     other = inbound_secret(client, broker_b)

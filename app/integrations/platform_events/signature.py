@@ -62,11 +62,12 @@ def verify(keys: Sequence[str], headers: Mapping[str, str], body: bytes, now: da
         raise _refuse("webhook-id, webhook-timestamp and webhook-signature are required")
     if len(msg_id) > MAX_ID or not msg_id.isascii() or not msg_id.isprintable():
         raise _refuse(f"webhook-id must be 1 to {MAX_ID} printable ASCII characters")
-    if not stamp.isdigit() or len(stamp) > 12:
+    # ASCII digits only: str.isdigit() also takes "²" (a Latin-1 header byte) that int() refuses.
+    if not stamp.isascii() or not stamp.isdigit() or len(stamp) > 12:
         raise _refuse("webhook-timestamp must be integer Unix seconds")
-    sent = datetime.fromtimestamp(int(stamp), UTC)
-    if abs((now - sent).total_seconds()) > tolerance:
+    if abs(now.timestamp() - int(stamp)) > tolerance:  # compared as numbers: year 33658 is no datetime
         raise _refuse(f"webhook-timestamp is more than {tolerance:.0f} s from our clock")
+    sent = datetime.fromtimestamp(int(stamp), UTC)
     given = _signatures(header)
     try:
         text = body.decode()

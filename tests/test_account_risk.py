@@ -82,3 +82,34 @@ def test_another_tenants_account_is_not_found(client: TestClient, broker_a: Brok
     assert_problem(resp, 404, "not-found")
     resp = client.get(f"/api/v1/brokers/{broker_b.id}/accounts/t-4/risk", headers=broker_b.auth)
     assert_problem(resp, 404, "not-found")
+
+
+def test_var_values_the_book_at_the_current_price(client: TestClient, broker_a: BrokerFixture) -> None:
+    """Opened at 1.10; the VaR of the same history scales with the price the position is worth now (1.21 is
+    1.1 x 1.10), as the exposure does: not with the open price."""
+    secret = inbound_secret(client, broker_a)
+    post_events(client, broker_a, secret, [account("t-5"), position("opened", "t-5", "p1", open_price=1.10)])
+    figures = []
+    for mid in (1.10, 1.21):
+        now = datetime.now(UTC).isoformat()
+        pushed = client.put(f"/api/v1/brokers/{broker_a.id}/quotes", headers=broker_a.auth, json={"quotes": [
+            {"symbol": "EURUSD", "bid": mid - 0.0001, "ask": mid + 0.0001, "time": now}]})
+        assert pushed.status_code == 200, pushed.text
+        book = risk(client, broker_a, "t-5")
+        assert book["pricedAtOpen"] == [] and book["var"] is not None, book["unavailable"]
+        figures.append(book)
+    at_open, now_worth_more = (b["var"]["results"] for b in figures)  # type: ignore[index]
+    for before, after in zip(at_open, now_worth_more, strict=True):
+        assert after["var"] == pytest.approx(before["var"] * 1.1, rel=1e-9)
+    assert figures[1]["netExposureByCurrency"]["EUR"]["accountValue"] == pytest.approx(121_000)  # type: ignore[index]
+    # The risk at the stop is the distance from the open price: unchanged by the market.
+    assert [b["totalRiskAtStops"] for b in figures] == [pytest.approx(1_000)] * 2
+
+
+def test_the_book_names_its_conventions(client: TestClient, broker_a: BrokerFixture) -> None:
+    secret = inbound_secret(client, broker_a)
+    post_events(client, broker_a, secret, [account("t-6")])
+    conventions = risk(client, broker_a, "t-6")["conventions"]
+    assert set(conventions) == {"valuation", "riskAtStop", "percentOfEquity", "margin", "marginLevel",  # type: ignore[arg-type]
+                                "netExposure", "var"}
+    assert "equity / margin x 100" in conventions["marginLevel"]  # type: ignore[index]

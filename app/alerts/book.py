@@ -22,6 +22,21 @@ from app.services import Services
 PORTFOLIO = ROUTES_BY_PATH["/api/v1/calculate/portfolio"]
 VAR = ROUTES_BY_PATH["/api/v1/calculate/var"]
 VAR_CONFIDENCES = (0.95, 0.99)
+# What each figure of the live book means (returned with it, as every calculation names its conventions).
+CONVENTIONS: dict[str, str] = {
+    "valuation": "current prices from the broker's quote chain (mid for values, bid/ask for conversions); an "
+                 "instrument without a fresh quote at its open price, named in pricedAtOpen",
+    "riskAtStop": "money lost if the stop is hit: lots x contract size x |openPrice - stopLoss|, in the account "
+                  "currency at the current conversion rate; null without a stop (totalRiskComplete false)",
+    "percentOfEquity": "100 x value / equity; null when equity is unknown or not above 0",
+    "margin": "the platform's used margin (data.margin, else equity - freeMargin, floored at 0); without an "
+              "account figure, the sum of required margins at the broker's leverage (marginSource computed)",
+    "marginLevel": "equity / margin x 100, in %; null when no margin is used",
+    "netExposure": "per currency, signed units (long > 0: 1 lot EURUSD bought is +100,000 EUR and -100,000 x price "
+                   "USD), accountValue in the account currency at current prices; percentOfEquity on |accountValue|",
+    "var": "1-day historical VaR and ES at 95 and 99 %, positive losses in the account currency, positions valued "
+           "at the current price (the mid), daily returns from the market history (var.history names the window)",
+}
 
 
 async def system_caller(svc: Services, broker_id: uuid.UUID) -> Caller:
@@ -78,9 +93,16 @@ async def _portfolio(svc: Services, caller: Caller, account: Account, rates: dic
     return out
 
 
-async def _var(svc: Services, caller: Caller, account: Account) -> dict[str, Any]:
+def _current(rate: Any) -> float:
+    """The price a position is valued at now: the quote's mid, or the open price it stands in for."""
+    return (float(rate["bid"]) + float(rate["ask"])) / 2 if isinstance(rate, dict) else float(rate)
+
+
+async def _var(svc: Services, caller: Caller, account: Account, rates: dict[str, Any]) -> dict[str, Any]:
+    # Valued at the current price like the exposure (not the open price): the loss a move would cause now.
     body = {"accountCurrency": account.currency, "confidence": list(VAR_CONFIDENCES), "positions": [
-        {"currencyPair": p.symbol, "side": p.side, "lots": p.lots, "price": p.open_price} for p in account.positions]}
+        {"currencyPair": p.symbol, "side": p.side, "lots": p.lots, "price": _current(rates[p.symbol])}
+        for p in account.positions]}
     req = await VAR.prepare(VAR.request.model_validate(body), caller, svc)  # type: ignore[misc]
     out: dict[str, Any] = VAR.engine(req, False)
     return out
@@ -96,7 +118,8 @@ async def live_book(svc: Services, broker_id: uuid.UUID, account: Account) -> di
         "totalRiskPercentOfEquity": 0.0 if equity and equity > 0 else None, "totalRiskComplete": True,
         "margin": margin_used, "marginSource": "platform" if margin_used is not None else None,
         "marginLevel": _pct(equity, margin_used) if margin_used else None,
-        "netExposureByCurrency": {}, "pricedAtOpen": [], "var": None, "unavailable": [], "flags": []}
+        "netExposureByCurrency": {}, "pricedAtOpen": [], "var": None, "unavailable": [], "flags": [],
+        "conventions": CONVENTIONS}
     if account.currency is None:
         out["unavailable"].append({"part": "book", "code": "NO_ACCOUNT_UPDATE",
                                    "detail": "No account.updated event yet: the account currency is unknown."})
@@ -129,7 +152,7 @@ async def live_book(svc: Services, broker_id: uuid.UUID, account: Account) -> di
               "percentOfEquity": _pct(abs(x["accountValue"]) if x["accountValue"] is not None else None, equity)}
         for cur, x in pf["netExposureByCurrency"].items()}
     try:
-        var = await _var(svc, caller, account)
+        var = await _var(svc, caller, account, rates)
     except (AppError, CalcError) as exc:
         out["unavailable"].append({"part": "var", **_problem(exc)})
         return out

@@ -74,6 +74,8 @@ class LiveRiskOut(OutModel):
     var: LiveVar | None = Field(description="Historical VaR and ES of the open positions from the market history")
     unavailable: list[Unavailable] = Field(description="Parts that could not be computed, with the reason")
     flags: list[str]
+    conventions: dict[str, str] = Field(description="How each figure is computed (valuation, riskAtStop, "
+                                        "percentOfEquity, margin, marginLevel, netExposure, var)")
 
 
 # ---- alert rules and alerts ----

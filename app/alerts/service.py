@@ -140,7 +140,8 @@ def _event(kind: str, alert_id: uuid.UUID, rule: Rule, trader_id: str, subject: 
            at: datetime, evidence: dict[str, Any]) -> dict[str, Any]:
     return {"alertId": str(alert_id), "ruleId": str(rule.id), "kind": rule.kind, "traderId": trader_id,
             "subject": subject or None, "value": value, "threshold": rule.threshold,
-            "clearThreshold": rule.clears_at, "unit": UNITS[rule.kind], kind: at.isoformat(), "evidence": evidence}
+            "clearThreshold": rule.clears_at, "unit": UNITS[rule.kind], kind: at.isoformat().replace("+00:00", "Z"),
+            "evidence": evidence}
 
 
 async def evaluate(svc: Services, broker_id: uuid.UUID, trader_ids: Sequence[str]) -> dict[str, Any]:

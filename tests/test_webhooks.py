@@ -3,22 +3,29 @@
 
 from __future__ import annotations
 
+import asyncio
+import socket
+import threading
 import uuid
-from collections.abc import Awaitable, Callable
-from datetime import timedelta
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
 import orjson
 import pytest
 from fastapi.testclient import TestClient
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import create_async_engine
+from sqlalchemy.pool import NullPool
 from standardwebhooks import Webhook
 
 from app.integrations.webhooks.schedule import MAX_ATTEMPTS, SCHEDULE, WINDOW_SECONDS, nominal_offsets, retry_delay
 from app.integrations.webhooks.service import WebhookService, attempt_job_id
 from app.integrations.webhooks.ssrf import PinnedTransport, TargetPolicy, TargetRefused
 from tests.conftest import BrokerFixture
-from tests.helpers_auth import assert_problem
+from tests.helpers_auth import assert_problem, sql
 from tests.helpers_receiver import Received, receiver
 
 pytestmark = pytest.mark.usefixtures("no_server_errors")
@@ -302,3 +309,136 @@ def test_endpoints_and_deliveries_are_per_tenant(client: TestClient, broker_a: B
     assert run(client, _emit_only, service, broker_b.id) == []
     assert run(client, service.attempt, broker_b.id, d, 2)["skipped"] is True
     assert orjson.loads(orjson.dumps(client.get(base_a, headers=broker_a.auth).json()))[0]["id"] == endpoint["id"]
+
+
+# --- one attempt's limits: the timeout and the answer read -------------------------------------------------
+@contextmanager
+def raw_server(answer: bytes | None) -> Iterator[str]:
+    """A TCP server on 127.0.0.1 that reads the request, then says nothing (`answer` None) or sends `answer`
+    followed by an endless chunked body, until the client goes away or the test ends."""
+    done = threading.Event()
+    listener = socket.create_server(("127.0.0.1", 0))
+
+    def serve() -> None:
+        listener.settimeout(0.2)
+        while not done.is_set():
+            try:
+                conn, _ = listener.accept()
+            except TimeoutError:
+                continue
+            with conn:
+                conn.recv(65_536)
+                if answer is None:
+                    done.wait()
+                    continue
+                try:
+                    conn.sendall(answer)
+                    while not done.is_set():
+                        conn.sendall(b"4000\r\n" + b"x" * 0x4000 + b"\r\n")
+                except OSError:  # the client closed: it read what it wanted
+                    pass
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{listener.getsockname()[1]}/hooks"
+    finally:
+        done.set()
+        thread.join()
+        listener.close()
+
+
+async def bounded(attempt: Awaitable[Any]) -> Any:
+    """The attempt, failed by a generous ceiling should it never end (rather than hanging the run)."""
+    return await asyncio.wait_for(attempt, 60)
+
+
+def test_an_attempt_that_gets_no_answer_times_out(client: TestClient, broker_a: BrokerFixture) -> None:
+    s = svc(client)
+    service = WebhookService(s.db, s.auth.fernet, DEVELOPMENT, timeout_seconds=0.5)
+    with raw_server(None) as url:
+        endpoint = run(client, service.create, broker_a.id, url, ["alert.triggered"], None)
+        [d] = run(client, _emit_only, service, broker_a.id)
+        out = run(client, bounded, service.attempt(broker_a.id, d, 1))
+        run(client, service.delete, broker_a.id, endpoint["id"])
+    assert out["status"] == "pending" and out["responseCode"] is None
+    assert out["error"] == "timeout after 0.5 s"
+    assert svc(client).webhooks.timeout == 5.0  # the app's setting: 5 s for the whole attempt
+
+
+def test_an_endless_answer_is_read_only_up_to_the_limit(client: TestClient, broker_a: BrokerFixture) -> None:
+    """A receiver that answers 200 and never stops sending: the attempt reads 1 KiB and is delivered (an
+    attempt that read on would run into its timeout instead)."""
+    s = svc(client)
+    service = WebhookService(s.db, s.auth.fernet, DEVELOPMENT, timeout_seconds=3, response_max_bytes=1024)
+    head = b"HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\ntransfer-encoding: chunked\r\n\r\n"
+    with raw_server(head) as url:
+        endpoint = run(client, service.create, broker_a.id, url, ["alert.triggered"], None)
+        [d] = run(client, _emit_only, service, broker_a.id)
+        out = run(client, bounded, service.attempt(broker_a.id, d, 1))
+        run(client, service.delete, broker_a.id, endpoint["id"])
+    assert out["status"] == "delivered" and out["responseCode"] == 200 and out["error"] is None, out
+
+
+def test_the_previous_secret_stops_signing_after_the_overlap(client: TestClient, broker_a: BrokerFixture) -> None:
+    clock = {"now": svc(client).webhooks.clock()}
+    service = own_service(client)
+    service.clock = lambda: clock["now"]
+    with receiver() as rx:
+        endpoint = register(client, broker_a, rx.url)
+        rotated = client.post(f"/api/v1/brokers/{broker_a.id}/webhook-endpoints/{endpoint['id']}/rotate-secret",
+                              json={"overlapHours": 1}, headers=broker_a.auth).json()
+        clock["now"] += timedelta(hours=1, seconds=1)
+        [d] = run(client, _emit_only, service, broker_a.id)
+        run(client, service.attempt, broker_a.id, d, 1)
+        got = rx.wait_for(1)[0]
+    # Signed an hour ahead of the real clock (the library's verify would call it too new): compared directly.
+    at = datetime.fromtimestamp(int(got.headers["webhook-timestamp"]), UTC)
+    def signature(secret: str) -> str:
+        return Webhook(secret).sign(got.headers["webhook-id"], at, got.body.decode())
+    assert got.headers["webhook-signature"] == signature(rotated["secret"])
+    assert signature(endpoint["secret"]) not in got.headers["webhook-signature"]
+
+
+# --- RLS: the database itself keeps the brokers apart -------------------------------------------------------
+ISSUE_17_TABLES = ("platform_event_secrets", "platform_messages", "platform_events", "trading_accounts",
+                   "account_positions", "alert_rules", "alerts", "webhook_endpoints", "webhook_deliveries",
+                   "webhook_attempts")
+
+
+def test_rls_shows_each_broker_only_its_own_rows_in_every_issue_17_table(
+        client: TestClient, broker_a: BrokerFixture, broker_b: BrokerFixture) -> None:
+    from app.alerts.service import evaluate
+    from tests.helpers_platform import account, inbound_secret, position, post_events
+
+    service = own_service(client)
+    with receiver() as rx:
+        for broker in (broker_a, broker_b):
+            register(client, broker, rx.url)
+            made = client.post(f"/api/v1/brokers/{broker.id}/alert-rules", headers=broker.auth,
+                               json={"kind": "risk-per-trade", "threshold": 5})
+            assert made.status_code == 201, made.text
+            secret = inbound_secret(client, broker)
+            assert post_events(client, broker, secret, [account("t-rls"), position("opened", "t-rls", "p1")]) \
+                .status_code == 200
+            run(client, evaluate, svc(client), broker.id, ["t-rls"])
+            for d in run(client, _emit_only, service, broker.id):
+                run(client, service.attempt, broker.id, d, 1)
+    urls = svc(client).db.urls
+
+    async def seen_by(broker_id: uuid.UUID) -> dict[str, set[uuid.UUID]]:
+        engine = create_async_engine(urls.app, poolclass=NullPool)  # the API's role: RLS applies
+        try:
+            async with engine.begin() as conn:
+                await conn.execute(text("select set_config('app.current_broker_id', :b, true)"), {"b": str(broker_id)})
+                return {t: set((await conn.execute(text(f"select distinct broker_id from {t}"))).scalars())
+                        for t in ISSUE_17_TABLES}
+        finally:
+            await engine.dispose()
+
+    for broker, other in ((broker_a, broker_b), (broker_b, broker_a)):
+        seen = run(client, seen_by, broker.id)
+        assert seen == dict.fromkeys(ISSUE_17_TABLES, {broker.id}), (broker.id, other.id, seen)
+    # Both brokers do have rows in each table (as the owner sees them): the sets above are not empty by luck.
+    owner = {t: {r[0] for r in sql(client, f"select distinct broker_id from {t}")} for t in ISSUE_17_TABLES}
+    assert all({broker_a.id, broker_b.id} <= ids for ids in owner.values()), owner

@@ -144,3 +144,54 @@ def test_rules_and_alerts_are_per_tenant(client: TestClient, broker_a: BrokerFix
     assert_problem(client.get(f"/api/v1/brokers/{broker_b.id}/alert-rules/{made['id']}", headers=broker_b.auth), 404)
     # B's evaluation of the same trader id sees neither A's account nor A's rules.
     assert evaluated(client, broker_b, "t-5") == {"fired": [], "cleared": []}
+
+
+def _var_at_one_lot(client: TestClient, broker: BrokerFixture, trader: str) -> float:
+    book = client.get(f"/api/v1/brokers/{broker.id}/accounts/{trader}/risk", headers=broker.auth).json()
+    return float(book["var"]["results"][1]["var"])  # 99 %
+
+
+# Per kind: the rule, the events that breach it, then those that bring it back (each with a later time).
+KIND_CASES: dict[str, tuple[dict[str, Any], Any, Any]] = {
+    "risk-per-trade": ({"threshold": 5}, lambda t, at: [position("opened", t, "p1", at=at, lots=1.0)],
+                       lambda t, at: [position("opened", t, "p1", at=at, lots=0.2)]),
+    "total-risk": ({"threshold": 8}, lambda t, at: [position("opened", t, "p1", at=at, lots=1.0)],
+                   lambda t, at: [position("opened", t, "p1", at=at, lots=0.5)]),
+    "margin-level": ({"threshold": 500}, lambda t, at: [account(t, free_margin=7_500, at=at)],  # 400 %
+                     lambda t, at: [account(t, free_margin=9_000, at=at)]),  # 1,000 %
+    "currency-exposure": ({"threshold": 500}, lambda t, at: [position("opened", t, "p1", at=at, lots=1.0)],
+                          lambda t, at: [position("opened", t, "p1", at=at, lots=0.2)]),  # 1,100 % -> 220 %
+    "portfolio-var": ({}, lambda t, at: [position("opened", t, "p1", at=at, lots=1.0)],
+                      lambda t, at: [position("opened", t, "p1", at=at, lots=0.1)]),
+}
+
+
+@pytest.mark.parametrize("kind", list(KIND_CASES))
+def test_every_kind_fires_once_per_breach_and_again_only_after_clearing(client: TestClient, broker_a: BrokerFixture,
+                                                                        kind: str) -> None:
+    body, breach, calm = KIND_CASES[kind]
+    trader = f"k-{kind}"
+    secret = inbound_secret(client, broker_a)
+    # Start calm: 10,000 equity, 1,000 margin, 0.2 lots (0.1 for VaR).
+    post_events(client, broker_a, secret, [account(trader, free_margin=9_000), *calm(trader, later(0))])
+    if kind == "portfolio-var":  # half the 1-lot VaR: 1 lot breaches, 0.1 lot is far below
+        post_events(client, broker_a, secret, breach(trader, later(0.5)))
+        body = {"threshold": _var_at_one_lot(client, broker_a, trader) / 2, "confidence": 0.99}
+        post_events(client, broker_a, secret, calm(trader, later(0.7)))
+    made = rule(client, broker_a, kind=kind, **body)
+
+    def statuses() -> list[str]:
+        """After an evaluation (ours; the app's worker runs one per message too, either ends the same)."""
+        evaluated(client, broker_a, trader)
+        return [a["status"] for a in alerts(client, broker_a, traderId=trader)]  # newest first
+
+    assert statuses() == []
+    for round_, step in ((1, 1.0), (2, 2.0)):
+        post_events(client, broker_a, secret, breach(trader, later(step)))
+        assert statuses() == ["active"] + ["cleared"] * (round_ - 1)
+        post_events(client, broker_a, secret, breach(trader, later(step + 0.5)))  # still breached: nothing new
+        assert statuses() == ["active"] + ["cleared"] * (round_ - 1)
+        post_events(client, broker_a, secret, calm(trader, later(step + 0.7)))
+        assert statuses() == ["cleared"] * round_
+    found = alerts(client, broker_a, traderId=trader)
+    assert {a["ruleId"] for a in found} == {made["id"]} and all(a["clearedEvidence"] for a in found)

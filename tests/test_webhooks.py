@@ -172,6 +172,18 @@ def test_receiver_answers(client: TestClient, broker_a: BrokerFixture, answer: t
         assert "410" in now["disabledReason"]
 
 
+def test_a_redirect_to_a_reachable_receiver_is_not_followed(client: TestClient, broker_a: BrokerFixture) -> None:
+    """The 302 points at the same receiver, which would answer 200: a client following it would deliver."""
+    service = own_service(client)
+    with receiver() as rx:
+        rx.script.append((302, {"location": rx.url + "/moved"}))
+        register(client, broker_a, rx.url)
+        [d] = run(client, _emit_only, service, broker_a.id)
+        out = run(client, service.attempt, broker_a.id, d, 1)
+        assert out["status"] == "pending" and out["responseCode"] == 302, out
+        assert [r.path for r in rx.wait_for(1)] == ["/hooks"]
+
+
 def test_exhausted_delivery_disables_the_endpoint_with_a_notice(client: TestClient, broker_a: BrokerFixture) -> None:
     clock = {"now": svc(client).webhooks.clock()}
     service = own_service(client)

@@ -173,7 +173,7 @@ def main(argv: list[str]) -> int:
     ensure_node_tools()
     workers = ["-n", "2"] if (os.cpu_count() or 1) > 1 else []
     return run_steps([
-        ["ruff", "check", "app", "tests", "bench", "dev.py"],
+        ["ruff", "check", "app", "tests", "bench", "examples", "dev.py"],
         ["mypy"],
         ["lint-imports"],  # the import contracts in pyproject.toml ([tool.importlinter])
         ["pytest", *workers, *rest],

@@ -6,6 +6,7 @@ other's rate limiter through the invalidation channel. The billing clock is a te
 
 from __future__ import annotations
 
+import asyncio
 import time
 import uuid
 from collections.abc import Iterator
@@ -73,6 +74,20 @@ def policy_quota(client: TestClient, broker: BrokerFixture) -> str:
     return resp.headers["ratelimit-policy"]
 
 
+def eventually_quota(client: TestClient, broker: BrokerFixture, expected: str) -> None:
+    """The announcement is fire-and-forget over Redis pub/sub: wait for it, but only 5 s, half the broker
+    cache's 10 s TTL, so a worker that never hears it still fails here instead of expiring its cache."""
+    deadline = time.monotonic() + 5
+    while expected not in (seen := policy_quota(client, broker)):
+        assert time.monotonic() < deadline, f"still {seen}: the tier change did not reach this worker"
+        time.sleep(0.05)
+
+
+def subscribed(client: TestClient) -> None:
+    app: Any = client.app
+    client.portal.call(asyncio.wait_for, app.state.services.invalidation.subscribed.wait(), 10)
+
+
 def subscribe(client: TestClient, url: str, broker: BrokerFixture, token: str, tier: str = "professional") -> str:
     """Checkout through the API, pay on the (local) hosted page, deliver Stripe's event: the subscription id."""
     resp = client.post("/api/v1/billing/checkout", json={"tier": tier}, headers=bearer(token))
@@ -100,25 +115,37 @@ def test_paid_checkout_moves_a_free_broker_to_professional_on_every_worker(
         worker1: TestClient, worker2: TestClient, local_stripe: str, clock: Clock) -> None:
     broker = make_broker(worker1, tier="free")
     token = admin_token(worker1, broker)
-    assert '"free";q=40' in policy_quota(worker2, broker)
+    subscribed(worker2)
+    for worker in (worker1, worker2):  # both workers hold the broker's record (free) in their caches now
+        assert '"free";q=40' in policy_quota(worker, broker)
     sub_id = subscribe(worker1, local_stripe, broker, token)
-    for worker in (worker1, worker2):  # the other worker dropped its cached record on the announcement
-        assert '"professional";q=400' in policy_quota(worker, broker)
+    assert '"professional";q=400' in policy_quota(worker1, broker)  # the worker that applied it: at once
+    eventually_quota(worker2, broker, '"professional";q=400')  # the other one: on the announcement
     view = worker2.get("/api/v1/billing/subscription", headers=bearer(token)).json()
     assert view["tier"] == "professional" and view["status"] == "active" and view["subscriptionId"] == sub_id
     assert view["currentPeriodEnd"] is not None and view["invoices"]
     assert audit_rows(worker1, broker.id, "billing.subscription_applied")
 
 
-def test_signature_failures_are_400_and_apply_nothing(worker1: TestClient, local_stripe: str) -> None:
-    event = thin_event("customer.subscription.updated", {"id": "sub_nothing", "object": "subscription"})
+def test_signature_failures_are_400_and_apply_nothing(worker1: TestClient, local_stripe: str, clock: Clock) -> None:
+    broker = make_broker(worker1, tier="free")
+    token = admin_token(worker1, broker)
+    sub_id = subscribe(worker1, local_stripe, broker, token)
+    stripe_client(local_stripe).v1.subscriptions.cancel(sub_id)  # any event applied now would end the tier
+    audits = len(audit_rows(worker1, broker.id, "billing.subscription_applied"))
+    event = thin_event("customer.subscription.deleted", {"id": sub_id, "object": "subscription"})
     stale = int(time.time()) - 301
-    tampered = dict(event, type="customer.subscription.deleted")
+    tampered = dict(event, data={"object": {"id": sub_id, "object": "subscription", "status": "canceled"}})
     for resp in (deliver(worker1, event, secret="whsec_wrong"), deliver(worker1, event, t=stale),
                  deliver(worker1, event, body=orjson.dumps(tampered)),
                  worker1.post("/api/v1/billing/webhooks/stripe", json=event, headers={"Authorization": ""})):
         assert_problem(resp, 400, "webhook-signature-invalid")
     assert sql(worker1, "select id from stripe_events where id = :i", {"i": event["id"]}) == []
+    assert len(audit_rows(worker1, broker.id, "billing.subscription_applied")) == audits
+    assert worker1.get("/api/v1/billing/subscription", headers=bearer(token)).json()["tier"] == "professional"
+    assert '"professional";q=400' in policy_quota(worker1, broker)
+    assert deliver(worker1, event).status_code == 200  # the same event, signed: applied
+    assert worker1.get("/api/v1/billing/subscription", headers=bearer(token)).json()["tier"] == "free"
 
 
 def test_a_replayed_event_is_applied_once(worker1: TestClient, local_stripe: str, clock: Clock) -> None:
@@ -131,6 +158,14 @@ def test_a_replayed_event_is_applied_once(worker1: TestClient, local_stripe: str
                                                                   "outcome": None}
     assert len(audit_rows(worker1, broker.id, "billing.subscription_applied")) == before
     assert len(sql(worker1, "select id from stripe_events where id = :i", {"i": event["id"]})) == 1
+    # A payment failure mails a notice: delivered three times, it is mailed (and audited) once.
+    invoice = helper(local_stripe, f"/_double/subscriptions/{sub_id}/payment_failed")
+    failed = next(e for e in events_of(local_stripe, "invoice.payment_failed")
+                  if e["data"]["object"]["id"] == invoice["id"])
+    assert [deliver(worker1, failed).json()["duplicate"] for _ in range(3)] == [False, True, True]
+    assert len(audit_rows(worker1, broker.id, "billing.payment_failed_notice")) == 1
+    subjects = [str(m["Subject"]) for m in billing_of(worker1).mailer.messages(broker.admin_email)]  # type: ignore[attr-defined]
+    assert subjects.count("ForexRisk: a payment failed") == 1
 
 
 def test_out_of_order_events_end_in_the_current_state(worker1: TestClient, local_stripe: str, clock: Clock) -> None:

@@ -229,12 +229,13 @@ class BillingService:
         return {"sessionId": session_.id, "url": session_.url, "tier": tier,
                 "expiresAt": _ts(_get(session_, "expires_at"))}
 
-    async def portal(self, principal: Principal, conn: HTTPConnection) -> dict[str, Any]:
+    async def portal(self, principal: Principal, operation: str, conn: HTTPConnection) -> dict[str, Any]:
         gateway = self.stripe()
         customer = await self.customer_for(principal.broker_id)
         try:
             portal = await gateway.v1.billing_portal.sessions.create_async(
-                params={"customer": customer, "return_url": self.return_url("portal=done")})
+                params={"customer": customer, "return_url": self.return_url("portal=done")},
+                options={"idempotency_key": f"portal-{principal.broker_id}-{operation}"})
         except stripe.StripeError as exc:
             raise unavailable(exc) from exc
         async with self.db.platform() as session:
@@ -286,17 +287,17 @@ class BillingService:
                     sub.id, params={"cancel_at_period_end": True},
                     options={"idempotency_key": f"cancel-{sub.id}-{operation}"})
             else:
-                await self.stripe().v1.subscriptions.cancel_async(sub.id)
+                await self.stripe().v1.subscriptions.cancel_async(
+                    sub.id, options={"idempotency_key": f"cancel-now-{sub.id}-{operation}"})
         except stripe.StripeError as exc:
             raise unavailable(exc) from exc
         await self.sync_subscription(sub.id, source="api", conn=conn, principal=principal)
         return await self.current(principal.broker_id)
 
     async def current(self, broker_id: uuid.UUID) -> dict[str, Any]:
+        """What GET /subscription shows, invoices included (a change or cancellation answers the same)."""
         async with self.db.tenant(broker_id) as session:
-            out = account_out(await session.get(BillingAccount, broker_id),
-                              (await session.get(Broker, broker_id)).tier)  # type: ignore[union-attr]
-        return out
+            return await self.view(session, broker_id)
 
     async def set_enterprise(self, principal: Principal, broker_id: uuid.UUID, enterprise: bool,
                              conn: HTTPConnection) -> dict[str, Any]:

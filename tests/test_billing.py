@@ -405,3 +405,118 @@ def test_a_tier_set_by_the_operator_is_managed_not_free(worker1: TestClient) -> 
     free = make_broker(worker1, tier="free")
     assert worker1.get("/api/v1/billing/subscription",
                        headers=bearer(admin_token(worker1, free))).json()["status"] in ("free", "trialing")
+
+
+def test_every_billing_post_honours_idempotency_keys(worker1: TestClient, local_stripe: str, clock: Clock) -> None:
+    """Portal, change and cancel replay the first answer for the same key (the middleware), and the key is also
+    Stripe's: with our stored answer gone (another deployment's database, a lost row), the retry still reaches
+    the same Checkout Session and portal session at Stripe."""
+    broker = make_broker(worker1, tier="free")
+    token = admin_token(worker1, broker)
+
+    def post(path: str, key: str, body: dict[str, Any] | None = None) -> Any:
+        return worker1.post(path, json=body, headers={"Idempotency-Key": key, **bearer(token)})
+
+    def forget_stored_answers() -> None:
+        sql(worker1, "delete from idempotency_keys where broker_id = :b", {"b": broker.id})
+
+    key = str(uuid.uuid4())
+    first = post("/api/v1/billing/checkout", key, {"tier": "standard"})
+    forget_stored_answers()
+    again = post("/api/v1/billing/checkout", key, {"tier": "standard"})
+    assert first.status_code == again.status_code == 201 and "idempotent-replayed" not in again.headers
+    assert again.json()["sessionId"] == first.json()["sessionId"]  # Stripe replayed it
+    key = str(uuid.uuid4())
+    portal = [post("/api/v1/billing/portal", key) for _ in range(2)]
+    assert portal[1].headers.get("idempotent-replayed") == "true" and portal[1].json() == portal[0].json()
+    forget_stored_answers()
+    assert post("/api/v1/billing/portal", key).json() == portal[0].json()
+    assert post("/api/v1/billing/portal", str(uuid.uuid4())).json() != portal[0].json()
+
+    subscribe(worker1, local_stripe, broker, token, tier="standard")
+    invoices = worker1.get("/api/v1/billing/subscription", headers=bearer(token)).json()["invoices"]
+    key = str(uuid.uuid4())
+    up = [post("/api/v1/billing/subscription", key, {"tier": "professional"}) for _ in range(2)]
+    assert up[0].status_code == 200, up[0].text
+    assert up[1].headers.get("idempotent-replayed") == "true" and up[1].json() == up[0].json()
+    assert up[0].json()["tier"] == "professional" and up[0].json()["invoices"] == invoices  # as GET shows them
+    assert_problem(post("/api/v1/billing/subscription", key, {"tier": "standard"}), 422, "idempotency-key-reused")
+    key = str(uuid.uuid4())
+    end = [post("/api/v1/billing/subscription/cancel", key, {"atPeriodEnd": False}) for _ in range(2)]
+    assert end[0].status_code == 200, end[0].text
+    assert end[1].headers.get("idempotent-replayed") == "true" and end[1].json() == end[0].json()
+    assert end[0].json()["tier"] == "free" and end[0].json()["invoices"]
+    assert audit_rows(worker1, broker.id, "billing.subscription_applied")
+
+
+def test_signup_honours_idempotency_keys(worker1: TestClient) -> None:
+    """Anonymous, so not through the shared middleware: the same key and body replay the first answer without
+    a second mail; the key with another body is refused."""
+    email = f"owner@{uuid.uuid4().hex[:8]}.example.com"
+    body = {"companyName": f"Acme {uuid.uuid4().hex[:8]}", "adminEmail": email, "password": "a long enough passphrase"}
+    headers = {"Authorization": "", "Idempotency-Key": str(uuid.uuid4())}
+    first, again = (worker1.post("/api/v1/signup", json=body, headers=headers) for _ in range(2))
+    assert first.status_code == again.status_code == 202, first.text
+    assert "idempotent-replayed" not in first.headers and again.headers.get("idempotent-replayed") == "true"
+    assert again.json() == first.json()
+    assert len(billing_of(worker1).mailer.messages(email)) == 1  # type: ignore[attr-defined]
+    other = worker1.post("/api/v1/signup", json=dict(body, companyName="Someone Else"), headers=headers)
+    assert_problem(other, 422, "idempotency-key-reused")
+    assert_problem(worker1.post("/api/v1/signup", json=body, headers={**headers, "Idempotency-Key": "with space"}),
+                   400, "idempotency-key-invalid")
+    # Without a key the sign-up's own retry rule holds: the same broker, and the link mailed again.
+    plain = worker1.post("/api/v1/signup", json=body, headers={"Authorization": ""})
+    assert plain.status_code == 202 and plain.json()["brokerId"] == first.json()["brokerId"]
+    assert len(billing_of(worker1).mailer.messages(email)) == 2  # type: ignore[attr-defined]
+
+
+def test_usage_already_at_stripe_is_not_sent_twice(worker1: TestClient, local_stripe: str, clock: Clock) -> None:
+    """Our record of a reported day lost (restored backup): the rerun sends the same identifier, Stripe refuses
+    it as a duplicate, and the day is recorded again without a second meter event."""
+    broker = make_broker(worker1, tier="free")
+    subscribe(worker1, local_stripe, broker, admin_token(worker1, broker))
+    sql(worker1, "insert into calculations (id, broker_id, kind, input, result, input_hash, created_at, units) "
+                 "values (gen_random_uuid(), :b, 'position-size', '{}'::json, '{}'::json, 'x', :t, 5)",
+        {"b": broker.id, "t": clock.now})
+    day = clock.now.date().isoformat()
+    assert run(worker1, tasks.report_usage, day)["reported"][str(broker.id)] == 5
+    sql(worker1, "delete from billing_usage_reports where broker_id = :b", {"b": broker.id})
+    assert run(worker1, tasks.report_usage, day)["reported"][str(broker.id)] == 5
+    assert len(sql(worker1, "select 1 from billing_usage_reports where broker_id = :b", {"b": broker.id})) == 1
+    ours = [e for e in helper_get(local_stripe, "/_double/meter_events") if e["identifier"].startswith(str(broker.id))]
+    assert len(ours) == 1
+
+
+def test_the_local_checkout_page_returns_to_the_console_with_the_session_id(worker1: TestClient) -> None:
+    """Stripe fills `{CHECKOUT_SESSION_ID}` in success_url; so does the local hosted page."""
+    import httpx
+
+    token = admin_token(worker1, make_broker(worker1, tier="free"))
+    made = worker1.post("/api/v1/billing/checkout", json={"tier": "professional"}, headers=bearer(token)).json()
+    paid = httpx.post(made["url"], timeout=30, follow_redirects=False)
+    assert paid.status_code == 303
+    assert paid.headers["location"].endswith(f"/admin/#/billing?checkout=success&session_id={made['sessionId']}")
+
+
+def test_without_stripe_billing_answers_a_clear_problem(settings: Settings) -> None:
+    """No STRIPE_API_KEY and no local server (production's case): 503 billing-unavailable naming what to set,
+    for the routes that need Stripe and for Stripe's events; plans and the view still answer."""
+    from app.billing.gateway import StripeGateway
+
+    secrets_ = {"secret_pepper": "p" * 32, "encryption_key": "k" * 44, "jwt_private_key_pem": "pem",
+                "session_secret": "s" * 32}
+    production = Settings.model_construct(**{**settings.model_dump(), **secrets_, "environment": "production",
+                                             "stripe_api_base": None, "stripe_api_key": None})
+    assert StripeGateway.build(production) is None
+    with pytest.raises(ValueError, match="STRIPE_API_KEY"):
+        Settings(environment="production", stripe_api_base="http://127.0.0.1:1", **secrets_)  # type: ignore[arg-type]
+    for c in _app(settings, None):  # type: ignore[arg-type]
+        broker = make_broker(c, tier="free")
+        token = admin_token(c, broker)
+        for path, body in (("/api/v1/billing/checkout", {"tier": "professional"}), ("/api/v1/billing/portal", None)):
+            problem = assert_problem(c.post(path, json=body, headers=bearer(token)), 503, "billing-unavailable")
+            assert "STRIPE_API_KEY" in problem["detail"]
+        hook = deliver(c, thin_event("customer.subscription.updated", {"id": "sub_x", "object": "subscription"}))
+        assert "STRIPE_WEBHOOK_SECRET" in assert_problem(hook, 503, "billing-unavailable")["detail"]
+        assert c.get("/api/v1/billing/plans", headers={"Authorization": ""}).status_code == 200
+        assert c.get("/api/v1/billing/subscription", headers=bearer(token)).json()["invoices"] == []

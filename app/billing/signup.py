@@ -161,7 +161,7 @@ async def idempotent_signup(billing: BillingService, spec: SignupRequest, conn: 
         return answer
     out = await signup(billing, spec, conn)
     try:
-        await hub.set(slot, orjson.dumps({"fingerprint": fingerprint, "answer": out}), IDEMPOTENCY_TTL_S)
+        await hub.set(slot, orjson.dumps({"fingerprint": fingerprint, "answer": out}, default=str), IDEMPOTENCY_TTL_S)
     except RedisUnavailable:
         pass
     return out

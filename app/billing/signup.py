@@ -3,7 +3,8 @@
 1. The sign-up makes a `pending` broker (no API keys) on the free tier with its first BROKER_ADMIN, and
    mails a signed, expiring link (itsdangerous, keyed by the session secret). A pending broker cannot log
    in and has no keys. The same sign-up sent again (a retry: same company, same email) mails the link
-   again and answers the same; limits per client address and per email domain stop bulk sign-ups.
+   again and answers the same; with an Idempotency-Key, a retry replays the first answer (no second mail);
+   limits per client address and per email domain stop bulk sign-ups.
 2. The link activates the broker and starts the 30-day trial (billing_trial_days). Then: log in
    (`POST /api/v1/auth/token` with the slug), enrol MFA (admin powers need it, as for every admin), create
    API keys, subscribe (`POST /api/v1/billing/checkout`).

@@ -168,6 +168,93 @@ def test_a_replayed_event_is_applied_once(worker1: TestClient, local_stripe: str
     assert subjects.count("ForexRisk: a payment failed") == 1
 
 
+class GatedMailer:
+    """The outbox, with its first message held until the test lets it go: the delivery that sends it is
+    then stopped inside its transaction (a notice is mailed just before the commit)."""
+
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+        self.calls = 0
+        self.entered = asyncio.Event()
+        self.release = asyncio.Event()
+
+    async def send(self, to: str, subject: str, body: str) -> None:
+        self.calls += 1
+        if self.calls == 1:
+            self.entered.set()
+            await self.release.wait()
+        await self.inner.send(to, subject, body)
+
+
+async def _waiting_on_a_lock(owner_url: str, statement: str) -> bool:
+    """Whether a backend of this database is waiting on a lock while running `statement...` (pg_stat_activity)."""
+    from sqlalchemy import text
+    from sqlalchemy.ext.asyncio import create_async_engine
+    from sqlalchemy.pool import NullPool
+
+    engine = create_async_engine(owner_url, poolclass=NullPool)
+    try:
+        async with engine.connect() as conn:
+            found = await conn.scalar(text(
+                "select count(*) from pg_stat_activity where datname = current_database() "
+                "and wait_event_type = 'Lock' and query ilike :q"), {"q": statement + "%"})
+    finally:
+        await engine.dispose()
+    return bool(found)
+
+
+def test_two_copies_of_an_event_delivered_at_once_are_applied_once(
+        worker1: TestClient, local_stripe: str, clock: Clock, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Stripe may deliver one event twice at the same moment. The first copy is held inside its transaction
+    (at its notice's mail) while the second arrives: the second waits on the first's claim of the event id
+    (seen in pg_stat_activity, not assumed from timing), then answers duplicate. One notice, one audit row."""
+    import httpx
+
+    from tests.billing_helpers import WEBHOOK, sign
+
+    broker = make_broker(worker1, tier="free")
+    sub_id = subscribe(worker1, local_stripe, broker, admin_token(worker1, broker))
+    invoice = helper(local_stripe, f"/_double/subscriptions/{sub_id}/payment_failed")
+    failed = next(e for e in events_of(local_stripe, "invoice.payment_failed")
+                  if e["data"]["object"]["id"] == invoice["id"])
+    payload = orjson.dumps(failed)
+    headers = {"Stripe-Signature": sign(payload), "Content-Type": "application/json"}
+    billing = billing_of(worker1)
+    outbox = billing.mailer
+    app: Any = worker1.app
+    owner_url = app.state.services.db.urls.owner
+
+    async def two_at_once() -> tuple[list[dict[str, Any]], bool]:
+        gate = GatedMailer(outbox)
+        monkeypatch.setattr(billing, "mailer", gate)
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as c:
+            first = asyncio.create_task(c.post(WEBHOOK, content=payload, headers=headers))
+            await asyncio.wait_for(gate.entered.wait(), 30)  # the first copy: applied, not committed
+            second = asyncio.create_task(c.post(WEBHOOK, content=payload, headers=headers))
+            loop = asyncio.get_running_loop()
+            deadline = loop.time() + 30  # a hang guard; the loop ends on a state, not a duration
+            blocked = False
+            while not (second.done() or gate.calls > 1):
+                if blocked := await _waiting_on_a_lock(owner_url, "insert into stripe_events"):
+                    break
+                assert loop.time() < deadline, "the second copy neither waited on the claim nor finished"
+                await asyncio.sleep(0.01)
+            gate.release.set()
+            answers = [await first, await second]
+        assert all(a.status_code == 200 for a in answers), [a.text for a in answers]
+        return [a.json() for a in answers], blocked
+
+    answers, blocked = worker1.portal.call(two_at_once)
+    assert [a["duplicate"] for a in answers] == [False, True]
+    assert blocked  # the copies overlapped: the second waited on the first's uncommitted claim
+    assert len(audit_rows(worker1, broker.id, "billing.payment_failed_notice")) == 1
+    subjects = [str(m["Subject"]) for m in outbox.messages(broker.admin_email)]  # type: ignore[attr-defined]
+    assert subjects.count("ForexRisk: a payment failed") == 1
+    processed = sql(worker1, "select processed_at, outcome from stripe_events where id = :i", {"i": failed["id"]})
+    assert len(processed) == 1 and processed[0][0] is not None and processed[0][1].startswith("past_due")
+
+
 def test_out_of_order_events_end_in_the_current_state(worker1: TestClient, local_stripe: str, clock: Clock) -> None:
     broker = make_broker(worker1, tier="free")
     token = admin_token(worker1, broker)

@@ -10,6 +10,7 @@ import asyncio
 import time
 import uuid
 from collections.abc import Iterator
+from datetime import datetime
 from typing import Any
 
 import orjson
@@ -253,6 +254,33 @@ def test_two_copies_of_an_event_delivered_at_once_are_applied_once(
     assert subjects.count("ForexRisk: a payment failed") == 1
     processed = sql(worker1, "select processed_at, outcome from stripe_events where id = :i", {"i": failed["id"]})
     assert len(processed) == 1 and processed[0][0] is not None and processed[0][1].startswith("past_due")
+
+
+def test_a_stripe_trial_ending_mails_the_admins_once(worker1: TestClient, local_stripe: str, clock: Clock) -> None:
+    """`customer.subscription.trial_will_end` (Stripe sends it three days before a subscription's trial ends):
+    the subscription is applied as it is now (trialing: the paid tier, its trial end shown), and every admin of
+    the broker gets one notice through the mail interface, audited once however often the event comes."""
+    broker = make_broker(worker1, tier="free")
+    token = admin_token(worker1, broker)
+    billing = billing_of(worker1)
+    customer = worker1.portal.call(billing.customer_for, broker.id)
+    # A subscription with a trial of its own (the portal, or the operator in Stripe's dashboard, can make one).
+    sub = stripe_client(local_stripe).v1.subscriptions.create(params={
+        "customer": customer, "items": [{"price": billing.price_ids["standard"]}],
+        "trial_end": int(time.time()) + 14 * 86_400, "metadata": {"broker_id": str(broker.id)}})
+    assert sub.status == "trialing" and sub.trial_end
+    event = helper(local_stripe, f"/_double/subscriptions/{sub.id}/trial_will_end")  # what Stripe's clock sends
+    assert event["type"] == "customer.subscription.trial_will_end"
+    answers = [deliver(worker1, event).json() for _ in range(3)]
+    assert [a["duplicate"] for a in answers] == [False, True, True], answers
+    assert len(audit_rows(worker1, broker.id, "billing.trial_ending_notice")) == 1
+    notices = [m for m in billing.mailer.messages(broker.admin_email)  # type: ignore[attr-defined]
+               if str(m["Subject"]) == "Your ForexRisk trial ends soon"]
+    assert len(notices) == 1 and "/api/v1/billing/portal" in str(notices[0].get_content())
+    view = worker1.get("/api/v1/billing/subscription", headers=bearer(token)).json()
+    assert (view["tier"], view["subscriptionStatus"], view["subscriptionId"]) == ("standard", "trialing", sub.id)
+    assert view["trialEndsAt"] is not None and int(
+        datetime.fromisoformat(view["trialEndsAt"].replace("Z", "+00:00")).timestamp()) == sub.trial_end
 
 
 def test_out_of_order_events_end_in_the_current_state(worker1: TestClient, local_stripe: str, clock: Clock) -> None:

@@ -9,7 +9,8 @@ checks them (an unknown parameter or a missing required one is a 400 `invalid_re
 - `/v1/billing_portal/sessions` create.
 - `/v1/billing/meters` create, list; `/v1/billing/meter_events` create (identifier deduplicated).
 - `/v1/subscriptions...` pass through with `items[n][price]` rewritten to `items[n][plan]` (localstripe
-  knows only plans; issue adrienverge/localstripe#160), and with the status a test set (below) laid over.
+  knows only plans; issue adrienverge/localstripe#160), and with the status a test set (below) laid over;
+  one created with a `trial_end` still ahead is `trialing` (localstripe says `incomplete`).
 - `/v1/events` merges localstripe's events with the double's own.
 - `Idempotency-Key` on every `/v1/...` POST (those passed to localstripe too): the first successful answer is
   replayed (`Idempotent-Replayed: true`); the key with other parameters is a 400 `idempotency_error`.
@@ -416,6 +417,11 @@ class Double:
     def overlay(self, obj: Params) -> Params:
         if obj.get("object") == "subscription" and obj.get("id") in self.status_overlay:
             obj["status"] = self.status_overlay[obj["id"]]
+        elif obj.get("object") == "subscription" and obj.get("status") == "incomplete" \
+                and int(obj.get("trial_end") or 0) > self.now():
+            # localstripe leaves a subscription created with a trial `incomplete` (it invoices nothing until the
+            # trial's end); Stripe calls it `trialing` until trial_end.
+            obj["status"] = "trialing"
         elif obj.get("object") == "list":
             obj["data"] = [self.overlay(o) for o in obj.get("data", [])]
         return obj

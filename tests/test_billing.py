@@ -7,13 +7,22 @@ other's rate limiter through the invalidation channel. The billing clock is a te
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
+import socket
+import subprocess
+import sys
 import time
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
+import httpx
 import orjson
+import psutil
 import pytest
 from fastapi.testclient import TestClient
 
@@ -128,6 +137,115 @@ def test_paid_checkout_moves_a_free_broker_to_professional_on_every_worker(
     assert audit_rows(worker1, broker.id, "billing.subscription_applied")
 
 
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@contextmanager
+def server_process(settings: Settings, stripe_url: str, log: Path) -> Iterator[str]:
+    """`forexrisk run` in a process of its own on the session's data directory: the same embedded Postgres
+    and Redis (the keeper's; this process joins and leaves), the same local Stripe server. Its broker cache
+    lives 300 s, so within a test's few seconds only an announcement can change what it holds. It runs no
+    jobs (the session's queue is the session's). Stopped, with everything it started, however the test ends."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("FOREXRISK_", "STRIPE_"))
+           and k not in ("DATABASE_URL", "REDIS_URL", "CLICKHOUSE_URL", "SMTP_URL")}
+    env |= {"FOREXRISK_DATA_DIR": str(settings.data_dir), "FOREXRISK_ENVIRONMENT": "test",
+            "FOREXRISK_DEMO_BROKER": "false", "FOREXRISK_JOBS_IN_PROCESS": "false",
+            "FOREXRISK_ANALYTICS_ENABLED": "false", "FOREXRISK_MARKET_DATA_PROVIDERS": '["broker"]',
+            "FOREXRISK_KEY_CACHE_SECONDS": "300", "STRIPE_API_BASE": stripe_url}
+    base = f"http://127.0.0.1:{port}"
+    with log.open("w") as out:
+        proc = subprocess.Popen([sys.executable, "-m", "app.cli", "run", "--port", str(port), "--log-level",
+                                 "warning"], cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT,
+                                start_new_session=True)
+    family: list[psutil.Process] = []
+    try:
+        deadline = time.monotonic() + 120  # a hang guard for a loaded machine; the loop waits on /healthz
+        while True:
+            assert proc.poll() is None, f"the server exited ({proc.returncode}): {log.read_text()}"
+            assert time.monotonic() < deadline, f"the server did not start: {log.read_text()}"
+            try:
+                if httpx.get(f"{base}/healthz", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                time.sleep(0.1)
+        yield base
+    finally:
+        try:
+            family = [psutil.Process(proc.pid), *psutil.Process(proc.pid).children(recursive=True)]
+        except psutil.Error:
+            pass
+        proc.terminate()
+        try:
+            proc.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+        deadline = time.monotonic() + 30  # its process pool's workers exit with it
+
+        def alive() -> list[int]:
+            out = []
+            for p in family:
+                try:
+                    if p.is_running() and p.status() != psutil.STATUS_ZOMBIE:
+                        out.append(p.pid)
+                except psutil.Error:
+                    pass
+            return out
+
+        while alive() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        left = alive()
+        for pid in left:
+            os.kill(pid, signal.SIGKILL)
+        assert left == [], f"left running by the server process: {left}"
+
+
+def _subscribers(client: TestClient) -> int:
+    from app.redisdb.invalidation import CHANNEL
+
+    hub = client.app.state.services.redis  # type: ignore[attr-defined]
+
+    async def count() -> int:
+        found = await hub.client.pubsub_numsub(CHANNEL)
+        return int(found[0][1])
+
+    n: int = client.portal.call(count)
+    return n
+
+
+def test_a_paid_checkout_reaches_a_server_in_another_process(
+        worker1: TestClient, local_stripe: str, settings: Settings, clock: Clock, tmp_path: Path) -> None:
+    """A second real server process (`python -m app.cli run`) on the same embedded Postgres and Redis: a free
+    broker's RateLimit-Policy there turns professional after a paid checkout done through this process, on the
+    announcement (Redis pub/sub), well before that process's 300 s broker cache could expire."""
+    broker = make_broker(worker1, tier="free")
+    token = admin_token(worker1, broker)
+    before = _subscribers(worker1)
+    with server_process(settings, local_stripe, tmp_path / "server.log") as other, \
+            httpx.Client(base_url=other, timeout=10) as there:
+        deadline = time.monotonic() + 60  # its invalidation subscription: a state (PUBSUB NUMSUB), not a delay
+        while _subscribers(worker1) <= before:
+            assert time.monotonic() < deadline, "the server process never subscribed to the invalidation channel"
+            time.sleep(0.05)
+
+        def policy_there() -> str:
+            resp = calculate(there, broker.auth)  # type: ignore[arg-type]
+            assert resp.status_code in (200, 429), resp.text  # a 429 carries the tier's policy too
+            return resp.headers["ratelimit-policy"]
+
+        assert '"free";q=40' in policy_there()  # the other process holds the broker (free) in its cache now
+        subscribe(worker1, local_stripe, broker, token)
+        assert '"professional";q=400' in policy_quota(worker1, broker)
+        deadline = time.monotonic() + 5  # the announcement takes milliseconds; its cache keeps "free" for 300 s
+        while '"professional";q=400' not in (seen := policy_there()):
+            assert time.monotonic() < deadline, f"still {seen} in the other process: the tier change did not reach it"
+            time.sleep(0.1)
+    assert worker1.get("/readyz").json()["status"] == "ok"  # the engines stay: this process still uses them
+
+
 def test_signature_failures_are_400_and_apply_nothing(worker1: TestClient, local_stripe: str, clock: Clock) -> None:
     broker = make_broker(worker1, tier="free")
     token = admin_token(worker1, broker)
@@ -209,7 +327,6 @@ def test_two_copies_of_an_event_delivered_at_once_are_applied_once(
     """Stripe may deliver one event twice at the same moment. The first copy is held inside its transaction
     (at its notice's mail) while the second arrives: the second waits on the first's claim of the event id
     (seen in pg_stat_activity, not assumed from timing), then answers duplicate. One notice, one audit row."""
-    import httpx
 
     from tests.billing_helpers import WEBHOOK, sign
 
@@ -487,8 +604,6 @@ def test_usage_is_reported_once_per_broker_and_day(worker1: TestClient, local_st
 
 
 def helper_get(url: str, path: str) -> list[dict[str, Any]]:
-    import httpx
-
     from app.billing.gateway import LOCAL_API_KEY
 
     rows: list[dict[str, Any]] = httpx.get(f"{url}{path}", headers={"Authorization": f"Bearer {LOCAL_API_KEY}"},
@@ -607,7 +722,6 @@ def test_usage_already_at_stripe_is_not_sent_twice(worker1: TestClient, local_st
 
 def test_the_local_checkout_page_returns_to_the_console_with_the_session_id(worker1: TestClient) -> None:
     """Stripe fills `{CHECKOUT_SESSION_ID}` in success_url; so does the local hosted page."""
-    import httpx
 
     token = admin_token(worker1, make_broker(worker1, tier="free"))
     made = worker1.post("/api/v1/billing/checkout", json={"tier": "professional"}, headers=bearer(token)).json()

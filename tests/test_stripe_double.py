@@ -56,3 +56,20 @@ def test_prices_meters_and_portal(sdk: stripe.StripeClient) -> None:
     with pytest.raises(stripe.InvalidRequestError):
         sdk.v1.billing.meter_events.create(params={"event_name": "no_such_meter",
                                                    "payload": {"stripe_customer_id": customer.id, "value": "1"}})
+
+
+def test_idempotency_keys_replay_and_refuse_other_parameters(sdk: stripe.StripeClient) -> None:
+    """Stripe's idempotent requests, on the double's own endpoints and on those passed to localstripe."""
+    customer = sdk.v1.customers.create(params={"email": "idem@example.com"},
+                                       options={"idempotency_key": "idem-customer-1"})
+    again = sdk.v1.customers.create(params={"email": "idem@example.com"},
+                                    options={"idempotency_key": "idem-customer-1"})
+    assert again.id == customer.id and again.last_response.headers.get("Idempotent-Replayed") == "true"
+    portal = {"customer": customer.id, "return_url": "http://x"}
+    first = sdk.v1.billing_portal.sessions.create(params=portal, options={"idempotency_key": "idem-portal-1"})
+    assert sdk.v1.billing_portal.sessions.create(params=portal, options={"idempotency_key": "idem-portal-1"}).id \
+        == first.id
+    assert sdk.v1.billing_portal.sessions.create(params=portal).id != first.id  # the SDK's own fresh key
+    with pytest.raises(stripe.IdempotencyError):
+        sdk.v1.billing_portal.sessions.create(params={**portal, "return_url": "http://y"},
+                                              options={"idempotency_key": "idem-portal-1"})

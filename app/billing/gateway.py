@@ -6,8 +6,12 @@ Which Stripe it talks to is configuration only:
   fixed test key. Production refuses this combination (app.config).
 - neither: `None`; billing routes answer 503 billing-unavailable saying what to set.
 
-Every POST carries an idempotency key derived from our own operation (Stripe replays the first result for
-the same key), so the SDK's retries and ours never make a second customer, session or meter event.
+Every POST that makes a customer, a Checkout or portal session or a subscription change carries an idempotency
+key derived from our own operation (the client's Idempotency-Key, else the request id; Stripe replays the first
+result for the same key), so our retries and the client's reach the same object. Every other POST gets one from
+the SDK itself (a fresh key per call, reused by its own network retries); meter events are deduplicated by
+their identifier. Catalog Prices take no key of ours: a key would replay an old Price for 24 h after a price
+change and back.
 """
 
 from __future__ import annotations

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import smtplib
+import ssl
 import uuid
 from email.message import EmailMessage
 from email.parser import BytesParser
@@ -58,29 +59,38 @@ class Outbox:
 
 
 class Smtp:
-    """smtplib in a thread (the standard library's client; one message per connection is plenty here)."""
+    """smtplib in a thread (the standard library's client; one message per connection is plenty here).
 
-    def __init__(self, url: str, sender: str, timeout: float = 10.0) -> None:
+    TLS always, and verified: the server's certificate must chain to the system's trust store (or `tls`, a
+    context of the caller's) and name the host. smtplib's own default (no context) verifies nothing, and the
+    messages carry sign-up links. A server that cannot be reached, refuses TLS, the login or a recipient is a
+    503 problem for the request that mailed, never a 500."""
+
+    def __init__(self, url: str, sender: str, timeout: float = 10.0, tls: ssl.SSLContext | None = None) -> None:
         parts = urlsplit(url)
         if parts.scheme not in ("smtp", "smtps") or not parts.hostname:
             raise ValueError("SMTP_URL is smtp://user:password@host:port (STARTTLS) or smtps://...")
         self.parts, self.sender, self.timeout = parts, sender, timeout
+        self.tls = tls or ssl.create_default_context()
 
     def _send(self, msg: EmailMessage) -> None:
         p = self.parts
         port = p.port or (465 if p.scheme == "smtps" else 587)
         host = p.hostname or ""
-        client: smtplib.SMTP = (smtplib.SMTP_SSL(host, port, timeout=self.timeout) if p.scheme == "smtps"
-                                else smtplib.SMTP(host, port, timeout=self.timeout))
+        client: smtplib.SMTP = (smtplib.SMTP_SSL(host, port, timeout=self.timeout, context=self.tls)
+                                if p.scheme == "smtps" else smtplib.SMTP(host, port, timeout=self.timeout))
         with client:
             if p.scheme == "smtp":
-                client.starttls()
+                client.starttls(context=self.tls)
             if p.username:
                 client.login(unquote(p.username), unquote(p.password or ""))
             client.send_message(msg)
 
     async def send(self, to: str, subject: str, body: str) -> None:
-        await asyncio.to_thread(self._send, message(self.sender, to, subject, body))
+        try:
+            await asyncio.to_thread(self._send, message(self.sender, to, subject, body))
+        except (OSError, smtplib.SMTPException) as exc:  # ssl.SSLError and socket errors are OSErrors
+            raise ServiceUnavailable(f"Mail could not be sent ({type(exc).__name__}); retry later.") from exc
 
 
 class Unconfigured:

@@ -63,7 +63,7 @@ async def checkout(body: CheckoutRequest, principal: CurrentPrincipal, request: 
              summary="A Stripe Billing Portal link (cards, invoices, plan changes, cancellation)")
 async def portal(principal: CurrentPrincipal, request: Request) -> dict[str, Any]:
     require(principal, "billing:manage:own")
-    return await billing(request).portal(principal, request)
+    return await billing(request).portal(principal, operation(request), request)
 
 
 @router.post("/subscription", response_model=SubscriptionOut,

@@ -3,7 +3,8 @@ subscription into the tier a broker gets.
 
 The state machine (`apply_subscription`) is only ever fed the *current* subscription, fetched from Stripe,
 never an event's snapshot: a replayed or reordered event then applies today's state again, which is a no-op.
-It runs under a row lock on the broker's account, so two deliveries at once apply one after the other.
+It runs under a row lock on the broker, in the caller's transaction (`apply_subscription_in`; the webhook route
+claims the event id in the same one), so two deliveries at once apply one after the other.
 
 Tier enforced (brokers.tier) from the account:
 - active / trialing subscription: the tier its Price maps to;
@@ -229,12 +230,13 @@ class BillingService:
         return {"sessionId": session_.id, "url": session_.url, "tier": tier,
                 "expiresAt": _ts(_get(session_, "expires_at"))}
 
-    async def portal(self, principal: Principal, conn: HTTPConnection) -> dict[str, Any]:
+    async def portal(self, principal: Principal, operation: str, conn: HTTPConnection) -> dict[str, Any]:
         gateway = self.stripe()
         customer = await self.customer_for(principal.broker_id)
         try:
             portal = await gateway.v1.billing_portal.sessions.create_async(
-                params={"customer": customer, "return_url": self.return_url("portal=done")})
+                params={"customer": customer, "return_url": self.return_url("portal=done")},
+                options={"idempotency_key": f"portal-{principal.broker_id}-{operation}"})
         except stripe.StripeError as exc:
             raise unavailable(exc) from exc
         async with self.db.platform() as session:
@@ -286,17 +288,17 @@ class BillingService:
                     sub.id, params={"cancel_at_period_end": True},
                     options={"idempotency_key": f"cancel-{sub.id}-{operation}"})
             else:
-                await self.stripe().v1.subscriptions.cancel_async(sub.id)
+                await self.stripe().v1.subscriptions.cancel_async(
+                    sub.id, options={"idempotency_key": f"cancel-now-{sub.id}-{operation}"})
         except stripe.StripeError as exc:
             raise unavailable(exc) from exc
         await self.sync_subscription(sub.id, source="api", conn=conn, principal=principal)
         return await self.current(principal.broker_id)
 
     async def current(self, broker_id: uuid.UUID) -> dict[str, Any]:
+        """What GET /subscription shows, invoices included (a change or cancellation answers the same)."""
         async with self.db.tenant(broker_id) as session:
-            out = account_out(await session.get(BillingAccount, broker_id),
-                              (await session.get(Broker, broker_id)).tier)  # type: ignore[union-attr]
-        return out
+            return await self.view(session, broker_id)
 
     async def set_enterprise(self, principal: Principal, broker_id: uuid.UUID, enterprise: bool,
                              conn: HTTPConnection) -> dict[str, Any]:
@@ -372,64 +374,72 @@ class BillingService:
 
     async def apply_subscription(self, sub: Any, *, source: str, conn: HTTPConnection | None = None,
                                  principal: Principal | None = None) -> str:
+        """Apply the subscription in a transaction of its own, then announce a tier change to every worker."""
+        async with self.db.platform() as session:
+            outcome, changed = await self.apply_subscription_in(session, sub, source=source, conn=conn,
+                                                                principal=principal)
+            await session.commit()
+        if changed is not None:
+            self.auth.forget_broker(changed)  # every worker's limiter: the announcement path (Redis pub/sub)
+        return outcome
+
+    async def apply_subscription_in(self, session: AsyncSession, sub: Any, *, source: str,
+                                    conn: HTTPConnection | None = None,
+                                    principal: Principal | None = None) -> tuple[str, uuid.UUID | None]:
+        """The state machine, in the caller's transaction (a platform session): what happened, and the broker
+        whose tier changed (None when none did). The caller commits, then announces that broker
+        (`auth.forget_broker`)."""
         status = str(_get(sub, "status"))
         customer = _get(sub, "customer")
         customer = customer if isinstance(customer, str) else _get(customer, "id")
         metadata = _get(sub, "metadata") or {}
-        async with self.db.platform() as session:
-            broker_id = await self.broker_of_customer(session, customer, _get(metadata, "broker_id"))
-            if broker_id is None:
-                return "no broker for this customer"
-            broker = await session.get(Broker, broker_id, with_for_update=True)
-            if broker is None or broker.status == "deleted":
-                return "broker deleted"
-            account = await self.open_account(session, broker_id, trial=False)
-            if account.stripe_customer_id is None and customer:
-                account.stripe_customer_id = customer
-            if account.status == "enterprise":
-                await session.commit()
-                return "ignored: enterprise is set by the operator"
-            current = account.subscription_id
-            if current and current != sub.id and account.subscription_status in LIVE and status not in LIVE:
-                await session.commit()
-                return "ignored: an older subscription"  # the account has moved on to another one
-            tier = next((t for t in map(self.tier_of_price, map(item_price_id, subscription_items(sub))) if t), None)
-            now = self.clock()
-            before = (account.status, account.paid_tier, account.subscription_status, account.cancel_at_period_end)
-            account.subscription_id = sub.id
-            account.subscription_status = status
-            account.price_id = next((item_price_id(i) for i in subscription_items(sub)), None)
-            account.current_period_end = period_end(sub)
-            account.cancel_at_period_end = bool(_get(sub, "cancel_at_period_end"))
-            if status in ("active", "trialing") and tier:
-                account.status, account.paid_tier = "active", tier
-                account.past_due_since = account.grace_ends_at = None
-                account.trial_ends_at = _ts(_get(sub, "trial_end")) if status == "trialing" else account.trial_ends_at
-            elif status == "past_due" and tier:
-                account.paid_tier = tier
-                if account.status != "past_due" or account.past_due_since is None:
-                    account.status = "past_due"
-                    account.past_due_since = now
-                    account.grace_ends_at = now + timedelta(days=self.settings.billing_grace_days)
-            elif status in ENDED:
-                account.status, account.paid_tier = "free", None
-                account.past_due_since = account.grace_ends_at = None
-            else:  # incomplete: the first payment is still pending; nothing is granted yet
-                await session.commit()
-                return f"waiting: subscription {status}"
-            account.updated_at = now
-            after = (account.status, account.paid_tier, account.subscription_status, account.cancel_at_period_end)
-            tier_now = self._enforced(account)
-            changed = False
-            if before != after or broker.tier != tier_now:
-                changed = await self._set_tier(session, broker, tier_now, "billing.subscription_applied",
-                                               conn=conn, principal=principal,
-                                               details={"subscription": sub.id, "subscriptionStatus": status,
-                                                        "accountStatus": account.status, "source": source})
-            await session.commit()
-        if changed:
-            self.auth.forget_broker(broker_id)  # every worker's limiter: the announcement path (Redis pub/sub)
-        return f"{account.status} {tier_now}" + (" (tier changed)" if changed else "")
+        broker_id = await self.broker_of_customer(session, customer, _get(metadata, "broker_id"))
+        if broker_id is None:
+            return "no broker for this customer", None
+        broker = await session.get(Broker, broker_id, with_for_update=True)
+        if broker is None or broker.status == "deleted":
+            return "broker deleted", None
+        account = await self.open_account(session, broker_id, trial=False)
+        if account.stripe_customer_id is None and customer:
+            account.stripe_customer_id = customer
+        if account.status == "enterprise":
+            return "ignored: enterprise is set by the operator", None
+        current = account.subscription_id
+        if current and current != sub.id and account.subscription_status in LIVE and status not in LIVE:
+            return "ignored: an older subscription", None  # the account has moved on to another one
+        tier = next((t for t in map(self.tier_of_price, map(item_price_id, subscription_items(sub))) if t), None)
+        now = self.clock()
+        before = (account.status, account.paid_tier, account.subscription_status, account.cancel_at_period_end)
+        account.subscription_id = sub.id
+        account.subscription_status = status
+        account.price_id = next((item_price_id(i) for i in subscription_items(sub)), None)
+        account.current_period_end = period_end(sub)
+        account.cancel_at_period_end = bool(_get(sub, "cancel_at_period_end"))
+        if status in ("active", "trialing") and tier:
+            account.status, account.paid_tier = "active", tier
+            account.past_due_since = account.grace_ends_at = None
+            account.trial_ends_at = _ts(_get(sub, "trial_end")) if status == "trialing" else account.trial_ends_at
+        elif status == "past_due" and tier:
+            account.paid_tier = tier
+            if account.status != "past_due" or account.past_due_since is None:
+                account.status = "past_due"
+                account.past_due_since = now
+                account.grace_ends_at = now + timedelta(days=self.settings.billing_grace_days)
+        elif status in ENDED:
+            account.status, account.paid_tier = "free", None
+            account.past_due_since = account.grace_ends_at = None
+        else:  # incomplete: the first payment is still pending; nothing is granted yet
+            return f"waiting: subscription {status}", None
+        account.updated_at = now
+        after = (account.status, account.paid_tier, account.subscription_status, account.cancel_at_period_end)
+        tier_now = self._enforced(account)
+        changed = False
+        if before != after or broker.tier != tier_now:
+            changed = await self._set_tier(session, broker, tier_now, "billing.subscription_applied",
+                                           conn=conn, principal=principal,
+                                           details={"subscription": sub.id, "subscriptionStatus": status,
+                                                    "accountStatus": account.status, "source": source})
+        return f"{account.status} {tier_now}" + (" (tier changed)" if changed else ""), broker_id if changed else None
 
     async def reapply(self, broker_id: uuid.UUID, source: str) -> bool:
         """Enforce the account's tier as of now (the grace period's end); True when the tier changed."""
@@ -454,12 +464,17 @@ class BillingService:
                                                               User.role == "BROKER_ADMIN", User.status == "active"))
         return [r[0] for r in rows.all()]
 
+    async def notice_in(self, session: AsyncSession, broker_id: uuid.UUID, action: str) -> list[str]:
+        """A notice to the broker's admins, audited in the caller's transaction: the addresses to mail."""
+        emails = await self.admin_emails(session, broker_id)
+        await audit.record(session, broker_id=broker_id, action=action, conn=None, actor_type="system",
+                           actor_id="billing", target_type="broker", target_id=broker_id,
+                           details={"recipients": len(emails)})
+        return emails
+
     async def notify(self, broker_id: uuid.UUID, subject: str, body: str, action: str) -> None:
         async with self.db.platform() as session:
-            emails = await self.admin_emails(session, broker_id)
-            await audit.record(session, broker_id=broker_id, action=action, conn=None, actor_type="system",
-                               actor_id="billing", target_type="broker", target_id=broker_id,
-                               details={"recipients": len(emails)})
+            emails = await self.notice_in(session, broker_id, action)
             await session.commit()
         for email in emails:
             await self.mailer.send(email, subject, body)

@@ -3,7 +3,8 @@
 1. The sign-up makes a `pending` broker (no API keys) on the free tier with its first BROKER_ADMIN, and
    mails a signed, expiring link (itsdangerous, keyed by the session secret). A pending broker cannot log
    in and has no keys. The same sign-up sent again (a retry: same company, same email) mails the link
-   again and answers the same; limits per client address and per email domain stop bulk sign-ups.
+   again and answers the same; with an Idempotency-Key, a retry replays the first answer (no second mail);
+   limits per client address and per email domain stop bulk sign-ups.
 2. The link activates the broker and starts the 30-day trial (billing_trial_days). Then: log in
    (`POST /api/v1/auth/token` with the slug), enrol MFA (admin powers need it, as for every admin), create
    API keys, subscribe (`POST /api/v1/billing/checkout`).
@@ -11,11 +12,14 @@
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import uuid
 from typing import Any
 from urllib.parse import quote
 
-from fastapi import APIRouter, Query, Request
+import orjson
+from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import RedirectResponse
 from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
 from sqlalchemy import func, select
@@ -29,8 +33,11 @@ from app.billing.schemas import SignupOut, SignupRequest, VerifiedOut, VerifyReq
 from app.billing.service import BillingService
 from app.client_ip import client_ip
 from app.errors import Conflict, InvalidField, NotFound
+from app.idempotency.errors import IdempotencyKeyReused
+from app.idempotency.service import parse_key
 from app.jsonbody import StrictRoute
 from app.models import Broker, User
+from app.redisdb.hub import RedisUnavailable
 from app.services import services
 
 router = APIRouter(prefix="/api/v1/signup", tags=["signup"], route_class=StrictRoute)
@@ -123,10 +130,48 @@ def _billing(request: Request) -> BillingService:
     return found
 
 
+IDEMPOTENCY_TTL_S = 24 * 3600
+
+
+async def idempotent_signup(billing: BillingService, spec: SignupRequest, conn: HTTPConnection,
+                            response: Response) -> dict[str, Any]:
+    """`Idempotency-Key` on the sign-up. Nobody is logged in yet, so the shared middleware (which stores
+    answers per credential in Postgres) passes it by: here the first answer is kept in Redis for 24 h under
+    an HMAC of the key, with an HMAC of the body (the password is in it). The same key and body replay that
+    answer (`Idempotent-Replayed: true`) without a second mail or a second count against the abuse limits;
+    the key with another body is 422 idempotency-key-reused. Redis down: the sign-up runs (its own retry
+    rule still answers the same broker)."""
+    values = [v for k, v in conn.scope["headers"] if k == b"idempotency-key"]
+    if not values:
+        return await signup(billing, spec, conn)
+    secret = billing.auth.secrets.session_secret.encode()
+    slot = "signup:idem:" + hmac.new(secret, b"key:" + parse_key(values).encode(), hashlib.sha256).hexdigest()
+    fingerprint = hmac.new(secret, b"body:" + orjson.dumps(spec.model_dump(mode="json"), option=orjson.OPT_SORT_KEYS),
+                           hashlib.sha256).hexdigest()
+    hub = services(conn.app).redis
+    try:
+        stored = await hub.get(slot)
+    except RedisUnavailable:
+        stored = None
+    if stored is not None:
+        first = orjson.loads(stored)
+        if first["fingerprint"] != fingerprint:
+            raise IdempotencyKeyReused("This Idempotency-Key was used for another sign-up.")
+        response.headers["Idempotent-Replayed"] = "true"
+        answer: dict[str, Any] = first["answer"]
+        return answer
+    out = await signup(billing, spec, conn)
+    try:
+        await hub.set(slot, orjson.dumps({"fingerprint": fingerprint, "answer": out}, default=str), IDEMPOTENCY_TTL_S)
+    except RedisUnavailable:
+        pass
+    return out
+
+
 @router.post("", status_code=202, response_model=SignupOut,
              summary="Sign up a broker: a 30-day free trial once the admin's email is confirmed")
-async def post_signup(body: SignupRequest, request: Request) -> dict[str, Any]:
-    return await signup(_billing(request), body, request)
+async def post_signup(body: SignupRequest, request: Request, response: Response) -> dict[str, Any]:
+    return await idempotent_signup(_billing(request), body, request, response)
 
 
 @router.post("/verify", response_model=VerifiedOut, summary="Confirm the sign-up email (the token from the link)")

@@ -7,8 +7,8 @@
 - `report_usage`: yesterday's (or a given day's) units charged per subscribed broker to the Stripe
   Meter, one meter event per broker and day with identifier `broker:meter:day` (Stripe deduplicates on it)
   and a row in billing_usage_reports (we never send the same day twice).
-- `process_stripe_event`: what the webhook route runs inline today; once app/jobs is merged the route can
-  enqueue it (job id = the event id).
+- `process_stripe_event`: an event stored and not yet processed, through the webhook route's claim
+  (webhooks.handle), so it is applied once however many deliveries and jobs race for it.
 Every time-dependent step reads `services.billing.clock`, so tests drive it with their own clock.
 """
 
@@ -111,20 +111,17 @@ async def report_usage(ctx: dict[str, Any], day: str | None = None) -> dict[str,
 
 
 async def process_stripe_event(ctx: dict[str, Any], event_id: str) -> dict[str, Any]:
-    from app.billing.webhooks import process
+    """An event stored and not yet processed, applied once (the same claim as the webhook route)."""
+    from app.billing.webhooks import EventRef, handle
 
     billing = _billing(ctx)
     async with billing.db.platform() as session:
         row = await session.get(StripeEvent, event_id)
     if row is None:
         return {"event": event_id, "outcome": "unknown event"}
-    outcome = await process(billing, row.type, row.object_type, row.object_id)
-    async with billing.db.platform() as session:
-        stored = await session.get(StripeEvent, event_id)
-        if stored is not None:
-            stored.processed_at, stored.outcome = billing.clock(), outcome[:500]
-        await session.commit()
-    return {"event": event_id, "outcome": outcome}
+    done = await handle(billing, EventRef(id=row.id, type=row.type, created=row.created, object_type=row.object_type,
+                                          object_id=row.object_id))
+    return {"event": event_id, "outcome": done.get("outcome", "duplicate")}
 
 
 TASKS: list[Callable[..., Any]] = [expire_trials, end_grace_periods, report_usage, process_stripe_event]

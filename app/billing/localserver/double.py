@@ -9,8 +9,11 @@ checks them (an unknown parameter or a missing required one is a 400 `invalid_re
 - `/v1/billing_portal/sessions` create.
 - `/v1/billing/meters` create, list; `/v1/billing/meter_events` create (identifier deduplicated).
 - `/v1/subscriptions...` pass through with `items[n][price]` rewritten to `items[n][plan]` (localstripe
-  knows only plans; issue adrienverge/localstripe#160), and with the status a test set (below) laid over.
+  knows only plans; issue adrienverge/localstripe#160), and with the status a test set (below) laid over;
+  one created with a `trial_end` still ahead is `trialing` (localstripe says `incomplete`).
 - `/v1/events` merges localstripe's events with the double's own.
+- `Idempotency-Key` on every `/v1/...` POST (those passed to localstripe too): the first successful answer is
+  replayed (`Idempotent-Replayed: true`); the key with other parameters is a 400 `idempotency_error`.
 
 What a customer or Stripe's clock would do, as `/_double/...` helpers (never part of Stripe's API):
 `checkout/sessions/{id}/complete` (pay on the hosted page: card, subscription, `checkout.session.completed`),
@@ -43,12 +46,13 @@ Params = dict[str, Any]
 
 
 class StripeError(Exception):
-    def __init__(self, status: int, message: str, param: str | None = None, code: str | None = None) -> None:
+    def __init__(self, status: int, message: str, param: str | None = None, code: str | None = None,
+                 kind: str = "invalid_request_error") -> None:
         super().__init__(message)
-        self.status, self.message, self.param, self.code = status, message, param, code
+        self.status, self.message, self.param, self.code, self.kind = status, message, param, code, kind
 
     def response(self) -> JSONResponse:
-        error: dict[str, Any] = {"type": "invalid_request_error", "message": self.message}
+        error: dict[str, Any] = {"type": self.kind, "message": self.message}
         if self.param:
             error["param"] = self.param
         if self.code:
@@ -121,6 +125,7 @@ class Double:
         self.portal_sessions: dict[str, Params] = {}
         self.meters: dict[str, Params] = {}
         self.meter_events: dict[str, Params] = {}  # by identifier
+        self.idempotent: dict[tuple[str, str], tuple[str, int, bytes]] = {}  # (api key, key) -> first answer
         self.invoices: dict[str, Params] = {}
         self.events: list[Params] = []
         self.status_overlay: dict[str, str] = {}  # subscription id -> status a test set
@@ -412,6 +417,11 @@ class Double:
     def overlay(self, obj: Params) -> Params:
         if obj.get("object") == "subscription" and obj.get("id") in self.status_overlay:
             obj["status"] = self.status_overlay[obj["id"]]
+        elif obj.get("object") == "subscription" and obj.get("status") == "incomplete" \
+                and int(obj.get("trial_end") or 0) > self.now():
+            # localstripe leaves a subscription created with a trial `incomplete` (it invoices nothing until the
+            # trial's end); Stripe calls it `trialing` until trial_end.
+            obj["status"] = "trialing"
         elif obj.get("object") == "list":
             obj["data"] = [self.overlay(o) for o in obj.get("data", [])]
         return obj
@@ -437,7 +447,7 @@ def build_app(double: Double) -> Starlette:
         return decode((await request.body()).decode())
 
     def handler(fn: Callable[[Request, Params, str], Any]) -> Callable[[Request], Any]:
-        async def endpoint(request: Request) -> Response:
+        async def run(request: Request) -> Response:
             try:
                 result = await fn(request, await params_of(request), request.headers.get("authorization", ""))
             except StripeError as exc:
@@ -445,6 +455,27 @@ def build_app(double: Double) -> Starlette:
             if isinstance(result, Response):
                 return result
             return JSONResponse(result)
+
+        async def endpoint(request: Request) -> Response:
+            # Stripe's idempotent requests: a POST's Idempotency-Key replays the first (successful) answer;
+            # the same key with other parameters is an idempotency_error. Per API key, kept for the process.
+            key = request.headers.get("idempotency-key")
+            if request.method != "POST" or not key or not request.url.path.startswith("/v1/"):
+                return await run(request)
+            slot = (request.headers.get("authorization", ""), key)
+            fingerprint = hashlib.sha256(request.url.path.encode() + b"\n" + await request.body()).hexdigest()
+            seen = double.idempotent.get(slot)
+            if seen is not None:
+                if seen[0] != fingerprint:
+                    return StripeError(400, "Keys for idempotent requests can only be used with the same "
+                                            "parameters they were first used with.", None,
+                                       "idempotency_key_in_use", kind="idempotency_error").response()
+                return Response(seen[2], status_code=seen[1], media_type="application/json",
+                                headers={"Idempotent-Replayed": "true", "Idempotency-Key": key})
+            resp = await run(request)
+            if 200 <= resp.status_code < 300:
+                double.idempotent[slot] = (fingerprint, resp.status_code, bytes(resp.body))
+            return resp
         return endpoint
 
     def authed(fn: Callable[[Request, Params, str], Any]) -> Callable[[Request], Any]:
@@ -559,7 +590,9 @@ def build_app(double: Double) -> Starlette:
             s = await double.complete_session(request.path_params["id"], auth)
         except StripeError as exc:
             return exc.response()
-        return RedirectResponse(str(s.get("success_url") or "/"), status_code=303)
+        # Stripe fills the {CHECKOUT_SESSION_ID} template variable of success_url with the session's id.
+        url = str(s.get("success_url") or "/").replace("{CHECKOUT_SESSION_ID}", str(s["id"]))
+        return RedirectResponse(url, status_code=303)
 
     async def portal_page(request: Request) -> Response:
         s = double.portal_sessions.get(request.path_params["id"])

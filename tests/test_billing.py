@@ -548,6 +548,27 @@ def test_signup_verify_trial_and_its_expiry(worker1: TestClient, clock: Clock) -
     assert "Your ForexRisk trial ends soon" in subjects and "Your ForexRisk trial has ended" in subjects
 
 
+def test_paying_ends_the_signup_trial(worker1: TestClient, local_stripe: str, clock: Clock) -> None:
+    email = f"owner@{uuid.uuid4().hex[:8]}.example.com"
+    body = {"companyName": f"Acme {uuid.uuid4().hex[:8]}", "adminEmail": email, "password": "a long enough passphrase"}
+    resp = worker1.post("/api/v1/signup", json=body, headers={"Authorization": ""})
+    assert resp.status_code == 202, resp.text
+    link = outbox_link(worker1, email)
+    assert worker1.get(link.split("8000", 1)[-1] if "8000" in link else link,
+                       headers={"Authorization": ""}).status_code == 200
+    broker = BrokerFixture(id=uuid.UUID(resp.json()["brokerId"]), slug=resp.json()["slug"], secret_key="",
+                           publishable_key="", admin_email=email, admin_id=None)
+    token = admin_token_for(worker1, broker, body["password"])
+    clock.advance(days=3)
+    subscribe(worker1, local_stripe, broker, token)
+    view = worker1.get("/api/v1/billing/subscription", headers=bearer(token)).json()
+    assert view["status"] == "active" and view["tier"] == "professional"
+    ended = datetime.fromisoformat(view["trialEndsAt"].replace("Z", "+00:00"))
+    assert ended <= clock(), view  # the trial ended when paying began, not 27 days from now
+    clock.advance(days=28)
+    assert str(broker.id) not in run(worker1, tasks.expire_trials)["noticed"]  # no "your trial ends" to a payer
+
+
 def admin_token_for(client: TestClient, broker: BrokerFixture, password: str) -> str:
     from tests.helpers_auth import mfa_login
 

@@ -418,7 +418,10 @@ class BillingService:
         if status in ("active", "trialing") and tier:
             account.status, account.paid_tier = "active", tier
             account.past_due_since = account.grace_ends_at = None
-            account.trial_ends_at = _ts(_get(sub, "trial_end")) if status == "trialing" else account.trial_ends_at
+            if status == "trialing":
+                account.trial_ends_at = _ts(_get(sub, "trial_end"))
+            elif account.trial_ends_at is not None and account.trial_ends_at > now:
+                account.trial_ends_at = now  # paying ends the sign-up trial: never "active" with a trial ahead
         elif status == "past_due" and tier:
             account.paid_tier = tier
             if account.status != "past_due" or account.past_due_since is None:

@@ -113,3 +113,25 @@ def test_the_book_names_its_conventions(client: TestClient, broker_a: BrokerFixt
     assert set(conventions) == {"valuation", "riskAtStop", "percentOfEquity", "margin", "marginLevel",  # type: ignore[arg-type]
                                 "netExposure", "var"}
     assert "equity / margin x 100" in conventions["marginLevel"]  # type: ignore[index]
+
+
+def test_a_book_valued_at_a_dated_snapshot_is_flagged(client: TestClient) -> None:
+    """A chain that ends in the dated snapshot (development, or a fallback) values the book at an old price: the
+    answer names each price's source and time and flags PRICES_NOT_LIVE; a pushed live quote does not."""
+    from tests.conftest import make_broker
+
+    broker = make_broker(client, config={"allowedOrigins": ["https://www.example.com"],
+                                         "marketData": {"providers": ["broker", "snapshot"]}})
+    secret = inbound_secret(client, broker)
+    post_events(client, broker, secret, [account("t-6"), position("opened", "t-6", "p1")])
+    book = risk(client, broker, "t-6")
+    price = book["prices"]["EURUSD"]  # type: ignore[index]
+    assert price["live"] is False and price["source"] == "snapshot" and "snapshot" in price["label"], price
+    assert "PRICES_NOT_LIVE" in book["flags"] and book["pricedAtOpen"] == []  # type: ignore[operator]
+    now = datetime.now(UTC).isoformat()
+    pushed = client.put(f"/api/v1/brokers/{broker.id}/quotes", headers=broker.auth, json={"quotes": [
+        {"symbol": "EURUSD", "bid": 1.0999, "ask": 1.1001, "time": now}]})
+    assert pushed.status_code == 200, pushed.text
+    book = risk(client, broker, "t-6")
+    assert book["prices"]["EURUSD"]["live"] is True and book["prices"]["EURUSD"]["source"] == "broker"  # type: ignore[index]
+    assert "PRICES_NOT_LIVE" not in book["flags"]  # type: ignore[operator]

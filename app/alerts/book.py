@@ -58,7 +58,16 @@ def _problem(exc: AppError | CalcError) -> dict[str, Any]:
     return {"code": exc.slug, "field": None, "detail": exc.detail}
 
 
-async def _prices(svc: Services, caller: Caller, account: Account) -> tuple[dict[str, Any], list[str]]:
+def _quote_view(q: Any) -> dict[str, Any]:
+    view: dict[str, Any] = {"bid": q.bid, "ask": q.ask, "source": q.source,
+                            "time": q.time.isoformat().replace("+00:00", "Z"), "live": q.live}
+    if q.label:
+        view["label"] = q.label
+    return view
+
+
+async def _prices(svc: Services, caller: Caller, account: Account
+                  ) -> tuple[dict[str, Any], list[str], dict[str, dict[str, Any]]]:
     """Current prices of the book's instruments from the broker's chain (they value the net exposure); an
     instrument without a fresh quote is valued at its open price, and named."""
     market = svc.market_data
@@ -70,6 +79,7 @@ async def _prices(svc: Services, caller: Caller, account: Account) -> tuple[dict
         found = {}
     rates: dict[str, Any] = {}
     stale: list[str] = []
+    views: dict[str, dict[str, Any]] = {}
     for p in account.positions:
         if p.symbol in rates:
             continue
@@ -79,7 +89,8 @@ async def _prices(svc: Services, caller: Caller, account: Account) -> tuple[dict
             stale.append(p.symbol)
         else:
             rates[p.symbol] = {"bid": q.bid, "ask": q.ask}
-    return rates, stale
+            views[p.symbol] = _quote_view(q)
+    return rates, stale, views
 
 
 async def _portfolio(svc: Services, caller: Caller, account: Account, rates: dict[str, Any]) -> dict[str, Any]:
@@ -118,7 +129,7 @@ async def live_book(svc: Services, broker_id: uuid.UUID, account: Account) -> di
         "totalRiskPercentOfEquity": 0.0 if equity and equity > 0 else None, "totalRiskComplete": True,
         "margin": margin_used, "marginSource": "platform" if margin_used is not None else None,
         "marginLevel": _pct(equity, margin_used) if margin_used else None,
-        "netExposureByCurrency": {}, "pricedAtOpen": [], "var": None, "unavailable": [], "flags": [],
+        "netExposureByCurrency": {}, "pricedAtOpen": [], "prices": {}, "var": None, "unavailable": [], "flags": [],
         "conventions": CONVENTIONS}
     if account.currency is None:
         out["unavailable"].append({"part": "book", "code": "NO_ACCOUNT_UPDATE",
@@ -127,13 +138,18 @@ async def live_book(svc: Services, broker_id: uuid.UUID, account: Account) -> di
     if not account.positions:
         return out
     caller = await system_caller(svc, broker_id)
-    rates, stale = await _prices(svc, caller, account)
+    rates, stale, views = await _prices(svc, caller, account)
+    out["prices"] = views
+    if any(not v["live"] for v in views.values()):
+        # A dated snapshot (development, or a chain that fell back to it) values the book: say so where a risk
+        # desk reads the figures, not only in the price's label.
+        out["flags"].append("PRICES_NOT_LIVE")
     try:
         pf = await _portfolio(svc, caller, account, rates)
     except (AppError, CalcError) as exc:
         out["unavailable"].append({"part": "portfolio", **_problem(exc)})
         return out
-    out["flags"] = [f["code"] if isinstance(f, dict) else f for f in pf.get("flags", [])]
+    out["flags"] += [f["code"] if isinstance(f, dict) else f for f in pf.get("flags", [])]
     out["pricedAtOpen"] = stale  # no provider of the broker's chain had a fresh quote: valued at the open price
     for p, r in zip(account.positions, pf["positions"], strict=True):
         out["positions"].append({

@@ -62,6 +62,8 @@ class Stack:
     pages: dict[str, str]
     secret_key: str = ""
     broker_id: str = ""
+    app: Any = None    # the served app and its loop, for tests that need a broker of their own
+    loop: Any = None
 
 
 
@@ -138,7 +140,7 @@ def _stack(app: Any, api: str, loop: asyncio.AbstractEventLoop) -> Iterator[Stac
     made = asyncio.run_coroutine_threadsafe(create_broker(svc.db, svc.auth, spec, force=True), loop).result(60)
     stack = Stack(api=api, host=host, stranger=stranger, slug=slug, name=name,
                   publishable_key=made["publishableKey"], pages=pages, secret_key=made["secretKey"],
-                  broker_id=str(made["id"]))
+                  broker_id=str(made["id"]), app=app, loop=loop)
     pages["/embed.html"] = host_page(api, stack.publishable_key, slug)
     yield stack
     for s in (host_server, stranger_server):
@@ -469,6 +471,103 @@ def test_nothing_cut_at_320_px_in_any_locale(browser: Any, stack: Stack) -> None
             assert found == [], (locale, found)
     finally:
         context.close()
+
+
+def https_font_server() -> tuple[ThreadingHTTPServer, str]:
+    """A broker's font host: https on localhost (a throwaway self-signed certificate), a stylesheet and a
+    TrueType file from the system's DejaVu, served with CORS as font CDNs do."""
+    import datetime
+    import ssl
+    import tempfile
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+            .serial_number(x509.random_serial_number()).not_valid_before(now - datetime.timedelta(days=1))
+            .not_valid_after(now + datetime.timedelta(days=1))
+            .add_extension(x509.SubjectAlternativeName([x509.DNSName("localhost")]), critical=False)
+            .sign(key, hashes.SHA256()))
+    tmp = Path(tempfile.mkdtemp(prefix="font-host-"))
+    (tmp / "cert.pem").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    (tmp / "key.pem").write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                                    serialization.NoEncryption()))
+    files: dict[str, tuple[str, bytes]] = {"/f.ttf": ("font/ttf", FONT_FILE.read_bytes())}
+
+    class Fonts(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
+            kind, body = files.get(self.path, ("", b""))
+            if not body:
+                self.send_error(404)
+                return
+            self.send_response(200)
+            self.send_header("Content-Type", kind)
+            self.send_header("Access-Control-Allow-Origin", "*")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, format: str, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Fonts)
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(tmp / "cert.pem", tmp / "key.pem")
+    server.socket = context.wrap_socket(server.socket, server_side=True)
+    server.daemon_threads = True
+    origin = f"https://localhost:{server.server_address[1]}"
+    files["/font.css"] = ("text/css", ('@font-face { font-family: "Broker Sans"; '
+                                       f'src: url({origin}/f.ttf) format("truetype"); }}').encode())
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server, origin
+
+
+FONT_FILE = Path("/usr/share/fonts/truetype/dejavu/DejaVuSansMono.ttf")
+
+
+@pytest.mark.skipif(not FONT_FILE.is_file(), reason="needs a TrueType file to serve (Debian's fonts-dejavu-core)")
+def test_a_brokers_web_font_loads_in_the_frame(browser: Any, stack: Stack) -> None:
+    """Issue 19: the broker's web font was blocked by the frame's CSP. A broker with a font stylesheet and
+    font host (https) gets its font in the frame: loaded, used, and no CSP violation reported."""
+    font_server, origin = https_font_server()
+    slug = f"{stack.slug}-font"
+    config = BrokerConfig.model_validate({
+        "allowedOrigins": [stack.host], "maxLeverage": 30, "locale": "en",
+        "branding": {"primaryColor": PRIMARY, "fontFamily": '"Broker Sans", sans-serif',
+                     "fontStylesheet": f"{origin}/font.css", "fontHosts": [origin]}})
+    spec = BrokerCreate(name="Font Forex", slug=slug, tier="standard", config=config,  # type: ignore[call-arg]
+                        admin_email=f"admin@{slug}.example.com", admin_password="correct horse battery staple")
+    svc = stack.app.state.services
+    made = asyncio.run_coroutine_threadsafe(create_broker(svc.db, svc.auth, spec, force=True), stack.loop).result(60)
+    stack.pages["/font.html"] = host_page(stack.api, made["publishableKey"], slug)
+    context = browser.new_context(viewport={"width": 1280, "height": 900}, ignore_https_errors=True)
+    console: list[str] = []
+    try:
+        pg = context.new_page()
+        pg.set_default_timeout(15_000)
+        pg.on("console", lambda m: console.append(m.text))
+        pg.goto(stack.host + "/font.html")
+        wait_event(pg, "ready")
+        frame = widget_frame(pg)
+        frame.wait_for_function("""async () => { await document.fonts.ready;
+            return [...document.fonts].some((f) => f.family.replace(/"/g, '') === 'Broker Sans'
+              && f.status !== 'unloaded'); }""")
+        status = frame.evaluate("""async () => { await document.fonts.ready;
+            return [...document.fonts].filter((f) => f.family.replace(/"/g, '') === 'Broker Sans')
+              .map((f) => f.status); }""")
+        assert status == ["loaded"], (status, console)
+        assert frame.evaluate("document.fonts.check('16px \"Broker Sans\"')")
+        assert "Broker Sans" in frame.locator("#go").evaluate("el => getComputedStyle(el).fontFamily")
+        assert not [m for m in console if "Content Security Policy" in m], console
+    finally:
+        context.close()
+        font_server.shutdown()
+        font_server.server_close()
 
 
 def test_keyboard_only_calculation(page: Any, stack: Stack) -> None:

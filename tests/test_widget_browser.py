@@ -459,6 +459,8 @@ def test_nothing_cut_at_320_px_in_any_locale(browser: Any, stack: Stack) -> None
           const text = c.measureText(s.selectedOptions[0].text).width;
           if (text + 30 > s.clientWidth) out.push([s.id, Math.round(text), s.clientWidth]);
         });
+        if (box(document.getElementById('psave')).top !== box(document.getElementById('pdel')).top)
+          out.push(['preset buttons on two lines']);
         return out;
     }"""
     try:

@@ -190,8 +190,8 @@ ${tabs.length > 1 ? `<div class="tabs" role="tablist" aria-label="${t('title')}"
 <form id="f" class="card" novalidate>
 <div class="fld presets"><label for="preset">${t('presets')}</label><div class="pair">
 <select id="preset"><option value="">${t('presetNone')}</option></select>
-<button type="button" class="btn2" id="psave">${t('presetSave')}</button>
-<button type="button" class="btn2" id="pdel" disabled>${t('presetDelete')}</button></div></div>
+<span class="pbtn"><button type="button" class="btn2" id="psave">${t('presetSave')}</button>
+<button type="button" class="btn2" id="pdel" disabled>${t('presetDelete')}</button></span></div></div>
 <div class="fld"><label for="bal">${t('balance')}</label><div class="pair">
 <input id="bal" inputmode="decimal" autocomplete="off" required aria-describedby="bal-e">
 <select id="cur" aria-label="${t('currency')}">${cur}</select></div><small class="err" id="bal-e"></small></div>

@@ -94,6 +94,22 @@ def test_translation_is_complete(locale: str) -> None:
     assert same == SAME_AS_ENGLISH[locale], f"{locale}: still English: {sorted(same - SAME_AS_ENGLISH[locale])}"
 
 
+CHOICES = (("stopPrice", "stopPips", "stopPoints", "stopAtr"),
+           ("stopPriceLabel", "stopPipsLabel", "stopPointsLabel", "stopAtrLabel"),
+           ("riskPct", "riskAmt", "riskLots"), ("riskPctLabel", "riskAmtLabel", "riskLotsLabel"), ("buy", "sell"),
+           ("long", "short"))
+
+
+@pytest.mark.parametrize("locale", sorted(LOCALES))
+def test_choices_read_differently_in_every_locale(locale: str) -> None:
+    """The options of one choice never share a label: pips and points were both 点数 in Chinese (and both
+    'distance in النقاط' to an Arabic screen reader), a choice a trader could not make, off by ten on EURUSD."""
+    text = strings(locale)
+    for keys in CHOICES:
+        labels = [text[k].strip().casefold() for k in keys]
+        assert len(set(labels)) == len(labels), f"{locale}: {dict(zip(keys, labels, strict=True))}"
+
+
 _JARGON = {"stopAtr", "atrTimes"}  # "ATR" is written so in every language
 SAME_AS_ENGLISH: dict[str, set[str]] = {
     "de": _JARGON | {"tabPort", "instrument", "stopPips", "median", "riskLots"},

@@ -190,8 +190,8 @@ ${tabs.length > 1 ? `<div class="tabs" role="tablist" aria-label="${t('title')}"
 <form id="f" class="card" novalidate>
 <div class="fld presets"><label for="preset">${t('presets')}</label><div class="pair">
 <select id="preset"><option value="">${t('presetNone')}</option></select>
-<button type="button" class="btn2" id="psave">${t('presetSave')}</button>
-<button type="button" class="btn2" id="pdel" disabled>${t('presetDelete')}</button></div></div>
+<span class="pbtn"><button type="button" class="btn2" id="psave">${t('presetSave')}</button>
+<button type="button" class="btn2" id="pdel" disabled>${t('presetDelete')}</button></span></div></div>
 <div class="fld"><label for="bal">${t('balance')}</label><div class="pair">
 <input id="bal" inputmode="decimal" autocomplete="off" required aria-describedby="bal-e">
 <select id="cur" aria-label="${t('currency')}">${cur}</select></div><small class="err" id="bal-e"></small></div>
@@ -249,6 +249,7 @@ ${FEAT.projections ? projPanel() : ''}${FEAT.portfolio ? portPanel() : ''}
       tl.addEventListener('keydown', tabKeys);
     }
     wireKeep();
+    modes();
     if (FEAT.projections) $('pf').addEventListener('submit', (e) => { e.preventDefault(); project(); });
     if (FEAT.portfolio) wirePortfolio();
     if (ADV) {
@@ -268,6 +269,8 @@ ${FEAT.projections ? projPanel() : ''}${FEAT.portfolio ? portPanel() : ''}
       atr: 'stopAtrLabel' }[sm]];
     $('risk-x').textContent = T[{ pct: 'riskPctLabel', amt: 'riskAmtLabel', lots: 'riskLotsLabel' }[rm]];
     if (sm === 'atr') { if (!$('stop').value.trim()) $('stop').value = plain(1.5); loadAtr(); } else showAtr();
+    // The spread widens an ATR stop and does nothing else in a position size: offered only there.
+    if ($('spread')) $('spread').closest('.fld').hidden = sm !== 'atr';
     clearErr('stop');
     clearErr('risk');
   }
@@ -725,6 +728,7 @@ ${FEAT.projections ? projPanel() : ''}${FEAT.portfolio ? portPanel() : ''}
     if (!res) return;
     res.toggleAttribute('data-stale', on);
     $('out').inert = on;
+    $('copy').disabled = on; // a copied answer must belong to the inputs too
     $('stale').hidden = !on;
   }
   /** The form changed (an edit or a host message): judge the shown result now, recalculate after `ms`. */
@@ -976,7 +980,18 @@ ${field('pn', t('trades'), `required inputmode="numeric" value="100"`, t('trades
     const L = 12 + 7 * Math.max(...labels.map((s) => s.length)), R = 8, T0 = 8, B = 40;
     const x = (i) => (L + (i * (w - L - R)) / (n || 1)).toFixed(1);
     const y = (v) => (T0 + ((hi - v) * (h - T0 - B)) / span).toFixed(1);
-    const pts = (a) => a.map((v, i) => [+x(i), +y(v)]);
+    // Each percentile steps up or down with every trade (with a 50 % win rate the median alternates between
+    // odd and even trade counts): drawn through every point, the line zigzags. A centred moving average over
+    // 2h trades (half weight at both ends, which cancels an odd/even alternation exactly); the ends kept
+    // exact: the start and the final figures the table lists.
+    const k = Math.max(1, Math.round(n / 25));
+    const smooth = (a) => a.map((v, i) => {
+      const h = Math.min(k, i, n - i);
+      let sum = 0;
+      for (let j = -h; j <= h; j++) sum += a[i + j] * (Math.abs(j) === h && h ? 0.5 : 1);
+      return h ? sum / (2 * h) : v;
+    });
+    const pts = (a) => smooth(a).map((v, i) => [+x(i), +y(v)]);
     // Catmull-Rom through the points as cubic Béziers: a smooth curve that still passes through each one.
     const curve = (p, move) => p.map((q, i) => {
       if (!i) return (move ? 'M' : 'L') + q[0] + ',' + q[1];
@@ -1094,7 +1109,8 @@ ${field('pn', t('trades'), `required inputmode="numeric" value="100"`, t('trades
         money(d.largestContributor.riskAtStop, c)}</dd></div>` : '') +
       (d.correlationAdjustedRisk != null ? `<div><dt>${t('corrRisk')}</dt><dd id="q-corr">${
         money(d.correlationAdjustedRisk, c)}</dd></div>` : '') +
-      `</dl>${d.correlation ? heatMap(d.correlation, d.history) : ''}<h3>${t('share')}</h3><ul class="bars">${bars}</ul>` +
+      `</dl>${d.correlation ? heatMap(d.correlation,
+        (d.flags || []).some((f) => f.code === 'DEVELOPMENT_HISTORY') ? null : d.history) : ''}<h3>${t('share')}</h3><ul class="bars">${bars}</ul>` +
       (ex ? `<h3>${t('exposure')}</h3><ul class="chips">${ex}</ul>` : '') +
       (flags ? `<div class="warn" role="note"><h3>${t('warnings')}</h3><ul>${flags}</ul></div>` : '');
     post('calculated', { result: d });

@@ -58,6 +58,7 @@ def test_events_to_a_signed_alert_triggered_end_to_end(client: TestClient, broke
     [stored] = alerts(client, broker_a)
     assert stored["status"] == "active" and stored["id"] == data["alertId"]
     assert stored["evidence"]["position"]["positionId"] == "p1"
+    assert data["evidence"]["account"]["asOf"].endswith("Z"), data["evidence"]["account"]  # like every payload time
 
 
 def test_an_alert_fires_once_per_breach(client: TestClient, broker_a: BrokerFixture) -> None:

@@ -427,6 +427,18 @@ def test_arabic_is_right_to_left_with_arabic_numbers(page: Any, stack: Stack) ->
     # The rendered line reads as the parts in order: nothing of one number moved into the other.
     line = frame.evaluate("document.getElementById('r-risk').parentElement.innerText")
     assert line.index(money) < line.index(share), line
+    # The same on the Portfolio tab (it printed "US$ (1.98%) 198.00" there: the amount's symbol was split from
+    # its digits by the percentage). Every piece of each amount lies right of its percentage.
+    frame.locator("#tab-port").click()
+    frame.locator("#padd").click()
+    frame.locator("#pgo2").click()
+    frame.wait_for_selector("#q-risk")
+    laid = frame.evaluate("""() => { const dd = document.getElementById('q-risk'), r = document.createRange();
+        r.selectNodeContents(dd.firstChild); const boxes = [...r.getClientRects()].filter((b) => b.width > 0);
+        const pct = dd.querySelector('.mut').getBoundingClientRect();
+        return [boxes.length, Math.min(...boxes.map((b) => b.left)), pct.right, dd.firstChild.textContent]; }""")
+    assert laid[0] >= 1 and laid[2] <= laid[1], laid  # every piece of the amount right of its percentage
+    assert laid[3] == money, laid
 
 
 def test_every_locale_is_complete_on_screen(browser: Any, stack: Stack) -> None:

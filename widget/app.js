@@ -25,6 +25,7 @@
   const nf = (o) => new Intl.NumberFormat(LOCALE, o);
   const num = (v, min, max) => nf({ minimumFractionDigits: min, maximumFractionDigits: max == null ? min : max })
     .format(v);
+  const iso = (s) => `<bdi>${s}</bdi>`; // one amount kept whole and in place on a right-to-left page
   const pct = (v) => nf({ style: 'percent', minimumFractionDigits: 2, maximumFractionDigits: 2 }).format(v / 100);
   const money = (v, c, o) => {
     try { return nf(Object.assign({ style: 'currency', currency: c }, o)).format(v); }
@@ -869,7 +870,7 @@ ${FEAT.projections ? projPanel() : ''}${FEAT.portfolio ? portPanel() : ''}
         t('atrTimes', { m: num(req.atrMultiplier, 0, 2) })}</span>` : '') +
         (req.stopLoss == null ? ` <span class="mut">(${esc(priceText(d.stopLoss))})</span>` : '')) +
       row(t('pipValue'), `<bdi id="r-pip">${money(d.pipValue, c)}</bdi> <span class="mut">` +
-        `${t('perLot', { v: money(d.pipValuePerLot, c) })}</span>`) +
+        `${t('perLot', { v: iso(money(d.pipValuePerLot, c)) })}</span>`) +
       (d.commission ? row(t('commissionCost'), amt(d.commission, 'r-comm')) : '') +
       (d.requiredMargin == null ? row(t('margin'), '<span id="r-margin">\u2014</span>') :
         row(t('margin'), `${amt(d.requiredMargin, 'r-margin')} <span class="mut">` +
@@ -877,7 +878,7 @@ ${FEAT.projections ? projPanel() : ''}${FEAT.portfolio ? portPanel() : ''}
     if (d.riskRewardRatio != null) {
       // Said in words, risk first, so it cannot be read backwards ("risk 1 : reward 2").
       html += row(t('rr'), `<span id="r-rr">${t('rrText', { r: num(d.riskRewardRatio, 0, 2) })}</span> <span class="mut">` +
-        `${t('profit', { v: money(d.potentialProfit, c) })}</span>`);
+        `${t('profit', { v: iso(money(d.potentialProfit, c)) })}</span>`);
     }
     if (d.takeProfits && d.takeProfits.length > 1) {
       html += `</dl><h3>${t('ladder')}</h3><table class="lt" id="r-ladder"><thead><tr><th scope="col">${t('tpPrice')}</th>` +
@@ -961,8 +962,8 @@ ${field('pn', t('trades'), `required inputmode="numeric" value="100"`, t('trades
     $('pout').innerHTML = fanChart(d, c) +
       `<ul class="legend" aria-hidden="true"><li><i class="b1"></i>5–95 %</li><li><i class="b2"></i>25–75 %</li>` +
       `<li><i class="ln"></i>${t('median')}</li></ul><dl class="kv">` +
-      `<div><dt>${t('medianFinal')}</dt><dd id="p-median">${money(d.medianFinalEquity, c)}</dd></div>` +
-      `<div><dt>${t('range')}</dt><dd>${money(fp.p5, c)} – ${money(fp.p95, c)}</dd></div>` +
+      `<div><dt>${t('medianFinal')}</dt><dd id="p-median">${iso(money(d.medianFinalEquity, c))}</dd></div>` +
+      `<div><dt>${t('range')}</dt><dd>${iso(money(fp.p5, c))} – ${iso(money(fp.p95, c))}</dd></div>` +
       `<div><dt>${t('pLoss')}</dt><dd>${prob(d.probabilityOfLoss)}</dd></div>` +
       (dd ? `<div><dt>${t('pDrawdown', { p: nf({ style: 'percent' }).format(0.2) })}</dt><dd>${prob(dd.probability)}</dd></div>` : '') +
       `<div><dt>${t('pRuin')}</dt><dd>${prob(d.ruinProbability)}</dd></div></dl>`;
@@ -1095,20 +1096,20 @@ ${field('pn', t('trades'), `required inputmode="numeric" value="100"`, t('trades
     const d = r.data, c = body.accountCurrency;
     const bars = d.positions.map((p) => `<li><span class="bl">${esc(p.currencyPair)} ${t(p.side === 'short' ? 'sell'
       : 'buy')} ${num(p.lots, 2)}</span><span class="bar"><i style="inline-size:${
-      Math.round((p.riskShare || 0) * 100)}%"></i></span><span class="bv">${money(p.riskAtStop || 0, c)} · ${
-      pct((p.riskShare || 0) * 100)}</span></li>`).join('');
+      Math.round((p.riskShare || 0) * 100)}%"></i></span><span class="bv">${iso(money(p.riskAtStop || 0, c))} · ${
+      iso(pct((p.riskShare || 0) * 100))}</span></li>`).join('');
     const ex = Object.entries(d.netExposureByCurrency || {}).map(([k, v]) =>
       `<li><b>${esc(k)}</b> ${num(v.amount, 0, 2)}</li>`).join('');
     const flags = (d.flags || []).map((f) => `<li>${flagText(f, c)}</li>`).join('');
     $('qout').innerHTML = '<dl class="kv">' +
-      `<div><dt>${t('totalRisk')}</dt><dd id="q-risk">${money(d.totalRisk, c)}${d.totalRiskPercentage != null
-        ? ` <span class="mut">(${pct(d.totalRiskPercentage)})</span>` : ''}</dd></div>` +
-      `<div><dt>${t('totalMargin')}</dt><dd>${d.totalMargin == null ? '\u2014' : money(d.totalMargin, c)}${d.marginPercentage != null
-        ? ` <span class="mut">(${pct(d.marginPercentage)})</span>` : ''}</dd></div>` +
+      `<div><dt>${t('totalRisk')}</dt><dd id="q-risk">${iso(money(d.totalRisk, c))}${d.totalRiskPercentage != null
+        ? ` <bdi class="mut">(${pct(d.totalRiskPercentage)})</bdi>` : ''}</dd></div>` +
+      `<div><dt>${t('totalMargin')}</dt><dd>${d.totalMargin == null ? '\u2014' : iso(money(d.totalMargin, c))}${
+        d.marginPercentage != null ? ` <bdi class="mut">(${pct(d.marginPercentage)})</bdi>` : ''}</dd></div>` +
       (d.largestContributor ? `<div><dt>${t('largest')}</dt><dd>${esc(d.largestContributor.currencyPair)} · ${
-        money(d.largestContributor.riskAtStop, c)}</dd></div>` : '') +
+        iso(money(d.largestContributor.riskAtStop, c))}</dd></div>` : '') +
       (d.correlationAdjustedRisk != null ? `<div><dt>${t('corrRisk')}</dt><dd id="q-corr">${
-        money(d.correlationAdjustedRisk, c)}</dd></div>` : '') +
+        iso(money(d.correlationAdjustedRisk, c))}</dd></div>` : '') +
       `</dl>${d.correlation ? heatMap(d.correlation,
         (d.flags || []).some((f) => f.code === 'DEVELOPMENT_HISTORY') ? null : d.history) : ''}<h3>${t('share')}</h3><ul class="bars">${bars}</ul>` +
       (ex ? `<h3>${t('exposure')}</h3><ul class="chips">${ex}</ul>` : '') +

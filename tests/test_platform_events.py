@@ -84,12 +84,21 @@ def test_replayed_message_and_repeated_events_change_nothing(client: TestClient,
 def test_out_of_order_events_end_in_the_right_book(client: TestClient, broker_a: BrokerFixture) -> None:
     secret = inbound_secret(client, broker_a)
     # Sent newest first: the close of p1, a stop moved on p2, p2's open, p1's open, then two account updates.
-    post_events(client, broker_a, secret, [position("closed", "t-3", "p1", at=later(10))])
-    post_events(client, broker_a, secret, [position("opened", "t-3", "p2", at=later(8), stop=1.095)])
-    post_events(client, broker_a, secret, [position("opened", "t-3", "p2", at=later(2), stop=1.08)])
-    post_events(client, broker_a, secret, [position("opened", "t-3", "p1", at=later(1))])
-    post_events(client, broker_a, secret, [account("t-3", balance=2_000, equity=2_000, free_margin=2_000, at=later(9))])
-    post_events(client, broker_a, secret, [account("t-3", balance=1_000, equity=1_000, free_margin=1_000, at=later(3))])
+    sent = [
+        post_events(client, broker_a, secret, [position("closed", "t-3", "p1", at=later(10))]),
+        post_events(client, broker_a, secret, [position("opened", "t-3", "p2", at=later(8), stop=1.095)]),
+        post_events(client, broker_a, secret, [position("opened", "t-3", "p2", at=later(2), stop=1.08)]),
+        post_events(client, broker_a, secret, [position("opened", "t-3", "p1", at=later(1))]),
+        post_events(client, broker_a, secret, [account("t-3", balance=2_000, equity=2_000, free_margin=2_000,
+                                                       at=later(9))]),
+        post_events(client, broker_a, secret, [account("t-3", balance=1_000, equity=1_000, free_margin=1_000,
+                                                       at=later(3))]),
+        post_events(client, broker_a, secret, [position("closed", "t-3", "p1", at=later(11))]),  # closed already
+    ]
+    # Each answer says whether its event changed the book or arrived after a newer one (superseded).
+    assert [r.json()["results"][0]["status"] for r in sent] == [
+        "applied", "applied", "superseded", "superseded", "applied", "superseded", "superseded"]
+    assert sent[2].json()["superseded"] == 1 and sent[2].json()["applied"] == 0
     state = book(client, broker_a, "t-3")
     assert [(p["positionId"], p["stopLoss"]) for p in state["positions"]] == [("p2", 1.095)]  # type: ignore[attr-defined]
     assert state["balance"] == 2_000

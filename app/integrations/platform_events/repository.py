@@ -178,21 +178,26 @@ async def first_sight_of_event(session: AsyncSession, broker_id: uuid.UUID, even
 
 
 async def apply(session: AsyncSession, broker_id: uuid.UUID, at: datetime,
-                data: AccountUpdated | PositionEvent | MarginCall) -> None:
+                data: AccountUpdated | PositionEvent | MarginCall) -> bool:
+    """Applies the event; False when the state already holds a newer one (an older account update or position
+    change arriving late, a close of a closed position): nothing changed, by design."""
     b, t = broker_id, data.trader_id
     if isinstance(data, AccountUpdated):
         margin = data.margin if data.margin is not None else max(data.equity - data.free_margin, 0.0)
-        await session.execute(ACCOUNT_UPDATE, {"b": b, "t": t, "currency": data.currency, "balance": data.balance,
-                                               "equity": data.equity, "free_margin": data.free_margin,
-                                               "margin": margin, "at": at})
+        done = await session.execute(ACCOUNT_UPDATE, {"b": b, "t": t, "currency": data.currency,
+                                                      "balance": data.balance, "equity": data.equity,
+                                                      "free_margin": data.free_margin, "margin": margin, "at": at})
     elif isinstance(data, MarginCall):
-        await session.execute(MARGIN_CALL, {"b": b, "t": t, "at": at, "level": data.margin_level})
+        done = await session.execute(MARGIN_CALL, {"b": b, "t": t, "at": at, "level": data.margin_level})
     else:
         await session.execute(ACCOUNT_EXISTS, {"b": b, "t": t})
         params: dict[str, Any] = {"b": b, "t": t, "p": data.position_id, "symbol": data.symbol,
                                   "side": data.direction, "lots": data.lots, "open_price": data.open_price,
                                   "stop_loss": data.stop_loss, "take_profit": data.take_profit, "at": at}
-        await session.execute(POSITION_CLOSED if isinstance(data, PositionClosed) else POSITION_OPENED, params)
+        done = await session.execute(POSITION_CLOSED if isinstance(data, PositionClosed) else POSITION_OPENED,
+                                     params)
+    # An insert ... on conflict do update ... where: one row when inserted or updated, none when the where held it.
+    return bool(done.rowcount)  # type: ignore[attr-defined]
 
 
 async def read_account(session: AsyncSession, broker_id: uuid.UUID, trader_id: str) -> Account | None:

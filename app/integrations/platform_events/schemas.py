@@ -139,9 +139,10 @@ class FieldError(OutModel):
 class EventResult(OutModel):
     index: int
     id: str | None = Field(description="The event's id (null when it could not be read)")
-    status: Literal["applied", "duplicate", "refused"] = Field(
-        description="applied: stored and applied to the account state; duplicate: an event id seen before, nothing "
-                    "changed; refused: not applied, see errors")
+    status: Literal["applied", "superseded", "duplicate", "refused"] = Field(
+        description="applied: stored and applied to the account state; superseded: stored, but the state already "
+                    "holds a newer event (by timestamp) or the position is closed, so nothing changed; duplicate: an "
+                    "event id seen before, nothing changed; refused: not applied, see errors")
     errors: list[FieldError] | None = None
 
 
@@ -149,6 +150,8 @@ class EventsOut(OutModel):
     message_id: str = Field(description="The webhook-id of the message")
     replay: bool = Field(description="true when this webhook-id was received before: nothing was applied again")
     applied: int
+    superseded: int = Field(description="Events older than the state they would change (out of order): kept, "
+                            "nothing changed")
     duplicates: int
     refused: int
     results: list[EventResult]

@@ -140,11 +140,11 @@ class PlatformEvents:
             for i, ev, data in good:
                 fresh = await repo.first_sight_of_event(session, broker_id, ev.id, ev.type, data.trader_id,
                                                         ev.timestamp, now, orjson.dumps(ev.data).decode())
+                status = "duplicate"
                 if fresh:
-                    await repo.apply(session, broker_id, ev.timestamp, data)
+                    status = "applied" if await repo.apply(session, broker_id, ev.timestamp, data) else "superseded"
                     traders.append(data.trader_id)
-                results.append({"index": i, "id": ev.id, "status": "applied" if fresh else "duplicate",
-                                "errors": None})
+                results.append({"index": i, "id": ev.id, "status": status, "errors": None})
             changed = list(dict.fromkeys(traders))
             if changed:  # what the sweeper evaluates should the job never be queued (Redis down, a crash)
                 await repo.message_traders(session, broker_id, message_id, changed)
@@ -223,9 +223,9 @@ class EventsRefused(AppError):
 
 def _answer(message_id: str, replay: bool, results: list[dict[str, Any]]) -> dict[str, Any]:
     results.sort(key=lambda r: int(r["index"]))
-    count = {s: sum(1 for r in results if r["status"] == s) for s in ("applied", "duplicate", "refused")}
-    return {"messageId": message_id, "replay": replay, "applied": count["applied"], "duplicates": count["duplicate"],
-            "refused": count["refused"], "results": results}
+    count = {s: sum(1 for r in results if r["status"] == s) for s in ("applied", "superseded", "duplicate", "refused")}
+    return {"messageId": message_id, "replay": replay, "applied": count["applied"], "superseded": count["superseded"],
+            "duplicates": count["duplicate"], "refused": count["refused"], "results": results}
 
 
 def _check(index: int, raw: Any) -> dict[str, Any] | tuple[EventIn, Any]:

@@ -415,6 +415,31 @@ def test_out_of_order_events_end_in_the_current_state(worker1: TestClient, local
     assert '"free";q=40' in policy_quota(worker1, broker)
 
 
+def test_an_event_fetched_before_a_newer_one_committed_applies_the_newest_state(
+        worker1: TestClient, local_stripe: str, clock: Clock) -> None:
+    """Two events about one subscription, each fetched on its own: `updated` is fetched while the subscription
+    is active, then it is cancelled and `deleted` is applied in full; `updated` is applied last. Its fetch is
+    older than the state already applied: the subscription is read again under the broker's lock, so the
+    broker stays free (applying the fetched state would put it back on the paid tier)."""
+    from app.billing import webhooks
+
+    broker = make_broker(worker1, tier="free")
+    token = admin_token(worker1, broker)
+    sub_id = subscribe(worker1, local_stripe, broker, token)
+    billing = billing_of(worker1)
+    ref = webhooks.EventRef(id=f"evt_{uuid.uuid4().hex}", type="customer.subscription.updated", created=0,
+                            object_type="subscription", object_id=sub_id)
+    early = worker1.portal.call(webhooks.fetch, billing, ref.type, ref.object_type, ref.object_id)
+    assert early.subscription.status == "active"
+    stripe_client(local_stripe).v1.subscriptions.cancel(sub_id)
+    assert deliver(worker1, thin_event("customer.subscription.deleted", {"id": sub_id, "object": "subscription"})
+                   ).status_code == 200
+    assert worker1.get("/api/v1/billing/subscription", headers=bearer(token)).json()["tier"] == "free"
+    worker1.portal.call(webhooks.apply_fetched, billing, ref, early)
+    view = worker1.get("/api/v1/billing/subscription", headers=bearer(token)).json()
+    assert (view["tier"], view["status"], view["paidTier"]) == ("free", "free", None), view
+
+
 def test_dunning_keeps_the_tier_through_the_grace_period_then_free(
         worker1: TestClient, worker2: TestClient, local_stripe: str, clock: Clock) -> None:
     broker = make_broker(worker1, tier="free")

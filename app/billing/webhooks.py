@@ -3,7 +3,8 @@
 - Signature: `stripe.Webhook.construct_event` over the raw body with STRIPE_WEBHOOK_SECRET and Stripe's
   300 s tolerance. Any failure is a 400 and nothing is stored or applied.
 - Out of order: only the event's object id is read from it; that object is fetched from Stripe as it is now
-  (outside any transaction) and the subscription goes to the state machine (service.apply_subscription_in).
+  (outside any transaction), read again under the broker's row lock (so of two events about one subscription
+  the one applied last applies the newest state), and goes to the state machine (service.apply_subscription_in).
 - Once, even for two copies delivered at the same moment: one transaction claims the event id (an INSERT into
   stripe_events that conflicts on the primary key), applies the event (account, tier, audit rows), marks it
   processed and commits. A second copy's INSERT waits on the unique index until the first commits, then
@@ -22,10 +23,11 @@ from typing import Any
 import stripe
 from sqlalchemy import select, update
 from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.billing.service import BillingService, _get, invoice_subscription
 from app.errors import BillingUnavailable, WebhookSignatureInvalid
-from app.models import BillingAccount, StripeEvent
+from app.models import BillingAccount, Broker, StripeEvent
 
 LOCAL_WEBHOOK_SECRET = "whsec_forexrisk_local"  # the local server's deliveries (development, tests) only
 TOLERANCE_SECONDS = 300
@@ -91,7 +93,11 @@ async def handle(billing: BillingService, ref: EventRef) -> dict[str, Any]:
         processed = await session.scalar(select(StripeEvent.processed_at).where(StripeEvent.id == ref.id))
     if processed is not None:
         return {"received": True, "duplicate": True}
-    fetched = await fetch(billing, ref.type, ref.object_type, ref.object_id)
+    return await apply_fetched(billing, ref, await fetch(billing, ref.type, ref.object_type, ref.object_id))
+
+
+async def apply_fetched(billing: BillingService, ref: EventRef, fetched: Fetched) -> dict[str, Any]:
+    """The claim and the state machine, once the event's subscription was fetched (outside any transaction)."""
     now = billing.clock()
     announce: uuid.UUID | None = None
     async with billing.db.platform() as session:
@@ -106,7 +112,8 @@ async def handle(billing: BillingService, ref: EventRef) -> dict[str, Any]:
         if fetched.subscription is None:
             outcome = fetched.ignored or "ignored"
         else:
-            outcome, announce = await billing.apply_subscription_in(session, fetched.subscription, source=ref.type)
+            current = await _current_under_lock(billing, session, fetched.subscription)
+            outcome, announce = await billing.apply_subscription_in(session, current, source=ref.type)
             if fetched.notice is not None:
                 broker_id = await session.scalar(select(BillingAccount.broker_id).where(
                     BillingAccount.subscription_id == fetched.subscription.id))
@@ -120,6 +127,23 @@ async def handle(billing: BillingService, ref: EventRef) -> dict[str, Any]:
     if announce is not None:
         billing.auth.forget_broker(announce)  # every worker's limiter: the announcement path (Redis pub/sub)
     return {"received": True, "duplicate": False, "outcome": outcome}
+
+
+async def _current_under_lock(billing: BillingService, session: AsyncSession, sub: Any) -> Any:
+    """The subscription read again under the broker's row lock (the state machine's own lock, taken first here).
+    Events about one subscription come in bursts (checkout completed, invoice paid, subscription updated), each
+    fetched on its own; the one fetched first could commit last and apply an older state. Read under the lock,
+    the state applied last is the newest. One more Stripe read per event, while the row is held."""
+    customer = _get(sub, "customer")
+    customer = customer if isinstance(customer, str) else _get(customer, "id")
+    broker_id = await billing.broker_of_customer(session, customer, _get(_get(sub, "metadata") or {}, "broker_id"))
+    if broker_id is None:
+        return sub  # the state machine says "no broker for this customer"
+    await session.get(Broker, broker_id, with_for_update=True)
+    try:
+        return await billing.stripe().v1.subscriptions.retrieve_async(sub.id)
+    except stripe.StripeError as exc:  # rolls the claim back: Stripe's retry delivers the event again
+        raise BillingUnavailable(f"Stripe did not answer ({type(exc).__name__}); retry.") from exc
 
 
 async def fetch(billing: BillingService, type_: str, object_type: str | None, object_id: str | None) -> Fetched:

@@ -138,7 +138,15 @@ def ensure_node_tools() -> None:
         return
     step = [npm, "install", "--prefix", str(NODE_TOOLS), f"s3rver@{S3RVER_VERSION}", "--no-audit", "--no-fund"]
     print(f"[dev] {' '.join(step)}", flush=True)
-    if subprocess.run(step).returncode != 0:
+    # Trust the machine's certificate store, as uv does (UV_SYSTEM_CERTS above): node has its own CA bundle, and
+    # without NODE_EXTRA_CA_CERTS a proxy's root is refused (each package then takes ~70 s of retries). Bounded:
+    # an unreachable registry must not hold the test command.
+    env = {**os.environ, "NODE_OPTIONS": f"{os.environ.get('NODE_OPTIONS', '')} --use-openssl-ca".strip()}
+    try:
+        code = subprocess.run(step, env=env, timeout=300).returncode
+    except subprocess.TimeoutExpired:
+        code = -1
+    if code != 0:
         print("[dev] installing s3rver failed: the S3 storage tests will be skipped", flush=True)
 
 

@@ -254,6 +254,7 @@ US_DOLLAR_X = """(el) => {
 def test_billing_and_sign_up_in_arabic_and_german(page: Any, console: Console, stripe_url: str) -> None:
     """Sign-up and a paid account's Billing page (plan, usage, plans, an invoice, the cancel dialog) in Arabic,
     right to left, and German: no English left, amounts read as the locale writes them, 390 px and axe clean."""
+    page.add_init_script(ui.COUNT_FETCHES)
     en = ui.strings("en")
     page.goto(console.api + "/admin/#/signin")
     ready(page)
@@ -290,7 +291,7 @@ def test_billing_and_sign_up_in_arabic_and_german(page: Any, console: Console, s
         page.wait_for_function("(t) => document.querySelector('main h1')?.textContent === t", arg=tr["billing.title"])
         page.wait_for_selector("#billing-usage[aria-busy=false]")
         page.wait_for_selector("#invoices tbody tr")
-        page.wait_for_load_state("networkidle")
+        page.wait_for_function(ui.SETTLED)
         assert tr["nav.billing"] in page.locator("#nav").inner_text()
         assert page.locator("#billing-tier").inner_text() == tr["tier.professional"]
         assert page.locator("#billing-status").inner_text() == tr["billing.status.active"]

@@ -652,7 +652,16 @@ def english_left(page: Any, en: dict[str, str], tr: dict[str, str]) -> list[str]
     return sorted(pieces & english)
 
 
+# Counts the console document's own requests in flight. `networkidle` also waits for the frames (the live widget
+# preview on Settings fetches quotes and recalculates), which on a busy box never left a 500 ms gap in 20 s.
+COUNT_FETCHES = """(() => { let n = 0; const f = window.fetch;
+  window.fetch = (...a) => { n++; return f(...a).finally(() => { n--; }); };
+  Object.defineProperty(window, '__inFlight', { get: () => n }); })()"""
+SETTLED = "() => window.__inFlight === 0 && !document.querySelector('main [aria-busy=\"true\"]')"
+
+
 def test_the_console_in_arabic_german_and_japanese(page: Any, console: Console) -> None:
+    page.add_init_script(COUNT_FETCHES)
     who = console.broker()
     sign_in(page, console, who, enrolled(console, who))
     en = strings("en")
@@ -669,7 +678,7 @@ def test_the_console_in_arabic_german_and_japanese(page: Any, console: Console) 
         for route, title in PAGES:
             page.evaluate("(r) => { location.hash = '#/' + r; }", route)
             page.wait_for_function("(t) => document.querySelector('main h1')?.textContent === t", arg=tr[title])
-            page.wait_for_load_state("networkidle")
+            page.wait_for_function(SETTLED)  # everything this page asked the API for has been drawn
             assert not english_left(page, en, tr), (locale, route, english_left(page, en, tr))
             # The tab's title: this page's heading and the console's name, both in this locale (set once drawn).
             page.wait_for_function("(t) => document.title === t", arg=f"{tr[title]} · {tr['header.documentTitle']}")

@@ -935,6 +935,12 @@ def test_projection_and_portfolio_tabs(page: Any, stack: Stack) -> None:
         assert side[0] + 16 <= side[1], (width, side)  # the option's text fits its box
         overflow = frame.evaluate("document.documentElement.scrollWidth - document.documentElement.clientWidth")
         assert overflow <= 0, (width, overflow)
+        if width < 560:  # the cards' labels read like the table's headers ("Lots", not "lots")
+            labels = frame.evaluate("""() => [...document.querySelectorAll('#prows tr:first-child td[data-l]')]
+                .map((td) => { const b = getComputedStyle(td, '::before');
+                  return [td.dataset.l, b.content, b.textTransform]; })""")
+            lots = next(entry for entry in labels if entry[0] == "lots")
+            assert lots[2] == "capitalize" and lots[1] == '"lots"', labels
 
 
 def test_full_page_mode(page: Any, stack: Stack) -> None:

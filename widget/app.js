@@ -1061,7 +1061,7 @@ ${field('pn', t('trades'), `required inputmode="numeric" value="100"`, t('trades
     $('pgo2').addEventListener('click', analyse);
   }
   function renderRows() {
-    const inp = (i, k, v, label, extra) => `<td data-l="${label}"><input data-i="${i}" data-k="${k}" aria-label="${label} ${i + 1}"` +
+    const inp = (i, k, v, label, extra) => `<td data-l="${label}"${k === 'lots' ? ' class="cap"' : ''}><input data-i="${i}" data-k="${k}" aria-label="${label} ${i + 1}"` +
       ` autocomplete="off" value="${v == null ? '' : esc(typeof v === 'number' ? plain(v) : v)}" ${extra}></td>`;
     $('prows').innerHTML = portfolio.map((p, i) => '<tr>' +
       inp(i, 'currencyPair', p.currencyPair, t('instrument'), 'list="syms" spellcheck="false"') +

@@ -9,7 +9,6 @@ no new one fires: that is the hysteresis.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any, Literal
 
 Kind = Literal["risk-per-trade", "total-risk", "margin-level", "currency-exposure", "portfolio-var"]
@@ -49,13 +48,7 @@ class Reading:
 
 
 def _account(book: dict[str, Any]) -> dict[str, Any]:
-    out = {k: book.get(k) for k in ("traderId", "accountCurrency", "balance", "equity", "freeMargin", "asOf")}
-    at = out["asOf"]  # UTC with a Z, like every other time of the webhook payload
-    if isinstance(at, str):
-        at = datetime.fromisoformat(at)
-    if isinstance(at, datetime):
-        out["asOf"] = at.astimezone(UTC).isoformat().replace("+00:00", "Z")
-    return out
+    return {k: book.get(k) for k in ("traderId", "accountCurrency", "balance", "equity", "freeMargin", "asOf")}
 
 
 def readings(rule: Rule, book: dict[str, Any]) -> list[Reading] | None:

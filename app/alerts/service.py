@@ -29,7 +29,8 @@ from app.services import Services
 
 
 def _json(value: Any) -> str:
-    return orjson.dumps(value, default=str).decode()
+    # UTC times end in Z, like every other time of the webhook payload (the evidence's asOf included).
+    return orjson.dumps(value, default=str, option=orjson.OPT_UTC_Z).decode()
 
 
 def rule_out(row: Row[Any]) -> dict[str, Any]:

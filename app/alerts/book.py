@@ -14,6 +14,7 @@ from typing import Any
 from app.auth.admission import Caller
 from app.auth.principal import Principal
 from app.calc.errors import CalcError
+from app.calculations.market import describe_quote
 from app.calculations.routes import ROUTES_BY_PATH
 from app.errors import AppError
 from app.integrations.platform_events.repository import Account
@@ -58,14 +59,6 @@ def _problem(exc: AppError | CalcError) -> dict[str, Any]:
     return {"code": exc.slug, "field": None, "detail": exc.detail}
 
 
-def _quote_view(q: Any) -> dict[str, Any]:
-    view: dict[str, Any] = {"bid": q.bid, "ask": q.ask, "source": q.source,
-                            "time": q.time.isoformat().replace("+00:00", "Z"), "live": q.live}
-    if q.label:
-        view["label"] = q.label
-    return view
-
-
 async def _prices(svc: Services, caller: Caller, account: Account
                   ) -> tuple[dict[str, Any], list[str], dict[str, dict[str, Any]]]:
     """Current prices of the book's instruments from the broker's chain (they value the net exposure); an
@@ -89,7 +82,7 @@ async def _prices(svc: Services, caller: Caller, account: Account
             stale.append(p.symbol)
         else:
             rates[p.symbol] = {"bid": q.bid, "ask": q.ask}
-            views[p.symbol] = _quote_view(q)
+            views[p.symbol] = describe_quote(q)
     return rates, stale, views
 
 

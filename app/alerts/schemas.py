@@ -9,7 +9,7 @@ from typing import Annotated, Any, Literal
 from pydantic import AfterValidator, Field
 
 from app.alerts.book import VAR_CONFIDENCES
-from app.schemas import ApiModel, OutModel
+from app.schemas import ApiModel, OutModel, RateOrigin
 
 
 class LivePosition(OutModel):
@@ -53,15 +53,6 @@ class Unavailable(OutModel):
     detail: str
 
 
-class BookPrice(OutModel):
-    bid: float
-    ask: float
-    source: str
-    time: datetime = Field(description="When the price was made (UTC)")
-    live: bool = Field(description="false: a dated snapshot, not a live price")
-    label: str | None = Field(default=None, description="What the snapshot is, for a price that is not live")
-
-
 class LiveRiskOut(OutModel):
     trader_id: str
     account_currency: str | None
@@ -80,7 +71,7 @@ class LiveRiskOut(OutModel):
     net_exposure_by_currency: dict[str, CurrencyExposure]
     priced_at_open: list[str] = Field(description="Instruments without a fresh quote in the broker's chain, valued "
                                       "at their open price")
-    prices: dict[str, BookPrice] = Field(
+    prices: dict[str, RateOrigin] = Field(
         default_factory=dict, description="The quote each instrument of the book is valued at (source, time, "
         "live or a dated snapshot); flag PRICES_NOT_LIVE when any is not live")
     var: LiveVar | None = Field(description="Historical VaR and ES of the open positions from the market history")

@@ -307,7 +307,8 @@ def _rate_value(q: Any) -> float | SidedRate:
     return _view(q)[0]
 
 
-def _describe(q: Any) -> dict[str, Any]:
+def describe_quote(q: Any) -> dict[str, Any]:
+    """A fetched quote as answers name it (RateOrigin: source, time, live, bid, ask, a snapshot's label)."""
     return dict(_view(q)[1])  # a copy: the answer's dict may be extended
 
 
@@ -437,13 +438,13 @@ def resolve(todo: Plan, table: RateTable, lookup: Lookup, providers: list[str]) 
     rates = {sym: _rate_value(q) for sym, q in fetched.items()}
     if not fetched and not update:
         return Resolved(rates, update, misses, None)
-    meta: dict[str, Any] = {"providers": providers, "fetched": {s: _describe(q) for s, q in fetched.items()}}
+    meta: dict[str, Any] = {"providers": providers, "fetched": {s: describe_quote(q) for s, q in fetched.items()}}
     used = list(fetched.values())
     if entry is not None:
         q = quotes[entry.symbol]
         used.append(q)
         meta["entryPrice"] = {"value": update["entry_price"], "side": entry.entry_side, "symbol": entry.symbol,
-                              **_describe(q)}
+                              **describe_quote(q)}
     snapshot = sorted({q.label for q in used if not q.live and q.label})
     if snapshot:
         meta["snapshot"] = snapshot

@@ -222,3 +222,16 @@ def test_accounts_are_per_tenant(client: TestClient, broker_a: BrokerFixture, br
         assert_problem(client.get(path, headers=broker_b.auth), 404, "not-found")
     resp = client.post(f"/api/v1/brokers/{broker_a.id}/platform-events/secret", headers=broker_b.auth)
     assert_problem(resp, 404, "not-found")
+
+
+def test_a_superseded_event_queues_no_alert_evaluation(client: TestClient, broker_a: BrokerFixture) -> None:
+    """Only a message that changed a book leaves its traders to evaluate (the evaluate job, the sweeper)."""
+    from tests.test_webhooks_reliability import message_row
+
+    secret = inbound_secret(client, broker_a)
+    newer, older = f"msg_{uuid.uuid4().hex}", f"msg_{uuid.uuid4().hex}"
+    post_events(client, broker_a, secret, [account("t-9", at=later(5))], msg_id=newer)
+    late = post_events(client, broker_a, secret, [account("t-9", balance=1, at=later(1))], msg_id=older)
+    assert late.json()["results"][0]["status"] == "superseded"
+    assert list(message_row(client, broker_a, newer).traders) == ["t-9"]
+    assert list(message_row(client, broker_a, older).traders) == []

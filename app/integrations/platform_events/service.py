@@ -143,6 +143,7 @@ class PlatformEvents:
                 status = "duplicate"
                 if fresh:
                     status = "applied" if await repo.apply(session, broker_id, ev.timestamp, data) else "superseded"
+                if status == "applied":  # only a changed book is evaluated again
                     traders.append(data.trader_id)
                 results.append({"index": i, "id": ev.id, "status": status, "errors": None})
             changed = list(dict.fromkeys(traders))

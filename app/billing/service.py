@@ -384,11 +384,13 @@ class BillingService:
         return outcome
 
     async def apply_subscription_in(self, session: AsyncSession, sub: Any, *, source: str,
-                                    conn: HTTPConnection | None = None,
-                                    principal: Principal | None = None) -> tuple[str, uuid.UUID | None]:
+                                    conn: HTTPConnection | None = None, principal: Principal | None = None,
+                                    reread: bool = False) -> tuple[str, uuid.UUID | None]:
         """The state machine, in the caller's transaction (a platform session): what happened, and the broker
         whose tier changed (None when none did). The caller commits, then announces that broker
-        (`auth.forget_broker`)."""
+        (`auth.forget_broker`). `reread`: read the subscription again once the broker's row is locked (the
+        webhook route: events about one subscription come in bursts, each fetched on its own, and the one
+        fetched first could commit last; read under the lock, the state applied last is the newest)."""
         status = str(_get(sub, "status"))
         customer = _get(sub, "customer")
         customer = customer if isinstance(customer, str) else _get(customer, "id")
@@ -399,6 +401,12 @@ class BillingService:
         broker = await session.get(Broker, broker_id, with_for_update=True)
         if broker is None or broker.status == "deleted":
             return "broker deleted", None
+        if reread:
+            try:
+                sub = await self.stripe().v1.subscriptions.retrieve_async(sub.id)
+                status = str(_get(sub, "status"))
+            except stripe.StripeError as exc:  # the caller's transaction rolls back; Stripe delivers it again
+                raise unavailable(exc) from exc
         account = await self.open_account(session, broker_id, trial=False)
         if account.stripe_customer_id is None and customer:
             account.stripe_customer_id = customer

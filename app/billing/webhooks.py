@@ -23,11 +23,10 @@ from typing import Any
 import stripe
 from sqlalchemy import select, update
 from sqlalchemy.dialects.postgresql import insert
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.billing.service import BillingService, _get, invoice_subscription
 from app.errors import BillingUnavailable, WebhookSignatureInvalid
-from app.models import BillingAccount, Broker, StripeEvent
+from app.models import BillingAccount, StripeEvent
 
 LOCAL_WEBHOOK_SECRET = "whsec_forexrisk_local"  # the local server's deliveries (development, tests) only
 TOLERANCE_SECONDS = 300
@@ -112,8 +111,8 @@ async def apply_fetched(billing: BillingService, ref: EventRef, fetched: Fetched
         if fetched.subscription is None:
             outcome = fetched.ignored or "ignored"
         else:
-            current = await _current_under_lock(billing, session, fetched.subscription)
-            outcome, announce = await billing.apply_subscription_in(session, current, source=ref.type)
+            outcome, announce = await billing.apply_subscription_in(session, fetched.subscription, source=ref.type,
+                                                                    reread=True)
             if fetched.notice is not None:
                 broker_id = await session.scalar(select(BillingAccount.broker_id).where(
                     BillingAccount.subscription_id == fetched.subscription.id))
@@ -127,23 +126,6 @@ async def apply_fetched(billing: BillingService, ref: EventRef, fetched: Fetched
     if announce is not None:
         billing.auth.forget_broker(announce)  # every worker's limiter: the announcement path (Redis pub/sub)
     return {"received": True, "duplicate": False, "outcome": outcome}
-
-
-async def _current_under_lock(billing: BillingService, session: AsyncSession, sub: Any) -> Any:
-    """The subscription read again under the broker's row lock (the state machine's own lock, taken first here).
-    Events about one subscription come in bursts (checkout completed, invoice paid, subscription updated), each
-    fetched on its own; the one fetched first could commit last and apply an older state. Read under the lock,
-    the state applied last is the newest. One more Stripe read per event, while the row is held."""
-    customer = _get(sub, "customer")
-    customer = customer if isinstance(customer, str) else _get(customer, "id")
-    broker_id = await billing.broker_of_customer(session, customer, _get(_get(sub, "metadata") or {}, "broker_id"))
-    if broker_id is None:
-        return sub  # the state machine says "no broker for this customer"
-    await session.get(Broker, broker_id, with_for_update=True)
-    try:
-        return await billing.stripe().v1.subscriptions.retrieve_async(sub.id)
-    except stripe.StripeError as exc:  # rolls the claim back: Stripe's retry delivers the event again
-        raise BillingUnavailable(f"Stripe did not answer ({type(exc).__name__}); retry.") from exc
 
 
 async def fetch(billing: BillingService, type_: str, object_type: str | None, object_id: str | None) -> Fetched:

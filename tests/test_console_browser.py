@@ -14,7 +14,7 @@ import re
 import shutil
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -417,15 +417,11 @@ def test_usage_charts_after_50_calculations_and_the_compliance_report(page: Any,
     page.get_by_role("link", name="Usage and reports").click()
     page.wait_for_selector("#usage-form")
     # The analytics store is fed a few seconds behind Postgres: show again until all 50 are in.
-    deadline = time.monotonic() + 60
-    while True:
-        page.wait_for_selector("#kpi-calcs")
-        if page.locator("#kpi-calcs .v").inner_text() == "50" or time.monotonic() > deadline:
-            break
-        page.wait_for_timeout(1000)
+    def show_again() -> None:
         page.get_by_role("button", name="Show", exact=True).click()
         page.wait_for_selector("#usage-out[aria-busy=false]")
-    assert page.locator("#kpi-calcs .v").inner_text() == "50"
+
+    until_shown(page, "#kpi-calcs", "50", show_again)
     assert int(page.locator("#chart-calcs").get_attribute("data-points")) >= 28
     assert page.locator("#chart-calcs path.s1").count() == 1
     top = page.locator("table", has_text="Instrument").first.inner_text()
@@ -650,6 +646,19 @@ def english_left(page: Any, en: dict[str, str], tr: dict[str, str]) -> list[str]
     # "2. Allowed pages" (the steps), "Console 1a2b · Admin" (the header): the string is one piece of the text.
     pieces = {re.sub(r"^\d+\.\s*", "", p.strip()) for text in texts for p in text.split(" · ")}
     return sorted(pieces & english)
+
+
+def until_shown(page: Any, selector: str, expected: str, again: Callable[[], None]) -> None:
+    """Analytics land a few seconds behind Postgres: ask the page `again` until `selector`'s figure shows
+    `expected` (a 60 s bound against a hang, not a speed check), then assert it."""
+    deadline = time.monotonic() + 60
+    while True:
+        page.wait_for_selector(selector)
+        if page.locator(f"{selector} .v").inner_text() == expected or time.monotonic() > deadline:
+            break
+        page.wait_for_timeout(1000)
+        again()
+    assert page.locator(f"{selector} .v").inner_text() == expected
 
 
 # Counts the console document's own requests in flight. `networkidle` also waits for the frames (the live widget

@@ -516,27 +516,12 @@ def test_nothing_cut_at_320_px_in_any_locale(browser: Any, stack: Stack) -> None
 def https_font_server() -> tuple[ThreadingHTTPServer, str]:
     """A broker's font host: https on localhost (a throwaway self-signed certificate), a stylesheet and a
     TrueType file from the system's DejaVu, served with CORS as font CDNs do."""
-    import datetime
     import ssl
     import tempfile
 
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import NameOID
+    from tests.tls import self_signed
 
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
-    now = datetime.datetime.now(datetime.UTC)
-    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
-            .serial_number(x509.random_serial_number()).not_valid_before(now - datetime.timedelta(days=1))
-            .not_valid_after(now + datetime.timedelta(days=1))
-            .add_extension(x509.SubjectAlternativeName([x509.DNSName("localhost")]), critical=False)
-            .sign(key, hashes.SHA256()))
-    tmp = Path(tempfile.mkdtemp(prefix="font-host-"))
-    (tmp / "cert.pem").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    (tmp / "key.pem").write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                                    serialization.NoEncryption()))
+    cert_file, key_file = self_signed(Path(tempfile.mkdtemp(prefix="font-host-")), "localhost")
     files: dict[str, tuple[str, bytes]] = {"/f.ttf": ("font/ttf", FONT_FILE.read_bytes())}
 
     class Fonts(BaseHTTPRequestHandler):
@@ -557,7 +542,7 @@ def https_font_server() -> tuple[ThreadingHTTPServer, str]:
 
     server = ThreadingHTTPServer(("127.0.0.1", 0), Fonts)
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    context.load_cert_chain(tmp / "cert.pem", tmp / "key.pem")
+    context.load_cert_chain(cert_file, key_file)
     server.socket = context.wrap_socket(server.socket, server_side=True)
     server.daemon_threads = True
     origin = f"https://localhost:{server.server_address[1]}"

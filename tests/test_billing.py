@@ -42,8 +42,9 @@ def local_stripe(settings: Settings) -> str:
 
 
 def _app(settings: Settings, url: str) -> Iterator[TestClient]:
-    # Two apps of their own (not the session's): their billing clocks are the tests' to move.
-    app = create_app(settings.model_copy(update={"stripe_api_base": url}))
+    # Two apps of their own (not the session's): their billing clocks are the tests' to move. Their key and
+    # broker caches live 300 s, so within a test only an announcement can change what the other worker holds.
+    app = create_app(settings.model_copy(update={"stripe_api_base": url, "key_cache_seconds": 300}))
     with TestClient(app, raise_server_exceptions=False) as c:
         yield c
 
@@ -85,9 +86,9 @@ def policy_quota(client: TestClient, broker: BrokerFixture) -> str:
 
 
 def eventually_quota(client: TestClient, broker: BrokerFixture, expected: str) -> None:
-    """The announcement is fire-and-forget over Redis pub/sub: wait for it, but only 5 s, half the broker
-    cache's 10 s TTL, so a worker that never hears it still fails here instead of expiring its cache."""
-    deadline = time.monotonic() + 5
+    """The announcement is fire-and-forget over Redis pub/sub: wait for it (60 s against a hang, well inside the
+    workers' 300 s broker cache, so a worker that never hears it fails here instead of expiring its cache)."""
+    deadline = time.monotonic() + 60
     while expected not in (seen := policy_quota(client, broker)):
         assert time.monotonic() < deadline, f"still {seen}: the tier change did not reach this worker"
         time.sleep(0.05)
@@ -239,7 +240,7 @@ def test_a_paid_checkout_reaches_a_server_in_another_process(
         assert '"free";q=40' in policy_there()  # the other process holds the broker (free) in its cache now
         subscribe(worker1, local_stripe, broker, token)
         assert '"professional";q=400' in policy_quota(worker1, broker)
-        deadline = time.monotonic() + 5  # the announcement takes milliseconds; its cache keeps "free" for 300 s
+        deadline = time.monotonic() + 60  # a hang guard: the announcement takes ms; its cache keeps "free" 300 s
         while '"professional";q=400' not in (seen := policy_there()):
             assert time.monotonic() < deadline, f"still {seen} in the other process: the tier change did not reach it"
             time.sleep(0.1)
